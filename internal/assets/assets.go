@@ -1,0 +1,146 @@
+// Package assets is the orchestrator: check and upload, over three concerns
+// it reaches through small interfaces: the git checkout (which commit), the
+// code hash (which build), and the S3 store (look up, copy, upload).
+package assets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+)
+
+// Marker files in the package directory, as the original tool wrote them.
+const (
+	FoundFile    = ".found"
+	CommitFile   = ".commit-hash"
+	CodeHashFile = ".code-hash"
+)
+
+// Metadata keys on every stored object (x-amz-meta-...).
+const (
+	MetaCommit      = "commit-hash"
+	MetaPackageHash = "package-hash"
+	MetaCodeHash    = "code-hash"
+)
+
+// Store is what the orchestrator needs of S3.
+type Store interface {
+	URL(key string) string
+	ReadSmall(ctx context.Context, key string, max int64) ([]byte, error)
+	AnyUnder(ctx context.Context, prefix string) (bool, error)
+	UploadFile(ctx context.Context, key, path, contentType string, meta func(sha256 []byte) map[string]string) (s3store.Uploaded, error)
+	WriteRecord(ctx context.Context, key string, body []byte) error
+}
+
+var _ Store = (*s3store.Store)(nil)
+
+// Repo is what the orchestrator needs of the git checkout.
+type Repo interface {
+	Head() (string, error)
+}
+
+// Kind says which concern a failure came from; the CLI maps it to an exit code.
+type Kind int
+
+const (
+	KindGit Kind = iota + 1
+	KindS3
+	KindPackage
+)
+
+// Failure is an error attributed to a concern.
+type Failure struct {
+	Kind Kind
+	Err  error
+}
+
+func (f *Failure) Error() string { return f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
+func fail(k Kind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Failure{Kind: k, Err: err}
+}
+
+// ErrNoCommitHash: upload ran without a check before it.
+var ErrNoCommitHash = errors.New("no " + CommitFile + " in the package directory: run check first (in the same package directory)")
+
+// Runner runs check and upload.
+type Runner struct {
+	Config   *config.Config
+	Store    Store
+	OpenRepo func(path string) (Repo, error)
+	Log      *log.Logger
+	// Tool names the writer in completion records ("s3-asset-manager v1.2.3").
+	Tool string
+}
+
+var commitRE = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+
+func (r *Runner) logf(format string, args ...any) { r.Log.Printf(format, args...) }
+
+// artifactPrefix is "<prefix>artifacts/<commit>/".
+func (r *Runner) artifactPrefix(commit string) string {
+	return r.Config.KeyPrefix + "artifacts/" + commit + "/"
+}
+
+// cachePrefix is "<prefix>cache/<code-hash>/".
+func (r *Runner) cachePrefix(codeHash string) string {
+	return r.Config.KeyPrefix + "cache/" + codeHash + "/"
+}
+
+func (r *Runner) pkgPath(name string) string { return filepath.Join(r.Config.PackageDir, name) }
+
+// readRecord fetches and validates the completion record under prefix.
+// A missing record wraps s3store.ErrNotFound; a malformed one wraps
+// manifest.ErrInvalid; a signature problem wraps manifest.ErrSignature.
+func (r *Runner) readRecord(ctx context.Context, prefix string) (*manifest.Record, error) {
+	key := prefix + manifest.Name
+	data, err := r.Store.ReadSmall(ctx, key, manifest.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := manifest.Decode(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Store.URL(key), err)
+	}
+	return rec, nil
+}
+
+func writeMarker(path, content string) error {
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// readMarker returns a marker file's trimmed content; os.ErrNotExist if absent.
+func readMarker(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func removeIfExists(path string) (bool, error) {
+	err := os.Remove(path)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return false, err
+}

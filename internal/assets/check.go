@@ -1,0 +1,112 @@
+package assets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+)
+
+// CheckResult is what check found.
+type CheckResult struct {
+	Commit   string
+	CodeHash string // empty unless the cache is on
+	Found    bool
+	CacheHit bool   // found by copying from the cache
+	Where    string // s3:// URL of the set found
+	Files    int
+	Bytes    int64
+}
+
+// Check decides whether the commit's artifacts exist, and marks the package
+// directory for the tasks after it.
+func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
+	var res CheckResult
+	dir := r.Config.PackageDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
+	}
+	// Markers of an earlier run in a reused directory must not leak into this
+	// one: a stale .found skips the build, a stale .code-hash fills the wrong cache.
+	for _, name := range []string{FoundFile, CodeHashFile} {
+		removed, err := removeIfExists(r.pkgPath(name))
+		if err != nil {
+			return res, fail(KindPackage, fmt.Errorf("remove stale %s: %w", name, err))
+		}
+		if removed {
+			r.logf("removed %s left by an earlier run", r.pkgPath(name))
+		}
+	}
+
+	repo, err := r.OpenRepo(r.Config.RepoPath)
+	if err != nil {
+		return res, fail(KindGit, fmt.Errorf("open git repository at %s: %w", r.Config.RepoPath, err))
+	}
+	commit, err := repo.Head()
+	if err != nil {
+		return res, fail(KindGit, err)
+	}
+	res.Commit = commit
+	r.logf("commit %s (HEAD of %s)", commit, r.Config.RepoPath)
+	if err := writeMarker(r.pkgPath(CommitFile), commit); err != nil {
+		return res, fail(KindPackage, err)
+	}
+
+	prefix := r.artifactPrefix(commit)
+	r.logf("looking up %s", r.Store.URL(prefix+manifest.Name))
+	start := time.Now()
+	rec, err := r.readRecord(ctx, prefix)
+	switch {
+	case err == nil:
+		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(prefix), len(rec.Files), rec.TotalSize()
+		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), humanSize(rec.TotalSize()),
+			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
+	case errors.Is(err, s3store.ErrNotFound):
+		found, err := r.unrecorded(ctx, prefix)
+		if err != nil {
+			return res, fail(KindS3, err)
+		}
+		res.Found = found
+		if found {
+			res.Where = r.Store.URL(prefix)
+		}
+	case errors.Is(err, manifest.ErrInvalid):
+		return res, fail(KindS3, fmt.Errorf("%w (not written by this tool, or damaged: delete it to let the build run again)", err))
+	default:
+		return res, fail(KindS3, err)
+	}
+
+	if res.Found {
+		if err := writeMarker(r.pkgPath(FoundFile), ""); err != nil {
+			return res, fail(KindPackage, err)
+		}
+		r.logf("result: found, the build can be skipped (%s written)", r.pkgPath(FoundFile))
+		return res, nil
+	}
+	r.logf("result: not found, the build must run and upload")
+	return res, nil
+}
+
+// unrecorded handles a missing completion record: objects without one are an
+// interrupted upload or the original tool's, found only when the user opted in.
+func (r *Runner) unrecorded(ctx context.Context, prefix string) (bool, error) {
+	any, err := r.Store.AnyUnder(ctx, prefix)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case !any:
+		r.logf("not found: nothing under %s", r.Store.URL(prefix))
+		return false, nil
+	case r.Config.AcceptLegacy:
+		r.logf("found objects under %s without a completion record; counted as found (PACKAGE_ASSETS_ACCEPT_LEGACY)", r.Store.URL(prefix))
+		return true, nil
+	default:
+		r.logf("not found: objects exist under %s but no completion record (an interrupted upload, or written by the original tool; PACKAGE_ASSETS_ACCEPT_LEGACY=true accepts the latter)", r.Store.URL(prefix))
+		return false, nil
+	}
+}

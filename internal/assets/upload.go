@@ -1,0 +1,218 @@
+package assets
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+)
+
+// UploadResult is what upload did.
+type UploadResult struct {
+	Commit   string
+	CodeHash string
+	Skipped  string // why nothing was uploaded, if so
+	Files    []manifest.File
+	Bytes    int64
+	Duration time.Duration
+}
+
+// ErrNoFiles: the package directory holds nothing to upload.
+var ErrNoFiles = errors.New("no files to upload")
+
+// Upload stores the package directory's files under the commit, then the
+// completion record, last.
+func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
+	var res UploadResult
+	dir := r.Config.PackageDir
+	if _, err := os.Stat(r.pkgPath(FoundFile)); err == nil {
+		res.Skipped = "found by check"
+		r.logf("%s exists: the artifacts were found by check, nothing to upload", r.pkgPath(FoundFile))
+		return res, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return res, fail(KindPackage, err)
+	}
+
+	commit, err := readMarker(r.pkgPath(CommitFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return res, fail(KindPackage, fmt.Errorf("%s: %w", dir, ErrNoCommitHash))
+	} else if err != nil {
+		return res, fail(KindPackage, err)
+	}
+	if !commitRE.MatchString(commit) {
+		return res, fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", r.pkgPath(CommitFile), truncate(commit, 80)))
+	}
+	res.Commit = commit
+	codeHash, err := readMarker(r.pkgPath(CodeHashFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fail(KindPackage, err)
+	}
+	res.CodeHash = codeHash
+
+	files, err := packageFiles(dir, r.logf)
+	if err != nil {
+		return res, fail(KindPackage, err)
+	}
+	r.logf("commit %s: %d files to upload from %s", commit, len(files), dir)
+
+	prefix := r.artifactPrefix(commit)
+	if rec, err := r.readRecord(ctx, prefix); err == nil {
+		res.Skipped = "already complete"
+		res.Files = rec.Files
+		r.logf("%s is already complete (%d files, since %s): nothing uploaded", r.Store.URL(prefix), len(rec.Files), rec.Created.UTC().Format(time.RFC3339))
+		return res, nil
+	} else if !errors.Is(err, s3store.ErrNotFound) {
+		return res, fail(KindS3, err)
+	}
+
+	start := time.Now()
+	stored, err := r.uploadAll(ctx, prefix, files, commit, codeHash)
+	if err != nil {
+		return res, err
+	}
+	res.Files = stored
+	for _, f := range stored {
+		res.Bytes += f.Size
+	}
+	res.Duration = time.Since(start)
+
+	rec := manifest.Record{
+		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, CodeHash: codeHash,
+		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Files: stored,
+	}
+	if err := r.writeRecord(ctx, prefix, rec); err != nil {
+		return res, err
+	}
+	r.logf("result: uploaded %d files, %s in %s (%s) to %s", len(stored), humanSize(res.Bytes),
+		res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), r.Store.URL(prefix))
+	return res, nil
+}
+
+// uploadAll sends the files in parallel; the store bounds requests in flight.
+func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, commit, codeHash string) ([]manifest.File, error) {
+	var (
+		mu     sync.Mutex
+		stored = make([]manifest.File, 0, len(files))
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.Config.Concurrency)
+	for _, path := range files {
+		name := filepath.Base(path)
+		g.Go(func() error {
+			meta := func(sum []byte) map[string]string {
+				m := map[string]string{
+					MetaCommit:      commit,
+					MetaPackageHash: base64.StdEncoding.EncodeToString(sum),
+				}
+				if codeHash != "" {
+					m[MetaCodeHash] = codeHash
+				}
+				return m
+			}
+			ct := ContentType(name)
+			up, err := r.Store.UploadFile(gctx, prefix+name, path, ct, meta)
+			if err != nil {
+				k := KindS3
+				if errors.Is(err, s3store.ErrChanged) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+					k = KindPackage
+				}
+				return fail(k, fmt.Errorf("upload %s: %w", name, err))
+			}
+			how := "1 request"
+			if up.Parts > 0 {
+				how = fmt.Sprintf("%d parts", up.Parts)
+			}
+			r.logf("  %s  %s in %s (%s, %s)", name, humanSize(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
+			mu.Lock()
+			stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct})
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(stored, func(a, b manifest.File) int { return strings.Compare(a.Name, b.Name) })
+	return stored, nil
+}
+
+// writeRecord stores a completion record unless one is there already: a
+// concurrent writer of the same set finished first, which is fine as long as
+// its record is valid.
+func (r *Runner) writeRecord(ctx context.Context, prefix string, rec manifest.Record) error {
+	body, err := manifest.Encode(rec, nil)
+	if err != nil {
+		return fmt.Errorf("encode completion record: %w", err)
+	}
+	key := prefix + manifest.Name
+	err = r.Store.WriteRecord(ctx, key, body)
+	if errors.Is(err, s3store.ErrExists) {
+		if _, rerr := r.readRecord(ctx, prefix); rerr != nil {
+			return fail(KindS3, fmt.Errorf("another writer completed %s first, but its record does not read back: %w", r.Store.URL(prefix), rerr))
+		}
+		r.logf("%s was completed by another upload at the same time; keeping its record", r.Store.URL(prefix))
+		return nil
+	}
+	if err != nil {
+		return fail(KindS3, fmt.Errorf("write completion record: %w", err))
+	}
+	r.logf("completion record %s written", r.Store.URL(key))
+	return nil
+}
+
+// packageFiles lists what upload sends: every non-hidden regular file directly
+// in dir. Sub-directories are left out, as by the original tool; a symlink is
+// followed (its target's content is uploaded under the link's name) and one
+// that leads nowhere is an error, as is any other kind of file.
+func packageFiles(dir string, logf func(string, ...any)) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read package directory: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path) // follows symlinks
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && e.Type()&os.ModeSymlink != 0 {
+				return nil, fmt.Errorf("%s is a symlink to nothing", path)
+			}
+			return nil, err
+		}
+		switch {
+		case fi.IsDir():
+			logf("  skipping sub-directory %s/ (only files directly in the package directory are uploaded)", name)
+		case fi.Mode().IsRegular():
+			files = append(files, path)
+		default:
+			return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: %w (upload sends the non-hidden files directly inside it; did the build write them elsewhere?)", dir, ErrNoFiles)
+	}
+	return files, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,187 @@
+// Package cli is the program: it reads the command line and the settings,
+// builds the git, hash and S3 parts, runs check or upload through the
+// orchestrator, and turns the outcome into logs and an exit code.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/assets"
+	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+	"github.com/nsmithuk/s3-asset-manager/internal/version"
+)
+
+// Exit codes. Documented in the README; scripts may branch on them.
+const (
+	ExitOK          = 0   // success, found or not
+	ExitFailure     = 1   // an unexpected error
+	ExitUsage       = 2   // bad command line or settings; nothing was done
+	ExitGit         = 3   // the git repository could not be read
+	ExitS3          = 4   // S3 refused, failed or could not be reached
+	ExitPackage     = 5   // the package directory is missing something or unreadable
+	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM
+)
+
+const name = "s3-asset-manager"
+
+// Run is the whole program. args[0] selects the command when the binary is
+// invoked as "check" or "upload" (Concourse's run: path: check).
+func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
+	logger := log.New(stderr, "", 0)
+	cmd, rest, err := parseArgs(args, lookup)
+	if err != nil {
+		logger.Printf("error: %v", err)
+		fmt.Fprintf(stderr, "run '%s --help' for usage\n", name)
+		return ExitUsage
+	}
+	switch cmd {
+	case "help":
+		usage(stdout)
+		return ExitOK
+	case "version":
+		fmt.Fprintf(stdout, "%s %s\n", name, version.Version)
+		return ExitOK
+	}
+	if len(rest) > 0 {
+		logger.Printf("error: %s takes no arguments, got %q (settings come from environment variables)", cmd, rest)
+		return ExitUsage
+	}
+
+	cfg, err := config.Load(lookup, config.Requirements{Bucket: true})
+	if err != nil {
+		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
+		return ExitUsage
+	}
+	logger.Printf("%s %s %s", name, version.Version, cmd)
+
+	store, err := s3store.New(ctx, s3store.Options{
+		Bucket:      cfg.Bucket,
+		Endpoint:    cfg.Endpoint,
+		PathStyle:   cfg.PathStyle,
+		Role:        cfg.Role,
+		Concurrency: cfg.Concurrency,
+	})
+	if err != nil {
+		logger.Printf("error: %v", err)
+		return ExitS3
+	}
+	runner := &assets.Runner{
+		Config:   cfg,
+		Store:    store,
+		OpenRepo: func(p string) (assets.Repo, error) { return gitrepo.Open(p) },
+		Log:      logger,
+		Tool:     name + " " + version.Version,
+	}
+	switch cmd {
+	case "check":
+		_, err = runner.Check(ctx)
+	case "upload":
+		_, err = runner.Upload(ctx)
+	}
+	if err != nil {
+		return report(ctx, logger, err)
+	}
+	return ExitOK
+}
+
+// report logs a failure and picks its exit code.
+func report(ctx context.Context, logger *log.Logger, err error) int {
+	if ctx.Err() != nil {
+		logger.Printf("error: interrupted: %v", err)
+		return ExitInterrupted
+	}
+	logger.Printf("error: %v", err)
+	var f *assets.Failure
+	if errors.As(err, &f) {
+		switch f.Kind {
+		case assets.KindGit:
+			return ExitGit
+		case assets.KindS3:
+			return ExitS3
+		case assets.KindPackage:
+			return ExitPackage
+		}
+	}
+	return ExitFailure
+}
+
+// parseArgs finds the command: from the program's name (check, upload), else
+// the first argument, else the action input "mode".
+func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, err error) {
+	var prog string
+	if len(args) > 0 {
+		prog, args = filepath.Base(args[0]), args[1:]
+	}
+	var positional []string
+	for _, a := range args {
+		switch a {
+		case "-h", "--help", "help":
+			return "help", nil, nil
+		case "-V", "--version", "version":
+			return "version", nil, nil
+		}
+		if strings.HasPrefix(a, "-") {
+			return "", nil, fmt.Errorf("unknown flag %q", a)
+		}
+		positional = append(positional, a)
+	}
+	switch prog {
+	case "check", "upload":
+		return prog, positional, nil
+	}
+	if len(positional) == 0 {
+		if m, ok := lookup(config.InputEnv("mode")); ok && strings.TrimSpace(m) != "" {
+			positional = []string{strings.TrimSpace(m)}
+		} else {
+			return "", nil, errors.New("no command: give check or upload")
+		}
+	}
+	switch positional[0] {
+	case "check", "upload":
+		return positional[0], positional[1:], nil
+	}
+	return "", nil, fmt.Errorf("unknown command %q: give check or upload", positional[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `%[1]s %[2]s: skip CI builds whose artifacts are already in S3.
+
+Usage:
+  %[1]s check     look for the commit's artifacts; touch $PACKAGE_DIRECTORY/.found if complete
+  %[1]s upload    upload the package directory's files, unless .found exists
+  %[1]s --version
+Also runs as "check" and "upload" through links of those names.
+
+Settings (environment variables; GitHub Action inputs win when set):
+`, name, version.Version)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	for _, s := range config.Settings {
+		def := s.Default
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Env, def, s.Doc)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, `
+The AWS SDK's own variables apply as usual: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL(_S3),
+AWS_CA_BUNDLE, AWS_MAX_ATTEMPTS, AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE.
+
+Exit codes: 0 success (found or not), 1 unexpected error, 2 bad usage or settings,
+3 git error, 4 S3 error, 5 package directory problem, 130 interrupted.
+`)
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}

@@ -1,0 +1,101 @@
+package codehash
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+)
+
+// Pattern is one entry of CODE_HASH_FIND_FILTER: a doublestar glob relative
+// to the repository root, or, with a leading '!', an exclusion.
+type Pattern struct {
+	Glob   string
+	Negate bool
+}
+
+func (p Pattern) String() string {
+	if p.Negate {
+		return "!" + p.Glob
+	}
+	return p.Glob
+}
+
+// ParsePatterns splits a filter on white space (spaces, as the original tool
+// did, or newlines, as YAML block scalars give) and validates every pattern,
+// reporting all problems at once. A space inside a pattern is written [ ].
+func ParsePatterns(filter string) ([]Pattern, error) {
+	var (
+		pats []Pattern
+		errs []error
+	)
+	for _, f := range strings.Fields(filter) {
+		p := Pattern{Glob: f}
+		if strings.HasPrefix(f, "!") {
+			p = Pattern{Glob: f[1:], Negate: true}
+		}
+		if err := validGlob(p.Glob); err != nil {
+			errs = append(errs, fmt.Errorf("pattern %q: %w", f, err))
+			continue
+		}
+		// "./src/**" means "src/**": paths are matched relative to the root.
+		p.Glob = strings.TrimPrefix(p.Glob, "./")
+		pats = append(pats, p)
+	}
+	if len(errs) == 0 && len(pats) > 0 && !hasPositive(pats) {
+		errs = append(errs, errors.New("only exclusions ('!...'): name the files to include first"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return pats, nil
+}
+
+func validGlob(g string) error {
+	switch {
+	case g == "":
+		return errors.New("empty pattern after '!'")
+	case strings.HasPrefix(g, "/"):
+		return errors.New("absolute path; patterns are relative to the repository root")
+	case strings.Contains(g, "\\"):
+		// doublestar would read it as an escape; on Windows-minded input it is a separator.
+		return errors.New("contains '\\'; use '/' as the separator")
+	}
+	for _, seg := range strings.Split(strings.TrimPrefix(g, "./"), "/") {
+		switch seg {
+		case "..":
+			return errors.New("'..' segment; patterns cannot leave the repository")
+		case ".":
+			return errors.New("'.' segment inside the pattern")
+		case "":
+			return errors.New("empty path segment ('//' or a trailing '/')")
+		}
+	}
+	if !doublestar.ValidatePattern(g) {
+		return errors.New("malformed glob (unclosed '[' or '{'?)")
+	}
+	return nil
+}
+
+func hasPositive(pats []Pattern) bool {
+	for _, p := range pats {
+		if !p.Negate {
+			return true
+		}
+	}
+	return false
+}
+
+// Match reports whether the slash-separated path relative to the repository
+// root is selected: the last pattern that matches decides, as in .gitignore
+// and GitHub Actions path filters.
+func Match(pats []Pattern, path string) bool {
+	selected := false
+	for _, p := range pats {
+		if p.Negate == selected && doublestar.MatchUnvalidated(p.Glob, path) {
+			selected = !p.Negate
+		}
+	}
+	return selected
+}

@@ -1,0 +1,210 @@
+// Package config reads the tool's settings: a GitHub Action input when set,
+// else the environment variable, else the default. Every problem is reported
+// at once, before anything is read from git or written anywhere.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
+)
+
+// Lookup returns an environment variable's value and whether it is set.
+type Lookup func(name string) (string, bool)
+
+// Setting describes one setting: its environment variable, its action input
+// and its default. The table drives Load, the README and action.yml's tests.
+type Setting struct {
+	Env     string
+	Input   string
+	Default string
+	Secret  bool
+	Doc     string
+}
+
+// Settings is every setting the tool reads itself. The AWS SDK's own
+// variables (credentials, region, AWS_ENDPOINT_URL, AWS_CA_BUNDLE,
+// AWS_MAX_ATTEMPTS, ...) are read by the SDK as usual and are not listed.
+var Settings = []Setting{
+	{Env: "PACKAGE_ASSETS_BUCKET", Input: "bucket", Doc: "S3 bucket holding the artifacts (required for check and upload)."},
+	{Env: "GIT_REPO_PATH", Input: "git-repo-path", Default: "./repo", Doc: "Root (or any directory) of the git checkout; check and hash."},
+	{Env: "PACKAGE_DIRECTORY", Input: "package-directory", Default: "./packages", Doc: "Directory for the marker files and the files to upload; must persist between tasks."},
+	{Env: "CODE_HASH_FIND_FILTER", Input: "code-hash-find-filter", Doc: "Patterns of the files whose contents make the artifacts; enables the code-hash cache."},
+	{Env: "AWS_ROLE", Input: "aws-role", Doc: "Role ARN to assume (session name s3-asset-manager), refreshed before it expires."},
+	{Env: "PACKAGE_ASSETS_KEY_PREFIX", Input: "key-prefix", Doc: "Prefix before artifacts/ and cache/ in every key, e.g. team-a/."},
+	{Env: "PACKAGE_ASSETS_ENDPOINT", Input: "endpoint", Doc: "S3 endpoint URL of an S3-compatible store; empty: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS."},
+	{Env: "PACKAGE_ASSETS_PATH_STYLE", Input: "path-style", Default: "auto", Doc: "Path-style addressing: true, false, or auto (on with a custom endpoint)."},
+	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "16", Doc: "Requests in flight at once for uploads and copies (1-256)."},
+	{Env: "PACKAGE_ASSETS_ACCEPT_LEGACY", Input: "accept-legacy", Default: "false", Doc: "Count objects under artifacts/<commit>/ without a completion record as found, as the original tool did (migration only)."},
+}
+
+// Config is the validated settings of one run.
+type Config struct {
+	Bucket      string
+	RepoPath    string
+	PackageDir  string
+	Filter      []codehash.Pattern // empty: cache off
+	RawFilter   string
+	Role        string
+	KeyPrefix   string // "" or ends in "/"
+	Endpoint    string
+	PathStyle   bool
+	Concurrency int
+	// AcceptLegacy counts unrecorded objects under artifacts/<commit>/ as found.
+	AcceptLegacy bool
+}
+
+// CacheEnabled reports whether a code-hash filter is set.
+func (c *Config) CacheEnabled() bool { return len(c.Filter) > 0 }
+
+// Requirements say which settings a command needs.
+type Requirements struct {
+	Bucket bool
+}
+
+// Load fills a Config from lookup, reporting every problem at once.
+func Load(lookup Lookup, req Requirements) (*Config, error) {
+	vals := make(map[string]string, len(Settings))
+	for _, s := range Settings {
+		vals[s.Env] = value(lookup, s)
+	}
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+	}
+
+	c := &Config{
+		Bucket:     vals["PACKAGE_ASSETS_BUCKET"],
+		RepoPath:   vals["GIT_REPO_PATH"],
+		PackageDir: vals["PACKAGE_DIRECTORY"],
+		RawFilter:  vals["CODE_HASH_FIND_FILTER"],
+		Role:       vals["AWS_ROLE"],
+		Endpoint:   vals["PACKAGE_ASSETS_ENDPOINT"],
+	}
+	if req.Bucket && c.Bucket == "" {
+		bad("PACKAGE_ASSETS_BUCKET", "required, not set (the S3 bucket that holds the artifacts)")
+	} else if c.Bucket != "" {
+		if err := validBucket(c.Bucket); err != nil {
+			bad("PACKAGE_ASSETS_BUCKET", "%v", err)
+		}
+	}
+	if c.RepoPath == "" {
+		bad("GIT_REPO_PATH", "empty")
+	}
+	if c.PackageDir == "" {
+		bad("PACKAGE_DIRECTORY", "empty")
+	}
+	if c.RawFilter != "" {
+		f, err := codehash.ParsePatterns(c.RawFilter)
+		for _, e := range flatten(err) {
+			bad("CODE_HASH_FIND_FILTER", "%v", e)
+		}
+		c.Filter = f
+	}
+	if p := vals["PACKAGE_ASSETS_KEY_PREFIX"]; p != "" {
+		p = strings.TrimLeft(p, "/")
+		if p != "" && !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		if p != "" && (path.Clean("/"+p) != "/"+strings.TrimSuffix(p, "/") || strings.Contains(p, "//")) {
+			bad("PACKAGE_ASSETS_KEY_PREFIX", "%q has empty, '.' or '..' segments", vals["PACKAGE_ASSETS_KEY_PREFIX"])
+		}
+		c.KeyPrefix = p
+	}
+	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
+		bad("PACKAGE_ASSETS_ENDPOINT", "%q is not an http:// or https:// URL", c.Endpoint)
+	}
+	switch ps := strings.ToLower(vals["PACKAGE_ASSETS_PATH_STYLE"]); ps {
+	case "auto":
+		c.PathStyle = c.Endpoint != "" || hasCustomEndpoint(lookup)
+	default:
+		b, err := parseBool(ps)
+		if err != nil {
+			bad("PACKAGE_ASSETS_PATH_STYLE", "%q is not true, false or auto", ps)
+		}
+		c.PathStyle = b
+	}
+	if n, err := strconv.Atoi(vals["PACKAGE_UPLOAD_CONCURRENCY"]); err != nil || n < 1 || n > 256 {
+		bad("PACKAGE_UPLOAD_CONCURRENCY", "%q is not a whole number from 1 to 256", vals["PACKAGE_UPLOAD_CONCURRENCY"])
+	} else {
+		c.Concurrency = n
+	}
+	if b, err := parseBool(vals["PACKAGE_ASSETS_ACCEPT_LEGACY"]); err != nil {
+		bad("PACKAGE_ASSETS_ACCEPT_LEGACY", "%q is not true or false", vals["PACKAGE_ASSETS_ACCEPT_LEGACY"])
+	} else {
+		c.AcceptLegacy = b
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// InputEnv is the variable through which GitHub passes an action input to a
+// docker action: upper-cased, spaces to '_', hyphens kept.
+func InputEnv(input string) string {
+	return "INPUT_" + strings.ToUpper(strings.ReplaceAll(input, " ", "_"))
+}
+
+// value: a non-empty action input wins, then a set environment variable, then the default.
+func value(lookup Lookup, s Setting) string {
+	if s.Input != "" {
+		if v, ok := lookup(InputEnv(s.Input)); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+	}
+	if v, ok := lookup(s.Env); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return s.Default
+}
+
+func hasCustomEndpoint(lookup Lookup) bool {
+	for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+		if v, ok := lookup(k); ok && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "yes", "on":
+		return true, nil
+	case "false", "0", "no", "off", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("not a boolean: %q", s)
+}
+
+// validBucket checks the S3 bucket naming rules that catch typos (a URL or a
+// key pasted in place of a name) without refusing the looser names some
+// S3-compatible stores allow.
+func validBucket(b string) error {
+	if strings.Contains(b, "://") || strings.HasPrefix(b, "s3:") {
+		return fmt.Errorf("%q is a URL; give the bare bucket name", b)
+	}
+	if strings.ContainsAny(b, "/ \t\n") {
+		return fmt.Errorf("%q contains '/' or white space; give the bare bucket name (use PACKAGE_ASSETS_KEY_PREFIX for a prefix)", b)
+	}
+	if len(b) < 3 || len(b) > 255 {
+		return fmt.Errorf("%q must be 3 to 255 characters long", b)
+	}
+	return nil
+}
+
+// flatten lists the errors inside an errors.Join, so each gets its own line.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

@@ -1,0 +1,149 @@
+// Package gitrepo wraps go-git for what the tool needs of a checkout: which
+// commit HEAD is, and (for the code hash) which files git considers source.
+//
+// It builds go-git's storage directly instead of calling git.PlainOpen, whose
+// extension check refuses repositories that `git sparse-checkout` touched
+// (extensions.worktreeConfig); the storage reads them fine. Linked worktrees
+// (.git file + commondir) and submodules (.git file) are resolved here too.
+package gitrepo
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+)
+
+var (
+	// ErrNotRepository: no .git at the path or above it.
+	ErrNotRepository = errors.New("not a git repository")
+	// ErrNoCommits: HEAD points at a branch with no commit yet.
+	ErrNoCommits = errors.New("the repository has no commits")
+	// ErrUnsupported: a repository format go-git cannot read (SHA-256 object ids).
+	ErrUnsupported = errors.New("unsupported repository format")
+)
+
+// Repo is an opened checkout.
+type Repo struct {
+	// Root is the working tree's top directory (where .git is).
+	Root string
+	// GitDir is the repository directory of this worktree (.git, or the
+	// directory a .git file points at).
+	GitDir string
+	// CommonDir holds objects and shared refs (GitDir unless a linked worktree).
+	CommonDir string
+
+	storage *filesystem.Storage
+}
+
+// Open finds the repository at path or in a directory above it.
+func Open(path string) (*Repo, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w (the directory does not exist)", path, ErrNotRepository)
+		}
+		return nil, err
+	}
+	root, gitDir, err := findGitDir(abs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	common := gitDir
+	if b, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+		c := strings.TrimSpace(string(b))
+		if !filepath.IsAbs(c) {
+			c = filepath.Join(gitDir, c)
+		}
+		common = filepath.Clean(c)
+	}
+	if err := checkFormat(common); err != nil {
+		return nil, fmt.Errorf("%s: %w", root, err)
+	}
+	fs := dotgit.NewRepositoryFilesystem(osfs.New(gitDir), osfs.New(common))
+	return &Repo{
+		Root:      root,
+		GitDir:    gitDir,
+		CommonDir: common,
+		storage:   filesystem.NewStorage(fs, cache.NewObjectLRUDefault()),
+	}, nil
+}
+
+// Head returns the full id of the commit HEAD points at.
+func (r *Repo) Head() (string, error) {
+	ref, err := storer.ResolveReference(r.storage, plumbing.HEAD)
+	if err != nil {
+		if errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return "", fmt.Errorf("resolve HEAD in %s: %w", r.Root, ErrNoCommits)
+		}
+		return "", fmt.Errorf("resolve HEAD in %s: %w", r.Root, err)
+	}
+	if ref.Hash().IsZero() {
+		return "", fmt.Errorf("resolve HEAD in %s: %w", r.Root, ErrNoCommits)
+	}
+	return ref.Hash().String(), nil
+}
+
+// findGitDir walks up from dir to the first directory holding .git, a
+// directory or a "gitdir: <path>" file (linked worktrees, submodules).
+func findGitDir(dir string) (root, gitDir string, err error) {
+	for d := dir; ; {
+		p := filepath.Join(d, ".git")
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			return d, p, nil
+		case err == nil:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return "", "", err
+			}
+			line := strings.TrimSpace(string(b))
+			target, ok := strings.CutPrefix(line, "gitdir:")
+			if !ok {
+				return "", "", fmt.Errorf("%s: %w (a .git file without a gitdir: line)", p, ErrNotRepository)
+			}
+			target = strings.TrimSpace(target)
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(d, target)
+			}
+			if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+				return "", "", fmt.Errorf("%s points at %s, which is not a directory: %w", p, target, ErrNotRepository)
+			}
+			return d, filepath.Clean(target), nil
+		case !errors.Is(err, os.ErrNotExist):
+			return "", "", err
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", "", fmt.Errorf("%w (no .git here or in any parent directory)", ErrNotRepository)
+		}
+		d = parent
+	}
+}
+
+// checkFormat refuses what go-git v5 would misread: SHA-256 object ids.
+func checkFormat(common string) error {
+	s := filesystem.NewStorage(osfs.New(common), cache.NewObjectLRUDefault())
+	cfg, err := s.Config()
+	if err != nil {
+		return fmt.Errorf("read git config: %w", err)
+	}
+	if cfg.Raw != nil && cfg.Raw.HasSection("extensions") {
+		if f := strings.ToLower(cfg.Raw.Section("extensions").Options.Get("objectformat")); f != "" && f != "sha1" {
+			return fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, f)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+// Package manifest defines the completion record: the small JSON object written
+// last, after every artifact of a set is stored, whose presence is what makes
+// the set "found". Objects under a prefix without a valid record are an
+// interrupted upload (or were written by the original tool) and never count.
+package manifest
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Name is the record's object name inside a set's prefix. The leading dot keeps
+// it apart from artifacts: the package directory's dot-files are never uploaded,
+// so no artifact can carry this name.
+const Name = ".s3-asset-manager.json"
+
+// Format identifies this layout of the record; a reader refuses any other.
+const Format = "s3-asset-manager/completion/v1"
+
+// Kinds of set.
+const (
+	KindArtifacts = "artifacts"
+	KindCache     = "cache"
+)
+
+// MaxSize bounds what a reader accepts, so a foreign object can't exhaust memory.
+const MaxSize = 16 << 20
+
+var (
+	// ErrInvalid marks a record that is not a well-formed completion record.
+	ErrInvalid = errors.New("invalid completion record")
+	// ErrSignature marks a record whose signature is missing or wrong.
+	ErrSignature = errors.New("completion record signature does not verify")
+)
+
+var (
+	hexSHA256  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	commitID   = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	codeHashID = regexp.MustCompile(`^[0-9a-z][0-9a-z._-]{0,127}$`)
+)
+
+// File is one stored object of a set.
+type File struct {
+	// Name is the object's name under the set's prefix (the file's base name).
+	Name string `json:"name"`
+	// Size in bytes.
+	Size int64 `json:"size"`
+	// SHA256 is the lower-case hex SHA-256 of the object's bytes.
+	SHA256 string `json:"sha256"`
+	// ContentType as stored.
+	ContentType string `json:"contentType,omitempty"`
+}
+
+// Record is the completion record of one set.
+type Record struct {
+	Format   string    `json:"format"`
+	Kind     string    `json:"kind"`
+	Commit   string    `json:"commit,omitempty"`
+	CodeHash string    `json:"codeHash,omitempty"`
+	Created  time.Time `json:"created"`
+	Tool     string    `json:"tool,omitempty"`
+	// Source is where a copied set came from ("cache/<code-hash>/"), empty for uploads.
+	Source string `json:"source,omitempty"`
+	Files  []File `json:"files"`
+	// Signature is "hmac-sha256:<hex>" over the record encoded with this field
+	// empty; set only when the writer has a signing key.
+	Signature string `json:"signature,omitempty"`
+}
+
+// TotalSize is the sum of the files' sizes.
+func (r *Record) TotalSize() int64 {
+	var n int64
+	for _, f := range r.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// Validate reports every problem with the record at once.
+func (r *Record) Validate() error {
+	var errs []error
+	if r.Format != Format {
+		errs = append(errs, fmt.Errorf("format %q, want %q", r.Format, Format))
+	}
+	switch r.Kind {
+	case KindArtifacts:
+		if r.Commit == "" {
+			errs = append(errs, errors.New("an artifacts record names no commit"))
+		}
+	case KindCache:
+		if r.CodeHash == "" {
+			errs = append(errs, errors.New("a cache record names no code hash"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kind %q, want %q or %q", r.Kind, KindArtifacts, KindCache))
+	}
+	if r.Commit != "" && !commitID.MatchString(r.Commit) {
+		errs = append(errs, fmt.Errorf("commit %q is not a 40 or 64 hex commit id", r.Commit))
+	}
+	if r.CodeHash != "" && !codeHashID.MatchString(r.CodeHash) {
+		errs = append(errs, fmt.Errorf("code hash %q is malformed", r.CodeHash))
+	}
+	if len(r.Files) == 0 {
+		errs = append(errs, errors.New("lists no files"))
+	}
+	seen := make(map[string]bool, len(r.Files))
+	for i, f := range r.Files {
+		if err := ValidName(f.Name); err != nil {
+			errs = append(errs, fmt.Errorf("file %d: %w", i, err))
+		}
+		if seen[f.Name] {
+			errs = append(errs, fmt.Errorf("file %q listed twice", f.Name))
+		}
+		seen[f.Name] = true
+		if f.Size < 0 {
+			errs = append(errs, fmt.Errorf("file %q: negative size", f.Name))
+		}
+		if !hexSHA256.MatchString(f.SHA256) {
+			errs = append(errs, fmt.Errorf("file %q: sha256 %q is not 64 lower-case hex", f.Name, f.SHA256))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// ValidName reports whether name can be an artifact's object name: a plain,
+// non-hidden file name, as upload takes them from the package directory.
+func ValidName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty file name")
+	case strings.HasPrefix(name, "."):
+		return fmt.Errorf("file name %q is hidden", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("file name %q contains '/' or NUL", name)
+	}
+	return nil
+}
+
+// Encode returns the record as indented JSON, files sorted by name, signed
+// with key when key is non-empty.
+func Encode(r Record, key []byte) ([]byte, error) {
+	r.Files = append([]File(nil), r.Files...)
+	sort.Slice(r.Files, func(i, j int) bool { return r.Files[i].Name < r.Files[j].Name })
+	r.Signature = ""
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if len(key) > 0 {
+		body, err := marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		r.Signature = sign(body, key)
+	}
+	return marshal(r)
+}
+
+// Decode parses and validates a record. With a non-empty key the record must
+// carry a valid signature made with that key (ErrSignature otherwise).
+func Decode(data []byte, key []byte) (*Record, error) {
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalid)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if len(key) > 0 {
+		got := r.Signature
+		r.Signature = ""
+		body, err := marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		if got == "" {
+			return nil, fmt.Errorf("%w: the record is not signed", ErrSignature)
+		}
+		if !hmac.Equal([]byte(got), []byte(sign(body, key))) {
+			return nil, fmt.Errorf("%w: signed with another key, or altered", ErrSignature)
+		}
+		r.Signature = got
+	}
+	return &r, nil
+}
+
+func marshal(r Record) ([]byte, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func sign(body, key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil))
+}

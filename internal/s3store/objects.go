@@ -1,0 +1,107 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+)
+
+// Object is one listed or stored object.
+type Object struct {
+	Key  string
+	Size int64
+}
+
+// ReadSmall returns the bytes of a small object (at most max bytes), or an
+// error wrapping ErrNotFound when the key does not exist. It uses GET, not
+// HEAD: a HEAD's 404 cannot tell a missing key from a missing bucket.
+func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return nil, s.classify("get", key, err)
+	}
+	defer out.Body.Close()
+	if out.ContentLength != nil && *out.ContentLength > max {
+		return nil, fmt.Errorf("get %s: %d bytes, more than the %d expected", s.URL(key), *out.ContentLength, max)
+	}
+	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
+	if err != nil {
+		return nil, s.classify("read", key, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("get %s: more than the %d bytes expected", s.URL(key), max)
+	}
+	return b, nil
+}
+
+// AnyUnder reports whether any object's key starts with prefix.
+func (s *Store) AnyUnder(ctx context.Context, prefix string) (bool, error) {
+	out, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket: &s.bucket, Prefix: &prefix, MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		return false, s.classify("list", prefix, err)
+	}
+	return len(out.Contents) > 0, nil
+}
+
+// List returns every object under prefix, following pagination.
+func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
+	var objs []Object
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.classify("list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			objs = append(objs, Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
+		}
+	}
+	return objs, nil
+}
+
+// WriteRecord stores a small object only if the key is free (If-None-Match),
+// returning an error wrapping ErrExists when another writer got there first.
+// A store that does not implement conditional writes gets a plain PUT.
+func (s *Store) WriteRecord(ctx context.Context, key string, body []byte) error {
+	put := func(conditional bool) error {
+		sum := md5.Sum(body)
+		in := &s3.PutObjectInput{
+			Bucket:        &s.bucket,
+			Key:           &key,
+			Body:          bytes.NewReader(body),
+			ContentLength: aws.Int64(int64(len(body))),
+			ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+			ContentType:   aws.String("application/json"),
+		}
+		if conditional {
+			in.IfNoneMatch = aws.String("*")
+		}
+		_, err := s.client.PutObject(ctx, in)
+		return err
+	}
+	err := put(true)
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NotImplemented" {
+		err = put(false)
+	}
+	return s.classify("put", key, err)
+}
+
+// Head returns an object's size and user metadata.
+func (s *Store) Head(ctx context.Context, key string) (size int64, meta map[string]string, contentType string, err error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return 0, nil, "", s.classify("head", key, err)
+	}
+	return aws.ToInt64(out.ContentLength), out.Metadata, aws.ToString(out.ContentType), nil
+}

@@ -1,0 +1,265 @@
+package s3store
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/errgroup"
+)
+
+// Uploaded describes a stored file.
+type Uploaded struct {
+	Key         string
+	Size        int64
+	SHA256      []byte
+	ContentType string
+	Parts       int // 0 for a single PUT
+	Duration    time.Duration
+}
+
+// ErrChanged: the file changed while it was being uploaded.
+var ErrChanged = errors.New("file changed during upload")
+
+// UploadFile stores the regular file at path under key. meta receives the
+// file's SHA-256 (computed first, in the same read as the wire checksums) and
+// returns the object's user metadata. Files larger than twice the part size
+// go in parts, read straight from the file: memory stays bounded whatever the
+// size. Every request body carries Content-MD5, so the store verifies every byte.
+func (s *Store) UploadFile(ctx context.Context, key, path, contentType string, meta func(sha256 []byte) map[string]string) (Uploaded, error) {
+	start := time.Now()
+	f, err := os.Open(path)
+	if err != nil {
+		return Uploaded{}, err
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if !before.Mode().IsRegular() {
+		return Uploaded{}, fmt.Errorf("%s: not a regular file", path)
+	}
+	size := before.Size()
+	partSize := s.partSizeFor(size)
+	multipart := size > 2*partSize
+	d, err := digestFile(ctx, f, size, partSize, multipart)
+	if err != nil {
+		return Uploaded{}, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	up := Uploaded{Key: key, Size: size, SHA256: d.sha256, ContentType: contentType}
+	metadata := meta(d.sha256)
+	if multipart {
+		up.Parts = len(d.partMD5)
+		err = s.putMultipart(ctx, key, f, size, partSize, d.partMD5, metadata, contentType)
+	} else {
+		err = s.putSingle(ctx, key, f, size, d, metadata, contentType)
+	}
+	if err != nil {
+		return Uploaded{}, err
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if after.Size() != size || !after.ModTime().Equal(before.ModTime()) {
+		return Uploaded{}, fmt.Errorf("%s: %w (size %d → %d)", path, ErrChanged, size, after.Size())
+	}
+	up.Duration = time.Since(start)
+	return up, nil
+}
+
+func (s *Store) partSizeFor(size int64) int64 {
+	p := s.partSize
+	if min := (size + maxParts - 1) / maxParts; min > p {
+		p = min
+	}
+	return p
+}
+
+type digests struct {
+	sha256  []byte
+	md5     []byte   // whole body, single PUT
+	partMD5 [][]byte // per part, multipart
+}
+
+// digestFile reads the file once: SHA-256 of the whole, and MD5 of the whole
+// or of each part.
+func digestFile(ctx context.Context, f *os.File, size, partSize int64, multipart bool) (digests, error) {
+	sh := sha256.New()
+	var d digests
+	buf := make([]byte, 1<<20)
+	if !multipart {
+		m := md5.New()
+		if err := copyCtx(ctx, io.MultiWriter(sh, m), io.NewSectionReader(f, 0, size), buf); err != nil {
+			return d, err
+		}
+		d.sha256, d.md5 = sh.Sum(nil), m.Sum(nil)
+		return d, nil
+	}
+	for off := int64(0); off < size; off += partSize {
+		n := min(partSize, size-off)
+		m := md5.New()
+		if err := copyCtx(ctx, io.MultiWriter(sh, m), io.NewSectionReader(f, off, n), buf); err != nil {
+			return d, err
+		}
+		d.partMD5 = append(d.partMD5, m.Sum(nil))
+	}
+	d.sha256 = sh.Sum(nil)
+	return d, nil
+}
+
+// copyCtx copies all of r (which must yield exactly its length) into w,
+// stopping when ctx is done.
+func copyCtx(ctx context.Context, w io.Writer, r *io.SectionReader, buf []byte) error {
+	want := r.Size()
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k, err := r.Read(buf)
+		if k > 0 {
+			w.Write(buf[:k])
+			n += int64(k)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if n != want {
+		return fmt.Errorf("%w: read %d of %d bytes", ErrChanged, n, want)
+	}
+	return nil
+}
+
+func b64(b []byte) *string { return aws.String(base64.StdEncoding.EncodeToString(b)) }
+
+func (s *Store) putSingle(ctx context.Context, key string, f *os.File, size int64, d digests, meta map[string]string, contentType string) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &key,
+		Body:          io.NewSectionReader(f, 0, size),
+		ContentLength: aws.Int64(size),
+		ContentMD5:    b64(d.md5),
+		ContentType:   aws.String(contentType),
+		Metadata:      meta,
+	}, withPayloadHash(hex.EncodeToString(d.sha256)))
+	return s.classify("upload", key, err)
+}
+
+func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, partSize int64, partMD5 [][]byte, meta map[string]string, contentType string) (err error) {
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:      &s.bucket,
+		Key:         &key,
+		ContentType: aws.String(contentType),
+		Metadata:    meta,
+	})
+	if err != nil {
+		return s.classify("start multipart upload", key, err)
+	}
+	uploadID := created.UploadId
+	defer func() {
+		if err != nil {
+			s.abort(key, uploadID)
+		}
+	}()
+	parts := make([]types.CompletedPart, len(partMD5))
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range partMD5 {
+		g.Go(func() error {
+			if err := s.acquire(gctx); err != nil {
+				return err
+			}
+			defer s.release()
+			off := int64(i) * partSize
+			n := min(partSize, size-off)
+			num := int32(i + 1)
+			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket:        &s.bucket,
+				Key:           &key,
+				UploadId:      uploadID,
+				PartNumber:    &num,
+				Body:          io.NewSectionReader(f, off, n),
+				ContentLength: aws.Int64(n),
+				ContentMD5:    b64(partMD5[i]),
+			}, withPayloadHash(v4UnsignedPayload))
+			if err != nil {
+				return s.classify(fmt.Sprintf("upload part %d of", num), key, err)
+			}
+			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: &num}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &key,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return s.classify("complete multipart upload", key, err)
+	}
+	return s.verifySize(ctx, key, size)
+}
+
+// verifySize confirms what a multipart upload or copy assembled.
+func (s *Store) verifySize(ctx context.Context, key string, size int64) error {
+	got, _, _, err := s.Head(ctx, key)
+	if err != nil {
+		return err
+	}
+	if got != size {
+		return fmt.Errorf("verify %s: stored %d bytes, sent %d", s.URL(key), got, size)
+	}
+	return nil
+}
+
+// abort cleans up a failed multipart upload, even when ctx was cancelled
+// (a cancelled CI job should not leave parts billed in the bucket).
+func (s *Store) abort(key string, uploadID *string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, UploadId: uploadID,
+	})
+}
+
+const v4UnsignedPayload = "UNSIGNED-PAYLOAD"
+
+// withPayloadHash gives the signer a payload hash we already know (or
+// UNSIGNED-PAYLOAD for parts, whose integrity Content-MD5 covers), so that
+// over plain HTTP the SDK does not read every body once more to hash it.
+func withPayloadHash(h string) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("s3am.PayloadHash",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, h), in)
+				}), "ComputePayloadHash", middleware.Before)
+		})
+	}
+}

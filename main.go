@@ -1,0 +1,22 @@
+// Command s3-asset-manager lets CI pipelines skip builds whose artifacts are
+// already in S3. See README.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	// CA roots compiled in, for the scratch image that has no certificate files.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args, os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
