@@ -40,6 +40,10 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_PATH_STYLE", Input: "path-style", Default: "auto", Doc: "Path-style addressing: true, false, or auto (on with a custom endpoint)."},
 	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "16", Doc: "Requests in flight at once for uploads and copies (1-256)."},
 	{Env: "PACKAGE_ASSETS_ACCEPT_LEGACY", Input: "accept-legacy", Default: "false", Doc: "Count objects under artifacts/<commit>/ without a completion record as found, as the original tool did (migration only)."},
+	{Env: "CODE_HASH_SALT", Input: "code-hash-salt", Doc: "Mixed into the code hash (e.g. a toolchain version): change it to invalidate the cache on purpose."},
+	{Env: "CODE_HASH_CACHE_READ_ONLY", Input: "cache-read-only", Default: "false", Doc: "Read the cache but never write it (builds of untrusted code, such as pull requests from forks)."},
+	{Env: "PACKAGE_ASSETS_SIGNING_KEY", Input: "signing-key", Secret: true, Doc: "Secret for signing completion records (HMAC-SHA256); unsigned or wrongly signed sets then count as missing."},
+	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH= lines to this file (GitLab artifacts:reports:dotenv)."},
 }
 
 // Config is the validated settings of one run.
@@ -55,7 +59,11 @@ type Config struct {
 	PathStyle   bool
 	Concurrency int
 	// AcceptLegacy counts unrecorded objects under artifacts/<commit>/ as found.
-	AcceptLegacy bool
+	AcceptLegacy  bool
+	Salt          string
+	CacheReadOnly bool
+	SigningKey    []byte
+	DotenvFile    string
 }
 
 // CacheEnabled reports whether a code-hash filter is set.
@@ -138,6 +146,19 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 	} else {
 		c.AcceptLegacy = b
 	}
+	if b, err := parseBool(vals["CODE_HASH_CACHE_READ_ONLY"]); err != nil {
+		bad("CODE_HASH_CACHE_READ_ONLY", "%q is not true or false", vals["CODE_HASH_CACHE_READ_ONLY"])
+	} else {
+		c.CacheReadOnly = b
+	}
+	c.Salt = vals["CODE_HASH_SALT"]
+	if k := vals["PACKAGE_ASSETS_SIGNING_KEY"]; k != "" {
+		if len(k) < 16 {
+			bad("PACKAGE_ASSETS_SIGNING_KEY", "shorter than 16 characters; use a long random secret")
+		}
+		c.SigningKey = []byte(k)
+	}
+	c.DotenvFile = vals["RESULT_DOTENV_FILE"]
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
