@@ -23,11 +23,18 @@ import (
 type UploadResult struct {
 	Commit   string
 	CodeHash string
-	Skipped  string // why nothing was uploaded, if so
+	Where    string // s3:// URL of the set
+	Skipped  string // why nothing was uploaded (SkippedFound, SkippedComplete), if so
 	Files    []manifest.File
 	Bytes    int64
 	Duration time.Duration
 }
+
+// Reasons an upload sent nothing.
+const (
+	SkippedFound    = "found by check"
+	SkippedComplete = "already complete"
+)
 
 // ErrNoFiles: the package directory holds nothing to upload.
 var ErrNoFiles = errors.New("no files to upload")
@@ -38,7 +45,7 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	var res UploadResult
 	dir := r.Config.PackageDir
 	if _, err := os.Stat(r.pkgPath(FoundFile)); err == nil {
-		res.Skipped = "found by check"
+		res.Skipped = SkippedFound
 		r.logf("%s exists: the artifacts were found by check, nothing to upload", r.pkgPath(FoundFile))
 		return res, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -68,8 +75,9 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	r.logf("commit %s: %d files to upload from %s", commit, len(files), dir)
 
 	prefix := r.artifactPrefix(commit)
+	res.Where = r.Store.URL(prefix)
 	if rec, err := r.readRecord(ctx, prefix); err == nil {
-		res.Skipped = "already complete"
+		res.Skipped = SkippedComplete
 		res.Files = rec.Files
 		r.logf("%s is already complete (%d files, since %s): nothing uploaded", r.Store.URL(prefix), len(rec.Files), rec.Created.UTC().Format(time.RFC3339))
 		return res, nil

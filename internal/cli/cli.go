@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 	"github.com/nsmithuk/s3-asset-manager/internal/version"
@@ -56,41 +58,113 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		return ExitUsage
 	}
 
+	gh := ghaction.New(lookup, stdout)
 	cfg, err := config.Load(lookup, config.Requirements{Bucket: true})
 	if err != nil {
 		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
+		gh.Error("invalid settings: " + err.Error())
 		return ExitUsage
 	}
+	if len(cfg.SigningKey) > 0 {
+		gh.Mask(string(cfg.SigningKey))
+	}
+	endGroup := gh.Group(name + " " + cmd)
 	logger.Printf("%s %s %s", name, version.Version, cmd)
 
-	store, err := s3store.New(ctx, s3store.Options{
-		Bucket:      cfg.Bucket,
-		Endpoint:    cfg.Endpoint,
-		PathStyle:   cfg.PathStyle,
-		Role:        cfg.Role,
-		Concurrency: cfg.Concurrency,
-	})
+	var out outcome
+	err = func() error {
+		store, err := s3store.New(ctx, s3store.Options{
+			Bucket:      cfg.Bucket,
+			Endpoint:    cfg.Endpoint,
+			PathStyle:   cfg.PathStyle,
+			Role:        cfg.Role,
+			Concurrency: cfg.Concurrency,
+		})
+		if err != nil {
+			return &assets.Failure{Kind: assets.KindS3, Err: err}
+		}
+		runner := &assets.Runner{
+			Config:   cfg,
+			Store:    store,
+			OpenRepo: func(p string) (assets.Repo, error) { return gitrepo.Open(p) },
+			Log:      logger,
+			Tool:     name + " " + version.Version,
+		}
+		switch cmd {
+		case "check":
+			out.check, err = runner.Check(ctx)
+		case "upload":
+			out.upload, err = runner.Upload(ctx)
+		}
+		return err
+	}()
+	endGroup()
+	if perr := publish(gh, cfg, cmd, out, err); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
-		logger.Printf("error: %v", err)
-		return ExitS3
-	}
-	runner := &assets.Runner{
-		Config:   cfg,
-		Store:    store,
-		OpenRepo: func(p string) (assets.Repo, error) { return gitrepo.Open(p) },
-		Log:      logger,
-		Tool:     name + " " + version.Version,
-	}
-	switch cmd {
-	case "check":
-		_, err = runner.Check(ctx)
-	case "upload":
-		_, err = runner.Upload(ctx)
-	}
-	if err != nil {
+		gh.Error(err.Error())
 		return report(ctx, logger, err)
 	}
 	return ExitOK
+}
+
+// outcome holds the result of whichever command ran.
+type outcome struct {
+	check  assets.CheckResult
+	upload assets.UploadResult
+}
+
+// publish tells the CI system the result: step outputs and a job summary on
+// GitHub, a dotenv file where one was asked for. Written on failure too, so
+// that found and cache-hit are never empty.
+func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome, runErr error) error {
+	o := ghaction.Outputs{}
+	switch cmd {
+	case "check":
+		o = ghaction.Outputs{Found: out.check.Found, CacheHit: out.check.CacheHit, CommitHash: out.check.Commit, CodeHash: out.check.CodeHash}
+	case "upload":
+		o = ghaction.Outputs{Found: out.upload.Skipped == assets.SkippedFound, CommitHash: out.upload.Commit, CodeHash: out.upload.CodeHash}
+	}
+	var errs []error
+	if err := gh.SetOutputs(o); err != nil {
+		errs = append(errs, fmt.Errorf("write step outputs: %w", err))
+	}
+	if runErr == nil {
+		var err error
+		switch cmd {
+		case "check":
+			c := out.check
+			err = gh.SummarizeCheck(ghaction.CheckSummary{Bucket: cfg.Bucket, Commit: c.Commit, CodeHash: c.CodeHash,
+				Found: c.Found, CacheHit: c.CacheHit, Where: c.Where, Files: c.Files, Bytes: c.Bytes})
+		case "upload":
+			u := out.upload
+			files := make([]ghaction.File, 0, len(u.Files))
+			for _, f := range u.Files {
+				files = append(files, ghaction.File{Name: f.Name, Size: f.Size, PackageHash: f.PackageHash()})
+			}
+			err = gh.SummarizeUpload(ghaction.UploadSummary{Commit: u.Commit, Where: u.Where, Skipped: u.Skipped, Files: files})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("write job summary: %w", err))
+		}
+	}
+	if cfg.DotenvFile != "" {
+		if err := writeDotenv(cfg.DotenvFile, o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeDotenv writes the outputs as KEY=value lines (GitLab's
+// artifacts:reports:dotenv), always with explicit true/false.
+func writeDotenv(path string, o ghaction.Outputs) error {
+	body := fmt.Sprintf("FOUND=%t\nCACHE_HIT=%t\nCOMMIT_HASH=%s\nCODE_HASH=%s\n", o.Found, o.CacheHit, o.CommitHash, o.CodeHash)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		return fmt.Errorf("write dotenv file: %w", err)
+	}
+	return nil
 }
 
 // report logs a failure and picks its exit code.

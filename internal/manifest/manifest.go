@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,16 @@ type File struct {
 	SHA256 string `json:"sha256"`
 	// ContentType as stored.
 	ContentType string `json:"contentType,omitempty"`
+}
+
+// PackageHash is the file's SHA-256 in base64, the form of the package-hash
+// metadata and of AWS Lambda's CodeSha256.
+func (f File) PackageHash() string {
+	b, err := hex.DecodeString(f.SHA256)
+	if err != nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // Record is the completion record of one set.
