@@ -1,0 +1,168 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func lookupOf(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(lookupOf(map[string]string{"PACKAGE_ASSETS_BUCKET": "my-bucket"}), Requirements{Bucket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Bucket: "my-bucket", RepoPath: "./repo", PackageDir: "./packages", Concurrency: 16}
+	if c.Bucket != want.Bucket || c.RepoPath != want.RepoPath || c.PackageDir != want.PackageDir ||
+		c.Concurrency != want.Concurrency || c.PathStyle || c.KeyPrefix != "" || c.CacheEnabled() || c.AcceptLegacy || c.CacheReadOnly {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"default", map[string]string{}, "./packages"},
+		{"env", map[string]string{"PACKAGE_DIRECTORY": "env-dir"}, "env-dir"},
+		{"input wins", map[string]string{"PACKAGE_DIRECTORY": "env-dir", "INPUT_PACKAGE-DIRECTORY": "in-dir"}, "in-dir"},
+		{"empty input is unset", map[string]string{"PACKAGE_DIRECTORY": "env-dir", "INPUT_PACKAGE-DIRECTORY": ""}, "env-dir"},
+		{"blank env is unset", map[string]string{"PACKAGE_DIRECTORY": "  "}, "./packages"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["PACKAGE_ASSETS_BUCKET"] = "bucket"
+			c, err := Load(lookupOf(tt.env), Requirements{Bucket: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.PackageDir != tt.want {
+				t.Errorf("PackageDir = %q, want %q", c.PackageDir, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(*Config) bool
+	}{
+		{"prefix gets a slash", map[string]string{"PACKAGE_ASSETS_KEY_PREFIX": "team-a"}, func(c *Config) bool { return c.KeyPrefix == "team-a/" }},
+		{"prefix leading slash dropped", map[string]string{"PACKAGE_ASSETS_KEY_PREFIX": "/x/y/"}, func(c *Config) bool { return c.KeyPrefix == "x/y/" }},
+		{"path style auto with endpoint", map[string]string{"PACKAGE_ASSETS_ENDPOINT": "http://127.0.0.1:9000"}, func(c *Config) bool { return c.PathStyle }},
+		{"path style auto with AWS_ENDPOINT_URL", map[string]string{"AWS_ENDPOINT_URL": "http://x"}, func(c *Config) bool { return c.PathStyle }},
+		{"path style auto on AWS", map[string]string{}, func(c *Config) bool { return !c.PathStyle }},
+		{"path style forced off", map[string]string{"PACKAGE_ASSETS_ENDPOINT": "http://x", "PACKAGE_ASSETS_PATH_STYLE": "false"}, func(c *Config) bool { return !c.PathStyle }},
+		{"concurrency", map[string]string{"PACKAGE_UPLOAD_CONCURRENCY": "4"}, func(c *Config) bool { return c.Concurrency == 4 }},
+		{"filter on", map[string]string{"CODE_HASH_FIND_FILTER": "lambdas/** !lambdas/**/*.md"}, func(c *Config) bool { return c.CacheEnabled() && len(c.Filter) == 2 }},
+		{"legacy yes", map[string]string{"PACKAGE_ASSETS_ACCEPT_LEGACY": "YES"}, func(c *Config) bool { return c.AcceptLegacy }},
+		{"read-only", map[string]string{"INPUT_CACHE-READ-ONLY": "true"}, func(c *Config) bool { return c.CacheReadOnly }},
+		{"signing key", map[string]string{"PACKAGE_ASSETS_SIGNING_KEY": "0123456789abcdef0123"}, func(c *Config) bool { return string(c.SigningKey) == "0123456789abcdef0123" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["PACKAGE_ASSETS_BUCKET"] = "bucket"
+			c, err := Load(lookupOf(tt.env), Requirements{Bucket: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+// Every problem is reported at once, each naming its variable.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	_, err := Load(lookupOf(map[string]string{
+		"PACKAGE_ASSETS_PATH_STYLE":    "maybe",
+		"PACKAGE_UPLOAD_CONCURRENCY":   "0",
+		"CODE_HASH_FIND_FILTER":        "/abs a/[b",
+		"PACKAGE_ASSETS_ENDPOINT":      "localhost:9000",
+		"PACKAGE_ASSETS_ACCEPT_LEGACY": "perhaps",
+		"CODE_HASH_CACHE_READ_ONLY":    "2",
+		"PACKAGE_ASSETS_SIGNING_KEY":   "s3cr3t-v4l",
+		"PACKAGE_ASSETS_KEY_PREFIX":    "a/../b",
+	}), Requirements{Bucket: true})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"PACKAGE_ASSETS_BUCKET: required",
+		"PACKAGE_ASSETS_PATH_STYLE:",
+		"PACKAGE_UPLOAD_CONCURRENCY:",
+		`CODE_HASH_FIND_FILTER: pattern "/abs"`,
+		`CODE_HASH_FIND_FILTER: pattern "a/[b"`,
+		"PACKAGE_ASSETS_ENDPOINT:",
+		"PACKAGE_ASSETS_ACCEPT_LEGACY:",
+		"CODE_HASH_CACHE_READ_ONLY:",
+		"PACKAGE_ASSETS_SIGNING_KEY:",
+		"PACKAGE_ASSETS_KEY_PREFIX:",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "s3cr3t-v4l") {
+		t.Errorf("error prints the signing key:\n%s", msg)
+	}
+}
+
+func TestBucketNames(t *testing.T) {
+	for _, b := range []string{"s3://bucket", "bucket/prefix", "ab", "my bucket"} {
+		if _, err := Load(lookupOf(map[string]string{"PACKAGE_ASSETS_BUCKET": b}), Requirements{Bucket: true}); err == nil {
+			t.Errorf("bucket %q accepted", b)
+		}
+	}
+	if _, err := Load(lookupOf(map[string]string{}), Requirements{}); err != nil {
+		t.Errorf("bucket not required: %v", err)
+	}
+}
+
+func TestSettingsTable(t *testing.T) {
+	envs, inputs := map[string]bool{}, map[string]bool{}
+	for _, s := range Settings {
+		if envs[s.Env] || inputs[s.Input] {
+			t.Errorf("duplicate setting %s / %s", s.Env, s.Input)
+		}
+		envs[s.Env], inputs[s.Input] = true, true
+		if s.Input != strings.ToLower(s.Input) || strings.ContainsAny(s.Input, "_ ") {
+			t.Errorf("input %q is not kebab-case", s.Input)
+		}
+		if s.Doc == "" {
+			t.Errorf("%s has no doc", s.Env)
+		}
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add("bucket", "lambdas/**", "16", "auto", "team/")
+	f.Add("", "!x", "0", "maybe", "../x")
+	f.Add("b/c", "a/[b {a,b}/**", "257", "true", "//")
+	f.Fuzz(func(t *testing.T, bucket, filter, conc, pathStyle, prefix string) {
+		c, err := Load(lookupOf(map[string]string{
+			"PACKAGE_ASSETS_BUCKET":      bucket,
+			"CODE_HASH_FIND_FILTER":      filter,
+			"PACKAGE_UPLOAD_CONCURRENCY": conc,
+			"PACKAGE_ASSETS_PATH_STYLE":  pathStyle,
+			"PACKAGE_ASSETS_KEY_PREFIX":  prefix,
+		}), Requirements{Bucket: true})
+		if err != nil {
+			return
+		}
+		if c.Concurrency < 1 || c.Concurrency > 256 || c.Bucket == "" {
+			t.Fatalf("invalid config accepted: %+v", c)
+		}
+		if c.KeyPrefix != "" && (!strings.HasSuffix(c.KeyPrefix, "/") || strings.HasPrefix(c.KeyPrefix, "/") || strings.Contains(c.KeyPrefix, "//")) {
+			t.Fatalf("bad prefix %q accepted", c.KeyPrefix)
+		}
+	})
+}

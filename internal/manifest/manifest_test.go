@@ -1,0 +1,118 @@
+package manifest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const commit = "0123456789abcdef0123456789abcdef01234567"
+
+func sample() Record {
+	return Record{
+		Format: Format, Kind: KindArtifacts, Commit: commit,
+		Created: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), Tool: "s3-asset-manager test",
+		Files: []File{
+			{Name: "fn2.zip", Size: 3, SHA256: strings.Repeat("b", 64)},
+			{Name: "fn1.zip", Size: 5, SHA256: strings.Repeat("a", 64), ContentType: "application/zip"},
+		},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, key := range [][]byte{nil, []byte("a-long-signing-key-0123")} {
+		data, err := Encode(sample(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Decode(data, key)
+		if err != nil {
+			t.Fatalf("decode: %v\n%s", err, data)
+		}
+		if r.Files[0].Name != "fn1.zip" || r.TotalSize() != 8 || r.Commit != commit {
+			t.Errorf("round trip: %+v", r)
+		}
+		if (key != nil) != (r.Signature != "") {
+			t.Errorf("signature %q with key %q", r.Signature, key)
+		}
+	}
+}
+
+func TestSignature(t *testing.T) {
+	key := []byte("a-long-signing-key-0123")
+	signed, _ := Encode(sample(), key)
+	unsigned, _ := Encode(sample(), nil)
+	tampered := []byte(strings.Replace(string(signed), `"size": 3`, `"size": 4`, 1))
+	tests := []struct {
+		name string
+		data []byte
+		key  []byte
+		want error
+	}{
+		{"unsigned with key", unsigned, key, ErrSignature},
+		{"other key", signed, []byte("another-key-0123456789"), ErrSignature},
+		{"tampered", tampered, key, ErrSignature},
+		{"signed without key", signed, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(tt.data, tt.key)
+			if !errors.Is(err, tt.want) && !(tt.want == nil && err == nil) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	tests := map[string]string{
+		"not json":       `hello`,
+		"other format":   `{"format":"x","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"no files":       `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[]}`,
+		"bad commit":     `{"format":"` + Format + `","kind":"artifacts","commit":"abc","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"hidden name":    `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":".x","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"slash in name":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a/b","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"negative size":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":-1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"bad sha":        `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"xyz"}]}`,
+		"unknown field":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","extra":1,"files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"trailing data":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]} {}`,
+		"duplicate name": `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"},{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"cache no hash":  `{"format":"` + Format + `","kind":"cache","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"unknown kind":   `{"format":"` + Format + `","kind":"x","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"original tool":  `PK\x03\x04 a zip file`,
+	}
+	for name, data := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Decode([]byte(data), nil); !errors.Is(err, ErrInvalid) {
+				t.Errorf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	good, _ := Encode(sample(), nil)
+	signed, _ := Encode(sample(), []byte("a-long-signing-key-0123"))
+	f.Add(good)
+	f.Add(signed)
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"format":"` + Format + `","files":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := Decode(data, nil)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		// Whatever decodes must validate and re-encode to something that decodes.
+		again, err := Encode(*r, nil)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		if _, err := Decode(again, nil); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
