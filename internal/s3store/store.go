@@ -86,15 +86,6 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// Cloudflare R2 and older MinIO refuse the default CRC32 trailers.
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(so *retry.StandardOptions) {
-				// The client-side retry quota gives up under concurrency
-				// ("retry quota exceeded"): a CI job would rather wait.
-				so.RateLimiter = ratelimit.None
-				so.MaxAttempts = defaultMaxAttempts
-				so.MaxBackoff = 10 * time.Second
-			})
-		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
@@ -118,6 +109,15 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
 		so.UsePathStyle = o.PathStyle
+		// Set here, not with config.WithRetryer, so that AWS_MAX_ATTEMPTS
+		// (applied by the client after these options) still overrides it.
+		so.Retryer = retry.NewStandard(func(ro *retry.StandardOptions) {
+			// The client-side retry quota gives up under concurrency
+			// ("retry quota exceeded"): a CI job would rather wait.
+			ro.RateLimiter = ratelimit.None
+			ro.MaxAttempts = defaultMaxAttempts
+			ro.MaxBackoff = 10 * time.Second
+		})
 	})
 	return &Store{
 		client:   client,

@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// binDir holds the tool built once, with links named check and upload.
+var binDir string
+
+func TestMain(m *testing.M) {
+	s3test.SetEnv()
+	code := func() int {
+		dir, err := os.MkdirTemp("", "s3am-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		root, err := s3test.RepoRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, "s3-asset-manager"), ".")
+		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build:", err)
+			return 1
+		}
+		for _, n := range []string{"check", "upload"} {
+			if err := os.Link(filepath.Join(dir, "s3-asset-manager"), filepath.Join(dir, n)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		binDir = dir
+		defer s3test.StopAll()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// result of one run of the tool.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run calls the whole program in-process with env as its only settings
+// (AWS credentials come from the process environment, set by s3test.SetEnv).
+func run(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	code := Run(context.Background(), append([]string{"s3-asset-manager"}, args...), lookup, &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// runBinary runs the built binary under the given name in dir, with env
+// added to the process environment.
+func runBinary(t *testing.T, dir, name string, env map[string]string) result {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name))
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run %s: %v", name, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// git runs the git CLI in dir with a fixed identity and clock.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
+		"GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// newRepo makes a git repository at dir with a few committed files and
+// returns its HEAD.
+func newRepo(t *testing.T, dir string, files map[string]string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
+	if files == nil {
+		files = map[string]string{"src/main.go": "package main\n", "README.md": "docs\n"}
+	}
+	writeFiles(t, dir, files)
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "init")
+	return git(t, dir, "rev-parse", "HEAD")
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// randomBytes is deterministic filler for test files.
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+type storedObject struct {
+	Key, ETag, LastModified string
+	Size                    int64
+}
+
+// listAll returns every object in the bucket, sorted by key.
+func listAll(t *testing.T, srv *s3test.Server, bucket string) []storedObject {
+	t.Helper()
+	var objs []storedObject
+	p := s3.NewListObjectsV2Paginator(srv.Client(), &s3.ListObjectsV2Input{Bucket: &bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("list %s: %v", bucket, err)
+		}
+		for _, o := range page.Contents {
+			objs = append(objs, storedObject{aws.ToString(o.Key), aws.ToString(o.ETag), o.LastModified.String(), aws.ToInt64(o.Size)})
+		}
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	return objs
+}
+
+func keysOf(objs []storedObject) []string {
+	var k []string
+	for _, o := range objs {
+		k = append(k, o.Key)
+	}
+	return k
+}
+
+// getObject reads an object back with the SDK.
+func getObject(t *testing.T, srv *s3test.Server, bucket, key string) (*s3.GetObjectOutput, []byte) {
+	t.Helper()
+	out, err := srv.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, b
+}
+
+func sha256hex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+func sha256b64(b []byte) string {
+	s := sha256.Sum256(b)
+	return base64.StdEncoding.EncodeToString(s[:])
+}
+
+func exists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// putObject stores an object directly, as another writer would.
+func putObject(t *testing.T, srv *s3test.Server, bucket, key string, body []byte) {
+	t.Helper()
+	_, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body)})
+	if err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
