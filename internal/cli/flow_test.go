@@ -256,15 +256,21 @@ func TestBadInput(t *testing.T) {
 		}{
 			{"missing bucket setting", func(t *testing.T, env map[string]string, d dirs) { delete(env, "PACKAGE_ASSETS_BUCKET") },
 				"check", ExitUsage, "PACKAGE_ASSETS_BUCKET: required"},
-			{"bucket does not exist", func(t *testing.T, env map[string]string, d dirs) { env["PACKAGE_ASSETS_BUCKET"] = "no-such-bucket-s3am" },
+			{"bucket does not exist", func(t *testing.T, env map[string]string, d dirs) {
+				env["PACKAGE_ASSETS_BUCKET"] = "no-such-bucket-s3am"
+			},
 				"check", ExitS3, "bucket does not exist"},
 			{"unreachable endpoint", func(t *testing.T, env map[string]string, d dirs) {
 				env["PACKAGE_ASSETS_ENDPOINT"] = "http://127.0.0.1:1"
 				t.Setenv("AWS_MAX_ATTEMPTS", "1")
 			}, "check", ExitS3, "unreachable"},
-			{"wrong credentials", func(t *testing.T, env map[string]string, d dirs) { t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0000000000") },
+			{"wrong credentials", func(t *testing.T, env map[string]string, d dirs) {
+				t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0000000000")
+			},
 				"check", ExitS3, "credentials"},
-			{"repository path missing", func(t *testing.T, env map[string]string, d dirs) { env["GIT_REPO_PATH"] = filepath.Join(d.repo, "nope") },
+			{"repository path missing", func(t *testing.T, env map[string]string, d dirs) {
+				env["GIT_REPO_PATH"] = filepath.Join(d.repo, "nope")
+			},
 				"check", ExitGit, "does not exist"},
 			{"not a repository", func(t *testing.T, env map[string]string, d dirs) { env["GIT_REPO_PATH"] = t.TempDir() },
 				"check", ExitGit, "not a git repository"},

@@ -4,7 +4,11 @@
 package ghaction
 
 import (
+	"fmt"
 	"io"
+	"strings"
+
+	"github.com/sethvargo/go-githubactions"
 )
 
 // Outputs of the action; Found and CacheHit are always written as exactly
@@ -15,6 +19,17 @@ type Outputs struct {
 	CommitHash string
 	CodeHash   string
 }
+
+// Names of the step outputs, as declared in action.yml.
+const (
+	OutputFound      = "found"
+	OutputCacheHit   = "cache-hit"
+	OutputCommitHash = "commit-hash"
+	OutputCodeHash   = "code-hash"
+)
+
+// OutputNames lists every output SetOutputs writes, in that order.
+var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash}
 
 // File is one row of the upload summary.
 type File struct {
@@ -46,31 +61,227 @@ type UploadSummary struct {
 // Reporter talks to the Actions runner through its environment files.
 type Reporter struct {
 	enabled bool
+	action  *githubactions.Action
+	// The runner always sets these; a bare GITHUB_ACTIONS=true (a script
+	// imitating CI) may not, and go-githubactions panics on an empty path.
+	hasOutput, hasSummary bool
 }
 
 // New returns a Reporter; it is active only when lookup shows a GitHub
 // Actions runner (GITHUB_ACTIONS=true). w receives workflow commands.
 func New(lookup func(string) (string, bool), w io.Writer) *Reporter {
-	return &Reporter{}
+	if v, _ := lookup("GITHUB_ACTIONS"); v != "true" {
+		return &Reporter{}
+	}
+	getenv := func(k string) string { v, _ := lookup(k); return v }
+	return &Reporter{
+		enabled:    true,
+		action:     githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(w)),
+		hasOutput:  getenv("GITHUB_OUTPUT") != "",
+		hasSummary: getenv("GITHUB_STEP_SUMMARY") != "",
+	}
 }
 
 // Enabled reports whether the tool runs inside GitHub Actions.
 func (r *Reporter) Enabled() bool { return r.enabled }
 
 // Mask hides a secret in the rest of the job's log.
-func (r *Reporter) Mask(secret string) {}
+func (r *Reporter) Mask(secret string) {
+	if !r.enabled || strings.TrimSpace(secret) == "" {
+		return
+	}
+	// The runner masks line by line: a multi-line secret needs each line too.
+	_ = r.do(func() { r.action.AddMask(secret) })
+	if strings.ContainsAny(secret, "\r\n") {
+		for _, line := range strings.FieldsFunc(secret, func(c rune) bool { return c == '\n' || c == '\r' }) {
+			if strings.TrimSpace(line) != "" {
+				_ = r.do(func() { r.action.AddMask(line) })
+			}
+		}
+	}
+}
 
 // Group starts a collapsible log group; the returned func ends it.
-func (r *Reporter) Group(title string) func() { return func() {} }
+func (r *Reporter) Group(title string) func() {
+	if !r.enabled {
+		return func() {}
+	}
+	_ = r.do(func() { r.action.Group(title) })
+	return func() { _ = r.do(r.action.EndGroup) }
+}
 
 // Error adds an error annotation.
-func (r *Reporter) Error(msg string) {}
+func (r *Reporter) Error(msg string) {
+	if !r.enabled {
+		return
+	}
+	_ = r.do(func() {
+		r.action.WithFieldsMap(map[string]string{"title": "s3-asset-manager"}).Errorf("%s", msg)
+	})
+}
 
 // SetOutputs writes the step outputs.
-func (r *Reporter) SetOutputs(o Outputs) error { return nil }
+func (r *Reporter) SetOutputs(o Outputs) error {
+	if !r.enabled || !r.hasOutput {
+		return nil
+	}
+	return r.do(func() {
+		r.action.SetOutput(OutputFound, fmt.Sprint(o.Found))
+		r.action.SetOutput(OutputCacheHit, fmt.Sprint(o.CacheHit))
+		r.action.SetOutput(OutputCommitHash, o.CommitHash)
+		r.action.SetOutput(OutputCodeHash, o.CodeHash)
+	})
+}
 
 // SummarizeCheck appends the check's result to the job summary.
-func (r *Reporter) SummarizeCheck(s CheckSummary) error { return nil }
+func (r *Reporter) SummarizeCheck(s CheckSummary) error {
+	return r.summary(CheckMarkdown(s))
+}
 
 // SummarizeUpload appends the upload's files to the job summary.
-func (r *Reporter) SummarizeUpload(s UploadSummary) error { return nil }
+func (r *Reporter) SummarizeUpload(s UploadSummary) error {
+	return r.summary(UploadMarkdown(s))
+}
+
+func (r *Reporter) summary(md string) error {
+	if !r.enabled || !r.hasSummary {
+		return nil
+	}
+	return r.do(func() { r.action.AddStepSummary(md) })
+}
+
+// do turns go-githubactions' panics (an unwritable file or stdout) into an
+// error: reporting must never crash the tool after the work is done.
+func (r *Reporter) do(f func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if e, ok := p.(error); ok {
+				err = e
+			} else {
+				err = fmt.Errorf("%v", p)
+			}
+		}
+	}()
+	f()
+	return nil
+}
+
+// CheckMarkdown renders the job summary of a check.
+func CheckMarkdown(s CheckSummary) string {
+	var b strings.Builder
+	b.WriteString("### s3-asset-manager check\n\n")
+	switch {
+	case s.Found && s.CacheHit:
+		b.WriteString("**Found** in the code-hash cache and copied to this commit's artifacts: the build can be skipped.\n\n")
+	case s.Found:
+		b.WriteString("**Found**: this commit's artifacts are complete in S3; the build can be skipped.\n\n")
+	case s.CodeHash != "":
+		b.WriteString("**Not found**: no artifacts for this commit and no cached build for its code hash; the build must run and upload.\n\n")
+	default:
+		b.WriteString("**Not found**: no artifacts for this commit; the build must run and upload.\n\n")
+	}
+	b.WriteString("| | |\n|---|---|\n")
+	row(&b, "Bucket", code(s.Bucket))
+	row(&b, "Commit", code(s.Commit))
+	if s.CodeHash != "" {
+		row(&b, "Code hash", code(s.CodeHash))
+	}
+	if s.Found {
+		source := "artifacts"
+		if s.CacheHit {
+			source = "copied from the cache"
+		}
+		row(&b, "Source", source)
+		if s.Where != "" {
+			row(&b, "Location", code(s.Where))
+		}
+		if s.Files > 0 || s.Bytes > 0 {
+			row(&b, "Files", fmt.Sprintf("%d (%s)", s.Files, HumanSize(s.Bytes)))
+		}
+	}
+	return b.String()
+}
+
+// UploadMarkdown renders the job summary of an upload.
+func UploadMarkdown(s UploadSummary) string {
+	var b strings.Builder
+	b.WriteString("### s3-asset-manager upload\n\n")
+	var total int64
+	for _, f := range s.Files {
+		total += f.Size
+	}
+	switch {
+	case s.Skipped != "":
+		fmt.Fprintf(&b, "**Nothing uploaded**: %s.\n\n", escape(s.Skipped))
+	case len(s.Files) == 0:
+		b.WriteString("**Nothing uploaded**: no files.\n\n")
+	default:
+		fmt.Fprintf(&b, "**Uploaded** %d %s (%s).\n\n", len(s.Files), plural(len(s.Files), "file", "files"), HumanSize(total))
+	}
+	if s.Commit != "" || s.Where != "" {
+		b.WriteString("| | |\n|---|---|\n")
+		if s.Commit != "" {
+			row(&b, "Commit", code(s.Commit))
+		}
+		if s.Where != "" {
+			row(&b, "Location", code(s.Where))
+		}
+		b.WriteString("\n")
+	}
+	if len(s.Files) > 0 {
+		if s.Skipped != "" {
+			b.WriteString("Already stored:\n\n")
+		}
+		b.WriteString("| File | Size | package-hash |\n|---|--:|---|\n")
+		for _, f := range s.Files {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", code(f.Name), HumanSize(f.Size), code(f.PackageHash))
+		}
+	}
+	return b.String()
+}
+
+// HumanSize formats bytes in binary units: 512 B, 1.5 KiB, 20.0 MiB.
+func HumanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	// Move up a unit before rounding would print "1024.0".
+	v, exp := float64(n)/unit, 0
+	for v >= unit-0.05 && exp < 5 {
+		v /= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
+}
+
+func row(b *strings.Builder, k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// code renders s as a code span inside a table cell: file names may hold
+// backticks, pipes or newlines, none of which may break the table.
+func code(s string) string {
+	if s == "" {
+		return "-"
+	}
+	s = strings.NewReplacer("\r", " ", "\n", " ", "|", `\|`).Replace(s)
+	fence := "`"
+	for strings.Contains(s, fence) {
+		fence += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") || fence != "`" {
+		return fence + " " + s + " " + fence
+	}
+	return fence + s + fence
+}
+
+// escape keeps free text from turning into markdown or HTML.
+func escape(s string) string {
+	return strings.NewReplacer("\\", `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", ">", "&gt;", "|", `\|`, "\n", " ").Replace(s)
+}
