@@ -36,9 +36,10 @@ const (
 type Store interface {
 	URL(key string) string
 	ReadSmall(ctx context.Context, key string, max int64) ([]byte, error)
-	AnyUnder(ctx context.Context, prefix string) (bool, error)
 	UploadFile(ctx context.Context, key, path, contentType string, meta func(sha256 []byte) map[string]string) (s3store.Uploaded, error)
-	WriteRecord(ctx context.Context, key string, body []byte) error
+	WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error
+	Copy(ctx context.Context, r s3store.CopyRequest) (etag string, err error)
+	AnyUnder(ctx context.Context, prefix string) (bool, error)
 }
 
 var _ Store = (*s3store.Store)(nil)
@@ -46,13 +47,16 @@ var _ Store = (*s3store.Store)(nil)
 // Repo is what the orchestrator needs of the git checkout.
 type Repo interface {
 	Head() (string, error)
+	// CodeHash hashes the files CODE_HASH_FIND_FILTER selects.
+	CodeHash(ctx context.Context) (hash string, files int, err error)
 }
 
 // Kind says which concern a failure came from; the CLI maps it to an exit code.
 type Kind int
 
 const (
-	KindGit Kind = iota + 1
+	KindConfig Kind = iota + 1 // a setting is wrong in a way only the data shows
+	KindGit
 	KindS3
 	KindPackage
 )
@@ -111,7 +115,7 @@ func (r *Runner) readRecord(ctx context.Context, prefix string) (*manifest.Recor
 	if err != nil {
 		return nil, err
 	}
-	rec, err := manifest.Decode(data, nil)
+	rec, err := manifest.Decode(data, r.Config.SigningKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Store.URL(key), err)
 	}

@@ -74,17 +74,29 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		if found {
 			res.Where = r.Store.URL(prefix)
 		}
+	case errors.Is(err, manifest.ErrSignature):
+		r.logf("not found: %v (counted as missing: only records signed with PACKAGE_ASSETS_SIGNING_KEY are trusted)", err)
 	case errors.Is(err, manifest.ErrInvalid):
 		return res, fail(KindS3, fmt.Errorf("%w (not written by this tool, or damaged: delete it to let the build run again)", err))
 	default:
 		return res, fail(KindS3, err)
 	}
 
+	if !res.Found && r.Config.CacheEnabled() {
+		if err := r.fromCache(ctx, repo, commit, &res); err != nil {
+			return res, err
+		}
+	}
+
 	if res.Found {
 		if err := writeMarker(r.pkgPath(FoundFile), ""); err != nil {
 			return res, fail(KindPackage, err)
 		}
-		r.logf("result: found, the build can be skipped (%s written)", r.pkgPath(FoundFile))
+		how := "found"
+		if res.CacheHit {
+			how = "found in the cache"
+		}
+		r.logf("result: %s, the build can be skipped (%s written)", how, r.pkgPath(FoundFile))
 		return res, nil
 	}
 	r.logf("result: not found, the build must run and upload")

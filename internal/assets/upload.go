@@ -76,12 +76,19 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 
 	prefix := r.artifactPrefix(commit)
 	res.Where = r.Store.URL(prefix)
-	if rec, err := r.readRecord(ctx, prefix); err == nil {
+	exclusive := true
+	rec, err := r.readRecord(ctx, prefix)
+	switch {
+	case err == nil:
 		res.Skipped = SkippedComplete
 		res.Files = rec.Files
 		r.logf("%s is already complete (%d files, since %s): nothing uploaded", r.Store.URL(prefix), len(rec.Files), rec.Created.UTC().Format(time.RFC3339))
-		return res, nil
-	} else if !errors.Is(err, s3store.ErrNotFound) {
+		return res, r.fillCacheAfter(ctx, rec, codeHash)
+	case errors.Is(err, s3store.ErrNotFound):
+	case errors.Is(err, manifest.ErrSignature):
+		r.logf("replacing the completion record at %s: %v", r.Store.URL(prefix), err)
+		exclusive = false
+	default:
 		return res, fail(KindS3, err)
 	}
 
@@ -96,16 +103,24 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	}
 	res.Duration = time.Since(start)
 
-	rec := manifest.Record{
+	rec = &manifest.Record{
 		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, CodeHash: codeHash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Files: stored,
 	}
-	if err := r.writeRecord(ctx, prefix, rec); err != nil {
+	if err := r.writeRecord(ctx, prefix, *rec, exclusive); err != nil {
 		return res, err
 	}
 	r.logf("result: uploaded %d files, %s in %s (%s) to %s", len(stored), humanSize(res.Bytes),
 		res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), r.Store.URL(prefix))
-	return res, nil
+	return res, r.fillCacheAfter(ctx, rec, codeHash)
+}
+
+// fillCacheAfter fills the cache from a complete set when check computed a code hash.
+func (r *Runner) fillCacheAfter(ctx context.Context, rec *manifest.Record, codeHash string) error {
+	if codeHash == "" {
+		return nil
+	}
+	return r.fillCache(ctx, rec, codeHash)
 }
 
 // uploadAll sends the files in parallel; the store bounds requests in flight.
@@ -144,7 +159,7 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 			}
 			r.logf("  %s  %s in %s (%s, %s)", name, humanSize(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
 			mu.Lock()
-			stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct})
+			stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag})
 			mu.Unlock()
 			return nil
 		})
@@ -156,21 +171,21 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 	return stored, nil
 }
 
-// writeRecord stores a completion record unless one is there already: a
-// concurrent writer of the same set finished first, which is fine as long as
-// its record is valid.
-func (r *Runner) writeRecord(ctx context.Context, prefix string, rec manifest.Record) error {
-	body, err := manifest.Encode(rec, nil)
+// writeRecord stores a completion record, signed when a signing key is set.
+// exclusive: only if none is there already; then a concurrent writer of the
+// same set that finished first is fine, as long as its record is valid.
+func (r *Runner) writeRecord(ctx context.Context, prefix string, rec manifest.Record, exclusive bool) error {
+	body, err := manifest.Encode(rec, r.Config.SigningKey)
 	if err != nil {
 		return fmt.Errorf("encode completion record: %w", err)
 	}
 	key := prefix + manifest.Name
-	err = r.Store.WriteRecord(ctx, key, body)
+	err = r.Store.WriteRecord(ctx, key, body, exclusive)
 	if errors.Is(err, s3store.ErrExists) {
 		if _, rerr := r.readRecord(ctx, prefix); rerr != nil {
 			return fail(KindS3, fmt.Errorf("another writer completed %s first, but its record does not read back: %w", r.Store.URL(prefix), rerr))
 		}
-		r.logf("%s was completed by another upload at the same time; keeping its record", r.Store.URL(prefix))
+		r.logf("%s was completed by another writer at the same time; keeping its record", r.Store.URL(prefix))
 		return nil
 	}
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
-	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 	"github.com/nsmithuk/s3-asset-manager/internal/version"
 )
@@ -53,6 +52,9 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		fmt.Fprintf(stdout, "%s %s\n", name, version.Version)
 		return ExitOK
 	}
+	if cmd == "hash" {
+		return runHash(ctx, rest, lookup, stdout, logger)
+	}
 	if len(rest) > 0 {
 		logger.Printf("error: %s takes no arguments, got %q (settings come from environment variables)", cmd, rest)
 		return ExitUsage
@@ -86,7 +88,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		runner := &assets.Runner{
 			Config:   cfg,
 			Store:    store,
-			OpenRepo: func(p string) (assets.Repo, error) { return gitrepo.Open(p) },
+			OpenRepo: func(p string) (assets.Repo, error) { return openCheckout(p, cfg) },
 			Log:      logger,
 			Tool:     name + " " + version.Version,
 		}
@@ -177,6 +179,8 @@ func report(ctx context.Context, logger *log.Logger, err error) int {
 	var f *assets.Failure
 	if errors.As(err, &f) {
 		switch f.Kind {
+		case assets.KindConfig:
+			return ExitUsage
 		case assets.KindGit:
 			return ExitGit
 		case assets.KindS3:
@@ -203,7 +207,7 @@ func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, 
 		case "-V", "--version", "version":
 			return "version", nil, nil
 		}
-		if strings.HasPrefix(a, "-") {
+		if strings.HasPrefix(a, "-") && a != "-v" && a != "--verbose" {
 			return "", nil, fmt.Errorf("unknown flag %q", a)
 		}
 		positional = append(positional, a)
@@ -216,14 +220,14 @@ func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, 
 		if m, ok := lookup(config.InputEnv("mode")); ok && strings.TrimSpace(m) != "" {
 			positional = []string{strings.TrimSpace(m)}
 		} else {
-			return "", nil, errors.New("no command: give check or upload")
+			return "", nil, errors.New("no command: give check, upload or hash")
 		}
 	}
 	switch positional[0] {
-	case "check", "upload":
+	case "check", "upload", "hash":
 		return positional[0], positional[1:], nil
 	}
-	return "", nil, fmt.Errorf("unknown command %q: give check or upload", positional[0])
+	return "", nil, fmt.Errorf("unknown command %q: give check, upload or hash", positional[0])
 }
 
 func usage(w io.Writer) {
@@ -232,6 +236,8 @@ func usage(w io.Writer) {
 Usage:
   %[1]s check     look for the commit's artifacts; touch $PACKAGE_DIRECTORY/.found if complete
   %[1]s upload    upload the package directory's files, unless .found exists
+  %[1]s hash [-v]  print the code hash of GIT_REPO_PATH for CODE_HASH_FIND_FILTER;
+                   -v also lists every file that went in (mode, id, path)
   %[1]s --version
 Also runs as "check" and "upload" through links of those names.
 

@@ -59,6 +59,9 @@ type File struct {
 	SHA256 string `json:"sha256"`
 	// ContentType as stored.
 	ContentType string `json:"contentType,omitempty"`
+	// ETag as the store returned it; copies are made conditional on it, so a
+	// replaced object is never copied as if it were the recorded one.
+	ETag string `json:"etag,omitempty"`
 }
 
 // PackageHash is the file's SHA-256 in base64, the form of the package-hash

@@ -69,10 +69,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
 	return objs, nil
 }
 
-// WriteRecord stores a small object only if the key is free (If-None-Match),
-// returning an error wrapping ErrExists when another writer got there first.
-// A store that does not implement conditional writes gets a plain PUT.
-func (s *Store) WriteRecord(ctx context.Context, key string, body []byte) error {
+// WriteRecord stores a small object. With exclusive, only if the key is free
+// (If-None-Match: *), returning an error wrapping ErrExists when another
+// writer got there first; a store that does not implement conditional writes
+// gets a plain PUT.
+func (s *Store) WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error {
 	put := func(conditional bool) error {
 		sum := md5.Sum(body)
 		in := &s3.PutObjectInput{
@@ -89,9 +90,9 @@ func (s *Store) WriteRecord(ctx context.Context, key string, body []byte) error 
 		_, err := s.client.PutObject(ctx, in)
 		return err
 	}
-	err := put(true)
+	err := put(exclusive)
 	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NotImplemented" {
+	if exclusive && errors.As(err, &apiErr) && apiErr.ErrorCode() == "NotImplemented" {
 		err = put(false)
 	}
 	return s.classify("put", key, err)

@@ -39,6 +39,9 @@ type Options struct {
 	Concurrency int
 	// PartSize is the multipart part size; 0 means DefaultPartSize.
 	PartSize int64
+	// CopyPartThreshold is the size above which copies go in parts; 0 means
+	// S3's CopyObject limit of 5 GiB. Tests lower it.
+	CopyPartThreshold int64
 }
 
 const (
@@ -58,7 +61,9 @@ type Store struct {
 	client   *s3.Client
 	bucket   string
 	partSize int64
-	sem      chan struct{} // bounds requests in flight across files and parts
+	// copyPartThreshold: see Options.CopyPartThreshold.
+	copyPartThreshold int64
+	sem               chan struct{} // bounds requests in flight across files and parts
 }
 
 // New builds the S3 client from the standard AWS configuration chain (keys,
@@ -120,10 +125,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		})
 	})
 	return &Store{
-		client:   client,
-		bucket:   o.Bucket,
-		partSize: o.PartSize,
-		sem:      make(chan struct{}, o.Concurrency),
+		client:            client,
+		bucket:            o.Bucket,
+		partSize:          o.PartSize,
+		copyPartThreshold: o.CopyPartThreshold,
+		sem:               make(chan struct{}, o.Concurrency),
 	}, nil
 }
 

@@ -27,7 +27,8 @@ type Uploaded struct {
 	Size        int64
 	SHA256      []byte
 	ContentType string
-	Parts       int // 0 for a single PUT
+	Parts       int    // 0 for a single PUT
+	ETag        string // as the store returned it
 	Duration    time.Duration
 }
 
@@ -64,9 +65,9 @@ func (s *Store) UploadFile(ctx context.Context, key, path, contentType string, m
 	metadata := meta(d.sha256)
 	if multipart {
 		up.Parts = len(d.partMD5)
-		err = s.putMultipart(ctx, key, f, size, partSize, d.partMD5, metadata, contentType)
+		up.ETag, err = s.putMultipart(ctx, key, f, size, partSize, d.partMD5, metadata, contentType)
 	} else {
-		err = s.putSingle(ctx, key, f, size, d, metadata, contentType)
+		up.ETag, err = s.putSingle(ctx, key, f, size, d, metadata, contentType)
 	}
 	if err != nil {
 		return Uploaded{}, err
@@ -151,12 +152,12 @@ func copyCtx(ctx context.Context, w io.Writer, r *io.SectionReader, buf []byte) 
 
 func b64(b []byte) *string { return aws.String(base64.StdEncoding.EncodeToString(b)) }
 
-func (s *Store) putSingle(ctx context.Context, key string, f *os.File, size int64, d digests, meta map[string]string, contentType string) error {
+func (s *Store) putSingle(ctx context.Context, key string, f *os.File, size int64, d digests, meta map[string]string, contentType string) (string, error) {
 	if err := s.acquire(ctx); err != nil {
-		return err
+		return "", err
 	}
 	defer s.release()
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
 		Key:           &key,
 		Body:          io.NewSectionReader(f, 0, size),
@@ -165,10 +166,13 @@ func (s *Store) putSingle(ctx context.Context, key string, f *os.File, size int6
 		ContentType:   aws.String(contentType),
 		Metadata:      meta,
 	}, withPayloadHash(hex.EncodeToString(d.sha256)))
-	return s.classify("upload", key, err)
+	if err != nil {
+		return "", s.classify("upload", key, err)
+	}
+	return aws.ToString(out.ETag), nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, partSize int64, partMD5 [][]byte, meta map[string]string, contentType string) (err error) {
+func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, partSize int64, partMD5 [][]byte, meta map[string]string, contentType string) (etag string, err error) {
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:      &s.bucket,
 		Key:         &key,
@@ -176,7 +180,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, 
 		Metadata:    meta,
 	})
 	if err != nil {
-		return s.classify("start multipart upload", key, err)
+		return "", s.classify("start multipart upload", key, err)
 	}
 	uploadID := created.UploadId
 	defer func() {
@@ -212,18 +216,18 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, 
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return "", err
 	}
-	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          &s.bucket,
 		Key:             &key,
 		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
-		return s.classify("complete multipart upload", key, err)
+		return "", s.classify("complete multipart upload", key, err)
 	}
-	return s.verifySize(ctx, key, size)
+	return aws.ToString(out.ETag), s.verifySize(ctx, key, size)
 }
 
 // verifySize confirms what a multipart upload or copy assembled.

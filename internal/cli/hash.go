@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/assets"
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
+	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+)
+
+// checkout adapts a git checkout to what the orchestrator needs: HEAD, and
+// the code hash under the configured filter and salt.
+type checkout struct {
+	*gitrepo.Repo
+	filter []codehash.Pattern
+	salt   string
+}
+
+func openCheckout(path string, cfg *config.Config) (*checkout, error) {
+	r, err := gitrepo.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &checkout{Repo: r, filter: cfg.Filter, salt: cfg.Salt}, nil
+}
+
+func (c *checkout) CodeHash(ctx context.Context) (string, int, error) {
+	res, err := codehash.Compute(ctx, c.Repo, c.filter, c.salt)
+	if errors.Is(err, codehash.ErrNoMatch) {
+		return "", 0, &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("CODE_HASH_FIND_FILTER: %w", err)}
+	}
+	return res.Hash, len(res.Files), err
+}
+
+var _ assets.Repo = (*checkout)(nil)
+
+// runHash prints the code hash, and with -v every file that went into it, so
+// that two runs can be diffed to see why the cache missed.
+func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io.Writer, logger *log.Logger) int {
+	verbose := false
+	for _, a := range args {
+		switch a {
+		case "-v", "--verbose":
+			verbose = true
+		default:
+			logger.Printf("error: hash takes only -v, got %q", a)
+			return ExitUsage
+		}
+	}
+	cfg, err := config.Load(lookup, config.Requirements{})
+	if err != nil {
+		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
+		return ExitUsage
+	}
+	if !cfg.CacheEnabled() {
+		logger.Printf("error: CODE_HASH_FIND_FILTER is not set: nothing to hash")
+		return ExitUsage
+	}
+	repo, err := gitrepo.Open(cfg.RepoPath)
+	if err != nil {
+		logger.Printf("error: open git repository at %s: %v", cfg.RepoPath, err)
+		return ExitGit
+	}
+	res, err := codehash.Compute(ctx, repo, cfg.Filter, cfg.Salt)
+	if err != nil {
+		logger.Printf("error: %v", err)
+		if errors.Is(err, codehash.ErrNoMatch) {
+			return ExitUsage
+		}
+		if ctx.Err() != nil {
+			return ExitInterrupted
+		}
+		return ExitGit
+	}
+	if verbose {
+		if err := res.WriteList(stdout); err != nil {
+			logger.Printf("error: %v", err)
+			return ExitFailure
+		}
+	}
+	fmt.Fprintln(stdout, res.Hash)
+	return ExitOK
+}
