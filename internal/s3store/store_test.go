@@ -1,0 +1,177 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+func TestMain(m *testing.M) {
+	s3test.SetEnv()
+	code := m.Run()
+	s3test.StopAll()
+	os.Exit(code)
+}
+
+func newStore(t *testing.T, srv *s3test.Server, bucket string, o Options) *Store {
+	t.Helper()
+	o.Bucket, o.Endpoint, o.PathStyle = bucket, srv.Endpoint, true
+	if o.Concurrency == 0 {
+		o.Concurrency = 4
+	}
+	s, err := New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func filler(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/4096)
+	}
+	return b
+}
+
+func readBack(t *testing.T, srv *s3test.Server, bucket, key string) (*s3.GetObjectOutput, []byte) {
+	t.Helper()
+	out, err := srv.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, _ := io.ReadAll(out.Body)
+	return out, b
+}
+
+// Multipart upload and multipart copy (forced with small thresholds) give
+// back the same bytes, with the metadata asked for.
+func TestMultipartUploadAndCopy(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		st := newStore(t, srv, bucket, Options{PartSize: 5 << 20, CopyPartThreshold: 6 << 20})
+		body := filler(17<<20 + 123)
+		path := filepath.Join(t.TempDir(), "big + odd name.bin")
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var gotSum []byte
+		up, err := st.UploadFile(ctx, "a/big + odd name.bin", path, "application/octet-stream", func(sum []byte) map[string]string {
+			gotSum = sum
+			return map[string]string{"k": "v"}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(body)
+		if !bytes.Equal(gotSum, want[:]) || !bytes.Equal(up.SHA256, want[:]) || up.Parts != 4 || up.Size != int64(len(body)) {
+			t.Fatalf("upload = %+v", up)
+		}
+		if _, b := readBack(t, srv, bucket, "a/big + odd name.bin"); !bytes.Equal(b, body) {
+			t.Fatal("uploaded bytes differ")
+		}
+
+		for _, tc := range []struct {
+			name string
+			meta map[string]string
+		}{{"replace", map[string]string{"commit-hash": "x"}}, {"keep", nil}} {
+			dst := "b/" + tc.name + "/copy + %.bin"
+			if _, err := st.Copy(ctx, CopyRequest{Src: "a/big + odd name.bin", Dst: dst, Size: int64(len(body)), SrcETag: up.ETag, Metadata: tc.meta, ContentType: "application/zip"}); err != nil {
+				t.Fatalf("%s copy: %v", tc.name, err)
+			}
+			out, b := readBack(t, srv, bucket, dst)
+			if !bytes.Equal(b, body) {
+				t.Fatalf("%s: copied bytes differ", tc.name)
+			}
+			wantMeta := tc.meta
+			if wantMeta == nil {
+				wantMeta = map[string]string{"k": "v"}
+			}
+			if len(out.Metadata) != len(wantMeta) || out.Metadata[firstKey(wantMeta)] != wantMeta[firstKey(wantMeta)] {
+				t.Errorf("%s: metadata %v, want %v", tc.name, out.Metadata, wantMeta)
+			}
+		}
+
+		// A source that no longer has the recorded ETag is not copied.
+		_, err = st.Copy(ctx, CopyRequest{Src: "a/big + odd name.bin", Dst: "c/x", Size: 10, SrcETag: `"0123456789abcdef0123456789abcdef"`, Metadata: map[string]string{}})
+		if !errors.Is(err, ErrExists) {
+			t.Errorf("copy with a stale ETag: %v, want ErrExists", err)
+		}
+	})
+}
+
+func firstKey(m map[string]string) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
+func TestWriteRecordExclusive(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		st := newStore(t, srv, bucket, Options{})
+		if err := st.WriteRecord(ctx, "r.json", []byte(`{"a":1}`), true); err != nil {
+			t.Fatal(err)
+		}
+		err := st.WriteRecord(ctx, "r.json", []byte(`{"a":2}`), true)
+		if !errors.Is(err, ErrExists) {
+			// A store that ignores If-None-Match overwrites; both honour it here.
+			t.Fatalf("second exclusive write: %v, want ErrExists", err)
+		}
+		if err := st.WriteRecord(ctx, "r.json", []byte(`{"a":3}`), false); err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.ReadSmall(ctx, "r.json", 100)
+		if err != nil || string(b) != `{"a":3}` {
+			t.Fatalf("read back %q, %v", b, err)
+		}
+		if _, err := st.ReadSmall(ctx, "r.json", 3); err == nil {
+			t.Error("ReadSmall accepted an object over its limit")
+		}
+		if _, err := st.ReadSmall(ctx, "missing.json", 100); !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing key: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// A missing bucket is never a missing key.
+func TestMissingBucketIsNotNotFound(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		st := newStore(t, srv, "no-such-bucket-here", Options{})
+		_, err := st.ReadSmall(context.Background(), "x", 10)
+		if errors.Is(err, ErrNotFound) || !errors.Is(err, ErrNoBucket) {
+			t.Errorf("err = %v, want ErrNoBucket", err)
+		}
+		if _, err := st.AnyUnder(context.Background(), "x/"); !errors.Is(err, ErrNoBucket) {
+			t.Errorf("list: %v, want ErrNoBucket", err)
+		}
+	})
+}
+
+func TestCopySource(t *testing.T) {
+	tests := map[string]string{
+		"artifacts/abc/fn1.zip": "b/artifacts/abc/fn1.zip",
+		"a/with space+plus.zip": "b/a/with%20space%2Bplus.zip",
+		"a/100%.zip":            "b/a/100%25.zip",
+		"a/ünï.zip":             "b/a/%C3%BCn%C3%AF.zip",
+		`a/q'"?#.zip`:           `b/a/q%27%22%3F%23.zip`,
+	}
+	for key, want := range tests {
+		if got := copySource("b", key); got != want {
+			t.Errorf("copySource(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
