@@ -1,0 +1,171 @@
+// Package codehash computes the code hash: one digest of the source files
+// that make the build artifacts, so a build of the same sources under another
+// commit can be found.
+package codehash
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+)
+
+// Scheme tags the hash layout; changing the layout changes the tag.
+const Scheme = "s3-asset-manager code hash v1"
+
+// ErrNoMatch: a positive pattern selects no source file (it matches none,
+// only ignored ones, or later '!' patterns exclude all it matches). A typo in
+// the filter would otherwise leave files out of the hash, or hash nothing, and
+// silently serve stale builds.
+var ErrNoMatch = errors.New("no source file matches")
+
+// Result is a computed code hash and the files it covers, in path order.
+type Result struct {
+	Hash  string
+	Files []gitrepo.File
+}
+
+// Compute selects the source files matching pats (see Match: the last
+// matching pattern wins, '!' excludes) and hashes them.
+//
+// The source files are those git considers source: tracked files with their
+// working-tree contents, plus untracked files that are not ignored (see
+// gitrepo.Repo.SourceFiles). The hash is the lower-case hex SHA-256 of:
+//
+//	s3-asset-manager code hash v1\n
+//	<salt>\n
+//
+// followed, for each selected file in byte order of path, by
+//
+//	<path>\x00<mode in octal: 100644, 100755, 120000 or 160000>\x00<git object id in hex>\n
+//
+// where the id is the file's git blob id (of the link target text for a
+// symlink; the recorded commit for a submodule). So a rename, a mode change or
+// an edit changes the hash; mtimes, the clone's depth, worktree layout and
+// sparse checkout (of files inside the cone) do not.
+//
+// The salt must be a single line. A positive pattern that selects no source
+// file is an error wrapping ErrNoMatch, naming the patterns.
+func Compute(ctx context.Context, repo *gitrepo.Repo, pats []Pattern, salt string) (Result, error) {
+	if strings.ContainsAny(salt, "\n\r\x00") {
+		return Result{}, errors.New("code hash: the salt must be a single line")
+	}
+	var positives []Pattern
+	for _, p := range pats {
+		if !p.Negate {
+			positives = append(positives, p)
+		}
+	}
+	if len(positives) == 0 {
+		return Result{}, fmt.Errorf("code hash: %w: the filter names no files to include", ErrNoMatch)
+	}
+	files, err := repo.SourceFiles(ctx, func(path string) bool { return Match(pats, path) }, descender(positives))
+	if err != nil {
+		return Result{}, fmt.Errorf("code hash: %w", err)
+	}
+	if unmatched := selectsNothing(positives, files); len(unmatched) > 0 {
+		return Result{}, fmt.Errorf("code hash: %w %s (a typo, or all of it excluded?)", ErrNoMatch, strings.Join(unmatched, ", "))
+	}
+	return Result{Hash: digest(files, salt), Files: files}, nil
+}
+
+// selectsNothing lists the positive patterns that match none of the selected
+// files: those that matched only ignored files, or whose every match a later
+// '!' pattern excluded, are as much a mistake as a typo.
+func selectsNothing(positives []Pattern, files []gitrepo.File) []string {
+	var none []string
+next:
+	for _, p := range positives {
+		for _, f := range files {
+			if doublestar.MatchUnvalidated(p.Glob, f.Path) {
+				continue next
+			}
+		}
+		none = append(none, "pattern "+p.String())
+	}
+	return none
+}
+
+// digest is the layout documented on Compute; files must be sorted by path.
+func digest(files []gitrepo.File, salt string) string {
+	h := sha256.New()
+	w := bufio.NewWriterSize(h, 64<<10)
+	w.WriteString(Scheme + "\n" + salt + "\n")
+	var line []byte
+	for _, f := range files {
+		line = append(line[:0], f.Path...)
+		line = append(line, 0)
+		line = strconv.AppendUint(line, uint64(f.Mode), 8)
+		line = append(line, 0)
+		line = hex.AppendEncode(line, f.ID[:])
+		line = append(line, '\n')
+		w.Write(line)
+	}
+	w.Flush()
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// WriteList writes one line per file, "<mode as 6 octal digits> <id> <path>"
+// (as `git ls-files -s` without the stage), for `hash --verbose`, so two runs
+// can be compared with diff.
+func (r Result) WriteList(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for _, f := range r.Files {
+		fmt.Fprintf(bw, "%06o %s %s\n", uint32(f.Mode), f.ID, f.Path)
+	}
+	return bw.Flush()
+}
+
+// descender returns the walk's pruning check: could any positive pattern match
+// a path under dir? It compares dir with each pattern's literal leading
+// segments and answers true as soon as it meets a segment with glob syntax, so
+// it never prunes a directory that holds a match.
+func descender(positives []Pattern) func(dir string) bool {
+	type lit struct {
+		segs []string // literal leading segments
+		all  bool     // the whole pattern is literal
+	}
+	lits := make([]lit, len(positives))
+	for i, p := range positives {
+		segs := strings.Split(p.Glob, "/")
+		n := 0
+		for n < len(segs) && !strings.ContainsAny(segs[n], `*?[]{}\`) {
+			n++
+		}
+		lits[i] = lit{segs: segs[:n], all: n == len(segs)}
+	}
+	return func(dir string) bool {
+		if dir == "" {
+			return true
+		}
+		d := strings.Split(dir, "/")
+	next:
+		for _, l := range lits {
+			for i, seg := range d {
+				if i == len(l.segs) {
+					if l.all {
+						continue next // a literal path this short cannot name something under dir
+					}
+					return true // glob syntax from here on
+				}
+				if l.segs[i] != seg {
+					continue next
+				}
+			}
+			// dir is a prefix of the literal part (or equal to it).
+			if l.all && len(l.segs) == len(d) {
+				continue // the pattern names dir itself, nothing under it
+			}
+			return true
+		}
+		return false
+	}
+}

@@ -1,0 +1,541 @@
+package gitrepo
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
+	"golang.org/x/sync/errgroup"
+)
+
+// File is one file git considers source.
+type File struct {
+	Path      string            // slash-separated, relative to Repo.Root
+	Mode      filemode.FileMode // filemode.Regular, Executable, Symlink or Submodule
+	ID        plumbing.Hash     // git blob id of the content (symlink: of its target text), commit id for a submodule
+	Tracked   bool              // in the index
+	FromIndex bool              // id taken from the index without reading the file
+}
+
+// SourceFiles lists the files git considers the source: tracked files (from
+// the index, contents as in the working tree), plus untracked files that are
+// not ignored (.gitignore files at every level and info/exclude; the user's
+// global core.excludesFile is left out on purpose, so two machines agree).
+// Ignored directories are never walked. include(path) selects files;
+// descend(dir) lets the untracked walk skip directories that cannot hold a
+// selected file (dir is a slash-separated relative path, "" is the root).
+// Either may be nil (everything) and both may be called concurrently.
+// Results are sorted by Path (byte order).
+//
+// What counts, as `git status` would see it:
+//   - A tracked file's id comes from the index when its size, mtime and mode
+//     match the file and the file is older than the index (git's racy rule);
+//     otherwise the file is read and hashed. Inode, device and owner are never
+//     compared: they change across container bind mounts.
+//   - Symlinks are not followed: the id is that of the target text.
+//   - Submodules count as the commit the index records; they are not walked.
+//   - Skip-worktree entries (sparse checkout) are not on disk: the index id counts.
+//   - A tracked file deleted from the working tree is left out.
+//   - A sparse index (directory entries) is refused with ErrUnsupported
+//     rather than expanded: expanding needs the trees from the object store,
+//     and `git sparse-checkout init --no-sparse-index` turns it off.
+//   - Content filters (git-lfs, eol conversion) are not applied.
+func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, descend func(dir string) bool) ([]File, error) {
+	if include == nil {
+		include = func(string) bool { return true }
+	}
+	if descend == nil {
+		descend = func(string) bool { return true }
+	}
+	s := &scan{
+		root:     r.Root,
+		cfg:      r.coreConfig(),
+		include:  include,
+		descend:  descend,
+		workers:  max(4, runtime.GOMAXPROCS(0)),
+		excludes: readIgnore(filepath.Join(r.CommonDir, "info", "exclude"), nil),
+	}
+
+	// Decoding the index and walking the tree (which stats every selected
+	// file) are the slow parts and need nothing of each other: run them together.
+	var (
+		idx  *index.Index
+		dirs []*walkDir
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		idx, err = r.readIndex()
+		return err
+	})
+	g.Go(func() (err error) {
+		dirs, err = s.walk(gctx)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	// One entry a path; tracked maps each path to its place in todo.
+	todo := make([]*index.Entry, 0, len(idx.Entries))
+	tracked := make(map[string]int, len(idx.Entries))
+	for _, e := range idx.Entries {
+		if e.Mode == filemode.Dir {
+			return nil, fmt.Errorf("read index of %s: %w: sparse index (directory entry %s/); "+
+				"run `git sparse-checkout init --no-sparse-index`", r.Root, ErrUnsupported, e.Name)
+		}
+		if i, dup := tracked[e.Name]; dup {
+			// Unmerged (several stages): what counts is the file as it is now.
+			todo[i] = &index.Entry{Name: e.Name, Stage: e.Stage}
+			continue
+		}
+		tracked[e.Name] = len(todo)
+		todo = append(todo, e)
+	}
+	s.idxTime = idx.ModTime
+
+	// Hand the walk's stat results to the tracked entries; what is left is untracked.
+	infos := make([]fs.FileInfo, len(todo))
+	var untracked []walkFile
+	for _, d := range dirs {
+		for _, f := range d.files {
+			if i, ok := tracked[f.path]; ok {
+				infos[i] = f.info
+			} else if !ignored(d.ignore, append(slices.Clip(d.domain), f.info.Name()), false) {
+				untracked = append(untracked, f)
+			}
+		}
+	}
+
+	out := make([]File, len(todo)+len(untracked))
+	keep := make([]bool, len(out))
+	err := parallel(ctx, len(out), s.workers, func(buf []byte, i int) (err error) {
+		if i < len(todo) {
+			out[i], keep[i], err = s.trackedFile(todo[i], infos[i], buf)
+		} else {
+			out[i], keep[i], err = s.untrackedFile(untracked[i-len(todo)], buf)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	files := out[:0]
+	for i, f := range out {
+		if keep[i] {
+			files = append(files, f)
+		}
+	}
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	return files, nil
+}
+
+func (r *Repo) readIndex() (*index.Index, error) {
+	idx, err := r.storage.Index()
+	if err != nil {
+		if errors.Is(err, index.ErrUnknownExtension) {
+			return nil, fmt.Errorf("read index of %s: %w: it uses an extension go-git cannot read "+
+				"(a sparse index or split index? `git sparse-checkout init --no-sparse-index` and "+
+				"`git update-index --no-split-index` turn those off)", r.Root, ErrUnsupported)
+		}
+		return nil, fmt.Errorf("read index of %s: %w", r.Root, err)
+	}
+	return idx, nil
+}
+
+type coreConfig struct {
+	fileMode bool // core.fileMode: trust the executable bit
+	symlinks bool // core.symlinks: symlinks are checked out as links
+}
+
+func (r *Repo) coreConfig() coreConfig {
+	c := coreConfig{fileMode: true, symlinks: true}
+	cfg, err := r.storage.Config()
+	if err != nil || cfg.Raw == nil || !cfg.Raw.HasSection("core") {
+		return c
+	}
+	opts := cfg.Raw.Section("core").Options
+	c.fileMode = gitBool(opts.Get("filemode"), true)
+	c.symlinks = gitBool(opts.Get("symlinks"), true)
+	return c
+}
+
+func gitBool(v string, def bool) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "false", "no", "off", "0":
+		return false
+	case "true", "yes", "on", "1":
+		return true
+	}
+	return def
+}
+
+type scan struct {
+	root     string
+	cfg      coreConfig
+	idxTime  time.Time // the index file's mtime
+	include  func(string) bool
+	descend  func(string) bool
+	workers  int
+	excludes []gitignore.Pattern // info/exclude
+}
+
+// trackedFile gives the file for an index entry, trusting the index where
+// git would and hashing otherwise; info is the walk's lstat of it, or nil
+// when the walk did not see it (not selected, in a pruned or ignored
+// directory, or gone). keep is false for a file to leave out.
+func (s *scan) trackedFile(e *index.Entry, info fs.FileInfo, buf []byte) (f File, keep bool, err error) {
+	f = File{Path: e.Name, Tracked: true}
+	if e.Mode == filemode.Submodule || e.SkipWorktree {
+		if !s.include(e.Name) {
+			return f, false, nil
+		}
+		f.Mode, f.ID, f.FromIndex = e.Mode, e.Hash, true
+		return f, true, nil
+	}
+	abs := filepath.Join(s.root, filepath.FromSlash(e.Name))
+	if info == nil {
+		if !s.include(e.Name) {
+			return f, false, nil
+		}
+		if info, err = os.Lstat(abs); err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
+				return f, false, nil // deleted in the working tree
+			}
+			return f, false, fmt.Errorf("stat %s: %w", e.Name, err)
+		}
+	}
+	mode, ok := s.mode(info, e.Mode)
+	if !ok {
+		return f, false, nil // now a directory or a special file: the tracked file is gone
+	}
+	f.Mode = mode
+	if s.clean(e, info, mode) {
+		f.ID, f.FromIndex = e.Hash, true
+		return f, true, nil
+	}
+	if f.ID, err = hashPath(abs, mode, buf); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return f, false, nil // deleted since the stat
+		}
+		return f, false, fmt.Errorf("hash %s: %w", e.Name, err)
+	}
+	return f, true, nil
+}
+
+func (s *scan) untrackedFile(w walkFile, buf []byte) (File, bool, error) {
+	mode, ok := s.mode(w.info, 0)
+	if !ok {
+		return File{}, false, nil
+	}
+	id, err := hashPath(filepath.Join(s.root, filepath.FromSlash(w.path)), mode, buf)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return File{}, false, nil
+		}
+		return File{}, false, fmt.Errorf("hash %s: %w", w.path, err)
+	}
+	return File{Path: w.path, Mode: mode, ID: id}, true, nil
+}
+
+// clean reports whether the index's id can be trusted for the file: the stat
+// data git recorded still matches, and the file was not modified within the
+// index's own timestamp granularity (racy git: a same-size edit just after
+// the index was written would otherwise go unseen).
+func (s *scan) clean(e *index.Entry, fi fs.FileInfo, mode filemode.FileMode) bool {
+	mt := fi.ModTime()
+	return e.Mode == mode &&
+		!e.IntentToAdd &&
+		e.Size == uint32(fi.Size()) &&
+		e.ModifiedAt.Equal(mt) &&
+		mt.Before(s.idxTime)
+}
+
+// mode is the git mode of a working file, following git's ce_mode_from_stat:
+// with core.fileMode or core.symlinks off, the index's mode stands in for
+// what the file system cannot say. ok is false for what git does not track.
+// indexMode is 0 for untracked files.
+func (s *scan) mode(fi fs.FileInfo, indexMode filemode.FileMode) (m filemode.FileMode, ok bool) {
+	switch t := fi.Mode(); {
+	case t&fs.ModeSymlink != 0:
+		return filemode.Symlink, true
+	case t.IsRegular():
+		if !s.cfg.symlinks && indexMode == filemode.Symlink {
+			return filemode.Symlink, true
+		}
+		if !s.cfg.fileMode {
+			if indexMode == filemode.Regular || indexMode == filemode.Executable {
+				return indexMode, true
+			}
+			return filemode.Regular, true
+		}
+		if t.Perm()&0o100 != 0 {
+			return filemode.Executable, true
+		}
+		return filemode.Regular, true
+	}
+	return 0, false
+}
+
+// hashPath computes the blob id git would give the file: of the link target
+// text for a symlink (never followed), else of the content. crypto/sha1 is
+// twice as fast here as go-git's collision-detecting hasher and gives the same
+// ids for anything but a crafted collision.
+func hashPath(abs string, mode filemode.FileMode, buf []byte) (plumbing.Hash, error) {
+	if mode == filemode.Symlink {
+		if target, err := os.Readlink(abs); err == nil {
+			return blobID([]byte(target)), nil
+		} else if !errors.Is(err, errInvalid) {
+			return plumbing.ZeroHash, err
+		}
+		// core.symlinks=false: a plain file holding the target text.
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	size := fi.Size()
+	h := sha1.New()
+	h.Write(blobHeader(size))
+	var n int64
+	for {
+		m, err := f.Read(buf)
+		n += int64(m)
+		h.Write(buf[:m])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	if n != size {
+		return plumbing.ZeroHash, fmt.Errorf("the file changed while it was read (%d bytes, then %d)", size, n)
+	}
+	var id plumbing.Hash
+	h.Sum(id[:0])
+	return id, nil
+}
+
+func blobHeader(size int64) []byte {
+	return append(strconv.AppendInt([]byte("blob "), size, 10), 0)
+}
+
+var (
+	errNotDir  error = syscall.ENOTDIR // a path component is now a file
+	errInvalid error = syscall.EINVAL  // readlink of something that is not a link
+)
+
+func blobID(content []byte) plumbing.Hash {
+	h := sha1.New()
+	h.Write(blobHeader(int64(len(content))))
+	h.Write(content)
+	var id plumbing.Hash
+	h.Sum(id[:0])
+	return id
+}
+
+// parallel runs fn(i) for i in [0, n) on up to workers goroutines, each with
+// its own read buffer, stopping at the first error or when ctx ends.
+func parallel(ctx context.Context, n, workers int, fn func(buf []byte, i int) error) error {
+	const chunk = 64
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		firstErr error
+		once     sync.Once
+		failed   atomic.Bool
+	)
+	for range min(workers, (n+chunk-1)/chunk) {
+		wg.Go(func() {
+			buf := make([]byte, 64<<10)
+			for !failed.Load() {
+				start := int(next.Add(chunk)) - chunk
+				if start >= n {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					once.Do(func() { firstErr = err })
+					failed.Store(true)
+					return
+				}
+				for i := start; i < min(start+chunk, n); i++ {
+					if err := fn(buf, i); err != nil {
+						once.Do(func() { firstErr = err })
+						failed.Store(true)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+type walkDir struct {
+	domain []string            // the directory's path segments
+	ignore []gitignore.Pattern // patterns that apply in it
+	files  []walkFile
+}
+
+type walkFile struct {
+	path string
+	info fs.FileInfo // from lstat
+}
+
+type walker struct {
+	*scan
+	sem chan struct{} // bounds the goroutines walking directories
+	wg  sync.WaitGroup
+
+	mu   sync.Mutex
+	dirs []*walkDir
+	errs []error
+}
+
+// walk lists and stats the selected files of the working tree, leaving out
+// ignored directories, directories descend rejects and nested repositories
+// (submodules among them). Whether a file is tracked is decided later, so
+// files are not checked against the ignore rules here.
+func (s *scan) walk(ctx context.Context) ([]*walkDir, error) {
+	w := &walker{scan: s, sem: make(chan struct{}, s.workers)}
+	w.wg.Add(1)
+	w.dir(ctx, "", s.excludes)
+	w.wg.Wait()
+	if err := errors.Join(w.errs...); err != nil {
+		return nil, err
+	}
+	return w.dirs, ctx.Err()
+}
+
+// dir reads one directory (rel is "" for the root) with the ignore patterns
+// that apply above it, and walks its subdirectories, on new goroutines while
+// the semaphore allows.
+func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern) {
+	defer w.wg.Done()
+	if ctx.Err() != nil {
+		return
+	}
+	ents, err := os.ReadDir(filepath.Join(w.root, filepath.FromSlash(rel)))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			w.fail(fmt.Errorf("read directory %s: %w", cmp.Or(rel, "."), err))
+		}
+		return
+	}
+	d := &walkDir{}
+	if rel != "" {
+		d.domain = strings.Split(rel, "/")
+	}
+	for _, e := range ents {
+		switch e.Name() {
+		case ".git":
+			if rel != "" {
+				return // a nested repository or submodule: not ours to walk
+			}
+		case ".gitignore":
+			if !e.IsDir() {
+				ignore = append(slices.Clip(ignore), readIgnore(filepath.Join(w.root, filepath.FromSlash(rel), ".gitignore"), d.domain)...)
+			}
+		}
+	}
+	d.ignore = ignore
+	for _, e := range ents {
+		name := e.Name()
+		if name == ".git" {
+			continue
+		}
+		p := name
+		if rel != "" {
+			p = rel + "/" + name
+		}
+		if e.IsDir() {
+			if !w.descend(p) || ignored(ignore, append(slices.Clip(d.domain), name), true) {
+				continue
+			}
+			w.wg.Add(1)
+			select {
+			case w.sem <- struct{}{}:
+				go func() {
+					defer func() { <-w.sem }()
+					w.dir(ctx, p, ignore)
+				}()
+			default:
+				w.dir(ctx, p, ignore)
+			}
+			continue
+		}
+		if t := e.Type(); t&^(fs.ModeSymlink) != 0 || !w.include(p) {
+			continue // sockets, pipes and devices are not source
+		}
+		info, err := e.Info()
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.fail(fmt.Errorf("stat %s: %w", p, err))
+			}
+			continue
+		}
+		d.files = append(d.files, walkFile{p, info})
+	}
+	if len(d.files) > 0 {
+		w.mu.Lock()
+		w.dirs = append(w.dirs, d)
+		w.mu.Unlock()
+	}
+}
+
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	w.errs = append(w.errs, err)
+	w.mu.Unlock()
+}
+
+func ignored(ps []gitignore.Pattern, path []string, isDir bool) bool {
+	for i := len(ps) - 1; i >= 0; i-- {
+		if m := ps[i].Match(path, isDir); m != gitignore.NoMatch {
+			return m == gitignore.Exclude
+		}
+	}
+	return false
+}
+
+// readIgnore parses a gitignore file whose patterns apply under domain; a
+// missing or unreadable file has none.
+func readIgnore(path string, domain []string) []gitignore.Pattern {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var ps []gitignore.Pattern
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		ps = append(ps, gitignore.ParsePattern(line, domain))
+	}
+	return ps
+}
