@@ -76,11 +76,12 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	var out outcome
 	err = func() error {
 		store, err := s3store.New(ctx, s3store.Options{
-			Bucket:      cfg.Bucket,
-			Endpoint:    cfg.Endpoint,
-			PathStyle:   cfg.PathStyle,
-			Role:        cfg.Role,
-			Concurrency: cfg.Concurrency,
+			Bucket:         cfg.Bucket,
+			Endpoint:       cfg.Endpoint,
+			PathStyle:      cfg.PathStyle,
+			Role:           cfg.Role,
+			Concurrency:    cfg.Concurrency,
+			RequestTimeout: cfg.RequestTimeout,
 		})
 		if err != nil {
 			return &assets.Failure{Kind: assets.KindS3, Err: err}

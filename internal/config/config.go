@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 )
@@ -39,6 +40,7 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_ENDPOINT", Input: "endpoint", Doc: "S3 endpoint URL of an S3-compatible store; empty: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS."},
 	{Env: "PACKAGE_ASSETS_PATH_STYLE", Input: "path-style", Default: "auto", Doc: "Path-style addressing: true, false, or auto (on with a custom endpoint)."},
 	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "16", Doc: "Requests in flight at once for uploads and copies (1-256)."},
+	{Env: "PACKAGE_ASSETS_REQUEST_TIMEOUT", Input: "request-timeout", Default: "2m", Doc: "Longest one attempt of one S3 request may go without finishing before it is retried (e.g. 30s, 2m)."},
 	{Env: "PACKAGE_ASSETS_ACCEPT_LEGACY", Input: "accept-legacy", Default: "false", Doc: "Count objects under artifacts/<commit>/ without a completion record as found, as the original tool did (migration only)."},
 	{Env: "CODE_HASH_SALT", Input: "code-hash-salt", Doc: "Mixed into the code hash (e.g. a toolchain version): change it to invalidate the cache on purpose."},
 	{Env: "CODE_HASH_CACHE_READ_ONLY", Input: "cache-read-only", Default: "false", Doc: "Read the cache but never write it (builds of untrusted code, such as pull requests from forks)."},
@@ -58,6 +60,8 @@ type Config struct {
 	Endpoint    string
 	PathStyle   bool
 	Concurrency int
+	// RequestTimeout bounds one attempt of one S3 request.
+	RequestTimeout time.Duration
 	// AcceptLegacy counts unrecorded objects under artifacts/<commit>/ as found.
 	AcceptLegacy  bool
 	Salt          string
@@ -140,6 +144,11 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		bad("PACKAGE_UPLOAD_CONCURRENCY", "%q is not a whole number from 1 to 256", vals["PACKAGE_UPLOAD_CONCURRENCY"])
 	} else {
 		c.Concurrency = n
+	}
+	if d, err := time.ParseDuration(vals["PACKAGE_ASSETS_REQUEST_TIMEOUT"]); err != nil || d < 100*time.Millisecond || d > 24*time.Hour {
+		bad("PACKAGE_ASSETS_REQUEST_TIMEOUT", "%q is not a duration from 100ms to 24h (e.g. 30s, 2m)", vals["PACKAGE_ASSETS_REQUEST_TIMEOUT"])
+	} else {
+		c.RequestTimeout = d
 	}
 	if b, err := parseBool(vals["PACKAGE_ASSETS_ACCEPT_LEGACY"]); err != nil {
 		bad("PACKAGE_ASSETS_ACCEPT_LEGACY", "%q is not true or false", vals["PACKAGE_ASSETS_ACCEPT_LEGACY"])

@@ -26,7 +26,8 @@ type CopyRequest struct {
 }
 
 // Copy copies an object inside the bucket without downloading it: one
-// CopyObject up to 5 GiB, a multipart copy beyond. It returns the new ETag.
+// CopyObject up to the copy threshold, a multipart copy beyond. It returns
+// the new ETag.
 func (s *Store) Copy(ctx context.Context, r CopyRequest) (string, error) {
 	if r.Size > s.copyLimit() {
 		return s.copyMultipart(ctx, r)
@@ -63,7 +64,7 @@ func (s *Store) copyLimit() int64 {
 	if s.copyPartThreshold > 0 {
 		return s.copyPartThreshold
 	}
-	return maxCopySize
+	return DefaultCopyPartThreshold
 }
 
 // copyMultipart copies in parts of at least the part size (UploadPartCopy

@@ -40,8 +40,10 @@ type Options struct {
 	// PartSize is the multipart part size; 0 means DefaultPartSize.
 	PartSize int64
 	// CopyPartThreshold is the size above which copies go in parts; 0 means
-	// S3's CopyObject limit of 5 GiB. Tests lower it.
+	// DefaultCopyPartThreshold. Tests lower it.
 	CopyPartThreshold int64
+	// RequestTimeout bounds each attempt of each request; 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 const (
@@ -50,8 +52,13 @@ const (
 	DefaultPartSize = 16 << 20
 	// maxParts is S3's limit of parts in one multipart upload.
 	maxParts = 10000
-	// maxCopySize is CopyObject's limit; larger objects are copied in parts.
-	maxCopySize = 5 << 30
+	// DefaultCopyPartThreshold: larger objects are copied in parts. S3 allows
+	// one CopyObject up to 5 GiB, but a single request that long outlives any
+	// sensible per-request timeout; parts copy in parallel, too.
+	DefaultCopyPartThreshold = 512 << 20
+	// DefaultRequestTimeout bounds one attempt of one request: a part is at
+	// most a few tens of MiB, so two minutes means a stall, not a slow link.
+	DefaultRequestTimeout = 2 * time.Minute
 	// defaultMaxAttempts rides out a store that fails one request in four.
 	defaultMaxAttempts = 10
 )
@@ -76,14 +83,14 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.PartSize == 0 {
 		o.PartSize = DefaultPartSize
 	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = 2 * o.Concurrency
 		t.MaxIdleConnsPerHost = 2 * o.Concurrency
 		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		t.TLSHandshakeTimeout = 10 * time.Second
-		// A server that accepted a whole body and says nothing is stalled:
-		// give up on this attempt so the retryer makes another.
-		t.ResponseHeaderTimeout = 2 * time.Minute
 	})
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithHTTPClient(httpClient),
@@ -109,7 +116,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// The cache refreshes the role's credentials before they expire.
 		cfg.Credentials = aws.NewCredentialsCache(provider)
 	}
-	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+	client := s3.NewFromConfig(cfg, attemptTimeout(o.RequestTimeout), func(so *s3.Options) {
 		if o.Endpoint != "" {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
