@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// faultFlow runs check → build → upload → check → docs-only commit → cache
+// hit through the proxy, then verifies every stored byte directly on the server.
+func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy) {
+	t.Helper()
+	bucket := srv.NewBucket(t)
+	base := t.TempDir()
+	d := dirs{repo: filepath.Join(base, "repo"), pkg: filepath.Join(base, "packages")}
+	d.head = newRepo(t, d.repo, map[string]string{"lambdas/fn1/index.py": "v1\n", "README.md": "docs\n"})
+	env := map[string]string{
+		"PACKAGE_ASSETS_BUCKET":          bucket,
+		"PACKAGE_ASSETS_ENDPOINT":        proxy.URL,
+		"GIT_REPO_PATH":                  d.repo,
+		"PACKAGE_DIRECTORY":              d.pkg,
+		"CODE_HASH_FIND_FILTER":          "lambdas/**",
+		"PACKAGE_ASSETS_REQUEST_TIMEOUT": "1s", // a stalled attempt is retried after this
+	}
+	if r := run(t, env, "check"); r.code != ExitOK {
+		t.Fatalf("check: %v\nproxy: %s", r, proxy.Counts())
+	}
+	artifacts := map[string][]byte{"fn1.zip": []byte("small"), "layer.bin": randomBytes(40<<20, 3)}
+	for i := range 12 {
+		artifacts[string(rune('a'+i))+".zip"] = randomBytes(100<<10, uint64(i))
+	}
+	for name, b := range artifacts {
+		if err := os.WriteFile(filepath.Join(d.pkg, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := run(t, env, "upload"); r.code != ExitOK {
+		t.Fatalf("upload: %v\nproxy: %s", r, proxy.Counts())
+	}
+	if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
+		t.Fatalf("check after upload: %v\nproxy: %s", r, proxy.Counts())
+	}
+	next := commit(t, d.repo, map[string]string{"README.md": "more docs\n"})
+	pkg := freshPackages(t, env)
+	if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) || !strings.Contains(r.stderr, "cache hit") {
+		t.Fatalf("cache hit: %v\nproxy: %s", r, proxy.Counts())
+	}
+	for _, commit := range []string{d.head, next} {
+		for name, body := range artifacts {
+			_, got := getObject(t, srv, bucket, "artifacts/"+commit+"/"+name)
+			if !bytes.Equal(got, body) {
+				t.Errorf("%s/%s: stored bytes differ", commit[:8], name)
+			}
+		}
+	}
+}
+
+// A store that fails one request in four, in every way it can, is ridden out.
+func TestFaultyStore(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.Plan = s3test.EveryNth(4, s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall)
+		faultFlow(t, srv, proxy)
+		for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall} {
+			if proxy.Count(f) == 0 {
+				t.Errorf("the proxy never injected %s: %s", f, proxy.Counts())
+			}
+		}
+		t.Logf("proxy: %s", proxy.Counts())
+	})
+}
+
+// A store that refuses the SDK's default checksum headers and aws-chunked
+// bodies (Cloudflare R2, Ceph RGW, ...) works with no extra setting.
+func TestChecksumRefusingStore(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.RefuseChecksums = true
+
+		// The proxy does refuse what the SDK sends by default.
+		bucket := srv.NewBucket(t)
+		def := s3.New(s3.Options{
+			Region: s3test.Region, BaseEndpoint: aws.String(proxy.URL), UsePathStyle: true,
+			Credentials:      credentials.NewStaticCredentialsProvider(s3test.AccessKey, s3test.SecretKey, ""),
+			RetryMaxAttempts: 1,
+			// The SDK's default since 2025, spelled out: s3.New has no config to load it from.
+			RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		})
+		_, err := def.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("x"), Body: bytes.NewReader([]byte("x"))})
+		if err == nil || !strings.Contains(err.Error(), "NotImplemented") {
+			t.Fatalf("the proxy accepted a default SDK upload: %v", err)
+		}
+		refusedBefore := proxy.Count(s3test.NotImpl)
+
+		faultFlow(t, srv, proxy)
+		if n := proxy.Count(s3test.NotImpl) - refusedBefore; n != 0 {
+			t.Errorf("the tool sent %d requests with checksum headers or aws-chunked bodies", n)
+		}
+	})
+}

@@ -1,0 +1,150 @@
+package s3test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Fault is what the proxy does to one request.
+type Fault int
+
+const (
+	Pass     Fault = iota // forward to the server
+	SlowDown              // 503 SlowDown, as S3 throttles
+	Internal              // 500 InternalError
+	Drop                  // read part of the request, then close the connection
+	Stall                 // answer nothing until the client gives up
+	NotImpl               // 501 NotImplemented: refused a checksum header or aws-chunked body
+)
+
+func (f Fault) String() string {
+	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented"}[f]
+}
+
+// Proxy sits between the tool and a real server and misbehaves on purpose.
+type Proxy struct {
+	URL string
+	// Plan picks the fault for the nth request (from 1); nil passes everything.
+	Plan func(n int64, r *http.Request) Fault
+	// RefuseChecksums answers 501 to requests carrying flexible-checksum
+	// headers or aws-chunked bodies, as Cloudflare R2, Ceph RGW and others have.
+	RefuseChecksums bool
+
+	n      atomic.Int64
+	mu     sync.Mutex
+	counts map[Fault]int
+}
+
+// maxStall bounds a stall, so a client without timeouts cannot hang a test forever.
+const maxStall = 60 * time.Second
+
+// NewProxy starts a proxy in front of the server; it stops with the test.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{counts: map[Fault]int{}}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Host = r.In.Host // the client signed this Host header
+		},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f := Pass
+		if p.RefuseChecksums && carriesChecksum(r) {
+			f = NotImpl
+		} else if p.Plan != nil {
+			f = p.Plan(p.n.Add(1), r)
+		}
+		p.mu.Lock()
+		p.counts[f]++
+		p.mu.Unlock()
+		switch f {
+		case Pass:
+			rp.ServeHTTP(w, r)
+		case SlowDown:
+			s3Error(w, 503, "SlowDown", "Please reduce your request rate.")
+		case Internal:
+			s3Error(w, 500, "InternalError", "We encountered an internal error. Please try again.")
+		case NotImpl:
+			s3Error(w, 501, "NotImplemented", "A header you provided implies functionality that is not implemented.")
+		case Drop:
+			io.CopyN(io.Discard, r.Body, 64<<10)
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		case Stall:
+			// Take the whole body, then say nothing: once the body is read the
+			// server notices the client hanging up, which ends the stall.
+			io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-time.After(maxStall):
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// Count is how often the proxy applied a fault.
+func (p *Proxy) Count(f Fault) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts[f]
+}
+
+// Counts describes what the proxy did, for failure messages.
+func (p *Proxy) Counts() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for f := Pass; f <= NotImpl; f++ {
+		fmt.Fprintf(&b, "%s: %d; ", f, p.counts[f])
+	}
+	return b.String()
+}
+
+// EveryNth fails every nth request, cycling through faults.
+func EveryNth(n int64, faults ...Fault) func(int64, *http.Request) Fault {
+	return func(i int64, _ *http.Request) Fault {
+		if i%n != 0 {
+			return Pass
+		}
+		return faults[(i/n)%int64(len(faults))]
+	}
+}
+
+func carriesChecksum(r *http.Request) bool {
+	for k := range r.Header {
+		k = strings.ToLower(k)
+		if strings.HasPrefix(k, "x-amz-checksum-") || k == "x-amz-sdk-checksum-algorithm" || k == "x-amz-trailer" {
+			return true
+		}
+	}
+	return strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") ||
+		strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-")
+}
+
+func s3Error(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>s3am-proxy</RequestId></Error>`, code, msg)
+}
