@@ -1,0 +1,508 @@
+package main
+
+// End-to-end tests of action.yml: the binary runs the way the GitHub runner
+// runs a docker action (INPUT_* variables with the defaults filled in, the
+// image's ENV, runs.args as argv, the workspace as working directory,
+// GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files), against real S3 servers.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/cli"
+	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// toolBin is the binary under test, built once by TestMain.
+var toolBin string
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	s3test.SetEnv()
+	defer s3test.StopAll()
+	dir, err := os.MkdirTemp("", "s3am-main-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	toolBin = filepath.Join(dir, "s3-asset-manager")
+	cmd := exec.Command("go", "build", "-o", toolBin, ".")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build the binary under test:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// actionMeta is the part of action.yml the runner reads.
+type actionMeta struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Author      string `yaml:"author"`
+	Branding    struct {
+		Icon  string `yaml:"icon"`
+		Color string `yaml:"color"`
+	} `yaml:"branding"`
+	Inputs map[string]struct {
+		Description string  `yaml:"description"`
+		Required    bool    `yaml:"required"`
+		Default     *string `yaml:"default"`
+	} `yaml:"inputs"`
+	Outputs map[string]struct {
+		Description string `yaml:"description"`
+	} `yaml:"outputs"`
+	Runs struct {
+		Using      string            `yaml:"using"`
+		Image      string            `yaml:"image"`
+		Entrypoint string            `yaml:"entrypoint"`
+		Args       []string          `yaml:"args"`
+		Env        map[string]string `yaml:"env"`
+	} `yaml:"runs"`
+}
+
+func loadAction(t *testing.T) actionMeta {
+	t.Helper()
+	b, err := os.ReadFile("action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a actionMeta
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true) // a misspelt key is silently ignored by the runner
+	if err := dec.Decode(&a); err != nil {
+		t.Fatalf("action.yml: %v", err)
+	}
+	return a
+}
+
+func TestActionMetadata(t *testing.T) {
+	a := loadAction(t)
+	if a.Name == "" || a.Description == "" || a.Branding.Icon == "" || a.Branding.Color == "" {
+		t.Errorf("name, description and branding are needed for the Marketplace: %q %q %+v", a.Name, a.Description, a.Branding)
+	}
+
+	want := []string{"mode"}
+	for _, s := range config.Settings {
+		if s.Input == "" {
+			t.Errorf("setting %s has no action input", s.Env)
+			continue
+		}
+		want = append(want, s.Input)
+	}
+	var got []string
+	for name := range a.Inputs {
+		got = append(got, name)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("action.yml inputs\n  %v\nwant mode + config.Settings\n  %v", got, want)
+	}
+	for _, s := range config.Settings {
+		// Users reading the action's docs should learn the variable too.
+		if in, ok := a.Inputs[s.Input]; ok && !strings.Contains(in.Description, s.Env) {
+			t.Errorf("input %s: description does not name its variable %s", s.Input, s.Env)
+		}
+	}
+	for name, in := range a.Inputs {
+		if in.Description == "" {
+			t.Errorf("input %s has no description", name)
+		}
+		def := ""
+		if in.Default != nil {
+			def = *in.Default
+		}
+		switch name {
+		case "mode":
+			if !in.Required || def != "" {
+				t.Errorf("input mode: required %t, default %q; want required, no default", in.Required, def)
+			}
+		case "git-repo-path":
+			if def != "." { // actions/checkout puts the repository at the workspace root
+				t.Errorf("input git-repo-path defaults to %q, want .", def)
+			}
+		default:
+			// Empty means unset, so the environment variable can still apply.
+			if in.Required || def != "" {
+				t.Errorf("input %s: required %t, default %q; want optional with an empty default", name, in.Required, def)
+			}
+		}
+	}
+
+	for name, out := range a.Outputs {
+		if !slices.Contains(ghaction.OutputNames, name) {
+			t.Errorf("output %s is not one the tool writes (%v)", name, ghaction.OutputNames)
+		}
+		if out.Description == "" {
+			t.Errorf("output %s has no description", name)
+		}
+	}
+	for _, name := range ghaction.OutputNames {
+		if _, ok := a.Outputs[name]; !ok {
+			t.Errorf("output %s is written but not declared", name)
+		}
+	}
+
+	if a.Runs.Using != "docker" {
+		t.Errorf("runs.using %q, want docker", a.Runs.Using)
+	}
+	image, ok := strings.CutPrefix(a.Runs.Image, "docker://")
+	if !ok || !strings.Contains(image, ":") {
+		t.Errorf("runs.image %q, want a prebuilt docker://IMAGE:TAG, not a Dockerfile built on every run", a.Runs.Image)
+	}
+	if !slices.Equal(a.Runs.Args, []string{"${{ inputs.mode }}"}) {
+		t.Errorf("runs.args %q, want [${{ inputs.mode }}]", a.Runs.Args)
+	}
+
+	// The image the action pulls is the one release.yml pushes.
+	repo, tag, _ := strings.Cut(image, ":")
+	rel, err := os.ReadFile(".github/workflows/release.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rel), repo) {
+		t.Errorf("release.yml does not push %s", repo)
+	}
+	if regexp.MustCompile(`^v\d+$`).MatchString(tag) && !strings.Contains(string(rel), "pattern=v{{major}}") {
+		t.Errorf("action.yml uses tag %s; release.yml makes no v{{major}} tag", tag)
+	}
+}
+
+// newWorkspace makes a workspace with a git repository at its root, as
+// actions/checkout leaves it, and returns it with the HEAD commit.
+func newWorkspace(t *testing.T) (string, string) {
+	t.Helper()
+	ws := t.TempDir()
+	gitIn(t, ws, "-c", "init.defaultBranch=main", "init", "-q")
+	if err := os.WriteFile(filepath.Join(ws, "main.c"), []byte("int main(void) { return 0; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, ws, "add", "-A")
+	gitIn(t, ws, "commit", "-q", "-m", "first")
+	return ws, gitIn(t, ws, "rev-parse", "HEAD")
+}
+
+// gitIn runs the git CLI in dir with a fixed identity and no user config.
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=ci", "GIT_AUTHOR_EMAIL=ci@example.com", "GIT_COMMITTER_NAME=ci", "GIT_COMMITTER_EMAIL=ci@example.com",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+var expr = regexp.MustCompile(`\$\{\{\s*(.*?)\s*\}\}`)
+
+// runAction runs the action's container entry point as the runner would,
+// with the workspace as working directory, and returns the exit code, the
+// step outputs and the job summary. The S3 credentials come from this
+// process's AWS_* variables (a step's env: passes them the same way).
+func runAction(t *testing.T, workspace string, inputs map[string]string) (exitCode int, outputs map[string]string, summary string) {
+	t.Helper()
+	r := runActionFull(t, workspace, inputs)
+	return r.code, r.outputs, r.summary
+}
+
+// actionRun is everything one run of the action left behind.
+type actionRun struct {
+	code           int
+	outputs        map[string]string
+	summary        string
+	stdout, stderr string
+}
+
+// runActionFull is runAction with the container's stdout and stderr.
+func runActionFull(t *testing.T, workspace string, inputs map[string]string) actionRun {
+	t.Helper()
+	a := loadAction(t)
+	if a.Runs.Entrypoint != "" {
+		t.Fatalf("runs.entrypoint %q: runAction only knows the image's ENTRYPOINT", a.Runs.Entrypoint)
+	}
+	values := map[string]string{}
+	for name, in := range a.Inputs {
+		if in.Default != nil {
+			values[name] = *in.Default
+		}
+	}
+	for name, v := range inputs {
+		if _, ok := a.Inputs[name]; !ok {
+			t.Fatalf("input %q is not in action.yml", name)
+		}
+		values[name] = v
+	}
+	for name, in := range a.Inputs {
+		if _, given := inputs[name]; in.Required && !given {
+			t.Fatalf("required input %q not given", name)
+		}
+	}
+	subst := func(s string) string {
+		return expr.ReplaceAllStringFunc(s, func(m string) string {
+			name, ok := strings.CutPrefix(expr.FindStringSubmatch(m)[1], "inputs.")
+			if !ok {
+				t.Fatalf("action.yml: runAction cannot evaluate %s", m)
+			}
+			if _, ok := a.Inputs[name]; !ok {
+				t.Fatalf("action.yml: %s names no input", m)
+			}
+			return values[name]
+		})
+	}
+
+	files := t.TempDir()
+	outFile, sumFile := filepath.Join(files, "output"), filepath.Join(files, "summary")
+	for _, f := range []string{outFile, sumFile} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the runner passes with docker run -e: the step's env (here the
+	// AWS_* credentials), its own variables and the inputs.
+	runnerEnv := map[string]string{
+		"HOME":                t.TempDir(),
+		"CI":                  "true",
+		"GITHUB_ACTIONS":      "true",
+		"GITHUB_WORKSPACE":    workspace,
+		"GITHUB_OUTPUT":       outFile,
+		"GITHUB_STEP_SUMMARY": sumFile,
+	}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") {
+			k, v, _ := strings.Cut(kv, "=")
+			runnerEnv[k] = v
+		}
+	}
+	for name, v := range values {
+		runnerEnv[config.InputEnv(name)] = v
+	}
+	for k, v := range a.Runs.Env { // runs.env never overrides the step's env
+		if _, ok := runnerEnv[k]; !ok {
+			runnerEnv[k] = subst(v)
+		}
+	}
+	// docker run -e wins over the image's ENV.
+	env := readDockerfile(t).finalEnv(t)
+	for k, v := range runnerEnv {
+		env[k] = v
+	}
+	var args []string
+	for _, arg := range a.Runs.Args {
+		args = append(args, subst(arg))
+	}
+
+	cmd := exec.Command(toolBin, args...)
+	cmd.Dir = workspace
+	cmd.Env = []string{}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	r := actionRun{}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run action: %v", err)
+	}
+	r.stdout, r.stderr = stdout.String(), stderr.String()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("action %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+		}
+	})
+	outText, err := os.ReadFile(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sumText, err := os.ReadFile(sumFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.outputs, r.summary = parseOutputFile(t, string(outText)), string(sumText)
+	return r
+}
+
+// parseOutputFile reads GITHUB_OUTPUT as the runner does: "name<<delimiter"
+// heredoc blocks and "name=value" lines.
+func parseOutputFile(t *testing.T, text string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		eq, heredoc := strings.Index(line, "="), strings.Index(line, "<<")
+		if heredoc >= 0 && (eq < 0 || heredoc < eq) {
+			name, delim := line[:heredoc], line[heredoc+2:]
+			var val []string
+			closed := false
+			for sc.Scan() {
+				if sc.Text() == delim {
+					closed = true
+					break
+				}
+				val = append(val, sc.Text())
+			}
+			if !closed {
+				t.Fatalf("GITHUB_OUTPUT: %s<<%s is never closed", name, delim)
+			}
+			out[name] = strings.Join(val, "\n")
+			continue
+		}
+		if eq < 0 {
+			t.Fatalf("GITHUB_OUTPUT: malformed line %q", line)
+		}
+		out[line[:eq]] = line[eq+1:]
+	}
+	return out
+}
+
+func TestParseOutputFile(t *testing.T) {
+	got := parseOutputFile(t, "a=1\nb<<EOF\nx=y\nz<<w\nEOF\nc=\nd<<_D_\n_D_\n")
+	want := map[string]string{"a": "1", "b": "x=y\nz<<w", "c": "", "d": ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// wantOutputs compares every output; found and cache-hit must be exactly
+// true or false, never empty.
+func wantOutputs(t *testing.T, step string, got, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s: output %s = %q (set: %t), want %q", step, k, g, ok, v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: unexpected output %s=%q", step, k, got[k])
+		}
+	}
+}
+
+func TestActionCheckUpload(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		ws, head := newWorkspace(t)
+		with := func(mode string) map[string]string {
+			return map[string]string{"mode": mode, "bucket": bucket, "endpoint": srv.Endpoint, "package-directory": "dist"}
+		}
+
+		r := runActionFull(t, ws, with("check"))
+		code, out, sum := r.code, r.outputs, r.summary
+		if code != 0 {
+			t.Fatalf("first check: exit %d", code)
+		}
+		if !strings.Contains(r.stdout, "::group::") || !strings.Contains(r.stdout, "::endgroup::") {
+			t.Errorf("first check: no log group on stdout:\n%s", r.stdout)
+		}
+		wantOutputs(t, "first check", out, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+		wantSummary(t, "first check", sum, head, "Not found")
+		if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("first check left dist/.found: %v", err)
+		}
+
+		// The build the check did not skip.
+		if err := os.WriteFile(filepath.Join(ws, "dist", "app.tar.gz"), bytes.Repeat([]byte("artifact "), 1000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, sum = runAction(t, ws, with("upload"))
+		if code != 0 {
+			t.Fatalf("upload: exit %d", code)
+		}
+		wantOutputs(t, "upload", out, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+		wantSummary(t, "upload", sum, head, "app.tar.gz")
+
+		code, out, sum = runAction(t, ws, with("check"))
+		if code != 0 {
+			t.Fatalf("second check: exit %d", code)
+		}
+		wantOutputs(t, "second check", out, map[string]string{"found": "true", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+		wantSummary(t, "second check", sum, head, "Found")
+		if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); err != nil {
+			t.Errorf("second check: dist/.found: %v", err)
+		}
+
+		// The upload step after a skipped build sends nothing.
+		code, out, sum = runAction(t, ws, with("upload"))
+		if code != 0 {
+			t.Fatalf("upload after found: exit %d", code)
+		}
+		if out["found"] != "true" || out["cache-hit"] != "false" || len(out) != len(ghaction.OutputNames) {
+			t.Errorf("upload after found: outputs %q, want all four with found=true cache-hit=false", out)
+		}
+		if !strings.Contains(sum, "Nothing uploaded") {
+			t.Errorf("upload after found: summary does not say nothing was uploaded:\n%s", sum)
+		}
+	})
+}
+
+// A failed step still writes found=false and cache-hit=false, so that
+// `if: steps.check.outputs.found != 'true'` runs the build.
+func TestActionFailureOutputs(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		ws := t.TempDir() // no repository
+		code, out, _ := runAction(t, ws, map[string]string{"mode": "check", "bucket": bucket, "endpoint": srv.Endpoint})
+		if code != cli.ExitGit {
+			t.Errorf("check without a repository: exit %d, want %d", code, cli.ExitGit)
+		}
+		if out["found"] != "false" || out["cache-hit"] != "false" {
+			t.Errorf("outputs after a failure: %q, want found=false cache-hit=false", out)
+		}
+	})
+}
+
+func TestActionMissingBucket(t *testing.T) {
+	ws, _ := newWorkspace(t)
+	r := runActionFull(t, ws, map[string]string{"mode": "check"})
+	if r.code != cli.ExitUsage {
+		t.Errorf("check without a bucket: exit %d, want %d", r.code, cli.ExitUsage)
+	}
+	if !regexp.MustCompile(`(?m)^::error[^:]*::.*PACKAGE_ASSETS_BUCKET`).MatchString(r.stdout) {
+		t.Errorf("no error annotation naming PACKAGE_ASSETS_BUCKET on stdout:\n%s", r.stdout)
+	}
+	if r.summary != "" {
+		t.Errorf("summary written for a run that did nothing:\n%s", r.summary)
+	}
+}
+
+func wantSummary(t *testing.T, step, summary string, contains ...string) {
+	t.Helper()
+	if !strings.HasPrefix(summary, "#") {
+		t.Errorf("%s: summary is not markdown with a heading:\n%s", step, summary)
+	}
+	for _, s := range contains {
+		if !strings.Contains(summary, s) {
+			t.Errorf("%s: summary does not mention %q:\n%s", step, s, summary)
+		}
+	}
+}

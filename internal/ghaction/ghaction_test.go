@@ -1,0 +1,371 @@
+package ghaction
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/ghaction")
+
+const goldenDir = "../../testdata/ghaction"
+
+// runner is a fake Actions environment: the variables the runner sets and
+// the files it reads back after the step.
+type runner struct {
+	env     map[string]string
+	stdout  bytes.Buffer
+	output  string
+	summary string
+}
+
+func newRunner(t *testing.T) *runner {
+	t.Helper()
+	dir := t.TempDir()
+	r := &runner{output: filepath.Join(dir, "output"), summary: filepath.Join(dir, "summary")}
+	// The runner creates both files empty before the step.
+	for _, f := range []string{r.output, r.summary} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.env = map[string]string{
+		"GITHUB_ACTIONS":      "true",
+		"GITHUB_OUTPUT":       r.output,
+		"GITHUB_STEP_SUMMARY": r.summary,
+	}
+	return r
+}
+
+func (r *runner) lookup(k string) (string, bool) { v, ok := r.env[k]; return v, ok }
+
+func (r *runner) reporter() *Reporter { return New(r.lookup, &r.stdout) }
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// parseOutputs reads GITHUB_OUTPUT as the runner does: "name<<delimiter"
+// blocks and "name=value" lines.
+func parseOutputs(t *testing.T, text string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		if name, delim, ok := strings.Cut(line, "<<"); ok && !strings.Contains(name, "=") {
+			var val []string
+			closed := false
+			for sc.Scan() {
+				if sc.Text() == delim {
+					closed = true
+					break
+				}
+				val = append(val, sc.Text())
+			}
+			if !closed {
+				t.Fatalf("GITHUB_OUTPUT: %s<<%s is never closed", name, delim)
+			}
+			out[name] = strings.Join(val, "\n")
+			continue
+		}
+		name, val, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("GITHUB_OUTPUT: malformed line %q", line)
+		}
+		out[name] = val
+	}
+	return out
+}
+
+func TestSetOutputs(t *testing.T) {
+	for _, o := range []Outputs{
+		{},
+		{Found: true, CacheHit: true, CommitHash: strings.Repeat("a", 40), CodeHash: "c0de"},
+		{Found: true, CommitHash: strings.Repeat("b", 40)},
+	} {
+		r := newRunner(t)
+		if err := r.reporter().SetOutputs(o); err != nil {
+			t.Fatal(err)
+		}
+		got := parseOutputs(t, readFile(t, r.output))
+		want := map[string]string{
+			"found":       map[bool]string{true: "true", false: "false"}[o.Found],
+			"cache-hit":   map[bool]string{true: "true", false: "false"}[o.CacheHit],
+			"commit-hash": o.CommitHash,
+			"code-hash":   o.CodeHash,
+		}
+		if len(got) != len(want) {
+			t.Errorf("%+v: outputs %v, want %v", o, got, want)
+		}
+		for k, v := range want {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("%+v: output %s = %q (set: %t), want %q", o, k, g, ok, v)
+			}
+		}
+		if r.stdout.Len() != 0 {
+			t.Errorf("outputs went to stdout too: %q", r.stdout.String())
+		}
+	}
+}
+
+func TestOutputNamesMatchSetOutputs(t *testing.T) {
+	r := newRunner(t)
+	if err := r.reporter().SetOutputs(Outputs{}); err != nil {
+		t.Fatal(err)
+	}
+	got := parseOutputs(t, readFile(t, r.output))
+	for _, n := range OutputNames {
+		if _, ok := got[n]; !ok {
+			t.Errorf("OutputNames has %q, SetOutputs does not write it", n)
+		}
+	}
+	if len(got) != len(OutputNames) {
+		t.Errorf("SetOutputs wrote %d outputs, OutputNames lists %d", len(got), len(OutputNames))
+	}
+}
+
+func TestCommands(t *testing.T) {
+	r := newRunner(t)
+	gh := r.reporter()
+	if !gh.Enabled() {
+		t.Fatal("not enabled with GITHUB_ACTIONS=true")
+	}
+	gh.Mask("s3cr3t-value")
+	gh.Mask("line-one\nline-two")
+	gh.Mask("   ") // nothing to hide: masking blanks would star out the log
+	end := gh.Group("s3-asset-manager check")
+	end()
+	gh.Error("invalid settings: a\nb: 100%")
+	want := strings.Join([]string{
+		"::add-mask::s3cr3t-value",
+		"::add-mask::line-one%0Aline-two",
+		"::add-mask::line-one",
+		"::add-mask::line-two",
+		"::group::s3-asset-manager check",
+		"::endgroup::",
+		"::error title=s3-asset-manager::invalid settings: a%0Ab: 100%25",
+		"",
+	}, "\n")
+	if got := r.stdout.String(); got != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
+	}
+	for _, f := range []string{r.output, r.summary} {
+		if s := readFile(t, f); s != "" {
+			t.Errorf("%s written by commands: %q", filepath.Base(f), s)
+		}
+	}
+}
+
+// Outside Actions nothing is written anywhere, even when the file variables
+// happen to be set (a developer's shell copied from a CI log).
+func TestInactiveOutsideActions(t *testing.T) {
+	for _, v := range []string{"", "false", "1", "TRUE"} {
+		r := newRunner(t)
+		os.Remove(r.output)
+		os.Remove(r.summary)
+		if v == "" {
+			delete(r.env, "GITHUB_ACTIONS")
+		} else {
+			r.env["GITHUB_ACTIONS"] = v
+		}
+		gh := r.reporter()
+		if gh.Enabled() {
+			t.Errorf("GITHUB_ACTIONS=%q: enabled", v)
+		}
+		exercise(t, gh)
+		if r.stdout.Len() != 0 {
+			t.Errorf("GITHUB_ACTIONS=%q: stdout %q", v, r.stdout.String())
+		}
+		for _, f := range []string{r.output, r.summary} {
+			if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("GITHUB_ACTIONS=%q: %s was created (%v)", v, filepath.Base(f), err)
+			}
+		}
+	}
+}
+
+// go-githubactions panics when GITHUB_OUTPUT or GITHUB_STEP_SUMMARY is
+// unset; the Reporter skips those parts instead.
+func TestActionsWithoutFiles(t *testing.T) {
+	r := newRunner(t)
+	delete(r.env, "GITHUB_OUTPUT")
+	delete(r.env, "GITHUB_STEP_SUMMARY")
+	gh := r.reporter()
+	exercise(t, gh)
+	if !strings.Contains(r.stdout.String(), "::group::") {
+		t.Errorf("workflow commands not written: %q", r.stdout.String())
+	}
+}
+
+// exercise calls every method and fails on an error or a panic.
+func exercise(t *testing.T, gh *Reporter) {
+	t.Helper()
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("panic: %v", p)
+		}
+	}()
+	gh.Mask("secret-value")
+	gh.Group("g")()
+	gh.Error("boom")
+	if err := gh.SetOutputs(Outputs{Found: true}); err != nil {
+		t.Errorf("SetOutputs: %v", err)
+	}
+	if err := gh.SummarizeCheck(checkCases[0].s); err != nil {
+		t.Errorf("SummarizeCheck: %v", err)
+	}
+	if err := gh.SummarizeUpload(uploadCases[0].s); err != nil {
+		t.Errorf("SummarizeUpload: %v", err)
+	}
+}
+
+// An unwritable file is an error to report, not a panic.
+func TestWriteFailureIsError(t *testing.T) {
+	r := newRunner(t)
+	dir := t.TempDir() // a directory cannot be opened for appending
+	r.env["GITHUB_OUTPUT"] = dir
+	r.env["GITHUB_STEP_SUMMARY"] = dir
+	gh := r.reporter()
+	if err := gh.SetOutputs(Outputs{}); err == nil {
+		t.Error("SetOutputs into a directory: no error")
+	}
+	if err := gh.SummarizeCheck(CheckSummary{}); err == nil {
+		t.Error("SummarizeCheck into a directory: no error")
+	}
+}
+
+const (
+	commit   = "3f786850e387550fdab836ed7e6dc881de23001b"
+	codeHash = "9c56cc51b374c3ba189210d5b6d4bf57790d351c96c47c02190ecf1e430635ab"
+	bucket   = "ci-artifacts"
+	where    = "s3://ci-artifacts/team-a/artifacts/" + commit + "/"
+)
+
+var checkCases = []struct {
+	name string
+	s    CheckSummary
+}{
+	{"check-not-found", CheckSummary{Bucket: bucket, Commit: commit}},
+	{"check-not-found-cache", CheckSummary{Bucket: bucket, Commit: commit, CodeHash: codeHash}},
+	{"check-found", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where, Files: 3, Bytes: 5<<20 + 123}},
+	{"check-cache-hit", CheckSummary{Bucket: bucket, Commit: commit, CodeHash: codeHash, Found: true, CacheHit: true, Where: where, Files: 1, Bytes: 2048}},
+	{"check-found-legacy", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where}},
+}
+
+var uploadCases = []struct {
+	name string
+	s    UploadSummary
+}{
+	{"upload-files", UploadSummary{Commit: commit, Where: where, Files: []File{
+		{Name: "fn1.zip", Size: 1536, PackageHash: "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="},
+		{Name: "lib/tricky|name `x`.tar.gz", Size: 12 << 20, PackageHash: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
+		{Name: "empty", Size: 0, PackageHash: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
+	}}},
+	{"upload-skipped-found", UploadSummary{Skipped: "found by check"}},
+	{"upload-skipped-complete", UploadSummary{Commit: commit, Where: where, Skipped: "already complete", Files: []File{
+		{Name: "fn1.zip", Size: 1536, PackageHash: "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="},
+	}}},
+}
+
+func TestSummaryGolden(t *testing.T) {
+	type tc struct {
+		name string
+		run  func(*Reporter) error
+	}
+	var cases []tc
+	for _, c := range checkCases {
+		cases = append(cases, tc{c.name, func(gh *Reporter) error { return gh.SummarizeCheck(c.s) }})
+	}
+	for _, c := range uploadCases {
+		cases = append(cases, tc{c.name, func(gh *Reporter) error { return gh.SummarizeUpload(c.s) }})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRunner(t)
+			if err := c.run(r.reporter()); err != nil {
+				t.Fatal(err)
+			}
+			got := readFile(t, r.summary)
+			golden := filepath.Join(goldenDir, c.name+".md")
+			if *update {
+				if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./internal/ghaction -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("summary differs from %s (go test ./internal/ghaction -update rewrites it)\ngot:\n%s\nwant:\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// Check and upload run as separate steps, but a step may write twice: the
+// summary is appended to, never replaced.
+func TestSummaryAppends(t *testing.T) {
+	r := newRunner(t)
+	gh := r.reporter()
+	if err := gh.SummarizeCheck(checkCases[0].s); err != nil {
+		t.Fatal(err)
+	}
+	if err := gh.SummarizeUpload(uploadCases[0].s); err != nil {
+		t.Fatal(err)
+	}
+	got := readFile(t, r.summary)
+	if !strings.HasPrefix(got, CheckMarkdown(checkCases[0].s)) || !strings.Contains(got, UploadMarkdown(uploadCases[0].s)) {
+		t.Errorf("summary is not both parts in order:\n%s", got)
+	}
+}
+
+func TestHumanSize(t *testing.T) {
+	for n, want := range map[int64]string{
+		0:                  "0 B",
+		1023:               "1023 B",
+		1024:               "1.0 KiB",
+		1536:               "1.5 KiB",
+		1<<20 - 1:          "1.0 MiB",
+		5<<20 + 123:        "5.0 MiB",
+		3 << 30:            "3.0 GiB",
+		1<<62 + 1<<61:      "6.0 EiB",
+		1<<40 + 1<<39 + 99: "1.5 TiB",
+	} {
+		if got := HumanSize(n); got != want {
+			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestCodeSpan(t *testing.T) {
+	for in, want := range map[string]string{
+		"":         "-",
+		"a.zip":    "`a.zip`",
+		"a|b":      "`a\\|b`",
+		"a`b":      "`` a`b ``",
+		"`x":       "`` `x ``",
+		"two\nrow": "`two row`",
+	} {
+		if got := code(in); got != want {
+			t.Errorf("code(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
