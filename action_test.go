@@ -487,6 +487,9 @@ func TestActionMissingBucket(t *testing.T) {
 	if r.code != cli.ExitUsage {
 		t.Errorf("check without a bucket: exit %d, want %d", r.code, cli.ExitUsage)
 	}
+	if r.outputs["found"] != "false" || r.outputs["cache-hit"] != "false" {
+		t.Errorf("outputs after invalid settings: %q, want found=false cache-hit=false", r.outputs)
+	}
 	if !regexp.MustCompile(`(?m)^::error[^:]*::.*PACKAGE_ASSETS_BUCKET`).MatchString(r.stdout) {
 		t.Errorf("no error annotation naming PACKAGE_ASSETS_BUCKET on stdout:\n%s", r.stdout)
 	}
@@ -505,4 +508,43 @@ func wantSummary(t *testing.T, step, summary string, contains ...string) {
 			t.Errorf("%s: summary does not mention %q:\n%s", step, s, summary)
 		}
 	}
+}
+
+// A docs-only commit is served from the code-hash cache: cache-hit=true.
+func TestActionCacheHit(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		ws, _ := newWorkspace(t)
+		with := func(mode string) map[string]string {
+			return map[string]string{"mode": mode, "bucket": bucket, "endpoint": srv.Endpoint,
+				"package-directory": "dist", "code-hash-find-filter": "**/*.c\n!dist/**"}
+		}
+		code, out, _ := runAction(t, ws, with("check"))
+		codeHash := out["code-hash"]
+		if code != 0 || out["found"] != "false" || len(codeHash) != 64 {
+			t.Fatalf("first check: exit %d, outputs %q", code, out)
+		}
+		if err := os.WriteFile(filepath.Join(ws, "dist", "app.tar.gz"), []byte("built"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := runAction(t, ws, with("upload")); code != 0 {
+			t.Fatalf("upload: exit %d, outputs %q", code, out)
+		}
+
+		if err := os.WriteFile(filepath.Join(ws, "README.md"), []byte("docs only\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitIn(t, ws, "add", "README.md")
+		gitIn(t, ws, "commit", "-q", "-m", "docs")
+		next := gitIn(t, ws, "rev-parse", "HEAD")
+		if err := os.RemoveAll(filepath.Join(ws, "dist")); err != nil {
+			t.Fatal(err)
+		}
+		code, out, sum := runAction(t, ws, with("check"))
+		if code != 0 {
+			t.Fatalf("check after a docs-only commit: exit %d", code)
+		}
+		wantOutputs(t, "cache check", out, map[string]string{"found": "true", "cache-hit": "true", "commit-hash": next, "code-hash": codeHash})
+		wantSummary(t, "cache check", sum, next, "cache")
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -27,7 +29,7 @@ type CheckResult struct {
 func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	var res CheckResult
 	dir := r.Config.PackageDir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makePackageDir(dir); err != nil {
 		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
 	}
 	// Markers of an earlier run in a reused directory must not leak into this
@@ -121,4 +123,28 @@ func (r *Runner) unrecorded(ctx context.Context, prefix string) (bool, error) {
 		r.logf("not found: objects exist under %s but no completion record (an interrupted upload, or written by the original tool; PACKAGE_ASSETS_ACCEPT_LEGACY=true accepts the latter)", r.Store.URL(prefix))
 		return false, nil
 	}
+}
+
+// makePackageDir creates the package directory if needed. Created by root
+// (a GitHub docker action runs as root), it is handed to the owner of its
+// parent, so that the build steps after it, running as the runner's user,
+// can write their artifacts into it.
+func makePackageDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	parent, err := os.Stat(filepath.Dir(filepath.Clean(dir)))
+	if err != nil {
+		return nil
+	}
+	if st, ok := parent.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+		return os.Chown(dir, int(st.Uid), int(st.Gid))
+	}
+	return nil
 }

@@ -46,6 +46,9 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	dir := r.Config.PackageDir
 	if _, err := os.Stat(r.pkgPath(FoundFile)); err == nil {
 		res.Skipped = SkippedFound
+		// For the outputs only: a missing or odd marker is not an error here.
+		res.Commit, _ = readMarker(r.pkgPath(CommitFile))
+		res.CodeHash, _ = readMarker(r.pkgPath(CodeHashFile))
 		r.logf("%s exists: the artifacts were found by check, nothing to upload", r.pkgPath(FoundFile))
 		return res, nil
 	} else if !errors.Is(err, os.ErrNotExist) {

@@ -65,6 +65,10 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	if err != nil {
 		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
 		gh.Error("invalid settings: " + err.Error())
+		// Outputs are never empty: a later `if: found != 'true'` must run the build.
+		if oerr := gh.SetOutputs(ghaction.Outputs{}); oerr != nil {
+			logger.Printf("error: write step outputs: %v", oerr)
+		}
 		return ExitUsage
 	}
 	if len(cfg.SigningKey) > 0 {
