@@ -39,6 +39,7 @@ type Store interface {
 	UploadFile(ctx context.Context, key, path, contentType string, meta func(sha256 []byte) map[string]string) (s3store.Uploaded, error)
 	WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error
 	Copy(ctx context.Context, r s3store.CopyRequest) (etag string, err error)
+	Head(ctx context.Context, key string) (s3store.Info, error)
 	AnyUnder(ctx context.Context, prefix string) (bool, error)
 }
 

@@ -185,17 +185,63 @@ func (r *Runner) writeRecord(ctx context.Context, prefix string, rec manifest.Re
 	key := prefix + manifest.Name
 	err = r.Store.WriteRecord(ctx, key, body, exclusive)
 	if errors.Is(err, s3store.ErrExists) {
-		if _, rerr := r.readRecord(ctx, prefix); rerr != nil {
+		winner, rerr := r.readRecord(ctx, prefix)
+		if rerr != nil {
 			return fail(KindS3, fmt.Errorf("another writer completed %s first, but its record does not read back: %w", r.Store.URL(prefix), rerr))
 		}
-		r.logf("%s was completed by another writer at the same time; keeping its record", r.Store.URL(prefix))
-		return nil
+		r.logf("%s was completed by another writer at the same time; checking its record against what is stored", r.Store.URL(prefix))
+		return r.reconcile(ctx, prefix, winner)
 	}
 	if err != nil {
 		return fail(KindS3, fmt.Errorf("write completion record: %w", err))
 	}
 	r.logf("completion record %s written", r.Store.URL(key))
 	return nil
+}
+
+// reconcile makes a record that won a race describe what is stored. Two
+// writers of one set may each have overwritten some of the other's objects
+// before the first record was written; every writer's own PUTs are finished
+// by the time it gets here, so the last one to get here sees the final state
+// and, if the record no longer matches it, rewrites the record from it.
+func (r *Runner) reconcile(ctx context.Context, prefix string, rec *manifest.Record) error {
+	actual := make([]manifest.File, len(rec.Files))
+	stale := false
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.Config.Concurrency)
+	for i, f := range rec.Files {
+		g.Go(func() error {
+			info, err := r.Store.Head(gctx, prefix+f.Name)
+			if err != nil {
+				return err
+			}
+			sum, err := base64.StdEncoding.DecodeString(info.Metadata[MetaPackageHash])
+			if err != nil || len(sum) != 32 {
+				return fmt.Errorf("%s: no valid %s metadata", r.Store.URL(prefix+f.Name), MetaPackageHash)
+			}
+			a := manifest.File{Name: f.Name, Size: info.Size, SHA256: hex.EncodeToString(sum), ContentType: info.ContentType, ETag: info.ETag}
+			actual[i] = a
+			// A changed ETag matters too: cache copies are conditional on it.
+			if a.Size != f.Size || a.SHA256 != f.SHA256 || (f.ETag != "" && a.ETag != f.ETag) {
+				mu.Lock()
+				stale = true
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fail(KindS3, fmt.Errorf("check the concurrent writer's record: %w", err))
+	}
+	if !stale {
+		return nil
+	}
+	r.logf("the concurrent uploads stored different builds: rewriting the record to match what is stored")
+	fixed := *rec
+	fixed.Files = actual
+	fixed.Created = time.Now().UTC().Truncate(time.Second)
+	return r.writeRecord(ctx, prefix, fixed, false)
 }
 
 // packageFiles lists what upload sends: every non-hidden regular file directly

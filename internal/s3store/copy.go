@@ -73,11 +73,11 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (etag string, 
 	meta, ct := r.Metadata, r.ContentType
 	if meta == nil {
 		// A multipart upload cannot copy metadata: read it from the source.
-		_, m, c, err := s.Head(ctx, r.Src)
+		info, err := s.Head(ctx, r.Src)
 		if err != nil {
 			return "", err
 		}
-		meta, ct = m, c
+		meta, ct = info.Metadata, info.ContentType
 	}
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &r.Dst, Metadata: meta, ContentType: aws.String(ct),

@@ -98,11 +98,24 @@ func (s *Store) WriteRecord(ctx context.Context, key string, body []byte, exclus
 	return s.classify("put", key, err)
 }
 
-// Head returns an object's size and user metadata.
-func (s *Store) Head(ctx context.Context, key string) (size int64, meta map[string]string, contentType string, err error) {
+// Info is what a HEAD tells of an object.
+type Info struct {
+	Size        int64
+	Metadata    map[string]string
+	ContentType string
+	ETag        string
+}
+
+// Head returns an object's size, user metadata, content type and ETag.
+func (s *Store) Head(ctx context.Context, key string) (Info, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
-		return 0, nil, "", s.classify("head", key, err)
+		return Info{}, s.classify("head", key, err)
 	}
-	return aws.ToInt64(out.ContentLength), out.Metadata, aws.ToString(out.ContentType), nil
+	return Info{
+		Size:        aws.ToInt64(out.ContentLength),
+		Metadata:    out.Metadata,
+		ContentType: aws.ToString(out.ContentType),
+		ETag:        aws.ToString(out.ETag),
+	}, nil
 }

@@ -232,12 +232,12 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, 
 
 // verifySize confirms what a multipart upload or copy assembled.
 func (s *Store) verifySize(ctx context.Context, key string, size int64) error {
-	got, _, _, err := s.Head(ctx, key)
+	info, err := s.Head(ctx, key)
 	if err != nil {
 		return err
 	}
-	if got != size {
-		return fmt.Errorf("verify %s: stored %d bytes, sent %d", s.URL(key), got, size)
+	if info.Size != size {
+		return fmt.Errorf("verify %s: stored %d bytes, sent %d", s.URL(key), info.Size, size)
 	}
 	return nil
 }

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// stallParts makes the proxy hold every multipart part upload and reports
+// the first one on the returned channel: the upload is then surely under way.
+func stallParts(proxy *s3test.Proxy) <-chan struct{} {
+	started := make(chan struct{})
+	var once sync.Once
+	proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
+			once.Do(func() { close(started) })
+			return s3test.Stall
+		}
+		return s3test.Pass
+	}
+	return started
+}
+
+// startUpload runs the binary's upload in the background with a multipart
+// file to send, through the proxy.
+func startUpload(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy, bucket string) (*exec.Cmd, *bytes.Buffer, map[string]string, dirs) {
+	t.Helper()
+	env, d := setup(t, srv, bucket)
+	env["CODE_HASH_FIND_FILTER"] = "src/**"
+	if r := run(t, env, "check"); r.code != ExitOK {
+		t.Fatal(r)
+	}
+	writeFiles(t, d.pkg, map[string]string{"small.zip": "small", "big.bin": string(randomBytes(40<<20, 9))})
+	env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+	cmd := exec.Command(filepath.Join(binDir, "s3-asset-manager"), "upload")
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	env["PACKAGE_ASSETS_ENDPOINT"] = srv.Endpoint
+	return cmd, &stderr, env, d
+}
+
+func waitStarted(t *testing.T, cmd *exec.Cmd, started <-chan struct{}, stderr *bytes.Buffer) {
+	t.Helper()
+	select {
+	case <-started:
+	case <-time.After(60 * time.Second): // a bound on a hang, not synchronisation
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("upload never sent a part:\n%s", stderr)
+	}
+}
+
+func pendingMultipartUploads(t *testing.T, srv *s3test.Server, bucket string) int {
+	t.Helper()
+	out, err := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatalf("list multipart uploads: %v", err)
+	}
+	return len(out.Uploads)
+}
+
+// A cancelled CI job (SIGTERM, SIGINT) stops the upload, aborts its
+// multipart uploads and writes no completion record.
+func TestSignalStopsUpload(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+				bucket := srv.NewBucket(t)
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				started := stallParts(proxy)
+				cmd, stderr, _, d := startUpload(t, srv, proxy, bucket)
+				waitStarted(t, cmd, started, stderr)
+				if err := cmd.Process.Signal(sig); err != nil {
+					t.Fatal(err)
+				}
+				err := cmd.Wait()
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitInterrupted {
+					t.Fatalf("exit: %v, want %d\n%s", err, ExitInterrupted, stderr)
+				}
+				if !strings.Contains(stderr.String(), "interrupted") {
+					t.Errorf("log does not say it was interrupted:\n%s", stderr)
+				}
+				for _, o := range listAll(t, srv, bucket) {
+					if strings.HasSuffix(o.Key, ".s3-asset-manager.json") {
+						t.Errorf("completion record written by an interrupted upload: %s", o.Key)
+					}
+				}
+				if n := pendingMultipartUploads(t, srv, bucket); n != 0 {
+					t.Errorf("%d multipart uploads left pending", n)
+				}
+				_ = d
+			})
+		})
+	}
+}
+
+// kill -9 in the middle of an upload: nothing is found, no cache entry is
+// used, and running the upload again completes the set.
+func TestKilledUploadIsNotFound(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		started := stallParts(proxy)
+		cmd, stderr, env, d := startUpload(t, srv, proxy, bucket)
+		waitStarted(t, cmd, started, stderr)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if len(listAll(t, srv, bucket)) == 0 {
+			t.Fatal("the killed upload stored nothing: the test proves nothing")
+		}
+
+		r := run(t, env, "check")
+		if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
+			t.Fatalf("check after a killed upload: %v", r)
+		}
+		if strings.Contains(r.stderr, "cache hit") {
+			t.Errorf("cache hit after a killed upload:\n%s", r.stderr)
+		}
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("upload again: %v", r)
+		}
+		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
+			t.Fatalf("check after the re-run: %v", r)
+		}
+	})
+}
+
+// Two uploads of one commit at once both succeed, and the record describes
+// what is stored, even when the two builds differ.
+func TestConcurrentUploads(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, same := range []bool{true, false} {
+			bucket := srv.NewBucket(t)
+			env, d := setup(t, srv, bucket)
+			run(t, env, "check")
+			var envs []map[string]string
+			for i := range 2 {
+				pkg := filepath.Join(t.TempDir(), "packages")
+				files := map[string]string{".commit-hash": d.head}
+				for j := range 6 {
+					body := randomBytes(200<<10, uint64(j))
+					if !same {
+						body = randomBytes(200<<10, uint64(100*i+j))
+					}
+					files[string(rune('a'+j))+".zip"] = string(body)
+				}
+				writeFiles(t, pkg, files)
+				e := map[string]string{}
+				for k, v := range env {
+					e[k] = v
+				}
+				e["PACKAGE_DIRECTORY"] = pkg
+				envs = append(envs, e)
+			}
+			var wg sync.WaitGroup
+			results := make([]result, 2)
+			for i := range 2 {
+				wg.Go(func() { results[i] = run(t, envs[i], "upload") })
+			}
+			wg.Wait()
+			for i, r := range results {
+				if r.code != ExitOK {
+					t.Fatalf("same=%v upload %d: %v", same, i, r)
+				}
+				if strings.Contains(r.stderr, "another writer") {
+					t.Logf("same=%v: upload %d lost the race: %s", same, i, r.stderr[strings.Index(r.stderr, "another writer"):])
+				}
+			}
+			_, body := getObject(t, srv, bucket, "artifacts/"+d.head+"/.s3-asset-manager.json")
+			var rec struct {
+				Files []struct{ Name, SHA256 string }
+			}
+			if err := json.Unmarshal(body, &rec); err != nil || len(rec.Files) != 6 {
+				t.Fatalf("record: %v\n%s", err, body)
+			}
+			for _, f := range rec.Files {
+				_, got := getObject(t, srv, bucket, "artifacts/"+d.head+"/"+f.Name)
+				if sha256hex(got) != f.SHA256 {
+					t.Errorf("same=%v: %s: the record does not describe the stored object", same, f.Name)
+				}
+			}
+		}
+	})
+}
