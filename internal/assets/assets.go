@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ const (
 type Store interface {
 	URL(key string) string
 	ReadSmall(ctx context.Context, key string, max int64) ([]byte, error)
-	UploadFile(ctx context.Context, key, path, contentType string, meta func(sha256 []byte) map[string]string) (s3store.Uploaded, error)
+	UploadFile(ctx context.Context, req s3store.UploadRequest) (s3store.Uploaded, error)
 	WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error
 	Copy(ctx context.Context, r s3store.CopyRequest) (etag string, err error)
 	Head(ctx context.Context, key string) (s3store.Info, error)
@@ -89,6 +90,10 @@ type Runner struct {
 	Log      *log.Logger
 	// Tool names the writer in completion records ("s3-asset-manager v1.2.3").
 	Tool string
+	// ProgressTo receives upload progress (nil: none); Terminal draws a bar
+	// there instead of writing a line every few seconds.
+	ProgressTo io.Writer
+	Terminal   bool
 }
 
 var commitRE = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)

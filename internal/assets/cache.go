@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
@@ -53,7 +54,7 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, res *C
 	}
 
 	to := r.artifactPrefix(commit)
-	r.logf("cache hit: copying %d files, %s, from %s", len(rec.Files), humanSize(rec.TotalSize()), r.Store.URL(from))
+	r.logf("cache hit: copying %d files, %s, from %s", len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(from))
 	start = time.Now()
 	files, err := r.copySet(ctx, rec.Files, from, to, func(f manifest.File) map[string]string {
 		return map[string]string{MetaCommit: commit, MetaPackageHash: f.PackageHash(), MetaCodeHash: hash}
@@ -74,7 +75,7 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, res *C
 		return err
 	}
 	d := time.Since(start)
-	r.logf("copied %d files, %s in %s (%s)", len(files), humanSize(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
+	r.logf("copied %d files, %s in %s (%s)", len(files), progress.Size(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
 	res.Found, res.CacheHit, res.Where, res.Files, res.Bytes = true, true, r.Store.URL(to), len(files), out.TotalSize()
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
@@ -65,7 +66,7 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	switch {
 	case err == nil:
 		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(prefix), len(rec.Files), rec.TotalSize()
-		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), humanSize(rec.TotalSize()),
+		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), progress.Size(rec.TotalSize()),
 			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
 	case errors.Is(err, s3store.ErrNotFound):
 		found, err := r.unrecorded(ctx, prefix)

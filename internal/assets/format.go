@@ -1,32 +1,18 @@
 package assets
 
 import (
-	"fmt"
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"path/filepath"
 	"strings"
 	"time"
 )
-
-// humanSize formats a byte count for logs.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // humanRate formats a transfer speed for logs.
 func humanRate(n int64, d time.Duration) string {
 	if d < time.Millisecond {
 		d = time.Millisecond
 	}
-	return humanSize(int64(float64(n)/d.Seconds())) + "/s"
+	return progress.Size(int64(float64(n)/d.Seconds())) + "/s"
 }
 
 // contentTypes covers the usual build outputs. A fixed table, not

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
@@ -113,7 +114,7 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	if err := r.writeRecord(ctx, prefix, *rec, exclusive); err != nil {
 		return res, err
 	}
-	r.logf("result: uploaded %d files, %s in %s (%s) to %s", len(stored), humanSize(res.Bytes),
+	r.logf("result: uploaded %d files, %s in %s (%s) to %s", len(stored), progress.Size(res.Bytes),
 		res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), r.Store.URL(prefix))
 	return res, r.fillCacheAfter(ctx, rec, codeHash)
 }
@@ -132,6 +133,19 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 		mu     sync.Mutex
 		stored = make([]manifest.File, 0, len(files))
 	)
+	var rep *progress.Reporter
+	if r.ProgressTo != nil {
+		var total int64
+		for _, p := range files {
+			if fi, err := os.Stat(p); err == nil {
+				total += fi.Size()
+			}
+		}
+		rep = progress.Start(r.ProgressTo, r.Terminal, total, len(files), nil)
+		out := r.Log.Writer()
+		r.Log.SetOutput(rep.Writer())
+		defer func() { rep.Stop(); r.Log.SetOutput(out) }()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.Config.Concurrency)
 	for _, path := range files {
@@ -148,7 +162,11 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 				return m
 			}
 			ct := ContentType(name)
-			up, err := r.Store.UploadFile(gctx, prefix+name, path, ct, meta)
+			req := s3store.UploadRequest{Key: prefix + name, Path: path, ContentType: ct, Metadata: meta}
+			if rep != nil {
+				req.Progress = rep.Add
+			}
+			up, err := r.Store.UploadFile(gctx, req)
 			if err != nil {
 				k := KindS3
 				if errors.Is(err, s3store.ErrChanged) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
@@ -160,7 +178,10 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 			if up.Parts > 0 {
 				how = fmt.Sprintf("%d parts", up.Parts)
 			}
-			r.logf("  %s  %s in %s (%s, %s)", name, humanSize(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
+			if rep != nil {
+				rep.FileDone()
+			}
+			r.logf("  %s  %s in %s (%s, %s)", name, progress.Size(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
 			mu.Lock()
 			stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag})
 			mu.Unlock()

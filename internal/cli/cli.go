@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"golang.org/x/term"
+
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
@@ -91,11 +93,13 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			return &assets.Failure{Kind: assets.KindS3, Err: err}
 		}
 		runner := &assets.Runner{
-			Config:   cfg,
-			Store:    store,
-			OpenRepo: func(p string) (assets.Repo, error) { return openCheckout(p, cfg) },
-			Log:      logger,
-			Tool:     name + " " + version.Version,
+			Config:     cfg,
+			Store:      store,
+			OpenRepo:   func(p string) (assets.Repo, error) { return openCheckout(p, cfg) },
+			Log:        logger,
+			Tool:       name + " " + version.Version,
+			ProgressTo: stderr,
+			Terminal:   isTerminal(stderr),
 		}
 		switch cmd {
 		case "check":
@@ -269,4 +273,9 @@ Exit codes: 0 success (found or not), 1 unexpected error, 2 bad usage or setting
 
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

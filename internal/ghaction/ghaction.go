@@ -5,6 +5,7 @@ package ghaction
 
 import (
 	"fmt"
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"io"
 	"strings"
 
@@ -196,7 +197,7 @@ func CheckMarkdown(s CheckSummary) string {
 			row(&b, "Location", code(s.Where))
 		}
 		if s.Files > 0 || s.Bytes > 0 {
-			row(&b, "Files", fmt.Sprintf("%d (%s)", s.Files, HumanSize(s.Bytes)))
+			row(&b, "Files", fmt.Sprintf("%d (%s)", s.Files, progress.Size(s.Bytes)))
 		}
 	}
 	return b.String()
@@ -216,7 +217,7 @@ func UploadMarkdown(s UploadSummary) string {
 	case len(s.Files) == 0:
 		b.WriteString("**Nothing uploaded**: no files.\n\n")
 	default:
-		fmt.Fprintf(&b, "**Uploaded** %d %s (%s).\n\n", len(s.Files), plural(len(s.Files), "file", "files"), HumanSize(total))
+		fmt.Fprintf(&b, "**Uploaded** %d %s (%s).\n\n", len(s.Files), plural(len(s.Files), "file", "files"), progress.Size(total))
 	}
 	if s.Commit != "" || s.Where != "" {
 		b.WriteString("| | |\n|---|---|\n")
@@ -234,25 +235,10 @@ func UploadMarkdown(s UploadSummary) string {
 		}
 		b.WriteString("| File | Size | package-hash |\n|---|--:|---|\n")
 		for _, f := range s.Files {
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", code(f.Name), HumanSize(f.Size), code(f.PackageHash))
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", code(f.Name), progress.Size(f.Size), code(f.PackageHash))
 		}
 	}
 	return b.String()
-}
-
-// HumanSize formats bytes in binary units: 512 B, 1.5 KiB, 20.0 MiB.
-func HumanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	// Move up a unit before rounding would print "1024.0".
-	v, exp := float64(n)/unit, 0
-	for v >= unit-0.05 && exp < 5 {
-		v /= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
 }
 
 func row(b *strings.Builder, k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }

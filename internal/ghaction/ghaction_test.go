@@ -337,24 +337,6 @@ func TestSummaryAppends(t *testing.T) {
 	}
 }
 
-func TestHumanSize(t *testing.T) {
-	for n, want := range map[int64]string{
-		0:                  "0 B",
-		1023:               "1023 B",
-		1024:               "1.0 KiB",
-		1536:               "1.5 KiB",
-		1<<20 - 1:          "1.0 MiB",
-		5<<20 + 123:        "5.0 MiB",
-		3 << 30:            "3.0 GiB",
-		1<<62 + 1<<61:      "6.0 EiB",
-		1<<40 + 1<<39 + 99: "1.5 TiB",
-	} {
-		if got := HumanSize(n); got != want {
-			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestCodeSpan(t *testing.T) {
 	for in, want := range map[string]string{
 		"":         "-",

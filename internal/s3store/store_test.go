@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -67,9 +68,14 @@ func TestMultipartUploadAndCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		var gotSum []byte
-		up, err := st.UploadFile(ctx, "a/big + odd name.bin", path, "application/octet-stream", func(sum []byte) map[string]string {
-			gotSum = sum
-			return map[string]string{"k": "v"}
+		var sent int64
+		up, err := st.UploadFile(ctx, UploadRequest{
+			Key: "a/big + odd name.bin", Path: path, ContentType: "application/octet-stream",
+			Metadata: func(sum []byte) map[string]string {
+				gotSum = sum
+				return map[string]string{"k": "v"}
+			},
+			Progress: func(n int64) { atomic.AddInt64(&sent, n) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -77,6 +83,9 @@ func TestMultipartUploadAndCopy(t *testing.T) {
 		want := sha256.Sum256(body)
 		if !bytes.Equal(gotSum, want[:]) || !bytes.Equal(up.SHA256, want[:]) || up.Parts != 4 || up.Size != int64(len(body)) {
 			t.Fatalf("upload = %+v", up)
+		}
+		if sent != int64(len(body)) {
+			t.Errorf("progress counted %d bytes, sent %d", sent, len(body))
 		}
 		if _, b := readBack(t, srv, bucket, "a/big + odd name.bin"); !bytes.Equal(b, body) {
 			t.Fatal("uploaded bytes differ")

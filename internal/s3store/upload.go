@@ -35,12 +35,21 @@ type Uploaded struct {
 // ErrChanged: the file changed while it was being uploaded.
 var ErrChanged = errors.New("file changed during upload")
 
-// UploadFile stores the regular file at path under key. meta receives the
-// file's SHA-256 (computed first, in the same read as the wire checksums) and
-// returns the object's user metadata. Files larger than twice the part size
-// go in parts, read straight from the file: memory stays bounded whatever the
+// UploadRequest is one file to store.
+type UploadRequest struct {
+	Key, Path, ContentType string
+	// Metadata receives the file's SHA-256 (computed first, in the same read
+	// as the wire checksums) and returns the object's user metadata.
+	Metadata func(sha256 []byte) map[string]string
+	// Progress, if set, is told of bytes sent (retries are not counted twice).
+	Progress func(n int64)
+}
+
+// UploadFile stores a regular file. Files larger than twice the part size go
+// in parts, read straight from the file: memory stays bounded whatever the
 // size. Every request body carries Content-MD5, so the store verifies every byte.
-func (s *Store) UploadFile(ctx context.Context, key, path, contentType string, meta func(sha256 []byte) map[string]string) (Uploaded, error) {
+func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, error) {
+	key, path, contentType := req.Key, req.Path, req.ContentType
 	start := time.Now()
 	f, err := os.Open(path)
 	if err != nil {
@@ -62,12 +71,15 @@ func (s *Store) UploadFile(ctx context.Context, key, path, contentType string, m
 		return Uploaded{}, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
 	up := Uploaded{Key: key, Size: size, SHA256: d.sha256, ContentType: contentType}
-	metadata := meta(d.sha256)
+	metadata := req.Metadata(d.sha256)
+	body := func(off, n int64) io.ReadSeeker {
+		return &progressReader{r: io.NewSectionReader(f, off, n), report: req.Progress}
+	}
 	if multipart {
 		up.Parts = len(d.partMD5)
-		up.ETag, err = s.putMultipart(ctx, key, f, size, partSize, d.partMD5, metadata, contentType)
+		up.ETag, err = s.putMultipart(ctx, key, body, size, partSize, d.partMD5, metadata, contentType)
 	} else {
-		up.ETag, err = s.putSingle(ctx, key, f, size, d, metadata, contentType)
+		up.ETag, err = s.putSingle(ctx, key, body(0, size), size, d, metadata, contentType)
 	}
 	if err != nil {
 		return Uploaded{}, err
@@ -152,7 +164,7 @@ func copyCtx(ctx context.Context, w io.Writer, r *io.SectionReader, buf []byte) 
 
 func b64(b []byte) *string { return aws.String(base64.StdEncoding.EncodeToString(b)) }
 
-func (s *Store) putSingle(ctx context.Context, key string, f *os.File, size int64, d digests, meta map[string]string, contentType string) (string, error) {
+func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, size int64, d digests, meta map[string]string, contentType string) (string, error) {
 	if err := s.acquire(ctx); err != nil {
 		return "", err
 	}
@@ -160,7 +172,7 @@ func (s *Store) putSingle(ctx context.Context, key string, f *os.File, size int6
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
 		Key:           &key,
-		Body:          io.NewSectionReader(f, 0, size),
+		Body:          body,
 		ContentLength: aws.Int64(size),
 		ContentMD5:    b64(d.md5),
 		ContentType:   aws.String(contentType),
@@ -172,7 +184,7 @@ func (s *Store) putSingle(ctx context.Context, key string, f *os.File, size int6
 	return aws.ToString(out.ETag), nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, partSize int64, partMD5 [][]byte, meta map[string]string, contentType string) (etag string, err error) {
+func (s *Store) putMultipart(ctx context.Context, key string, body func(off, n int64) io.ReadSeeker, size, partSize int64, partMD5 [][]byte, meta map[string]string, contentType string) (etag string, err error) {
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:      &s.bucket,
 		Key:         &key,
@@ -204,7 +216,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, size, 
 				Key:           &key,
 				UploadId:      uploadID,
 				PartNumber:    &num,
-				Body:          io.NewSectionReader(f, off, n),
+				Body:          body(off, n),
 				ContentLength: aws.Int64(n),
 				ContentMD5:    b64(partMD5[i]),
 			}, withPayloadHash(v4UnsignedPayload))
@@ -266,4 +278,30 @@ func withPayloadHash(h string) func(*s3.Options) {
 				}), "ComputePayloadHash", middleware.Before)
 		})
 	}
+}
+
+// progressReader reports bytes read from a request body. A retry seeks back
+// and reads again; only bytes past the furthest point reached count.
+type progressReader struct {
+	r         *io.SectionReader
+	pos, high int64
+	report    func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.pos += int64(n)
+	if p.report != nil && p.pos > p.high {
+		p.report(p.pos - p.high)
+		p.high = p.pos
+	}
+	return n, err
+}
+
+func (p *progressReader) Seek(off int64, whence int) (int64, error) {
+	pos, err := p.r.Seek(off, whence)
+	if err == nil {
+		p.pos = pos
+	}
+	return pos, err
 }
