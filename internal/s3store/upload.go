@@ -81,18 +81,33 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	} else {
 		up.ETag, err = s.putSingle(ctx, key, body(0, size), size, d, metadata, contentType)
 	}
+	// A file rewritten while it was sent fails Content-MD5 at the store;
+	// say what really happened rather than "BadDigest".
+	if cerr := unchanged(f, path, before); cerr != nil {
+		return Uploaded{}, cerr
+	}
 	if err != nil {
 		return Uploaded{}, err
-	}
-	after, err := f.Stat()
-	if err != nil {
-		return Uploaded{}, err
-	}
-	if after.Size() != size || !after.ModTime().Equal(before.ModTime()) {
-		return Uploaded{}, fmt.Errorf("%s: %w (size %d → %d)", path, ErrChanged, size, after.Size())
 	}
 	up.Duration = time.Since(start)
 	return up, nil
+}
+
+// unchanged checks that the file at path is still the one opened, with the
+// size and modification time it had before it was read.
+func unchanged(f *os.File, path string, before os.FileInfo) error {
+	after, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		return fmt.Errorf("%s: %w (size %d → %d bytes)", path, ErrChanged, before.Size(), after.Size())
+	}
+	now, err := os.Stat(path)
+	if err != nil || !os.SameFile(now, after) {
+		return fmt.Errorf("%s: %w (removed or replaced)", path, ErrChanged)
+	}
+	return nil
 }
 
 func (s *Store) partSizeFor(size int64) int64 {
@@ -291,6 +306,10 @@ type progressReader struct {
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.pos += int64(n)
+	if err == io.EOF && p.pos < p.r.Size() {
+		// The file shrank under us: no retry can succeed.
+		err = shrunkError{}
+	}
 	if p.report != nil && p.pos > p.high {
 		p.report(p.pos - p.high)
 		p.high = p.pos
@@ -305,3 +324,10 @@ func (p *progressReader) Seek(off int64, whence int) (int64, error) {
 	}
 	return pos, err
 }
+
+// shrunkError stops the SDK from retrying a body that can no longer be read
+// in full; UploadFile then reports ErrChanged.
+type shrunkError struct{}
+
+func (shrunkError) Error() string        { return "file shorter than when it was hashed" }
+func (shrunkError) RetryableError() bool { return false }

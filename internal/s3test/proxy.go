@@ -18,16 +18,17 @@ import (
 type Fault int
 
 const (
-	Pass     Fault = iota // forward to the server
-	SlowDown              // 503 SlowDown, as S3 throttles
-	Internal              // 500 InternalError
-	Drop                  // read part of the request, then close the connection
-	Stall                 // answer nothing until the client gives up
-	NotImpl               // 501 NotImplemented: refused a checksum header or aws-chunked body
+	Pass      Fault = iota // forward to the server
+	SlowDown               // 503 SlowDown, as S3 throttles
+	Internal               // 500 InternalError
+	Drop                   // read part of the request, then close the connection
+	Stall                  // answer nothing until the client gives up
+	NotImpl                // 501 NotImplemented: refused a checksum header or aws-chunked body
+	Forbidden              // 403 AccessDenied
 )
 
 func (f Fault) String() string {
-	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented"}[f]
+	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented", "403 AccessDenied"}[f]
 }
 
 // Proxy sits between the tool and a real server and misbehaves on purpose.
@@ -78,6 +79,8 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			s3Error(w, 503, "SlowDown", "Please reduce your request rate.")
 		case Internal:
 			s3Error(w, 500, "InternalError", "We encountered an internal error. Please try again.")
+		case Forbidden:
+			s3Error(w, 403, "AccessDenied", "Access Denied")
 		case NotImpl:
 			s3Error(w, 501, "NotImplemented", "A header you provided implies functionality that is not implemented.")
 		case Drop:
@@ -116,7 +119,7 @@ func (p *Proxy) Counts() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
-	for f := Pass; f <= NotImpl; f++ {
+	for f := Pass; f <= Forbidden; f++ {
 		fmt.Fprintf(&b, "%s: %d; ", f, p.counts[f])
 	}
 	return b.String()

@@ -39,6 +39,7 @@ var Names = []string{"minio", "versitygw"}
 type Server struct {
 	Name     string
 	Endpoint string // http://127.0.0.1:port
+	bin      string
 	dir      string
 	cmd      *exec.Cmd
 	log      *bytes.Buffer
@@ -115,15 +116,18 @@ func start(name, bin string) (*Server, error) {
 		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
 			"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
 	case "versitygw":
-		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
-			return nil, err
+		for _, d := range []string{"data", "iam"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				return nil, err
+			}
 		}
-		cmd = exec.Command(bin, "--port", addr, "posix", filepath.Join(dir, "data"))
+		// The internal IAM lets tests create users with fewer rights than root.
+		cmd = exec.Command(bin, "--port", addr, "--iam-dir", filepath.Join(dir, "iam"), "posix", filepath.Join(dir, "data"))
 		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
 	default:
 		return nil, fmt.Errorf("unknown server %q", name)
 	}
-	s := &Server{Name: name, Endpoint: "http://" + addr, dir: dir, cmd: cmd, log: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &Server{Name: name, Endpoint: "http://" + addr, bin: bin, dir: dir, cmd: cmd, log: &bytes.Buffer{}, done: make(chan struct{})}
 	s.out = &lockedWriter{w: s.log}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
@@ -189,6 +193,21 @@ func (s *Server) Client() *s3.Client {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
+}
+
+// CreateUser adds a plain user (no rights on the root user's buckets) and
+// reports whether this server can; only versitygw's admin CLI is at hand.
+func (s *Server) CreateUser(t testing.TB, access, secret string) bool {
+	t.Helper()
+	if s.Name != "versitygw" {
+		return false
+	}
+	out, err := exec.Command(s.bin, "admin", "--access", AccessKey, "--secret", SecretKey, "--endpoint-url", s.Endpoint,
+		"create-user", "--access", access, "--secret", secret, "--role", "user").CombinedOutput()
+	if err != nil {
+		t.Fatalf("create user: %v\n%s", err, out)
+	}
+	return true
 }
 
 var bucketSeq atomic.Int64
