@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha1"
@@ -149,6 +150,9 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 
 func (r *Repo) readIndex() (*index.Index, error) {
 	idx, err := r.storage.Index()
+	if errors.Is(err, index.ErrInvalidChecksum) {
+		idx, err = r.readIndexSkipHash()
+	}
 	if err != nil {
 		if errors.Is(err, index.ErrUnknownExtension) {
 			return nil, fmt.Errorf("read index of %s: %w: it uses an extension go-git cannot read "+
@@ -156,6 +160,33 @@ func (r *Repo) readIndex() (*index.Index, error) {
 				"`git update-index --no-split-index` turn those off)", r.Root, ErrUnsupported)
 		}
 		return nil, fmt.Errorf("read index of %s: %w", r.Root, err)
+	}
+	return idx, nil
+}
+
+// readIndexSkipHash reads an index written with index.skipHash (which
+// feature.manyFiles turns on since git 2.40): its trailing checksum is all
+// zeros, which go-git's decoder rejects. It puts the real checksum in place
+// and decodes that; any other mismatch stays an error.
+func (r *Repo) readIndexSkipHash() (*index.Index, error) {
+	p := filepath.Join(r.GitDir, "index")
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	n := len(b) - sha1.Size
+	if n < 0 || !bytes.Equal(b[n:], make([]byte, sha1.Size)) {
+		return nil, index.ErrInvalidChecksum
+	}
+	sum := sha1.Sum(b[:n])
+	copy(b[n:], sum[:])
+	idx := &index.Index{ModTime: fi.ModTime()}
+	if err := index.NewDecoder(bytes.NewReader(b)).Decode(idx); err != nil {
+		return nil, err
 	}
 	return idx, nil
 }
@@ -439,14 +470,14 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 	if ctx.Err() != nil {
 		return
 	}
-	ents, err := os.ReadDir(filepath.Join(w.root, filepath.FromSlash(rel)))
+	ents, err := readDir(filepath.Join(w.root, filepath.FromSlash(rel)))
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errNotDir) {
 			w.fail(fmt.Errorf("read directory %s: %w", cmp.Or(rel, "."), err))
 		}
 		return
 	}
-	d := &walkDir{}
+	d := &walkDir{files: make([]walkFile, 0, len(ents))}
 	if rel != "" {
 		d.domain = strings.Split(rel, "/")
 	}
@@ -505,6 +536,16 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 		w.dirs = append(w.dirs, d)
 		w.mu.Unlock()
 	}
+}
+
+// readDir is os.ReadDir without the sort, which the walk does not need.
+func readDir(dir string) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
 }
 
 func (w *walker) fail(err error) {
