@@ -11,6 +11,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 
@@ -40,6 +41,14 @@ const name = "s3-asset-manager"
 // invoked as "check" or "upload" (Concourse's run: path: check).
 func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
 	logger := log.New(stderr, "", 0)
+	if path, ok := lookup("S3AM_CPUPROFILE"); ok && path != "" {
+		// For profiling whole runs (see docs/benchmarks.md); not a user setting.
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	cmd, rest, err := parseArgs(args, lookup)
 	if err != nil {
 		logger.Printf("error: %v", err)
