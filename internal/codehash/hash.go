@@ -38,19 +38,22 @@ type Result struct {
 //
 // The source files are those git considers source: tracked files with their
 // working-tree contents, plus untracked files that are not ignored (see
-// gitrepo.Repo.SourceFiles). The hash is the lower-case hex SHA-256 of:
+// gitrepo.Repo.SourceFiles). The hash is the lower-case hex SHA-256 of
 //
 //	s3-asset-manager code hash v1\n
 //	<salt>\n
 //
 // followed, for each selected file in byte order of path, by
 //
-//	<path>\x00<mode in octal: 100644, 100755, 120000 or 160000>\x00<git object id in hex>\n
+//	<path>\x00<mode>\x00<id>\n
 //
-// where the id is the file's git blob id (of the link target text for a
-// symlink; the recorded commit for a submodule). So a rename, a mode change or
-// an edit changes the hash; mtimes, the clone's depth, worktree layout and
-// sparse checkout (of files inside the cone) do not.
+// where path is relative to the repository root and '/'-separated, as git
+// stores it; mode is git's, in octal (100644, 100755, 120000 for a symlink,
+// 160000 for a submodule); and id is the git object id in lower-case hex: the
+// blob id of the content (of the link target text for a symlink), or the
+// commit recorded for a submodule. So a rename, a mode change or an edit
+// changes the hash; mtimes, clone depth, linked worktrees and sparse
+// checkouts do not.
 //
 // The salt must be a single line. A positive pattern that selects no source
 // file is an error wrapping ErrNoMatch, naming the patterns.

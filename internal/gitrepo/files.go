@@ -52,9 +52,11 @@ type File struct {
 //     otherwise the file is read and hashed. Inode, device and owner are never
 //     compared: they change across container bind mounts.
 //   - Symlinks are not followed: the id is that of the target text.
-//   - Submodules count as the commit the index records; they are not walked.
+//   - Submodules count as the commit the index records; they are not walked,
+//     and neither are untracked nested repositories (left out).
 //   - Skip-worktree entries (sparse checkout) are not on disk: the index id counts.
-//   - A tracked file deleted from the working tree is left out.
+//   - A tracked file deleted from the working tree is left out; an unmerged
+//     one counts as the file on disk.
 //   - A sparse index (directory entries) is refused with ErrUnsupported
 //     rather than expanded: expanding needs the trees from the object store,
 //     and `git sparse-checkout init --no-sparse-index` turns it off.
