@@ -161,6 +161,9 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		c.CacheReadOnly = b
 	}
 	c.Salt = vals["CODE_HASH_SALT"]
+	if strings.ContainsAny(c.Salt, "\n\r\x00") {
+		bad("CODE_HASH_SALT", "must be a single line")
+	}
 	if k := vals["PACKAGE_ASSETS_SIGNING_KEY"]; k != "" {
 		if len(k) < 16 {
 			bad("PACKAGE_ASSETS_SIGNING_KEY", "shorter than 16 characters; use a long random secret")

@@ -90,6 +90,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"CODE_HASH_CACHE_READ_ONLY":    "2",
 		"PACKAGE_ASSETS_SIGNING_KEY":   "s3cr3t-v4l",
 		"PACKAGE_ASSETS_KEY_PREFIX":    "a/../b",
+		"CODE_HASH_SALT":               "go1.26\nnode22",
 	}), Requirements{Bucket: true})
 	if err == nil {
 		t.Fatal("no error")
@@ -106,6 +107,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"CODE_HASH_CACHE_READ_ONLY:",
 		"PACKAGE_ASSETS_SIGNING_KEY:",
 		"PACKAGE_ASSETS_KEY_PREFIX:",
+		"CODE_HASH_SALT: must be a single line",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
