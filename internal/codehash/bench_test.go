@@ -1,0 +1,78 @@
+package codehash
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+)
+
+// BenchmarkCompute hashes a generated, freshly committed repository of 5,000
+// files of 4 KiB (S3AM_BENCH_FILES sets another count), or the existing
+// checkout at S3AM_BENCH_REPO, e.g. one made by scripts/gen-repo:
+//
+//	go run ./scripts/gen-repo /tmp/big
+//	S3AM_BENCH_REPO=/tmp/big go test -run '^$' -bench Compute ./internal/codehash
+func BenchmarkCompute(b *testing.B) {
+	dir := os.Getenv("S3AM_BENCH_REPO")
+	if dir == "" {
+		n := 5000
+		if s := os.Getenv("S3AM_BENCH_FILES"); s != "" {
+			var err error
+			if n, err = strconv.Atoi(s); err != nil || n < 1 {
+				b.Fatalf("S3AM_BENCH_FILES=%q: want a positive number", s)
+			}
+		}
+		dir = benchRepo(b, n, 4096)
+	}
+	repo, err := gitrepo.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pats, err := ParsePatterns("**")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var files int
+	for b.Loop() {
+		res, err := Compute(ctx, repo, pats, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		files = len(res.Files)
+	}
+	b.ReportMetric(float64(files), "files/op")
+}
+
+// benchRepo commits n files of size bytes, 20 to a directory two levels
+// down, plus a .gitignore and some ignored files, with fixed contents.
+func benchRepo(b *testing.B, n, size int) string {
+	b.Helper()
+	dir := b.TempDir()
+	r := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, size)
+	files := map[string]string{".gitignore": "node_modules/\n"}
+	for i := range n {
+		for j := range buf {
+			buf[j] = 'a' + byte(r.IntN(26))
+		}
+		files[fmt.Sprintf("lambdas/fn%02d/d%03d/f%05d.py", i/1000, i/20%50, i)] = string(buf)
+	}
+	for i := range 100 {
+		files[fmt.Sprintf("lambdas/fn00/node_modules/dep/f%03d.js", i)] = "ignored"
+	}
+	git(b, dir, "-c", "init.defaultBranch=main", "init", "-q")
+	writeFiles(b, dir, files)
+	git(b, dir, "add", "-A")
+	git(b, dir, "commit", "-q", "-m", "bench")
+	if _, err := os.Stat(filepath.Join(dir, ".git", "index")); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}

@@ -1,0 +1,104 @@
+package codehash
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParsePatterns(t *testing.T) {
+	tests := []struct {
+		name   string
+		filter string
+		want   []Pattern
+		errs   []string // substrings, one per problem, all in the one error
+	}{
+		{name: "empty", filter: "", want: nil},
+		{name: "space separated", filter: "lambdas/** shared/*.py", want: []Pattern{{Glob: "lambdas/**"}, {Glob: "shared/*.py"}}},
+		{name: "newline separated", filter: "lambdas/**\n  shared/*.py\n", want: []Pattern{{Glob: "lambdas/**"}, {Glob: "shared/*.py"}}},
+		{name: "leading ./", filter: "./src/** !./src/gen/**", want: []Pattern{{Glob: "src/**"}, {Glob: "src/gen/**", Negate: true}}},
+		{name: "braces", filter: "{a,b}/**", want: []Pattern{{Glob: "{a,b}/**"}}},
+		{name: "negated class", filter: "src/[!x]*.py", want: []Pattern{{Glob: "src/[!x]*.py"}}},
+		{name: "negation", filter: "src/** !src/test/**", want: []Pattern{{Glob: "src/**"}, {Glob: "src/test/**", Negate: true}}},
+		{name: "unclosed bracket", filter: "a/[b", errs: []string{`"a/[b": malformed glob`}},
+		{name: "unclosed brace", filter: "a/{b,c", errs: []string{`"a/{b,c": malformed glob`}},
+		{name: "absolute", filter: "/abs/**", errs: []string{`"/abs/**": absolute path`}},
+		{name: "parent", filter: "../x", errs: []string{`"../x": '..' segment`}},
+		{name: "parent after ./", filter: "./../x", errs: []string{`"./../x": '..' segment`}},
+		{name: "parent inside", filter: "a/../b", errs: []string{`"a/../b": '..' segment`}},
+		{name: "dot inside", filter: "a/./b", errs: []string{`"a/./b": '.' segment`}},
+		{name: "empty segment", filter: "a//b", errs: []string{`"a//b": empty path segment`}},
+		{name: "trailing slash", filter: "a/", errs: []string{`"a/": empty path segment`}},
+		{name: "backslash", filter: `a\b`, errs: []string{`contains '\'`}},
+		{name: "bare !", filter: "src/** !", errs: []string{"empty pattern after '!'"}},
+		{name: "only negations", filter: "!a/** !b/**", errs: []string{"only exclusions"}},
+		{
+			name:   "all problems reported together",
+			filter: "a/[b /abs ../x ok/** a/../b",
+			errs:   []string{`"a/[b"`, `"/abs"`, `"../x"`, `"a/../b"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParsePatterns(tt.filter)
+			if len(tt.errs) == 0 {
+				if err != nil {
+					t.Fatalf("error: %v", err)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, got %v", got)
+			}
+			for _, e := range tt.errs {
+				if !strings.Contains(err.Error(), e) {
+					t.Errorf("error %q does not mention %q", err, e)
+				}
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != len(tt.errs) {
+				t.Errorf("%d problems reported, want %d: %v", n, len(tt.errs), err)
+			}
+		})
+	}
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		filter string
+		path   string
+		want   bool
+	}{
+		{"src/**", "src/a.py", true},
+		{"src/**", "src/deep/er/a.py", true},
+		{"src/**", "srcx/a.py", false},
+		{"src/**", "other/src/a.py", false},
+		{"**/*.py", ".github/x.py", true}, // ** matches hidden directories
+		{"src/**", "src/.env", true},
+		{"{a,b}/*", "a/x", true},
+		{"{a,b}/*", "b/x", true},
+		{"{a,b}/*", "c/x", false},
+		{"{a,b}/*", "a/x/y", false},
+		{"[!x]*.py", "a.py", true},
+		{"[!x]*.py", "x.py", false},
+		// The last matching pattern wins.
+		{"src/** !src/test/**", "src/a.py", true},
+		{"src/** !src/test/**", "src/test/a.py", false},
+		{"src/** !src/test/** src/test/keep.py", "src/test/keep.py", true},
+		{"src/** !src/test/** src/test/keep.py", "src/test/other.py", false},
+		{"!src/test/** src/**", "src/test/a.py", true}, // an exclusion before the inclusion has no effect
+		{"src/** !**/*.md", "src/README.md", false},
+		{"src/** !**/*.md", "src/a.py", true},
+	}
+	for _, tt := range tests {
+		pats, err := ParsePatterns(tt.filter)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.filter, err)
+		}
+		if got := Match(pats, tt.path); got != tt.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", tt.filter, tt.path, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package gitrepo
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Files a test writes get mtimes in the past, so they are always older than
+// the index git writes next (no racy entries, no sleeps), and a new one each
+// write, so git and SourceFiles see an edit even when the size stays the same.
+var (
+	oldTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	writes  atomic.Int64
+)
+
+func nextOldTime() time.Time { return oldTime.Add(time.Duration(writes.Add(1)) * time.Second) }
+
+// git runs the git CLI in dir with a fixed identity and dates, and without
+// the user's or system's configuration; it returns trimmed stdout.
+func git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_TERMINAL_PROMPT=0")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// writeFiles writes path → content under dir (slash paths, parents made),
+// with mode 0644 and a past mtime (see nextOldTime).
+func writeFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		abs := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(abs, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mt := nextOldTime()
+		if err := os.Chtimes(abs, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// initRepo makes a repository in a new temporary directory with files
+// committed, and returns its path.
+func initRepo(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
+	writeFiles(t, dir, files)
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "initial")
+	return dir
+}
+
+func TestOpenHead(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup returns the path to open and the directory where
+		// `git rev-parse HEAD` gives the expected commit.
+		setup      func(t *testing.T) (path, headDir string)
+		wantRoot   func(path string) string
+		wantLinked bool // GitDir differs from CommonDir
+	}{
+		{
+			name:  "normal repository",
+			setup: func(t *testing.T) (string, string) { d := initRepo(t, map[string]string{"a.txt": "a"}); return d, d },
+		},
+		{
+			name: "subdirectory",
+			setup: func(t *testing.T) (string, string) {
+				d := initRepo(t, map[string]string{"sub/deeper/a.txt": "a"})
+				return filepath.Join(d, "sub", "deeper"), d
+			},
+			wantRoot: func(p string) string { return filepath.Dir(filepath.Dir(p)) },
+		},
+		{
+			name: "detached HEAD",
+			setup: func(t *testing.T) (string, string) {
+				d := initRepo(t, map[string]string{"a.txt": "a"})
+				writeFiles(t, d, map[string]string{"a.txt": "b"})
+				git(t, d, "commit", "-q", "-am", "second")
+				git(t, d, "checkout", "-q", "--detach", "HEAD~1")
+				return d, d
+			},
+		},
+		{
+			name: "shallow clone",
+			setup: func(t *testing.T) (string, string) {
+				src := initRepo(t, map[string]string{"a.txt": "a"})
+				writeFiles(t, src, map[string]string{"a.txt": "b"})
+				git(t, src, "commit", "-q", "-am", "second")
+				dst := filepath.Join(t.TempDir(), "clone")
+				git(t, src, "clone", "-q", "--depth", "1", "file://"+src, dst)
+				if _, err := os.Stat(filepath.Join(dst, ".git", "shallow")); err != nil {
+					t.Fatalf("not a shallow clone: %v", err)
+				}
+				return dst, dst
+			},
+		},
+		{
+			name: "linked worktree",
+			setup: func(t *testing.T) (string, string) {
+				src := initRepo(t, map[string]string{"a.txt": "a"})
+				wt := filepath.Join(t.TempDir(), "wt")
+				git(t, src, "worktree", "add", "-q", "-b", "other", wt)
+				return wt, wt
+			},
+			wantLinked: true,
+		},
+		{
+			name: "submodule checkout",
+			setup: func(t *testing.T) (string, string) {
+				sub := initRepo(t, map[string]string{"lib.txt": "lib"})
+				super := initRepo(t, map[string]string{"main.txt": "main"})
+				git(t, super, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "file://"+sub, "vendor/lib")
+				git(t, super, "commit", "-q", "-m", "add submodule")
+				p := filepath.Join(super, "vendor", "lib")
+				if fi, err := os.Lstat(filepath.Join(p, ".git")); err != nil || fi.IsDir() {
+					t.Fatalf("submodule should have a .git file: %v", err)
+				}
+				return p, p
+			},
+		},
+		{
+			name: "sparse checkout",
+			setup: func(t *testing.T) (string, string) {
+				d := initRepo(t, map[string]string{"app/a.txt": "a", "other/b.txt": "b"})
+				git(t, d, "sparse-checkout", "set", "--cone", "app")
+				if got := git(t, d, "config", "extensions.worktreeConfig"); got != "true" {
+					t.Fatalf("extensions.worktreeConfig = %q, want true", got)
+				}
+				return d, d
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, headDir := tt.setup(t)
+			r, err := Open(path)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			got, err := r.Head()
+			if err != nil {
+				t.Fatalf("Head: %v", err)
+			}
+			if want := git(t, headDir, "rev-parse", "HEAD"); got != want {
+				t.Errorf("Head = %s, want %s", got, want)
+			}
+			wantRoot := path
+			if tt.wantRoot != nil {
+				wantRoot = tt.wantRoot(path)
+			}
+			if r.Root != wantRoot {
+				t.Errorf("Root = %s, want %s", r.Root, wantRoot)
+			}
+			if linked := r.GitDir != r.CommonDir; linked != tt.wantLinked {
+				t.Errorf("GitDir %s, CommonDir %s: linked = %v, want %v", r.GitDir, r.CommonDir, linked, tt.wantLinked)
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T) string
+		openErr error // from Open
+		headErr error // from Head, when Open succeeds
+	}{
+		{
+			name: "no commits",
+			setup: func(t *testing.T) string {
+				d := t.TempDir()
+				git(t, d, "-c", "init.defaultBranch=main", "init", "-q")
+				return d
+			},
+			headErr: ErrNoCommits,
+		},
+		{
+			name:    "not a repository",
+			setup:   func(t *testing.T) string { return t.TempDir() },
+			openErr: ErrNotRepository,
+		},
+		{
+			name:    "missing directory",
+			setup:   func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") },
+			openErr: ErrNotRepository,
+		},
+		{
+			name: "SHA-256 repository",
+			setup: func(t *testing.T) string {
+				d := t.TempDir()
+				git(t, d, "-c", "init.defaultBranch=main", "init", "-q", "--object-format=sha256")
+				return d
+			},
+			openErr: ErrUnsupported,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Open(tt.setup(t))
+			if tt.openErr != nil {
+				if !errors.Is(err, tt.openErr) {
+					t.Fatalf("Open error = %v, want %v", err, tt.openErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if _, err := r.Head(); !errors.Is(err, tt.headErr) {
+				t.Fatalf("Head error = %v, want %v", err, tt.headErr)
+			}
+		})
+	}
+}
