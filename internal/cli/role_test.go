@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// fakeSTS answers AssumeRole and AssumeRoleWithWebIdentity with the test
+// server's real credentials, and records what it was asked. S3 stays real:
+// only the credential exchange, which MinIO and versitygw cannot do for the
+// root user, is stood in for.
+type fakeSTS struct {
+	URL   string
+	mu    sync.Mutex
+	calls []map[string]string
+}
+
+func newFakeSTS(t *testing.T) *fakeSTS {
+	f := &fakeSTS{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		call := map[string]string{}
+		for k := range r.Form {
+			call[k] = r.Form.Get(k)
+		}
+		f.mu.Lock()
+		f.calls = append(f.calls, call)
+		f.mu.Unlock()
+		action := r.Form.Get("Action")
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<%[1]sResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><%[1]sResult>
+<Credentials><AccessKeyId>%[2]s</AccessKeyId><SecretAccessKey>%[3]s</SecretAccessKey><SessionToken></SessionToken><Expiration>%[4]s</Expiration></Credentials>
+<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/ci/s3-asset-manager</Arn><AssumedRoleId>AROA:s3-asset-manager</AssumedRoleId></AssumedRoleUser>
+</%[1]sResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></%[1]sResponse>`,
+			action, s3test.AccessKey, s3test.SecretKey, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+	return f
+}
+
+func (f *fakeSTS) Calls() []map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]map[string]string(nil), f.calls...)
+}
+
+// AWS_ROLE: the tool assumes the role (session name s3-asset-manager) and
+// uses the role's credentials, not the ones it started with.
+func TestAssumeRole(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		sts := newFakeSTS(t)
+		env, d := setup(t, srv, srv.NewBucket(t))
+		env["AWS_ROLE"] = "arn:aws:iam::123456789012:role/ci"
+		// Used directly these would be refused: success proves the role's were used.
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-0000000000")
+		r := run(t, env, "check")
+		if r.code != ExitOK {
+			t.Fatalf("check with AWS_ROLE: %v", r)
+		}
+		writeFiles(t, d.pkg, map[string]string{"fn1.zip": "x"})
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("upload with AWS_ROLE: %v", r)
+		}
+		calls := sts.Calls()
+		if len(calls) == 0 || calls[0]["Action"] != "AssumeRole" || calls[0]["RoleArn"] != env["AWS_ROLE"] || calls[0]["RoleSessionName"] != "s3-asset-manager" {
+			t.Errorf("STS calls = %v", calls)
+		}
+	})
+}
+
+// GitHub OIDC and other web identity: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE,
+// through the SDK's default chain.
+func TestWebIdentity(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		sts := newFakeSTS(t)
+		env, _ := setup(t, srv, srv.NewBucket(t))
+		token := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(token, []byte("header.payload.signature"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gha")
+		t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Fatalf("check with web identity: %v", r)
+		}
+		calls := sts.Calls()
+		if len(calls) == 0 || calls[0]["Action"] != "AssumeRoleWithWebIdentity" || calls[0]["WebIdentityToken"] != "header.payload.signature" {
+			t.Errorf("STS calls = %v", calls)
+		}
+	})
+}
