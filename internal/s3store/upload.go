@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -66,20 +68,18 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	size := before.Size()
 	partSize := s.partSizeFor(size)
 	multipart := size > 2*partSize
-	d, err := digestFile(ctx, f, size, partSize, multipart)
+	sha, md5sum, err := digestFile(ctx, f, size, !multipart)
 	if err != nil {
 		return Uploaded{}, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
-	up := Uploaded{Key: key, Size: size, SHA256: d.sha256, ContentType: contentType}
-	metadata := req.Metadata(d.sha256)
-	body := func(off, n int64) io.ReadSeeker {
-		return &progressReader{r: io.NewSectionReader(f, off, n), report: req.Progress}
-	}
+	up := Uploaded{Key: key, Size: size, SHA256: sha, ContentType: contentType}
+	metadata := req.Metadata(sha)
 	if multipart {
-		up.Parts = len(d.partMD5)
-		up.ETag, err = s.putMultipart(ctx, key, body, size, partSize, d.partMD5, metadata, contentType)
+		up.Parts = int((size + partSize - 1) / partSize)
+		up.ETag, err = s.putMultipart(ctx, key, f, req.Progress, size, partSize, metadata, contentType)
 	} else {
-		up.ETag, err = s.putSingle(ctx, key, body(0, size), size, d, metadata, contentType)
+		body := &progressReader{r: io.NewSectionReader(f, 0, size), report: req.Progress}
+		up.ETag, err = s.putSingle(ctx, key, body, size, sha, md5sum, metadata, contentType)
 	}
 	// A file rewritten while it was sent fails Content-MD5 at the store;
 	// say what really happened rather than "BadDigest".
@@ -118,41 +118,45 @@ func (s *Store) partSizeFor(size int64) int64 {
 	return p
 }
 
-type digests struct {
-	sha256  []byte
-	md5     []byte   // whole body, single PUT
-	partMD5 [][]byte // per part, multipart
+// bufPool holds read buffers: with thousands of small files, a fresh buffer
+// each would be most of the work (allocation and GC).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// digestFile reads the file once for its SHA-256 (the package-hash, needed
+// before the upload starts, for the metadata) and, for a single PUT, its MD5.
+func digestFile(ctx context.Context, f *os.File, size int64, withMD5 bool) (sha, md5sum []byte, err error) {
+	sh := sha256.New()
+	var w io.Writer = sh
+	var m hash.Hash
+	if withMD5 {
+		m = md5.New()
+		w = io.MultiWriter(sh, m)
+	}
+	if err := copyCtx(ctx, w, io.NewSectionReader(f, 0, size)); err != nil {
+		return nil, nil, err
+	}
+	if m != nil {
+		md5sum = m.Sum(nil)
+	}
+	return sh.Sum(nil), md5sum, nil
 }
 
-// digestFile reads the file once: SHA-256 of the whole, and MD5 of the whole
-// or of each part.
-func digestFile(ctx context.Context, f *os.File, size, partSize int64, multipart bool) (digests, error) {
-	sh := sha256.New()
-	var d digests
-	buf := make([]byte, 1<<20)
-	if !multipart {
-		m := md5.New()
-		if err := copyCtx(ctx, io.MultiWriter(sh, m), io.NewSectionReader(f, 0, size), buf); err != nil {
-			return d, err
-		}
-		d.sha256, d.md5 = sh.Sum(nil), m.Sum(nil)
-		return d, nil
+// sectionMD5 is a part's Content-MD5, computed by the goroutine that sends
+// the part, so parts are hashed in parallel rather than all up front.
+func sectionMD5(ctx context.Context, f *os.File, off, n int64) ([]byte, error) {
+	m := md5.New()
+	if err := copyCtx(ctx, m, io.NewSectionReader(f, off, n)); err != nil {
+		return nil, err
 	}
-	for off := int64(0); off < size; off += partSize {
-		n := min(partSize, size-off)
-		m := md5.New()
-		if err := copyCtx(ctx, io.MultiWriter(sh, m), io.NewSectionReader(f, off, n), buf); err != nil {
-			return d, err
-		}
-		d.partMD5 = append(d.partMD5, m.Sum(nil))
-	}
-	d.sha256 = sh.Sum(nil)
-	return d, nil
+	return m.Sum(nil), nil
 }
 
 // copyCtx copies all of r (which must yield exactly its length) into w,
 // stopping when ctx is done.
-func copyCtx(ctx context.Context, w io.Writer, r *io.SectionReader, buf []byte) error {
+func copyCtx(ctx context.Context, w io.Writer, r *io.SectionReader) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	want := r.Size()
 	var n int64
 	for {
@@ -179,7 +183,7 @@ func copyCtx(ctx context.Context, w io.Writer, r *io.SectionReader, buf []byte) 
 
 func b64(b []byte) *string { return aws.String(base64.StdEncoding.EncodeToString(b)) }
 
-func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, size int64, d digests, meta map[string]string, contentType string) (string, error) {
+func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, size int64, sha, md5sum []byte, meta map[string]string, contentType string) (string, error) {
 	if err := s.acquire(ctx); err != nil {
 		return "", err
 	}
@@ -189,17 +193,17 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, s
 		Key:           &key,
 		Body:          body,
 		ContentLength: aws.Int64(size),
-		ContentMD5:    b64(d.md5),
+		ContentMD5:    b64(md5sum),
 		ContentType:   aws.String(contentType),
 		Metadata:      meta,
-	}, withPayloadHash(hex.EncodeToString(d.sha256)))
+	}, withPayloadHash(hex.EncodeToString(sha)))
 	if err != nil {
 		return "", s.classify("upload", key, err)
 	}
 	return aws.ToString(out.ETag), nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, body func(off, n int64) io.ReadSeeker, size, partSize int64, partMD5 [][]byte, meta map[string]string, contentType string) (etag string, err error) {
+func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (etag string, err error) {
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:      &s.bucket,
 		Key:         &key,
@@ -215,9 +219,10 @@ func (s *Store) putMultipart(ctx context.Context, key string, body func(off, n i
 			s.abort(key, uploadID)
 		}
 	}()
-	parts := make([]types.CompletedPart, len(partMD5))
+	n := int((size + partSize - 1) / partSize)
+	parts := make([]types.CompletedPart, n)
 	g, gctx := errgroup.WithContext(ctx)
-	for i := range partMD5 {
+	for i := range n {
 		g.Go(func() error {
 			if err := s.acquire(gctx); err != nil {
 				return err
@@ -226,14 +231,18 @@ func (s *Store) putMultipart(ctx context.Context, key string, body func(off, n i
 			off := int64(i) * partSize
 			n := min(partSize, size-off)
 			num := int32(i + 1)
+			sum, err := sectionMD5(gctx, f, off, n)
+			if err != nil {
+				return err
+			}
 			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
 				Bucket:        &s.bucket,
 				Key:           &key,
 				UploadId:      uploadID,
 				PartNumber:    &num,
-				Body:          body(off, n),
+				Body:          &progressReader{r: io.NewSectionReader(f, off, n), report: progress},
 				ContentLength: aws.Int64(n),
-				ContentMD5:    b64(partMD5[i]),
+				ContentMD5:    b64(sum),
 			}, withPayloadHash(v4UnsignedPayload))
 			if err != nil {
 				return s.classify(fmt.Sprintf("upload part %d of", num), key, err)
