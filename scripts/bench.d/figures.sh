@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# The workloads and timed runs of scripts/bench, run by `scripts/s3-server run minio --`
+# with AWS_ENDPOINT_URL and the credentials exported. Not meant to be run by hand.
+set -euo pipefail
+: "${BENCH_WORK:?run scripts/bench, not this file}"
+
+W=$BENCH_WORK
+N=$BENCH_RUNS
+B=$PACKAGE_ASSETS_BUCKET
+tool=$BENCH_TOOL
+s5=$BENCH_S5CMD
+ep=$AWS_ENDPOINT_URL
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+want() { [[ "$BENCH_ONLY" == *",$1,"* ]]; }
+py() { python3 "$BENCH_HERE/bench.py" "$@"; }
+# timed LABEL [--rss] -- CMD...: one run of CMD, its output to logs/LABEL.log.
+timed() { local label=$1; shift; py time "$BENCH_RESULTS" "$label" "$W/logs/$label.log" "$@"; }
+# A commit id of our own for each upload run, so no run finds an earlier one complete.
+commit_id() { printf '%s' "$1" | sha1sum | cut -c1-40; }
+# Untimed housekeeping: delete a prefix, then let MinIO finish its background work.
+rm_prefix() { "$s5" --endpoint-url "$ep" rm "s3://$B/$1*" >/dev/null 2>&1 || true; }
+settle() { sync; sleep 2; }
+# Before each figure: is anything else using the CPU? (Recorded in the report.)
+quiet() { # FIGURE
+	local b
+	b=$(py busy 1)
+	echo "busy_$1=$b" >>"$BENCH_META"
+	if [ "$b" -gt 10 ]; then
+		echo "bench: warning: the CPU is ${b}% busy before figure $1 with nothing of the benchmark running; figures will be noisy" >&2
+	fi
+}
+
+# git with no user or system configuration: its defaults, on every machine, except
+# gc.auto=0: a commit of 20,000 new objects otherwise starts `git gc --auto` in the
+# background, which repacks for a minute on both cores while the figures are timed.
+# (gen-repo passes this environment on to the git it runs.)
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=gc.auto GIT_CONFIG_VALUE_0=0
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+
+gen_repo() { # PATH gen-repo-flags...
+	local p=$1; shift
+	(cd "$BENCH_ROOT" && go run ./scripts/gen-repo "$@" "$p") >&2
+	# One pack, no deltas (fast), as a clone has; no loose objects left.
+	git -C "$p" repack -a -d -q --window=0
+	# Files written in the same instant as the index are "racily clean" to git and to the
+	# tool alike; let the clock move on and let git refresh its index once, as a
+	# developer's first `git status` would.
+	sleep 1.1
+	git -C "$p" status --porcelain >/dev/null
+	settle # the new files' dirty pages are written back before anything is timed
+}
+
+touch_all() { find "$1" -path "$1/.git" -prune -o -type f -exec touch {} +; }
+
+# ---------------------------------------------------------------- figures 1, 2
+# check (commit not uploaded, cache empty: computes the hash and misses), hash alone
+# and `git status --porcelain`, warm; then each after touching every file.
+hash_figure() { # REPO SUFFIX
+	local repo=$1 sfx=$2 i
+	(
+		export GIT_REPO_PATH=$repo PACKAGE_DIRECTORY=$W/pkg-$sfx CODE_HASH_FIND_FILTER='lambdas/**'
+		export PACKAGE_ASSETS_KEY_PREFIX=miss-$sfx/
+		echo "warm-up: one untimed run of each" >&2
+		git -C "$repo" status --porcelain >/dev/null
+		"$tool" check >/dev/null 2>&1
+		"$tool" hash >/dev/null
+		if [ -n "$(git -C "$repo" status --porcelain)" ]; then
+			echo "bench: $repo is not clean" >&2
+			exit 1
+		fi
+		for i in $(seq "$N"); do
+			timed "check_$sfx" -- "$tool" check
+			test ! -e "$PACKAGE_DIRECTORY/.found"
+			timed "hash_$sfx" -- "$tool" hash
+			timed "git_$sfx" -- git -C "$repo" status --porcelain
+		done
+		echo "every file touched before each run (all rehashed):" >&2
+		for i in $(seq "$N"); do
+			touch_all "$repo"
+			timed "check_${sfx}_touch" -- "$tool" check
+			touch_all "$repo"
+			timed "hash_${sfx}_touch" -- "$tool" hash
+			touch_all "$repo"
+			timed "git_${sfx}_touch" -- git -C "$repo" status --porcelain
+		done
+		git -C "$repo" status --porcelain >/dev/null
+	)
+}
+
+if want 1; then
+	step "figure 1: check with code hash vs git status, 20,000 files (gen-repo defaults)"
+	gen_repo "$W/repo20k"
+	quiet 1
+	hash_figure "$W/repo20k" 20k
+fi
+
+if want 2; then
+	step "figure 2: the same on 200,000 files (-trees 10 -files 20000 -size 1600)"
+	gen_repo "$W/repo200k" -trees 10 -files 20000 -size 1600
+	quiet 2
+	hash_figure "$W/repo200k" 200k
+	rm -rf "$W/repo200k"
+fi
+
+# ---------------------------------------------------------------- uploads, figures 3-5, 8
+# For each run: the tool (a fresh commit id), s5cmd, aws, each to its own new prefix.
+upload_figure() { # NAME DIR AWS_RUNS [--rss]
+	local name=$1 dir=$2 aws_runs=$3 rss=${4:-} i
+	for i in $(seq "$N"); do
+		commit_id "$name-$i" >"$dir/.commit-hash"
+		rm -f "$dir/.found" "$dir/.code-hash"
+		PACKAGE_DIRECTORY=$dir PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ \
+			timed "${name}_tool" $rss -- "$tool" upload
+		timed "${name}_s5cmd" $rss -- "$s5" --endpoint-url "$ep" cp --exclude '.*' "$dir/*" "s3://$B/s5cmd-$name/$i/"
+		if [ "$i" -le "$aws_runs" ]; then
+			timed "${name}_aws" $rss -- aws --endpoint-url "$ep" s3 cp --recursive --only-show-errors \
+				--exclude '.*' "$dir" "s3://$B/aws-$name/$i/"
+		fi
+		grep -q "result: uploaded" "$W/logs/${name}_tool.log" || {
+			echo "bench: the upload did not upload" >&2
+			cat "$W/logs/${name}_tool.log" >&2
+			exit 1
+		}
+		rm_prefix "tool-$name/"
+		rm_prefix "s5cmd-$name/"
+		rm_prefix "aws-$name/"
+		settle
+	done
+}
+
+if want 3 || want 7; then
+	step "payload: 8 files of 64 MiB and 200 of 200 KiB (551 MiB, seeded random)"
+	py gen "$W/set552" big.zip:67108864:8 small.zip:204800:200
+fi
+if want 3; then
+	step "figure 3: upload 551 MiB in 208 files vs s5cmd and aws"
+	quiet 3
+	upload_figure up552 "$W/set552" "$N"
+fi
+
+if want 4 || want 8; then
+	step "figures 4 and 8: upload one 1 GiB file vs s5cmd and aws, with peak RSS (GNU time)"
+	py gen "$W/set1g" one.bin:1073741824:1
+	quiet 4
+	upload_figure up1g "$W/set1g" "$N" --rss
+	rm -rf "$W/set1g"
+fi
+
+if want 5; then
+	step "figure 5: upload 10,000 files of 10 KiB vs s5cmd and aws ($BENCH_AWS_SMALL_N aws runs)"
+	py gen "$W/set10k" small.js:10240:10000
+	quiet 5
+	upload_figure up10k "$W/set10k" "$BENCH_AWS_SMALL_N"
+	rm -rf "$W/set10k"
+fi
+
+# ---------------------------------------------------------------- figure 6
+if want 6; then
+	step "figure 6: check that finds the commit (20,000-file repo, filter set)"
+	[ -d "$W/repo20k" ] || gen_repo "$W/repo20k"
+	quiet 6
+	(
+		export GIT_REPO_PATH=$W/repo20k PACKAGE_DIRECTORY=$W/pkg-found CODE_HASH_FIND_FILTER='lambdas/**'
+		export PACKAGE_ASSETS_KEY_PREFIX=found/
+		"$tool" check >/dev/null 2>&1
+		echo "a build" >"$PACKAGE_DIRECTORY/fn.zip"
+		rm -f "$PACKAGE_DIRECTORY/.code-hash"
+		"$tool" upload >/dev/null 2>&1
+		commit=$(cat "$PACKAGE_DIRECTORY/.commit-hash")
+		record="s3://$B/found/artifacts/$commit/.s3-asset-manager.json"
+		"$tool" check >/dev/null 2>&1
+		"$s5" --endpoint-url "$ep" head "$record" >/dev/null
+		for i in $(seq $((4 * N))); do
+			timed found_tool -- "$tool" check
+			test -e "$PACKAGE_DIRECTORY/.found"
+			timed found_s5cmd -- "$s5" --endpoint-url "$ep" head "$record"
+		done
+	)
+fi
+
+# ---------------------------------------------------------------- figure 7
+if want 7; then
+	step "figure 7: cache hit (check copies 208 objects, 551 MiB, inside S3) vs s5cmd server-side copy"
+	hit=$W/repo-hit
+	mkdir -p "$hit/lambdas/fn1" "$hit/lambdas/fn2"
+	echo 'def handler(event, context): return "fn1"' >"$hit/lambdas/fn1/index.py"
+	echo 'def handler(event, context): return "fn2"' >"$hit/lambdas/fn2/index.py"
+	echo '# docs' >"$hit/README.md"
+	git -C "$hit" -c init.defaultBranch=main init -q
+	git -C "$hit" add -A
+	git -C "$hit" commit -q -m first
+	quiet 7
+	(
+		export GIT_REPO_PATH=$hit PACKAGE_DIRECTORY=$W/pkg-hit CODE_HASH_FIND_FILTER='lambdas/**'
+		export PACKAGE_ASSETS_KEY_PREFIX=hit/ RESULT_DOTENV_FILE=$W/hit.env
+		echo "filling the cache: check, then upload with .code-hash" >&2
+		"$tool" check >/dev/null 2>&1
+		ln "$W"/set552/*.zip "$PACKAGE_DIRECTORY/"
+		"$tool" upload >"$W/logs/hit-fill.log" 2>&1
+		code=$(cat "$PACKAGE_DIRECTORY/.code-hash")
+		settle
+		for i in $(seq "$N"); do
+			echo "docs $i" >>"$hit/README.md"
+			git -C "$hit" commit -q -am "docs $i"
+			rm -rf "$PACKAGE_DIRECTORY" "$RESULT_DOTENV_FILE"
+			timed hit_tool -- "$tool" check
+			grep -qx 'CACHE_HIT=true' "$RESULT_DOTENV_FILE" || {
+				echo "bench: check did not hit the cache" >&2
+				cat "$W/logs/hit_tool.log" >&2
+				exit 1
+			}
+			timed hit_s5cmd -- "$s5" --endpoint-url "$ep" cp --exclude '.*' "s3://$B/hit/cache/$code/*" "s3://$B/s5copy/$i/"
+			rm_prefix "hit/artifacts/"
+			rm_prefix "s5copy/"
+			settle
+		done
+	)
+fi
