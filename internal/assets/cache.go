@@ -15,14 +15,17 @@ import (
 
 // fromCache computes the code hash and, when a complete cache entry exists
 // under it, copies the entry inside S3 to the commit's prefix.
-func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, res *CheckResult) error {
-	start := time.Now()
-	hash, n, err := repo.CodeHash(ctx)
-	if err != nil {
-		return fail(KindGit, fmt.Errorf("code hash: %w", err))
+func (r *Runner) fromCache(ctx context.Context, ch codeHash, commit string, res *CheckResult) error {
+	if ch.err != nil {
+		var f *Failure
+		if errors.As(ch.err, &f) {
+			return ch.err
+		}
+		return fail(KindGit, fmt.Errorf("code hash: %w", ch.err))
 	}
+	hash := ch.hash
 	res.CodeHash = hash
-	r.logf("code hash %s over %d files (%s)", hash, n, time.Since(start).Round(time.Millisecond))
+	r.logf("code hash %s over %d files (%s)", hash, ch.files, ch.took.Round(time.Millisecond))
 	if err := writeMarker(r.pkgPath(CodeHashFile), hash); err != nil {
 		return fail(KindPackage, err)
 	}
@@ -54,8 +57,8 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, res *C
 	}
 
 	to := r.artifactPrefix(commit)
+	start := time.Now()
 	r.logf("cache hit: copying %d files, %s, from %s", len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(from))
-	start = time.Now()
 	files, err := r.copySet(ctx, rec.Files, from, to, func(f manifest.File) map[string]string {
 		return map[string]string{MetaCommit: commit, MetaPackageHash: f.PackageHash(), MetaCodeHash: hash}
 	})

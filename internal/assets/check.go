@@ -59,6 +59,21 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		return res, fail(KindPackage, err)
 	}
 
+	// With the cache on, the code hash is needed whenever the lookup below
+	// misses: start it now so the two overlap. A found commit cancels it.
+	var hashed func() codeHash
+	if r.Config.CacheEnabled() {
+		hctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ch := make(chan codeHash, 1)
+		go func() {
+			start := time.Now()
+			h, n, err := repo.CodeHash(hctx)
+			ch <- codeHash{hash: h, files: n, took: time.Since(start), err: err}
+		}()
+		hashed = func() codeHash { return <-ch }
+	}
+
 	prefix := r.artifactPrefix(commit)
 	r.logf("looking up %s", r.Store.URL(prefix+manifest.Name))
 	start := time.Now()
@@ -86,7 +101,7 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	}
 
 	if !res.Found && r.Config.CacheEnabled() {
-		if err := r.fromCache(ctx, repo, commit, &res); err != nil {
+		if err := r.fromCache(ctx, hashed(), commit, &res); err != nil {
 			return res, err
 		}
 	}
@@ -104,6 +119,14 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	}
 	r.logf("result: not found, the build must run and upload")
 	return res, nil
+}
+
+// codeHash is the outcome of computing the code hash.
+type codeHash struct {
+	hash  string
+	files int
+	took  time.Duration
+	err   error
 }
 
 // unrecorded handles a missing completion record: objects without one are an

@@ -276,6 +276,8 @@ func TestBadInput(t *testing.T) {
 				"check", ExitGit, "not a git repository"},
 			{"malformed pattern", func(t *testing.T, env map[string]string, d dirs) { env["CODE_HASH_FIND_FILTER"] = "src/[x" },
 				"check", ExitUsage, "CODE_HASH_FIND_FILTER"},
+			{"filter matches no file", func(t *testing.T, env map[string]string, d dirs) { env["CODE_HASH_FIND_FILTER"] = "srcc/**" },
+				"check", ExitUsage, `pattern srcc/**`},
 			{"upload without .commit-hash", func(t *testing.T, env map[string]string, d dirs) {
 				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "x"})
 			}, "upload", ExitPackage, "run check first"},
