@@ -59,31 +59,25 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		return res, fail(KindPackage, err)
 	}
 
-	// With the cache on, the code hash is needed whenever the lookup below
-	// misses: start it now so the two overlap. A found commit cancels it.
-	var hashed func() codeHash
-	if r.Config.CacheEnabled() {
-		hctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		ch := make(chan codeHash, 1)
-		go func() {
-			start := time.Now()
-			h, n, err := repo.CodeHash(hctx)
-			ch <- codeHash{hash: h, files: n, took: time.Since(start), err: err}
-		}()
-		hashed = func() codeHash { return <-ch }
-	}
-
 	prefix := r.artifactPrefix(commit)
 	r.logf("looking up %s", r.Store.URL(prefix+manifest.Name))
 	start := time.Now()
 	rec, err := r.readRecord(ctx, prefix)
+	var hashed func() codeHash
+	hctx, cancel := context.WithCancel(ctx) // stops a code hash nobody waits for
+	defer cancel()
 	switch {
 	case err == nil:
 		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(prefix), len(rec.Files), rec.TotalSize()
 		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), progress.Size(rec.TotalSize()),
 			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
 	case errors.Is(err, s3store.ErrNotFound):
+		// The code hash will be needed unless unrecorded objects count as
+		// found: compute it while the prefix is listed. (Not before the
+		// lookup: a found commit, the common case, would pay for it.)
+		if r.Config.CacheEnabled() && !r.Config.AcceptLegacy {
+			hashed = r.startCodeHash(hctx, repo)
+		}
 		found, err := r.unrecorded(ctx, prefix)
 		if err != nil {
 			return res, fail(KindS3, err)
@@ -101,6 +95,9 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	}
 
 	if !res.Found && r.Config.CacheEnabled() {
+		if hashed == nil {
+			hashed = r.startCodeHash(hctx, repo)
+		}
 		if err := r.fromCache(ctx, hashed(), commit, &res); err != nil {
 			return res, err
 		}
@@ -119,6 +116,18 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	}
 	r.logf("result: not found, the build must run and upload")
 	return res, nil
+}
+
+// startCodeHash computes the code hash in the background; the returned
+// func waits for it.
+func (r *Runner) startCodeHash(ctx context.Context, repo Repo) func() codeHash {
+	ch := make(chan codeHash, 1)
+	go func() {
+		start := time.Now()
+		h, n, err := repo.CodeHash(ctx)
+		ch <- codeHash{hash: h, files: n, took: time.Since(start), err: err}
+	}()
+	return func() codeHash { return <-ch }
 }
 
 // codeHash is the outcome of computing the code hash.

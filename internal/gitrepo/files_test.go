@@ -563,3 +563,26 @@ func indexVersion(t *testing.T, dir string) int {
 	}
 	return int(b[4])<<24 | int(b[5])<<16 | int(b[6])<<8 | int(b[7])
 }
+
+// TestSourceFilesCoreSymlinksFalse: where symlinks are off, git checks a link
+// out as a plain file holding the target; it still counts as the link.
+func TestSourceFilesCoreSymlinksFalse(t *testing.T) {
+	src := initRepo(t, map[string]string{"a.txt": "a"})
+	symlink(t, "a.txt", filepath.Join(src, "link"))
+	git(t, src, "add", "link")
+	git(t, src, "commit", "-q", "-m", "link")
+	want := lsFiles(sourceFiles(t, src, nil, nil))
+
+	dst := filepath.Join(t.TempDir(), "clone")
+	git(t, src, "clone", "-q", "-c", "core.symlinks=false", "file://"+src, dst)
+	if fi, err := os.Lstat(filepath.Join(dst, "link")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("link should be a plain file: %v", err)
+	}
+	mt := nextOldTime()
+	if err := os.Chtimes(filepath.Join(dst, "link"), mt, mt); err != nil { // rehash it
+		t.Fatal(err)
+	}
+	if got := lsFiles(sourceFiles(t, dst, nil, nil)); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
