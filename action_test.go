@@ -24,6 +24,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/cli"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
+	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
@@ -190,28 +191,13 @@ func TestActionMetadata(t *testing.T) {
 func newWorkspace(t *testing.T) (string, string) {
 	t.Helper()
 	ws := t.TempDir()
-	gitIn(t, ws, "-c", "init.defaultBranch=main", "init", "-q")
+	gittest.Git(t, ws, "-c", "init.defaultBranch=main", "init", "-q")
 	if err := os.WriteFile(filepath.Join(ws, "main.c"), []byte("int main(void) { return 0; }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gitIn(t, ws, "add", "-A")
-	gitIn(t, ws, "commit", "-q", "-m", "first")
-	return ws, gitIn(t, ws, "rev-parse", "HEAD")
-}
-
-// gitIn runs the git CLI in dir with a fixed identity and no user config.
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=ci", "GIT_AUTHOR_EMAIL=ci@example.com", "GIT_COMMITTER_NAME=ci", "GIT_COMMITTER_EMAIL=ci@example.com",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	gittest.Git(t, ws, "add", "-A")
+	gittest.Git(t, ws, "commit", "-q", "-m", "first")
+	return ws, gittest.Git(t, ws, "rev-parse", "HEAD")
 }
 
 var expr = regexp.MustCompile(`\$\{\{\s*(.*?)\s*\}\}`)
@@ -534,9 +520,9 @@ func TestActionCacheHit(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(ws, "README.md"), []byte("docs only\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		gitIn(t, ws, "add", "README.md")
-		gitIn(t, ws, "commit", "-q", "-m", "docs")
-		next := gitIn(t, ws, "rev-parse", "HEAD")
+		gittest.Git(t, ws, "add", "README.md")
+		gittest.Git(t, ws, "commit", "-q", "-m", "docs")
+		next := gittest.Git(t, ws, "rev-parse", "HEAD")
 		if err := os.RemoveAll(filepath.Join(ws, "dist")); err != nil {
 			t.Fatal(err)
 		}

@@ -13,12 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
@@ -102,49 +102,20 @@ func runBinary(t *testing.T, dir, name string, env map[string]string) result {
 	return result{code, stdout.String(), stderr.String()}
 }
 
-// git runs the git CLI in dir with a fixed identity and clock.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
-		"GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+// The shared helpers, under the names these tests use.
+var (
+	git        = gittest.Git
+	writeFiles = gittest.WriteFiles
+)
 
-// newRepo makes a git repository at dir with a few committed files and
-// returns its HEAD.
+// newRepo makes a git repository at dir with files committed (a small
+// default tree when nil) and returns its HEAD.
 func newRepo(t *testing.T, dir string, files map[string]string) string {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
 	if files == nil {
 		files = map[string]string{"src/main.go": "package main\n", "README.md": "docs\n"}
 	}
-	writeFiles(t, dir, files)
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "-q", "-m", "init")
-	return git(t, dir, "rev-parse", "HEAD")
-}
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return gittest.Init(t, dir, files)
 }
 
 // randomBytes is deterministic filler for test files.

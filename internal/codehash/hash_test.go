@@ -10,69 +10,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 )
 
-// Files a test writes get a new mtime in the past each time: older than the
-// index git writes next (no racy entries, no sleeps), and different from the
-// last, so same-size edits are seen.
+// The shared helpers, under the names these tests use.
 var (
-	oldTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	writes  atomic.Int64
+	git         = gittest.Git
+	writeFiles  = gittest.WriteFiles
+	nextOldTime = gittest.NextOldTime
 )
-
-func nextOldTime() time.Time { return oldTime.Add(time.Duration(writes.Add(1)) * time.Second) }
-
-// git runs the git CLI in dir with a fixed identity and dates, and without
-// the user's or system's configuration; it returns trimmed stdout.
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_TERMINAL_PROMPT=0")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func writeFiles(t testing.TB, dir string, files map[string]string) {
-	t.Helper()
-	for p, content := range files {
-		abs := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(abs, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		mt := nextOldTime()
-		if err := os.Chtimes(abs, mt, mt); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func initRepo(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
-	writeFiles(t, dir, files)
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "-q", "-m", "initial")
+	gittest.Init(t, dir, files)
 	return dir
 }
 
