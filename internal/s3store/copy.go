@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"golang.org/x/sync/errgroup"
 )
 
 // CopyRequest is one server-side copy inside the bucket.
@@ -69,7 +68,7 @@ func (s *Store) copyLimit() int64 {
 
 // copyMultipart copies in parts of at least the part size (UploadPartCopy
 // takes 5 MiB to 5 GiB a part), in parallel.
-func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (etag string, err error) {
+func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (string, error) {
 	meta, ct := r.Metadata, r.ContentType
 	if meta == nil {
 		// A multipart upload cannot copy metadata: read it from the source.
@@ -79,60 +78,23 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (etag string, 
 		}
 		meta, ct = info.Metadata, info.ContentType
 	}
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &s.bucket, Key: &r.Dst, Metadata: meta, ContentType: aws.String(ct),
-	})
-	if err != nil {
-		return "", s.classify("start multipart copy to", r.Dst, err)
-	}
-	defer func() {
-		if err != nil {
-			s.abort(r.Dst, created.UploadId)
-		}
-	}()
 	partSize := max(s.partSizeFor(r.Size), 5<<20)
-	n := int((r.Size + partSize - 1) / partSize)
-	parts := make([]types.CompletedPart, n)
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range n {
-		g.Go(func() error {
-			if err := s.acquire(gctx); err != nil {
-				return err
-			}
-			defer s.release()
-			first := int64(i) * partSize
-			last := min(first+partSize, r.Size) - 1
-			num := int32(i + 1)
+	return s.multipart(ctx, "copy", r.Dst, r.Size, partSize, meta, ct,
+		func(ctx context.Context, uploadID *string, num int32, off, n int64) (*string, error) {
 			in := &s3.UploadPartCopyInput{
-				Bucket: &s.bucket, Key: &r.Dst, UploadId: created.UploadId, PartNumber: &num,
+				Bucket: &s.bucket, Key: &r.Dst, UploadId: uploadID, PartNumber: &num,
 				CopySource:      aws.String(copySource(s.bucket, r.Src)),
-				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
 			}
 			if r.SrcETag != "" {
 				in.CopySourceIfMatch = aws.String(r.SrcETag)
 			}
-			out, err := s.client.UploadPartCopy(gctx, in)
+			out, err := s.client.UploadPartCopy(ctx, in)
 			if err != nil {
-				return s.classify(fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), r.Dst, err)
+				return nil, s.classify(fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), r.Dst, err)
 			}
-			parts[i] = types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: &num}
-			return nil
+			return out.CopyPartResult.ETag, nil
 		})
-	}
-	if err := g.Wait(); err != nil {
-		return "", err
-	}
-	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: &s.bucket, Key: &r.Dst, UploadId: created.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	})
-	if err != nil {
-		return "", s.classify("complete multipart copy to", r.Dst, err)
-	}
-	if err := s.verifySize(ctx, r.Dst, r.Size); err != nil {
-		return "", err
-	}
-	return aws.ToString(out.ETag), nil
 }
 
 // copySource is the x-amz-copy-source value: bucket/key, URL-encoded per

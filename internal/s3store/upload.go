@@ -18,9 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
-	"golang.org/x/sync/errgroup"
 )
 
 // Uploaded describes a stored file.
@@ -203,39 +201,14 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, s
 	return aws.ToString(out.ETag), nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (etag string, err error) {
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:      &s.bucket,
-		Key:         &key,
-		ContentType: aws.String(contentType),
-		Metadata:    meta,
-	})
-	if err != nil {
-		return "", s.classify("start multipart upload", key, err)
-	}
-	uploadID := created.UploadId
-	defer func() {
-		if err != nil {
-			s.abort(key, uploadID)
-		}
-	}()
-	n := int((size + partSize - 1) / partSize)
-	parts := make([]types.CompletedPart, n)
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range n {
-		g.Go(func() error {
-			if err := s.acquire(gctx); err != nil {
-				return err
-			}
-			defer s.release()
-			off := int64(i) * partSize
-			n := min(partSize, size-off)
-			num := int32(i + 1)
-			sum, err := sectionMD5(gctx, f, off, n)
+func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (string, error) {
+	return s.multipart(ctx, "upload", key, size, partSize, meta, contentType,
+		func(ctx context.Context, uploadID *string, num int32, off, n int64) (*string, error) {
+			sum, err := sectionMD5(ctx, f, off, n)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
+			out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 				Bucket:        &s.bucket,
 				Key:           &key,
 				UploadId:      uploadID,
@@ -245,25 +218,10 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, progre
 				ContentMD5:    b64(sum),
 			}, withPayloadHash(v4UnsignedPayload))
 			if err != nil {
-				return s.classify(fmt.Sprintf("upload part %d of", num), key, err)
+				return nil, s.classify(fmt.Sprintf("upload part %d of", num), key, err)
 			}
-			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: &num}
-			return nil
+			return out.ETag, nil
 		})
-	}
-	if err := g.Wait(); err != nil {
-		return "", err
-	}
-	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          &s.bucket,
-		Key:             &key,
-		UploadId:        uploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	})
-	if err != nil {
-		return "", s.classify("complete multipart upload", key, err)
-	}
-	return aws.ToString(out.ETag), s.verifySize(ctx, key, size)
 }
 
 // verifySize confirms what a multipart upload or copy assembled.
