@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -320,27 +321,7 @@ func TestSourceFilesAllMtimesChanged(t *testing.T) {
 			t.Fatalf("%s: not from the index in a fresh checkout", f.Path)
 		}
 	}
-	mt := nextOldTime()
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.Name() == ".git" {
-			return cmpSkip(d, err)
-		}
-		if d.Type()&os.ModeSymlink != 0 {
-			// No portable lutimes: a new link gets a new mtime.
-			target, err := os.Readlink(p)
-			if err == nil {
-				err = os.Remove(p)
-			}
-			if err == nil {
-				err = os.Symlink(target, p)
-			}
-			return err
-		}
-		return os.Chtimes(p, mt, mt)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gittest.TouchAll(t, dir)
 	after := sourceFiles(t, dir, nil, nil)
 	if got, want := lsFiles(after), lsFiles(before); got != want {
 		t.Errorf("after changing every mtime:\n%s\nwant\n%s", got, want)
@@ -350,13 +331,6 @@ func TestSourceFilesAllMtimesChanged(t *testing.T) {
 			t.Errorf("%s: FromIndex after its mtime changed", f.Path)
 		}
 	}
-}
-
-func cmpSkip(d os.DirEntry, err error) error {
-	if err != nil {
-		return err
-	}
-	return filepath.SkipDir
 }
 
 func TestSourceFilesSparse(t *testing.T) {

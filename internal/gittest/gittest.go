@@ -74,3 +74,33 @@ func Init(t testing.TB, dir string, files map[string]string) string {
 	Git(t, dir, "commit", "-q", "-m", "initial")
 	return Git(t, dir, "rev-parse", "HEAD")
 }
+
+// TouchAll gives every file and directory under dir, .git aside, a new
+// mtime, as a checkout moved by tar or a fresh clone would have; symlinks are
+// made again (there is no portable lutimes).
+func TouchAll(t testing.TB, dir string) {
+	t.Helper()
+	mt := NextOldTime()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if d.Type()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err == nil {
+				err = os.Remove(p)
+			}
+			if err == nil {
+				err = os.Symlink(target, p)
+			}
+			return err
+		}
+		return os.Chtimes(p, mt, mt)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
