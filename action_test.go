@@ -6,7 +6,6 @@ package main
 // GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files), against real S3 servers.
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -333,39 +332,11 @@ func runActionFull(t *testing.T, workspace string, inputs map[string]string) act
 	return r
 }
 
-// parseOutputFile reads GITHUB_OUTPUT as the runner does: "name<<delimiter"
-// heredoc blocks and "name=value" lines.
 func parseOutputFile(t *testing.T, text string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			continue
-		}
-		eq, heredoc := strings.Index(line, "="), strings.Index(line, "<<")
-		if heredoc >= 0 && (eq < 0 || heredoc < eq) {
-			name, delim := line[:heredoc], line[heredoc+2:]
-			var val []string
-			closed := false
-			for sc.Scan() {
-				if sc.Text() == delim {
-					closed = true
-					break
-				}
-				val = append(val, sc.Text())
-			}
-			if !closed {
-				t.Fatalf("GITHUB_OUTPUT: %s<<%s is never closed", name, delim)
-			}
-			out[name] = strings.Join(val, "\n")
-			continue
-		}
-		if eq < 0 {
-			t.Fatalf("GITHUB_OUTPUT: malformed line %q", line)
-		}
-		out[line[:eq]] = line[eq+1:]
+	out, err := ghaction.ParseOutputFile(text)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -4,6 +4,7 @@
 package ghaction
 
 import (
+	"bufio"
 	"fmt"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"io"
@@ -270,4 +271,40 @@ func code(s string) string {
 // escape keeps free text from turning into markdown or HTML.
 func escape(s string) string {
 	return strings.NewReplacer("\\", `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", ">", "&gt;", "|", `\|`, "\n", " ").Replace(s)
+}
+
+// ParseOutputFile reads a GITHUB_OUTPUT file as the runner does: "name=value"
+// lines and "name<<delimiter" blocks. The tests read back what SetOutputs
+// wrote with it.
+func ParseOutputFile(text string) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		if name, delim, ok := strings.Cut(line, "<<"); ok && !strings.Contains(name, "=") {
+			var val []string
+			closed := false
+			for sc.Scan() {
+				if sc.Text() == delim {
+					closed = true
+					break
+				}
+				val = append(val, sc.Text())
+			}
+			if !closed {
+				return nil, fmt.Errorf("GITHUB_OUTPUT: %s<<%s is never closed", name, delim)
+			}
+			out[name] = strings.Join(val, "\n")
+			continue
+		}
+		name, val, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("GITHUB_OUTPUT: malformed line %q", line)
+		}
+		out[name] = val
+	}
+	return out, sc.Err()
 }

@@ -1,7 +1,6 @@
 package ghaction
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"flag"
@@ -55,38 +54,11 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// parseOutputs reads GITHUB_OUTPUT as the runner does: "name<<delimiter"
-// blocks and "name=value" lines.
 func parseOutputs(t *testing.T, text string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			continue
-		}
-		if name, delim, ok := strings.Cut(line, "<<"); ok && !strings.Contains(name, "=") {
-			var val []string
-			closed := false
-			for sc.Scan() {
-				if sc.Text() == delim {
-					closed = true
-					break
-				}
-				val = append(val, sc.Text())
-			}
-			if !closed {
-				t.Fatalf("GITHUB_OUTPUT: %s<<%s is never closed", name, delim)
-			}
-			out[name] = strings.Join(val, "\n")
-			continue
-		}
-		name, val, ok := strings.Cut(line, "=")
-		if !ok {
-			t.Fatalf("GITHUB_OUTPUT: malformed line %q", line)
-		}
-		out[name] = val
+	out, err := ParseOutputFile(text)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
