@@ -90,13 +90,24 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 
 	var out outcome
 	err = func() error {
+		// In GitHub Actions with id-token: write, AWS_ROLE_ARN alone is enough:
+		// the job's OIDC token stands in for AWS_WEB_IDENTITY_TOKEN_FILE.
+		var webRole string
+		var idToken func(context.Context) (string, error)
+		if arn, _ := lookup("AWS_ROLE_ARN"); arn != "" {
+			if f, _ := lookup("AWS_WEB_IDENTITY_TOKEN_FILE"); f == "" {
+				webRole, idToken = arn, gh.IDTokenSource(lookup, "sts.amazonaws.com")
+			}
+		}
 		store, err := s3store.New(ctx, s3store.Options{
-			Bucket:         cfg.Bucket,
-			Endpoint:       cfg.Endpoint,
-			PathStyle:      cfg.PathStyle,
-			Role:           cfg.Role,
-			Concurrency:    cfg.Concurrency,
-			RequestTimeout: cfg.RequestTimeout,
+			WebIdentityRole: webRole,
+			IDToken:         idToken,
+			Bucket:          cfg.Bucket,
+			Endpoint:        cfg.Endpoint,
+			PathStyle:       cfg.PathStyle,
+			Role:            cfg.Role,
+			Concurrency:     cfg.Concurrency,
+			RequestTimeout:  cfg.RequestTimeout,
 		})
 		if err != nil {
 			return &assets.Failure{Kind: assets.KindS3, Err: err}

@@ -104,3 +104,44 @@ func TestWebIdentity(t *testing.T) {
 		}
 	})
 }
+
+// In GitHub Actions with `id-token: write`, AWS_ROLE_ARN alone is enough:
+// the tool asks the runner for the job's OIDC token itself.
+func TestActionsIDToken(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		sts := newFakeSTS(t)
+		var asked []string
+		var mu sync.Mutex
+		idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			asked = append(asked, r.Header.Get("Authorization")+" "+r.URL.Query().Get("audience"))
+			mu.Unlock()
+			fmt.Fprint(w, `{"value":"gha.oidc.token"}`)
+		}))
+		t.Cleanup(idp.Close)
+		env, _ := setup(t, srv, srv.NewBucket(t))
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gha")
+		for k, v := range map[string]string{
+			"GITHUB_ACTIONS":                 "true",
+			"ACTIONS_ID_TOKEN_REQUEST_URL":   idp.URL + "/token?api-version=2.0",
+			"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "runner-request-token",
+			"AWS_ROLE_ARN":                   "arn:aws:iam::123456789012:role/gha",
+		} {
+			env[k] = v
+		}
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Fatalf("check with the Actions ID token: %v", r)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(asked) == 0 || asked[0] != "Bearer runner-request-token sts.amazonaws.com" {
+			t.Errorf("ID token requests = %q", asked)
+		}
+		calls := sts.Calls()
+		if len(calls) == 0 || calls[0]["Action"] != "AssumeRoleWithWebIdentity" || calls[0]["WebIdentityToken"] != "gha.oidc.token" || calls[0]["RoleSessionName"] != "s3-asset-manager" {
+			t.Errorf("STS calls = %v", calls)
+		}
+	})
+}

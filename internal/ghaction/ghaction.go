@@ -5,6 +5,7 @@ package ghaction
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"io"
@@ -271,6 +272,19 @@ func code(s string) string {
 // escape keeps free text from turning into markdown or HTML.
 func escape(s string) string {
 	return strings.NewReplacer("\\", `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", ">", "&gt;", "|", `\|`, "\n", " ").Replace(s)
+}
+
+// IDTokenSource returns a source of the job's OIDC token for audience, or
+// nil when the workflow did not grant `id-token: write` (the runner then
+// sets no ACTIONS_ID_TOKEN_REQUEST_URL).
+func (r *Reporter) IDTokenSource(lookup func(string) (string, bool), audience string) func(context.Context) (string, error) {
+	if !r.enabled {
+		return nil
+	}
+	if u, _ := lookup("ACTIONS_ID_TOKEN_REQUEST_URL"); u == "" {
+		return nil
+	}
+	return func(ctx context.Context) (string, error) { return r.action.GetIDToken(ctx, audience) }
 }
 
 // ParseOutputFile reads a GITHUB_OUTPUT file as the runner does: "name=value"

@@ -35,6 +35,11 @@ type Options struct {
 	PathStyle bool
 	// Role, when set, is assumed with session name "s3-asset-manager".
 	Role string
+	// WebIdentityRole and IDToken: with both set (GitHub Actions with
+	// id-token: write, AWS_ROLE_ARN but no token file), the role is assumed
+	// with the job's OIDC token before anything else.
+	WebIdentityRole string
+	IDToken         func(context.Context) (string, error)
 	// Concurrency bounds the requests in flight for uploads and copies.
 	Concurrency int
 	// PartSize is the multipart part size; 0 means DefaultPartSize.
@@ -109,6 +114,13 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// S3-compatible stores mostly ignore the region but SigV4 needs one.
 		cfg.Region = "us-east-1"
 	}
+	if o.WebIdentityRole != "" && o.IDToken != nil {
+		provider := stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(cfg), o.WebIdentityRole,
+			idTokenRetriever{ctx: ctx, get: o.IDToken}, func(wo *stscreds.WebIdentityRoleOptions) {
+				wo.RoleSessionName = "s3-asset-manager"
+			})
+		cfg.Credentials = aws.NewCredentialsCache(provider)
+	}
 	if o.Role != "" {
 		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), o.Role, func(ao *stscreds.AssumeRoleOptions) {
 			ao.RoleSessionName = "s3-asset-manager"
@@ -161,3 +173,18 @@ func (s *Store) acquire(ctx context.Context) error {
 }
 
 func (s *Store) release() { <-s.sem }
+
+// idTokenRetriever adapts a token source to stscreds, which asks again
+// whenever the credentials are refreshed.
+type idTokenRetriever struct {
+	ctx context.Context
+	get func(context.Context) (string, error)
+}
+
+func (r idTokenRetriever) GetIdentityToken() ([]byte, error) {
+	t, err := r.get(r.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("GitHub Actions OIDC token: %w", err)
+	}
+	return []byte(t), nil
+}
