@@ -14,12 +14,6 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// Object is one listed or stored object.
-type Object struct {
-	Key  string
-	Size int64
-}
-
 // ReadSmall returns the bytes of a small object (at most max bytes), or an
 // error wrapping ErrNotFound when the key does not exist. It uses GET, not
 // HEAD: a HEAD's 404 cannot tell a missing key from a missing bucket.
@@ -51,22 +45,6 @@ func (s *Store) AnyUnder(ctx context.Context, prefix string) (bool, error) {
 		return false, s.classify("list", prefix, err)
 	}
 	return len(out.Contents) > 0, nil
-}
-
-// List returns every object under prefix, following pagination.
-func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
-	var objs []Object
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, s.classify("list", prefix, err)
-		}
-		for _, o := range page.Contents {
-			objs = append(objs, Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
-		}
-	}
-	return objs, nil
 }
 
 // WriteRecord stores a small object. With exclusive, only if the key is free

@@ -156,9 +156,6 @@ func hasEnvEndpoint(cfg aws.Config) bool {
 	return cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != ""
 }
 
-// Bucket is the bucket's name.
-func (s *Store) Bucket() string { return s.bucket }
-
 // URL names a key for logs.
 func (s *Store) URL(key string) string { return "s3://" + s.bucket + "/" + key }
 
