@@ -11,7 +11,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
@@ -95,8 +94,6 @@ type Runner struct {
 	ProgressTo io.Writer
 	Terminal   bool
 }
-
-var commitRE = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
 func (r *Runner) logf(format string, args ...any) { r.Log.Printf(format, args...) }
 

@@ -62,13 +62,17 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	} else if err != nil {
 		return res, fail(KindPackage, err)
 	}
-	if !commitRE.MatchString(commit) {
+	if !manifest.ValidCommit(commit) {
 		return res, fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", r.pkgPath(CommitFile), truncate(commit, 80)))
 	}
 	res.Commit = commit
 	codeHash, err := readMarker(r.pkgPath(CodeHashFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return res, fail(KindPackage, err)
+	}
+	// Checked before anything is sent: the record written at the end would refuse it.
+	if codeHash != "" && !manifest.ValidCodeHash(codeHash) {
+		return res, fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", r.pkgPath(CodeHashFile), truncate(codeHash, 80)))
 	}
 	res.CodeHash = codeHash
 

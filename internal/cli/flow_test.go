@@ -284,6 +284,9 @@ func TestBadInput(t *testing.T) {
 			{"malformed .commit-hash", func(t *testing.T, env map[string]string, d dirs) {
 				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "x", ".commit-hash": "main"})
 			}, "upload", ExitPackage, "not a 40 or 64 hex commit id"},
+			{"malformed .code-hash", func(t *testing.T, env map[string]string, d dirs) {
+				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "x", ".commit-hash": d.head, ".code-hash": "not a hash!"})
+			}, "upload", ExitPackage, "not a code hash"},
 			{"empty package directory", func(t *testing.T, env map[string]string, d dirs) {
 				writeFiles(t, d.pkg, map[string]string{".commit-hash": d.head, ".hidden": "x", "sub/file": "x"})
 			}, "upload", ExitPackage, "no files to upload"},

@@ -148,6 +148,13 @@ func (r *Record) Validate() error {
 	return nil
 }
 
+// ValidCommit reports whether s is a full commit id: 40 (SHA-1) or 64
+// (SHA-256) lower-case hex digits.
+func ValidCommit(s string) bool { return commitID.MatchString(s) }
+
+// ValidCodeHash reports whether s can be a code hash in keys and metadata.
+func ValidCodeHash(s string) bool { return codeHashID.MatchString(s) }
+
 // ValidName reports whether name can be an artifact's object name: a plain,
 // non-hidden file name, as upload takes them from the package directory.
 func ValidName(name string) error {
