@@ -108,6 +108,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			Role:            cfg.Role,
 			Concurrency:     cfg.Concurrency,
 			RequestTimeout:  cfg.RequestTimeout,
+			ContentMD5:      cfg.ContentMD5,
 		})
 		if err != nil {
 			return &assets.Failure{Kind: assets.KindS3, Err: err}

@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -64,13 +67,14 @@ func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy) {
 	}
 }
 
-// A store that fails one request in four, in every way it can, is ridden out.
+// A store that fails one request in four, in every way it can, is ridden out,
+// and no damaged byte is stored.
 func TestFaultyStore(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
-		proxy.Plan = s3test.EveryNth(4, s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall)
+		proxy.Plan = s3test.EveryNth(4, s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall, s3test.Corrupt)
 		faultFlow(t, srv, proxy)
-		for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall} {
+		for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall, s3test.Corrupt} {
 			if proxy.Count(f) == 0 {
 				t.Errorf("the proxy never injected %s: %s", f, proxy.Counts())
 			}
@@ -104,6 +108,47 @@ func TestChecksumRefusingStore(t *testing.T) {
 		faultFlow(t, srv, proxy)
 		if n := proxy.Count(s3test.NotImpl) - refusedBefore; n != 0 {
 			t.Errorf("the tool sent %d requests with checksum headers or aws-chunked bodies", n)
+		}
+	})
+}
+
+// PACKAGE_ASSETS_CONTENT_MD5 puts Content-MD5 on every object and part
+// upload; without it none carries one (the signed SHA-256 is the check).
+func TestContentMD5Setting(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, on := range []bool{false, true} {
+			t.Run(fmt.Sprint("content-md5=", on), func(t *testing.T) {
+				bucket := srv.NewBucket(t)
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				var with, without atomic.Int64
+				proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+					if r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") == "" {
+						if r.Header.Get("Content-Md5") != "" {
+							with.Add(1)
+						} else {
+							without.Add(1)
+						}
+					}
+					return s3test.Pass
+				}
+				env, d := setup(t, srv, bucket)
+				env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+				env["PACKAGE_ASSETS_CONTENT_MD5"] = fmt.Sprint(on)
+				run(t, env, "check")
+				for name, b := range map[string][]byte{"fn1.zip": []byte("small"), "layer.bin": randomBytes(40<<20, 9)} {
+					if err := os.WriteFile(filepath.Join(d.pkg, name), b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if r := run(t, env, "upload"); r.code != ExitOK {
+					t.Fatal(r)
+				}
+				// Objects and parts; the completion record always has Content-MD5.
+				w, wo := with.Load()-1, without.Load()
+				if on && (wo != 0 || w < 4) || !on && (w != 0 || wo < 4) {
+					t.Errorf("uploads with Content-MD5: %d, without: %d", w, wo)
+				}
+			})
 		}
 	})
 }

@@ -41,6 +41,7 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_PATH_STYLE", Input: "path-style", Default: "auto", Doc: "Path-style addressing: true, false, or auto (on with a custom endpoint)."},
 	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "16", Doc: "Requests in flight at once for uploads and copies (1-256)."},
 	{Env: "PACKAGE_ASSETS_REQUEST_TIMEOUT", Input: "request-timeout", Default: "2m", Doc: "Longest one attempt of one S3 request may go without finishing before it is retried (e.g. 30s, 2m)."},
+	{Env: "PACKAGE_ASSETS_CONTENT_MD5", Input: "content-md5", Default: "false", Doc: "Also send Content-MD5 with every upload: for stores that do not check the signed SHA-256 of a body, and for buckets with Object Lock retention."},
 	{Env: "PACKAGE_ASSETS_ACCEPT_LEGACY", Input: "accept-legacy", Default: "false", Doc: "Count objects under artifacts/<commit>/ without a completion record as found, as the original tool did (migration only)."},
 	{Env: "CODE_HASH_SALT", Input: "code-hash-salt", Doc: "Mixed into the code hash (e.g. a toolchain version): change it to invalidate the cache on purpose."},
 	{Env: "CODE_HASH_CACHE_READ_ONLY", Input: "cache-read-only", Default: "false", Doc: "Read the cache but never write it (builds of untrusted code, such as pull requests from forks)."},
@@ -62,6 +63,8 @@ type Config struct {
 	Concurrency int
 	// RequestTimeout bounds one attempt of one S3 request.
 	RequestTimeout time.Duration
+	// ContentMD5 adds Content-MD5 to every upload.
+	ContentMD5 bool
 	// AcceptLegacy counts unrecorded objects under artifacts/<commit>/ as found.
 	AcceptLegacy  bool
 	Salt          string
@@ -149,6 +152,11 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		bad("PACKAGE_ASSETS_REQUEST_TIMEOUT", "%q is not a duration from 100ms to 24h (e.g. 30s, 2m)", vals["PACKAGE_ASSETS_REQUEST_TIMEOUT"])
 	} else {
 		c.RequestTimeout = d
+	}
+	if b, err := parseBool(vals["PACKAGE_ASSETS_CONTENT_MD5"]); err != nil {
+		bad("PACKAGE_ASSETS_CONTENT_MD5", "%q is not true or false", vals["PACKAGE_ASSETS_CONTENT_MD5"])
+	} else {
+		c.ContentMD5 = b
 	}
 	if b, err := parseBool(vals["PACKAGE_ASSETS_ACCEPT_LEGACY"]); err != nil {
 		bad("PACKAGE_ASSETS_ACCEPT_LEGACY", "%q is not true or false", vals["PACKAGE_ASSETS_ACCEPT_LEGACY"])

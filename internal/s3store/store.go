@@ -4,8 +4,9 @@
 //
 // It works unchanged against AWS S3 and S3-compatible stores: request
 // checksums are only sent where an operation requires them (many stores refuse
-// the SDK's default CRC32 headers and aws-chunked bodies), and every body is
-// sent with Content-MD5 instead, which every store verifies.
+// the SDK's default CRC32 headers and aws-chunked bodies). Every body is
+// signed with its SHA-256 instead, which SigV4 stores check against the bytes
+// received; Content-MD5 can be added for stores that do not.
 package s3store
 
 import (
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,6 +51,12 @@ type Options struct {
 	CopyPartThreshold int64
 	// RequestTimeout bounds each attempt of each request; 0 means DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// MaxAttempts of each request; 0 means 10 (AWS_MAX_ATTEMPTS overrides). Tests lower it.
+	MaxAttempts int
+	// ContentMD5 adds Content-MD5 to every upload, for stores that do not
+	// check the signed SHA-256 and for buckets with Object Lock retention,
+	// which require it.
+	ContentMD5 bool
 }
 
 const (
@@ -75,6 +83,7 @@ type Store struct {
 	partSize int64
 	// copyPartThreshold: see Options.CopyPartThreshold.
 	copyPartThreshold int64
+	contentMD5        bool
 	sem               chan struct{} // bounds requests in flight across files and parts
 }
 
@@ -90,6 +99,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = defaultMaxAttempts
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = 2 * o.Concurrency
@@ -139,8 +151,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			// The client-side retry quota gives up under concurrency
 			// ("retry quota exceeded"): a CI job would rather wait.
 			ro.RateLimiter = ratelimit.None
-			ro.MaxAttempts = defaultMaxAttempts
+			ro.MaxAttempts = o.MaxAttempts
 			ro.MaxBackoff = 10 * time.Second
+			// A body the store found damaged on the way is sent again. A file
+			// that changed while it was read is caught after (ErrChanged).
+			ro.Retryables = append(slices.Clone(retry.DefaultRetryables), retry.RetryableErrorCode{Codes: digestMismatch})
 		})
 	})
 	return &Store{
@@ -148,9 +163,13 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		bucket:            o.Bucket,
 		partSize:          o.PartSize,
 		copyPartThreshold: o.CopyPartThreshold,
+		contentMD5:        o.ContentMD5,
 		sem:               make(chan struct{}, o.Concurrency),
 	}, nil
 }
+
+// digestMismatch are the codes of a body that does not match its digest.
+var digestMismatch = map[string]struct{}{"BadDigest": {}, "XAmzContentSHA256Mismatch": {}}
 
 func hasEnvEndpoint(cfg aws.Config) bool {
 	return cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != ""

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -184,3 +187,64 @@ func TestCopySource(t *testing.T) {
 		}
 	}
 }
+
+// Bytes damaged on the way are caught by the store, which checks every body
+// against its signed digest, and sent again; bytes damaged every time are
+// an error, never a stored object.
+func TestCorruptedBodies(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, tc := range []struct {
+			name       string
+			contentMD5 bool
+		}{{"sha256", false}, {"sha256+md5", true}} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				bucket := srv.NewBucket(t)
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				var bodies atomic.Int64
+				proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+					if r.Method == http.MethodPut && bodies.Add(1)%2 == 1 {
+						return s3test.Corrupt // the first try of each object or part; the retry passes
+					}
+					return s3test.Pass
+				}
+				st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 5 << 20, ContentMD5: tc.contentMD5, Concurrency: 1})
+				dir := t.TempDir()
+				for _, size := range []int{1 << 20, 17<<20 + 5} {
+					body := filler(size)
+					path := filepath.Join(dir, "f")
+					if err := os.WriteFile(path, body, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					key := fmt.Sprintf("k%d", size)
+					if _, err := st.UploadFile(ctx, UploadRequest{Key: key, Path: path, Metadata: noMeta}); err != nil {
+						t.Fatalf("upload %d bytes: %v (proxy: %s)", size, err, proxy.Counts())
+					}
+					if _, b := readBack(t, srv, bucket, key); !bytes.Equal(b, body) {
+						t.Fatalf("%d bytes: the store kept a corrupted body", size)
+					}
+				}
+				if proxy.Count(s3test.Corrupt) < 5 { // one PUT, four parts
+					t.Fatalf("proxy: %s", proxy.Counts())
+				}
+
+				// Damaged every time: the upload fails and nothing is stored.
+				proxy.Plan = func(int64, *http.Request) s3test.Fault { return s3test.Corrupt }
+				st = newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{ContentMD5: tc.contentMD5, MaxAttempts: 2})
+				path := filepath.Join(dir, "g")
+				if err := os.WriteFile(path, filler(1000), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				_, err := st.UploadFile(ctx, UploadRequest{Key: "g", Path: path, Metadata: noMeta})
+				if err == nil || !strings.Contains(err.Error(), "Mismatch") && !strings.Contains(err.Error(), "BadDigest") {
+					t.Fatalf("an upload corrupted on every attempt: %v, want a digest mismatch", err)
+				}
+				if _, err := st.Head(ctx, "g"); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("after a failed upload, head: %v", err)
+				}
+			})
+		}
+	})
+}
+
+func noMeta([]byte) map[string]string { return nil }

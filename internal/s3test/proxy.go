@@ -25,10 +25,11 @@ const (
 	Stall                  // answer nothing until the client gives up
 	NotImpl                // 501 NotImplemented: refused a checksum header or aws-chunked body
 	Forbidden              // 403 AccessDenied
+	Corrupt                // forward an object or part upload (a PUT) with one byte of its body flipped
 )
 
 func (f Fault) String() string {
-	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented", "403 AccessDenied"}[f]
+	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented", "403 AccessDenied", "corrupted body"}[f]
 }
 
 // Proxy sits between the tool and a real server and misbehaves on purpose.
@@ -69,11 +70,19 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		} else if p.Plan != nil {
 			f = p.Plan(p.n.Add(1), r)
 		}
+		if f == Corrupt && (r.Method != http.MethodPut || r.ContentLength <= 0) {
+			f = Pass // no object data to corrupt
+		}
 		p.mu.Lock()
 		p.counts[f]++
 		p.mu.Unlock()
 		switch f {
 		case Pass:
+			rp.ServeHTTP(w, r)
+		case Corrupt:
+			// In the middle, where neither headers nor framing notice it:
+			// only a store that checks the body against its digest can.
+			r.Body = &flipReader{r: r.Body, at: r.ContentLength / 2}
 			rp.ServeHTTP(w, r)
 		case SlowDown:
 			s3Error(w, 503, "SlowDown", "Please reduce your request rate.")
@@ -119,7 +128,7 @@ func (p *Proxy) Counts() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
-	for f := Pass; f <= Forbidden; f++ {
+	for f := Pass; f <= Corrupt; f++ {
 		fmt.Fprintf(&b, "%s: %d; ", f, p.counts[f])
 	}
 	return b.String()
@@ -151,3 +160,20 @@ func s3Error(w http.ResponseWriter, status int, code, msg string) {
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>s3am-proxy</RequestId></Error>`, code, msg)
 }
+
+// flipReader inverts the byte at offset at as it passes.
+type flipReader struct {
+	r       io.ReadCloser
+	pos, at int64
+}
+
+func (f *flipReader) Read(b []byte) (int, error) {
+	n, err := f.r.Read(b)
+	if i := f.at - f.pos; i >= 0 && i < int64(n) {
+		b[i] ^= 0xff
+	}
+	f.pos += int64(n)
+	return n, err
+}
+
+func (f *flipReader) Close() error { return f.r.Close() }
