@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
@@ -137,24 +135,21 @@ func (r *Runner) fillCache(ctx context.Context, rec *manifest.Record, codeHash s
 // new metadata; nil keeps the source's.
 func (r *Runner) copySet(ctx context.Context, files []manifest.File, from, to string, meta func(manifest.File) map[string]string) ([]manifest.File, error) {
 	out := make([]manifest.File, len(files))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.Config.Concurrency)
-	for i, f := range files {
-		g.Go(func() error {
-			req := s3store.CopyRequest{Src: from + f.Name, Dst: to + f.Name, Size: f.Size, SrcETag: f.ETag, ContentType: f.ContentType}
-			if meta != nil {
-				req.Metadata = meta(f)
-			}
-			etag, err := r.Store.Copy(gctx, req)
-			if err != nil {
-				return fmt.Errorf("copy %s: %w", f.Name, err)
-			}
-			f.ETag = etag
-			out[i] = f
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
+		f := files[i]
+		req := s3store.CopyRequest{Src: from + f.Name, Dst: to + f.Name, Size: f.Size, SrcETag: f.ETag, ContentType: f.ContentType}
+		if meta != nil {
+			req.Metadata = meta(f)
+		}
+		etag, err := r.Store.Copy(ctx, req)
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", f.Name, err)
+		}
+		f.ETag = etag
+		out[i] = f
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

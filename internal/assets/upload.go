@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
@@ -150,49 +148,46 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 		r.Log.SetOutput(rep.Writer())
 		defer func() { rep.Stop(); r.Log.SetOutput(out) }()
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.Config.Concurrency)
-	for _, path := range files {
+	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
+		path := files[i]
 		name := filepath.Base(path)
-		g.Go(func() error {
-			meta := func(sum []byte) map[string]string {
-				m := map[string]string{
-					MetaCommit:      commit,
-					MetaPackageHash: base64.StdEncoding.EncodeToString(sum),
-				}
-				if codeHash != "" {
-					m[MetaCodeHash] = codeHash
-				}
-				return m
+		meta := func(sum []byte) map[string]string {
+			m := map[string]string{
+				MetaCommit:      commit,
+				MetaPackageHash: base64.StdEncoding.EncodeToString(sum),
 			}
-			ct := ContentType(name)
-			req := s3store.UploadRequest{Key: prefix + name, Path: path, ContentType: ct, Metadata: meta}
-			if rep != nil {
-				req.Progress = rep.Add
+			if codeHash != "" {
+				m[MetaCodeHash] = codeHash
 			}
-			up, err := r.Store.UploadFile(gctx, req)
-			if err != nil {
-				k := KindS3
-				if errors.Is(err, s3store.ErrChanged) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-					k = KindPackage
-				}
-				return fail(k, fmt.Errorf("upload %s: %w", name, err))
+			return m
+		}
+		ct := ContentType(name)
+		req := s3store.UploadRequest{Key: prefix + name, Path: path, ContentType: ct, Metadata: meta}
+		if rep != nil {
+			req.Progress = rep.Add
+		}
+		up, err := r.Store.UploadFile(ctx, req)
+		if err != nil {
+			k := KindS3
+			if errors.Is(err, s3store.ErrChanged) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+				k = KindPackage
 			}
-			how := "1 request"
-			if up.Parts > 0 {
-				how = fmt.Sprintf("%d parts", up.Parts)
-			}
-			if rep != nil {
-				rep.FileDone()
-			}
-			r.logf("  %s  %s in %s (%s, %s)", name, progress.Size(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
-			mu.Lock()
-			stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag})
-			mu.Unlock()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+			return fail(k, fmt.Errorf("upload %s: %w", name, err))
+		}
+		how := "1 request"
+		if up.Parts > 0 {
+			how = fmt.Sprintf("%d parts", up.Parts)
+		}
+		if rep != nil {
+			rep.FileDone()
+		}
+		r.logf("  %s  %s in %s (%s, %s)", name, progress.Size(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
+		mu.Lock()
+		stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag})
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(stored, func(a, b manifest.File) int { return strings.Compare(a.Name, b.Name) })
@@ -233,30 +228,27 @@ func (r *Runner) reconcile(ctx context.Context, prefix string, rec *manifest.Rec
 	actual := make([]manifest.File, len(rec.Files))
 	stale := false
 	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.Config.Concurrency)
-	for i, f := range rec.Files {
-		g.Go(func() error {
-			info, err := r.Store.Head(gctx, prefix+f.Name)
-			if err != nil {
-				return err
-			}
-			sum, err := base64.StdEncoding.DecodeString(info.Metadata[MetaPackageHash])
-			if err != nil || len(sum) != 32 {
-				return fmt.Errorf("%s: no valid %s metadata", r.Store.URL(prefix+f.Name), MetaPackageHash)
-			}
-			a := manifest.File{Name: f.Name, Size: info.Size, SHA256: hex.EncodeToString(sum), ContentType: info.ContentType, ETag: info.ETag}
-			actual[i] = a
-			// A changed ETag matters too: cache copies are conditional on it.
-			if a.Size != f.Size || a.SHA256 != f.SHA256 || (f.ETag != "" && a.ETag != f.ETag) {
-				mu.Lock()
-				stale = true
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := parallel(ctx, r.Config.Concurrency, len(rec.Files), func(ctx context.Context, i int) error {
+		f := rec.Files[i]
+		info, err := r.Store.Head(ctx, prefix+f.Name)
+		if err != nil {
+			return err
+		}
+		sum, err := base64.StdEncoding.DecodeString(info.Metadata[MetaPackageHash])
+		if err != nil || len(sum) != 32 {
+			return fmt.Errorf("%s: no valid %s metadata", r.Store.URL(prefix+f.Name), MetaPackageHash)
+		}
+		a := manifest.File{Name: f.Name, Size: info.Size, SHA256: hex.EncodeToString(sum), ContentType: info.ContentType, ETag: info.ETag}
+		actual[i] = a
+		// A changed ETag matters too: cache copies are conditional on it.
+		if a.Size != f.Size || a.SHA256 != f.SHA256 || (f.ETag != "" && a.ETag != f.ETag) {
+			mu.Lock()
+			stale = true
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
 		return fail(KindS3, fmt.Errorf("check the concurrent writer's record: %w", err))
 	}
 	if !stale {

@@ -248,3 +248,26 @@ func TestCorruptedBodies(t *testing.T) {
 }
 
 func noMeta([]byte) map[string]string { return nil }
+
+// A small file is read whole, once; one that is no longer the size it was
+// when it was listed is a changed file, not a short or long upload.
+func TestReadSmall(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		size    int64
+		changed bool
+	}{{10, false}, {9, true}, {11, true}, {0, true}} {
+		b, err := readSmall(f, tc.size)
+		if tc.changed != errors.Is(err, ErrChanged) || !tc.changed && (err != nil || string(b) != "0123456789") {
+			t.Errorf("size %d: %q, %v", tc.size, b, err)
+		}
+	}
+}

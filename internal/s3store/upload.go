@@ -1,6 +1,7 @@
 package s3store
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -68,7 +69,23 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	size := before.Size()
 	partSize := s.partSizeFor(size)
 	multipart := size > 2*partSize
-	sha, md5sum, err := digestFile(ctx, io.NewSectionReader(f, 0, size), !multipart && s.contentMD5)
+	var (
+		sha, md5sum []byte
+		body        *progressReader
+	)
+	if size <= smallFile {
+		// Read once, into memory: hashed and sent from the same bytes. With
+		// thousands of small files, the second read is a good part of the work.
+		var data []byte
+		data, err = readSmall(f, size)
+		if err == nil {
+			sha, md5sum = digestBytes(data, s.contentMD5)
+			body = &progressReader{r: io.NewSectionReader(bytes.NewReader(data), 0, size), report: req.Progress}
+		}
+	} else {
+		sha, md5sum, err = digestFile(ctx, io.NewSectionReader(f, 0, size), !multipart && s.contentMD5)
+		body = &progressReader{r: io.NewSectionReader(f, 0, size), report: req.Progress, file: f, before: before}
+	}
 	if err != nil {
 		return Uploaded{}, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
@@ -78,7 +95,6 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 		up.Parts = int((size + partSize - 1) / partSize)
 		up.ETag, err = s.putMultipart(ctx, key, f, before, req.Progress, size, partSize, metadata, contentType)
 	} else {
-		body := &progressReader{r: io.NewSectionReader(f, 0, size), report: req.Progress, file: f, before: before}
 		up.ETag, err = s.putSingle(ctx, key, body, size, sha, md5sum, metadata, contentType)
 	}
 	// A file rewritten while it was sent fails its digest at the store;
@@ -116,6 +132,36 @@ func (s *Store) partSizeFor(size int64) int64 {
 		p = min
 	}
 	return p
+}
+
+// smallFile: files up to this size are read into memory once rather than
+// read twice (once to hash, once to send) from the file.
+const smallFile = 256 << 10
+
+// readSmall reads a whole file of the given size, or reports ErrChanged if
+// it is no longer that size.
+func readSmall(f *os.File, size int64) ([]byte, error) {
+	// Not from bufPool: after a failed request the transport may still be
+	// reading the body when the call returns.
+	data := make([]byte, size+1) // one more, to see a file that grew
+	n, err := io.ReadFull(io.NewSectionReader(f, 0, size+1), data)
+	if int64(n) != size || err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		if err == nil || err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = fmt.Errorf("%w: read %d bytes, expected %d", ErrChanged, n, size)
+		}
+		return nil, err
+	}
+	return data[:size], nil
+}
+
+// digestBytes is digestFile for bytes in memory.
+func digestBytes(b []byte, withMD5 bool) (sha, md5sum []byte) {
+	s := sha256.Sum256(b)
+	if withMD5 {
+		m := md5.Sum(b)
+		md5sum = m[:]
+	}
+	return s[:], md5sum
 }
 
 // bufPool holds read buffers: with thousands of small files, a fresh buffer
