@@ -72,6 +72,7 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	var (
 		sha, md5sum []byte
 		body        *progressReader
+		parts       *partDigests
 	)
 	if size <= smallFile {
 		// Read once, into memory: hashed and sent from the same bytes. With
@@ -83,6 +84,12 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 			body = &progressReader{r: io.NewSectionReader(bytes.NewReader(data), 0, size), report: req.Progress}
 		}
 	} else {
+		if multipart {
+			// The parts are hashed alongside the whole file, not while sent.
+			hctx, cancel := context.WithCancel(ctx)
+			parts = s.hashParts(hctx, f, size, partSize)
+			defer func() { cancel(); <-parts.done }() // before f is closed
+		}
 		sha, md5sum, err = digestFile(ctx, io.NewSectionReader(f, 0, size), !multipart && s.contentMD5)
 		body = &progressReader{r: io.NewSectionReader(f, 0, size), report: req.Progress, file: f, before: before}
 	}
@@ -93,7 +100,7 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	metadata := req.Metadata(sha)
 	if multipart {
 		up.Parts = int((size + partSize - 1) / partSize)
-		up.ETag, err = s.putMultipart(ctx, key, f, before, req.Progress, size, partSize, metadata, contentType)
+		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, req.Progress, size, partSize, metadata, contentType)
 	} else {
 		up.ETag, err = s.putSingle(ctx, key, body, size, sha, md5sum, metadata, contentType)
 	}
@@ -188,11 +195,46 @@ func digestFile(ctx context.Context, r *io.SectionReader, withMD5 bool) (sha, md
 	return sh.Sum(nil), md5sum, nil
 }
 
-// sectionDigest is a part's SHA-256 (its signed payload hash) and, if
-// asked, its MD5, computed by the goroutine that sends the part, so parts are
-// hashed in parallel rather than all up front.
-func sectionDigest(ctx context.Context, f *os.File, off, n int64, withMD5 bool) (sha, md5sum []byte, err error) {
-	return digestFile(ctx, io.NewSectionReader(f, off, n), withMD5)
+// partDigests are the SHA-256 (the signed payload hash) and, if asked, the
+// MD5 of each part of a file. One goroutine computes them while the upload
+// computes the whole file's SHA-256 (the package-hash, needed before the
+// first part can go): that read is sequential and would leave the other
+// cores idle, and a part hashed then is not hashed while it is sent.
+type partDigests struct {
+	sha, md5 [][]byte
+	err      []error
+	ready    []chan struct{} // closed when part i's digests (or error) are set
+	done     chan struct{}   // closed when the goroutine has returned
+}
+
+func (s *Store) hashParts(ctx context.Context, f *os.File, size, partSize int64) *partDigests {
+	n := int((size + partSize - 1) / partSize)
+	pd := &partDigests{
+		sha: make([][]byte, n), md5: make([][]byte, n), err: make([]error, n),
+		ready: make([]chan struct{}, n), done: make(chan struct{}),
+	}
+	for i := range pd.ready {
+		pd.ready[i] = make(chan struct{})
+	}
+	go func() {
+		defer close(pd.done)
+		for i := range n {
+			off := int64(i) * partSize
+			pd.sha[i], pd.md5[i], pd.err[i] = digestFile(ctx, io.NewSectionReader(f, off, min(partSize, size-off)), s.contentMD5)
+			close(pd.ready[i])
+		}
+	}()
+	return pd
+}
+
+// get waits for part i's digests.
+func (pd *partDigests) get(ctx context.Context, i int) (sha, md5sum []byte, err error) {
+	select {
+	case <-pd.ready[i]:
+		return pd.sha[i], pd.md5[i], pd.err[i]
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
 }
 
 // copyCtx copies all of r (which must yield exactly its length) into w,
@@ -253,10 +295,10 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, s
 	return aws.ToString(out.ETag), nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before os.FileInfo, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (string, error) {
+func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before os.FileInfo, parts *partDigests, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (string, error) {
 	return s.multipart(ctx, "upload", key, size, partSize, meta, contentType,
 		func(ctx context.Context, uploadID *string, num int32, off, n int64) (*string, error) {
-			sha, md5sum, err := sectionDigest(ctx, f, off, n, s.contentMD5)
+			sha, md5sum, err := parts.get(ctx, int(num-1))
 			if err != nil {
 				return nil, err
 			}
