@@ -1,7 +1,6 @@
 package gitrepo
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha1"
@@ -148,49 +147,6 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 	}
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return files, nil
-}
-
-func (r *Repo) readIndex() (*index.Index, error) {
-	idx, err := r.storage.Index()
-	if errors.Is(err, index.ErrInvalidChecksum) {
-		idx, err = r.readIndexSkipHash()
-	}
-	if err != nil {
-		if errors.Is(err, index.ErrUnknownExtension) {
-			return nil, fmt.Errorf("read index of %s: %w: it uses an extension go-git cannot read "+
-				"(a sparse index or split index? `git sparse-checkout init --no-sparse-index` and "+
-				"`git update-index --no-split-index` turn those off)", r.Root, ErrUnsupported)
-		}
-		return nil, fmt.Errorf("read index of %s: %w", r.Root, err)
-	}
-	return idx, nil
-}
-
-// readIndexSkipHash reads an index written with index.skipHash (which
-// feature.manyFiles turns on since git 2.40): its trailing checksum is all
-// zeros, which go-git's decoder rejects. It puts the real checksum in place
-// and decodes that; any other mismatch stays an error.
-func (r *Repo) readIndexSkipHash() (*index.Index, error) {
-	p := filepath.Join(r.GitDir, "index")
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	n := len(b) - sha1.Size
-	if n < 0 || !bytes.Equal(b[n:], make([]byte, sha1.Size)) {
-		return nil, index.ErrInvalidChecksum
-	}
-	sum := sha1.Sum(b[:n])
-	copy(b[n:], sum[:])
-	idx := &index.Index{ModTime: fi.ModTime()}
-	if err := index.NewDecoder(bytes.NewReader(b)).Decode(idx); err != nil {
-		return nil, err
-	}
-	return idx, nil
 }
 
 type coreConfig struct {

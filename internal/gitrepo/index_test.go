@@ -1,0 +1,137 @@
+package gitrepo
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing/format/index"
+)
+
+// indexBytes makes a repository, changes it, and returns its index file.
+func indexBytes(t testing.TB, change func(dir string)) []byte {
+	t.Helper()
+	dir := initRepo(t, map[string]string{"a.txt": "a", "b/c.txt": "c", "b/d/e.txt": "e", "ünï/côdé.txt": "u"})
+	if change != nil {
+		change(dir)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ".git", "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// indexCases are indexes in every shape git writes that decodeIndex reads.
+func indexCases(t testing.TB) map[string][]byte {
+	long := strings.Repeat("long-directory-name/", 230) + "file.txt" // over 0xfff bytes: no length in the flags
+	blob := blobID([]byte("x")).String()
+	cases := map[string]func(dir string){
+		"version 2 with cache tree": nil,
+		"version 3: intent-to-add and skip-worktree": func(dir string) {
+			os.WriteFile(filepath.Join(dir, "new.txt"), []byte("n"), 0o644)
+			git(t, dir, "add", "-N", "new.txt")
+			git(t, dir, "update-index", "--skip-worktree", "a.txt")
+		},
+		"version 4": func(dir string) { git(t, dir, "update-index", "--index-version", "4") },
+		"version 4, long name": func(dir string) {
+			git(t, dir, "update-index", "--index-version", "4")
+			git(t, dir, "update-index", "--add", "--cacheinfo", "100644,"+blob+","+long)
+		},
+		"long name": func(dir string) {
+			git(t, dir, "update-index", "--add", "--cacheinfo", "100644,"+blob+","+long)
+		},
+		"untracked cache, end-of-index and offset table extensions": func(dir string) {
+			git(t, dir, "config", "index.recordEndOfIndexEntries", "true")
+			git(t, dir, "config", "index.recordOffsetTable", "true")
+			git(t, dir, "config", "index.threads", "2")
+			git(t, dir, "update-index", "--untracked-cache")
+			git(t, dir, "status", "--porcelain")
+			git(t, dir, "update-index", "--index-version", "2")
+		},
+		"unmerged stages": func(dir string) {
+			git(t, dir, "checkout", "-q", "-b", "other")
+			os.WriteFile(filepath.Join(dir, "a.txt"), []byte("other"), 0o644)
+			git(t, dir, "commit", "-q", "-am", "other")
+			git(t, dir, "checkout", "-q", "-")
+			os.WriteFile(filepath.Join(dir, "a.txt"), []byte("mine"), 0o644)
+			git(t, dir, "commit", "-q", "-am", "mine")
+			// Fails, with the conflict left in the index.
+			cmd := exec.Command("git", "merge", "-q", "other")
+			cmd.Dir = dir
+			cmd.Run()
+		},
+		"empty": func(dir string) { git(t, dir, "rm", "-q", "-r", "--cached", ".") },
+	}
+	out := map[string][]byte{}
+	for name, change := range cases {
+		out[name] = indexBytes(t, change)
+	}
+	return out
+}
+
+// decodeIndex agrees with go-git's decoder on every index shape.
+func TestDecodeIndexMatchesGoGit(t *testing.T) {
+	for name, b := range indexCases(t) {
+		t.Run(name, func(t *testing.T) {
+			want := &index.Index{}
+			if err := index.NewDecoder(bytes.NewReader(b)).Decode(want); err != nil {
+				t.Fatalf("go-git: %v", err)
+			}
+			got, err := decodeIndex(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Version != want.Version || len(got.Entries) != len(want.Entries) {
+				t.Fatalf("version %d, %d entries; go-git: version %d, %d entries", got.Version, len(got.Entries), want.Version, len(want.Entries))
+			}
+			for i := range want.Entries {
+				if !reflect.DeepEqual(*got.Entries[i], *want.Entries[i]) {
+					t.Errorf("entry %d:\n got %+v\nwant %+v", i, *got.Entries[i], *want.Entries[i])
+				}
+			}
+			if name == "unmerged stages" && got.Entries[0].Stage == 0 {
+				t.Error("no merge conflict was made")
+			}
+
+			// index.skipHash: a zero checksum is accepted, a wrong one is not.
+			z := bytes.Clone(b)
+			clear(z[len(z)-20:])
+			if zi, err := decodeIndex(z); err != nil || len(zi.Entries) != len(want.Entries) {
+				t.Errorf("zero checksum: %v", err)
+			}
+			z[len(z)-1] = 1
+			if _, err := decodeIndex(z); !errors.Is(err, index.ErrInvalidChecksum) {
+				t.Errorf("wrong checksum: %v", err)
+			}
+		})
+	}
+}
+
+func TestDecodeIndexRefusesRequiredExtensions(t *testing.T) {
+	b := indexBytes(t, func(dir string) { git(t, dir, "update-index", "--split-index") })
+	if _, err := decodeIndex(b); !errors.Is(err, index.ErrUnknownExtension) {
+		t.Errorf("split index: %v, want ErrUnknownExtension", err)
+	}
+}
+
+// No input makes decodeIndex panic or allocate beyond its input's size.
+func FuzzDecodeIndex(f *testing.F) {
+	for _, b := range indexCases(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 20 {
+			clear(b[len(b)-20:]) // skip the checksum, or almost nothing gets past it
+		}
+		idx, err := decodeIndex(b)
+		if err == nil && len(idx.Entries) > len(b) {
+			t.Fatalf("%d entries from %d bytes", len(idx.Entries), len(b))
+		}
+	})
+}
