@@ -181,6 +181,9 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 		if rep != nil {
 			rep.FileDone()
 		}
+		if up.Check != "" {
+			how += ", checked by " + up.Check
+		}
 		r.logf("  %s  %s in %s (%s, %s)", name, progress.Size(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
 		mu.Lock()
 		stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag})

@@ -84,7 +84,9 @@ func TestFaultyStore(t *testing.T) {
 }
 
 // A store that refuses the SDK's default checksum headers and aws-chunked
-// bodies (Cloudflare R2, Ceph RGW, ...) works with no extra setting.
+// bodies (Cloudflare R2, Ceph RGW, ...) works with no extra setting. The
+// tool asks once, for the first multipart upload's CRC32C part checksums,
+// and signs parts with their SHA-256 after the refusal.
 func TestChecksumRefusingStore(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
@@ -106,8 +108,8 @@ func TestChecksumRefusingStore(t *testing.T) {
 		refusedBefore := proxy.Count(s3test.NotImpl)
 
 		faultFlow(t, srv, proxy)
-		if n := proxy.Count(s3test.NotImpl) - refusedBefore; n != 0 {
-			t.Errorf("the tool sent %d requests with checksum headers or aws-chunked bodies", n)
+		if n := proxy.Count(s3test.NotImpl) - refusedBefore; n != 1 {
+			t.Errorf("the tool sent %d requests with checksum headers or aws-chunked bodies, want 1", n)
 		}
 	})
 }
@@ -140,8 +142,15 @@ func TestContentMD5Setting(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if r := run(t, env, "upload"); r.code != ExitOK {
+				r := run(t, env, "upload")
+				if r.code != ExitOK {
 					t.Fatal(r)
+				}
+				// Each file's log line says what the store checked it with.
+				for _, want := range []string{" 1 request, checked by SHA-256)", " 3 parts, checked by CRC32C)"} {
+					if !strings.Contains(r.stderr, want) {
+						t.Errorf("upload log lacks %q:\n%s", want, r.stderr)
+					}
 				}
 				// Objects and parts; the completion record always has Content-MD5.
 				w, wo := with.Load()-1, without.Load()

@@ -41,7 +41,7 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_PATH_STYLE", Input: "path-style", Default: "auto", Doc: "Path-style addressing: true, false, or auto (on with a custom endpoint)."},
 	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "16", Doc: "Requests in flight at once for uploads and copies (1-256)."},
 	{Env: "PACKAGE_ASSETS_REQUEST_TIMEOUT", Input: "request-timeout", Default: "2m", Doc: "Longest one attempt of one S3 request may go without finishing before it is retried (e.g. 30s, 2m)."},
-	{Env: "PACKAGE_ASSETS_CONTENT_MD5", Input: "content-md5", Default: "false", Doc: "Also send Content-MD5 with every upload: for stores that do not check the signed SHA-256 of a body, and for buckets with Object Lock retention."},
+	{Env: "PACKAGE_ASSETS_CONTENT_MD5", Input: "content-md5", Default: "false", Doc: "Also send Content-MD5 with every upload: for a store that checks neither the signed SHA-256 of a body nor a CRC32C checksum, and for buckets with Object Lock retention."},
 	{Env: "PACKAGE_ASSETS_ACCEPT_LEGACY", Input: "accept-legacy", Default: "false", Doc: "Count objects under artifacts/<commit>/ without a completion record as found, as the original tool did (migration only)."},
 	{Env: "CODE_HASH_SALT", Input: "code-hash-salt", Doc: "Mixed into the code hash (e.g. a toolchain version): change it to invalidate the cache on purpose."},
 	{Env: "CODE_HASH_CACHE_READ_ONLY", Input: "cache-read-only", Default: "false", Doc: "Read the cache but never write it (builds of untrusted code, such as pull requests from forks)."},

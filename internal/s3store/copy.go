@@ -79,8 +79,8 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (string, error
 		meta, ct = info.Metadata, info.ContentType
 	}
 	partSize := max(s.partSizeFor(r.Size), 5<<20)
-	return s.multipart(ctx, "copy", r.Dst, r.Size, partSize, meta, ct,
-		func(ctx context.Context, uploadID *string, num int32, off, n int64) (*string, error) {
+	return s.multipart(ctx, "copy", r.Dst, r.Size, partSize, meta, ct, false, false,
+		func(ctx context.Context, uploadID *string, num int32, off, n int64) (types.CompletedPart, error) {
 			in := &s3.UploadPartCopyInput{
 				Bucket: &s.bucket, Key: &r.Dst, UploadId: uploadID, PartNumber: &num,
 				CopySource:      aws.String(copySource(s.bucket, r.Src)),
@@ -91,9 +91,9 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (string, error
 			}
 			out, err := s.client.UploadPartCopy(ctx, in)
 			if err != nil {
-				return nil, s.classify(fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), r.Dst, err)
+				return types.CompletedPart{}, s.classify(fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), r.Dst, err)
 			}
-			return out.CopyPartResult.ETag, nil
+			return types.CompletedPart{ETag: out.CopyPartResult.ETag}, nil
 		})
 }
 

@@ -9,17 +9,24 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// partFunc sends part num (bytes off to off+n) of an upload and returns its ETag.
-type partFunc func(ctx context.Context, uploadID *string, num int32, off, n int64) (etag *string, err error)
+// partFunc sends part num (bytes off to off+n) of an upload and returns its
+// ETag and, in a CRC32C upload, its checksum.
+type partFunc func(ctx context.Context, uploadID *string, num int32, off, n int64) (types.CompletedPart, error)
 
 // multipart runs one multipart upload of size bytes to key: create it with
 // the metadata, send the parts in parallel (each holding a request slot),
 // complete it and check the stored size. Any failure aborts it, so no parts
-// are left behind, even when ctx was cancelled.
-func (s *Store) multipart(ctx context.Context, what, key string, size, partSize int64, meta map[string]string, contentType string, send partFunc) (etag string, err error) {
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+// are left behind, even when ctx was cancelled. With crc the upload is
+// created for CRC32C part checksums (which every part then carries); with
+// probe, the first part is sent before the others.
+func (s *Store) multipart(ctx context.Context, what, key string, size, partSize int64, meta map[string]string, contentType string, crc, probe bool, send partFunc) (etag string, err error) {
+	in := &s3.CreateMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, Metadata: meta, ContentType: aws.String(contentType),
-	})
+	}
+	if crc {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	}
+	created, err := s.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return "", s.classify("start multipart "+what+" to", key, err)
 	}
@@ -30,21 +37,33 @@ func (s *Store) multipart(ctx context.Context, what, key string, size, partSize 
 	}()
 	n := int((size + partSize - 1) / partSize)
 	parts := make([]types.CompletedPart, n)
+	sendPart := func(ctx context.Context, i int) error {
+		if err := s.acquire(ctx); err != nil {
+			return err
+		}
+		defer s.release()
+		off, num := int64(i)*partSize, int32(i+1)
+		part, err := send(ctx, created.UploadId, num, off, min(partSize, size-off))
+		if err != nil {
+			return err
+		}
+		part.PartNumber = &num
+		parts[i] = part
+		return nil
+	}
+	first := 0
+	if probe {
+		// The first part alone: if the store turns out not to check its
+		// checksum, no other part is in flight when the upload is aborted
+		// (a part landing after the abort can leave the upload behind).
+		if err := sendPart(ctx, 0); err != nil {
+			return "", err
+		}
+		first = 1
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	for i := range n {
-		g.Go(func() error {
-			if err := s.acquire(gctx); err != nil {
-				return err
-			}
-			defer s.release()
-			off, num := int64(i)*partSize, int32(i+1)
-			etag, err := send(gctx, created.UploadId, num, off, min(partSize, size-off))
-			if err != nil {
-				return err
-			}
-			parts[i] = types.CompletedPart{ETag: etag, PartNumber: &num}
-			return nil
-		})
+	for i := first; i < n; i++ {
+		g.Go(func() error { return sendPart(gctx, i) })
 	}
 	if err := g.Wait(); err != nil {
 		return "", err

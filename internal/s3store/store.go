@@ -4,9 +4,11 @@
 //
 // It works unchanged against AWS S3 and S3-compatible stores: request
 // checksums are only sent where an operation requires them (many stores refuse
-// the SDK's default CRC32 headers and aws-chunked bodies). Every body is
-// signed with its SHA-256 instead, which SigV4 stores check against the bytes
-// received; Content-MD5 can be added for stores that do not.
+// the SDK's default CRC32 headers and aws-chunked bodies). A single-request
+// body is signed with its SHA-256 instead, which SigV4 stores check against
+// the bytes received; multipart parts carry CRC32C where the store confirms
+// it checks it, else they are signed the same way. Content-MD5 can be added
+// for stores that check neither.
 package s3store
 
 import (
@@ -16,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,9 +56,9 @@ type Options struct {
 	RequestTimeout time.Duration
 	// MaxAttempts of each request; 0 means 10 (AWS_MAX_ATTEMPTS overrides). Tests lower it.
 	MaxAttempts int
-	// ContentMD5 adds Content-MD5 to every upload, for stores that do not
-	// check the signed SHA-256 and for buckets with Object Lock retention,
-	// which require it.
+	// ContentMD5 adds Content-MD5 to every upload, for stores that check
+	// neither the signed SHA-256 nor CRC32C, and for buckets with Object Lock
+	// retention.
 	ContentMD5 bool
 }
 
@@ -84,6 +87,7 @@ type Store struct {
 	// copyPartThreshold: see Options.CopyPartThreshold.
 	copyPartThreshold int64
 	contentMD5        bool
+	crc               atomic.Int32  // crcUnknown, crcOn or crcOff: do parts carry CRC32C?
 	sem               chan struct{} // bounds requests in flight across files and parts
 }
 
@@ -169,7 +173,15 @@ func New(ctx context.Context, o Options) (*Store, error) {
 }
 
 // digestMismatch are the codes of a body that does not match its digest.
-var digestMismatch = map[string]struct{}{"BadDigest": {}, "XAmzContentSHA256Mismatch": {}}
+var digestMismatch = map[string]struct{}{"BadDigest": {}, "XAmzContentSHA256Mismatch": {}, "XAmzContentChecksumMismatch": {}}
+
+// Whether the store checks CRC32C part checksums: unknown until the first
+// multipart upload shows it (crcOn) or not (crcOff, for the rest of the run).
+const (
+	crcUnknown int32 = iota
+	crcOn
+	crcOff
+)
 
 func hasEnvEndpoint(cfg aws.Config) bool {
 	return cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != ""

@@ -84,7 +84,7 @@ func TestMultipartUploadAndCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := sha256.Sum256(body)
-		if !bytes.Equal(gotSum, want[:]) || !bytes.Equal(up.SHA256, want[:]) || up.Parts != 4 || up.Size != int64(len(body)) {
+		if !bytes.Equal(gotSum, want[:]) || !bytes.Equal(up.SHA256, want[:]) || up.Parts != 4 || up.Size != int64(len(body)) || up.Check != "CRC32C" {
 			t.Fatalf("upload = %+v", up)
 		}
 		if sent != int64(len(body)) {
@@ -270,4 +270,71 @@ func TestReadSmall(t *testing.T) {
 			t.Errorf("size %d: %q, %v", tc.size, b, err)
 		}
 	}
+}
+
+// Parts carry CRC32C checksums where the store confirms it checked them. A
+// store that refuses the header, or takes it without saying so, gets the
+// file again with parts signed by their SHA-256, and so does every later file.
+func TestPartChecksumFallback(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, tc := range []struct {
+			name         string
+			refuse, hide bool
+			want         string
+		}{
+			{"confirmed", false, false, "CRC32C"},
+			{"refused", true, false, "SHA-256"},
+			{"not confirmed", false, true, "SHA-256"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				bucket := srv.NewBucket(t)
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				proxy.RefuseChecksums, proxy.HideChecksums = tc.refuse, tc.hide
+				var withCRC atomic.Int64
+				proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+					if r.Header.Get("X-Amz-Checksum-Crc32c") != "" {
+						withCRC.Add(1)
+					}
+					return s3test.Pass
+				}
+				st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 5 << 20})
+				path := filepath.Join(t.TempDir(), "f")
+				body := filler(16 << 20)
+				if err := os.WriteFile(path, body, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				for _, key := range []string{"first", "second"} {
+					up, err := st.UploadFile(ctx, UploadRequest{Key: key, Path: path, Metadata: noMeta})
+					if err != nil {
+						t.Fatalf("%s: %v", key, err)
+					}
+					if up.Check != tc.want {
+						t.Errorf("%s: checked with %s, want %s", key, up.Check, tc.want)
+					}
+					if _, b := readBack(t, srv, bucket, key); !bytes.Equal(b, body) {
+						t.Fatalf("%s: stored bytes differ", key)
+					}
+				}
+				// Confirmed: every part (4 a file). Not confirmed: the first part
+				// only, sent alone. Refused: none (the create is refused).
+				wantCRC := map[string]int64{"confirmed": 8, "refused": 0, "not confirmed": 1}[tc.name]
+				if n := withCRC.Load(); n != wantCRC {
+					t.Errorf("%d parts sent with CRC32C, want %d", n, wantCRC)
+				}
+				if n := pendingUploads(t, srv, bucket); n != 0 {
+					t.Errorf("%d multipart uploads left behind", n)
+				}
+			})
+		}
+	})
+}
+
+func pendingUploads(t *testing.T, srv *s3test.Server, bucket string) int {
+	t.Helper()
+	out, err := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Uploads)
 }

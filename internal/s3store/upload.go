@@ -6,10 +6,12 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -29,6 +33,7 @@ type Uploaded struct {
 	SHA256      []byte
 	ContentType string
 	Parts       int    // 0 for a single PUT
+	Check       string // what the store verified the bytes with: "SHA-256" or "CRC32C"
 	ETag        string // as the store returned it
 	Duration    time.Duration
 }
@@ -48,9 +53,11 @@ type UploadRequest struct {
 
 // UploadFile stores a regular file. Files larger than twice the part size go
 // in parts, read straight from the file: memory stays bounded whatever the
-// size. Every request is signed with its body's SHA-256, which the store
-// checks against the bytes it receives (and Content-MD5 too, with the
-// ContentMD5 option): a byte damaged on the way is refused, and sent again.
+// size. A single request is signed with its body's SHA-256, a part carries
+// its CRC32C (or, for a store that does not confirm checking that, is signed
+// too); the store checks the bytes it receives against them (and against
+// Content-MD5, with the ContentMD5 option): a byte damaged on the way is
+// refused, and sent again.
 func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, error) {
 	key, path, contentType := req.Key, req.Path, req.ContentType
 	start := time.Now()
@@ -73,6 +80,7 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 		sha, md5sum []byte
 		body        *progressReader
 		parts       *partDigests
+		crc         bool // parts carry CRC32C rather than a signed SHA-256
 	)
 	if size <= smallFile {
 		// Read once, into memory: hashed and sent from the same bytes. With
@@ -86,8 +94,9 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	} else {
 		if multipart {
 			// The parts are hashed alongside the whole file, not while sent.
+			crc = s.crc.Load() != crcOff
 			hctx, cancel := context.WithCancel(ctx)
-			parts = s.hashParts(hctx, f, size, partSize)
+			parts = s.hashParts(hctx, f, size, partSize, !crc)
 			defer func() { cancel(); <-parts.done }() // before f is closed
 		}
 		sha, md5sum, err = digestFile(ctx, io.NewSectionReader(f, 0, size), !multipart && s.contentMD5)
@@ -100,9 +109,22 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	metadata := req.Metadata(sha)
 	if multipart {
 		up.Parts = int((size + partSize - 1) / partSize)
-		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, req.Progress, size, partSize, metadata, contentType)
+		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, crc, req.Progress, size, partSize, metadata, contentType)
+		if crc && (errors.Is(err, errNoCRC) || refusesChecksum(err)) {
+			// Once for the whole run: parts are signed with their SHA-256 from now on.
+			s.crc.Store(crcOff)
+			crc = false
+			up.ETag, err = s.putMultipart(ctx, key, f, before, parts, false, req.Progress, size, partSize, metadata, contentType)
+		} else if crc && err == nil {
+			s.crc.CompareAndSwap(crcUnknown, crcOn)
+		}
+		up.Check = "SHA-256"
+		if crc {
+			up.Check = "CRC32C"
+		}
 	} else {
 		up.ETag, err = s.putSingle(ctx, key, body, size, sha, md5sum, metadata, contentType)
+		up.Check = "SHA-256"
 	}
 	// A file rewritten while it was sent fails its digest at the store;
 	// say what really happened rather than "XAmzContentSHA256Mismatch".
@@ -195,22 +217,58 @@ func digestFile(ctx context.Context, r *io.SectionReader, withMD5 bool) (sha, md
 	return sh.Sum(nil), md5sum, nil
 }
 
-// partDigests are the SHA-256 (the signed payload hash) and, if asked, the
-// MD5 of each part of a file. One goroutine computes them while the upload
-// computes the whole file's SHA-256 (the package-hash, needed before the
-// first part can go): that read is sequential and would leave the other
-// cores idle, and a part hashed then is not hashed while it is sent.
-type partDigests struct {
-	sha, md5 [][]byte
-	err      []error
-	ready    []chan struct{} // closed when part i's digests (or error) are set
-	done     chan struct{}   // closed when the goroutine has returned
+// partSums are what a part is sent with: its CRC32C (the checksum header)
+// or SHA-256 (the signed payload hash), and its MD5 with the ContentMD5 option.
+type partSums struct {
+	sha, md5 []byte
+	crc      uint32
 }
 
-func (s *Store) hashParts(ctx context.Context, f *os.File, size, partSize int64) *partDigests {
+// partDigest reads a part once for the sums asked for; CRC32C always (it
+// costs next to nothing: SSE 4.2 or ARMv8 CRC instructions).
+func partDigest(ctx context.Context, r *io.SectionReader, withSHA, withMD5 bool) (partSums, error) {
+	c := crc32.New(castagnoli)
+	ws := []io.Writer{c}
+	var sh, m hash.Hash
+	if withSHA {
+		sh = sha256.New()
+		ws = append(ws, sh)
+	}
+	if withMD5 {
+		m = md5.New()
+		ws = append(ws, m)
+	}
+	if err := copyCtx(ctx, io.MultiWriter(ws...), r); err != nil {
+		return partSums{}, err
+	}
+	p := partSums{crc: c.Sum32()}
+	if sh != nil {
+		p.sha = sh.Sum(nil)
+	}
+	if m != nil {
+		p.md5 = m.Sum(nil)
+	}
+	return p, nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// partDigests are the sums of each part of a file. One goroutine computes
+// them while the upload computes the whole file's SHA-256 (the
+// package-hash, needed before the first part can go): that read is
+// sequential and would leave the other cores idle, and a part hashed then is
+// not hashed while it is sent.
+type partDigests struct {
+	sums  []partSums
+	err   []error
+	ready []chan struct{} // closed when part i's sums (or error) are set
+	done  chan struct{}   // closed when the goroutine has returned
+}
+
+func (s *Store) hashParts(ctx context.Context, f *os.File, size, partSize int64, withSHA bool) *partDigests {
 	n := int((size + partSize - 1) / partSize)
 	pd := &partDigests{
-		sha: make([][]byte, n), md5: make([][]byte, n), err: make([]error, n),
+		sums: make([]partSums, n), err: make([]error, n),
 		ready: make([]chan struct{}, n), done: make(chan struct{}),
 	}
 	for i := range pd.ready {
@@ -220,20 +278,20 @@ func (s *Store) hashParts(ctx context.Context, f *os.File, size, partSize int64)
 		defer close(pd.done)
 		for i := range n {
 			off := int64(i) * partSize
-			pd.sha[i], pd.md5[i], pd.err[i] = digestFile(ctx, io.NewSectionReader(f, off, min(partSize, size-off)), s.contentMD5)
+			pd.sums[i], pd.err[i] = partDigest(ctx, io.NewSectionReader(f, off, min(partSize, size-off)), withSHA, s.contentMD5)
 			close(pd.ready[i])
 		}
 	}()
 	return pd
 }
 
-// get waits for part i's digests.
-func (pd *partDigests) get(ctx context.Context, i int) (sha, md5sum []byte, err error) {
+// get waits for part i's sums.
+func (pd *partDigests) get(ctx context.Context, i int) (partSums, error) {
 	select {
 	case <-pd.ready[i]:
-		return pd.sha[i], pd.md5[i], pd.err[i]
+		return pd.sums[i], pd.err[i]
 	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		return partSums{}, ctx.Err()
 	}
 }
 
@@ -295,27 +353,67 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, s
 	return aws.ToString(out.ETag), nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before os.FileInfo, parts *partDigests, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (string, error) {
-	return s.multipart(ctx, "upload", key, size, partSize, meta, contentType,
-		func(ctx context.Context, uploadID *string, num int32, off, n int64) (*string, error) {
-			sha, md5sum, err := parts.get(ctx, int(num-1))
-			if err != nil {
-				return nil, err
+func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before os.FileInfo, parts *partDigests, crc bool, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (string, error) {
+	probe := crc && s.crc.Load() == crcUnknown
+	return s.multipart(ctx, "upload", key, size, partSize, meta, contentType, crc, probe,
+		func(ctx context.Context, uploadID *string, num int32, off, n int64) (types.CompletedPart, error) {
+			sums, err := parts.get(ctx, int(num-1))
+			if err == nil && !crc && sums.sha == nil {
+				// Hashed for CRC32C, then the store turned out not to check it.
+				sums, err = partDigest(ctx, io.NewSectionReader(f, off, n), true, s.contentMD5)
 			}
-			out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			if err != nil {
+				return types.CompletedPart{}, err
+			}
+			in := &s3.UploadPartInput{
 				Bucket:        &s.bucket,
 				Key:           &key,
 				UploadId:      uploadID,
 				PartNumber:    &num,
 				Body:          &progressReader{r: io.NewSectionReader(f, off, n), report: progress, file: f, before: before},
 				ContentLength: aws.Int64(n),
-				ContentMD5:    b64(md5sum),
-			}, withPayloadHash(hex.EncodeToString(sha)))
-			if err != nil {
-				return nil, s.classify(fmt.Sprintf("upload part %d of", num), key, err)
+				ContentMD5:    b64(sums.md5),
 			}
-			return out.ETag, nil
+			payload := withPayloadHash(hex.EncodeToString(sums.sha))
+			if crc {
+				var b [4]byte
+				binary.BigEndian.PutUint32(b[:], sums.crc)
+				in.ChecksumCRC32C = b64(b[:])
+				payload = withPayloadHash(unsignedPayload)
+			}
+			out, err := s.client.UploadPart(ctx, in, payload)
+			if err != nil {
+				if crc && refusesChecksum(err) {
+					return types.CompletedPart{}, fmt.Errorf("%w: %w", errNoCRC, err)
+				}
+				return types.CompletedPart{}, s.classify(fmt.Sprintf("upload part %d of", num), key, err)
+			}
+			if crc && aws.ToString(out.ChecksumCRC32C) != *in.ChecksumCRC32C {
+				// A store that checked the checksum says so by returning it.
+				return types.CompletedPart{}, errNoCRC
+			}
+			return types.CompletedPart{ETag: out.ETag, ChecksumCRC32C: in.ChecksumCRC32C}, nil
 		})
+}
+
+const unsignedPayload = "UNSIGNED-PAYLOAD"
+
+// errNoCRC: the store refused a CRC32C checksum header, or took the part
+// without confirming it.
+var errNoCRC = errors.New("the store does not check CRC32C checksums")
+
+// refusesChecksum: the answer of a store that does not implement flexible
+// checksums to a request carrying one.
+func refusesChecksum(err error) bool {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode() {
+	case "NotImplemented", "InvalidArgument", "InvalidRequest":
+		return true
+	}
+	return false
 }
 
 // verifySize confirms what a multipart upload or copy assembled.
@@ -341,8 +439,9 @@ func (s *Store) abort(key string, uploadID *string) {
 }
 
 // withPayloadHash gives the signer the body's SHA-256, computed in the read
-// that also feeds the package-hash or by the part's sender, so the SDK does
-// not read every body once more to hash it. SHA-256 rather than the MD5 of
+// that also feeds the package-hash or with the part's other sums (or
+// UNSIGNED-PAYLOAD for a part checked by CRC32C), so the SDK does not read
+// every body once more to hash it. SHA-256 rather than the MD5 of
 // Content-MD5: with SHA instructions it costs less than half as much.
 func withPayloadHash(h string) func(*s3.Options) {
 	return func(o *s3.Options) {

@@ -40,6 +40,9 @@ type Proxy struct {
 	// RefuseChecksums answers 501 to requests carrying flexible-checksum
 	// headers or aws-chunked bodies, as Cloudflare R2, Ceph RGW and others have.
 	RefuseChecksums bool
+	// HideChecksums drops x-amz-checksum-* headers from responses, as a
+	// store that takes checksum headers without checking them answers.
+	HideChecksums bool
 
 	n      atomic.Int64
 	mu     sync.Mutex
@@ -62,6 +65,16 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host // the client signed this Host header
 		},
+	}
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if p.HideChecksums {
+			for k := range resp.Header {
+				if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {
+					resp.Header.Del(k)
+				}
+			}
+		}
+		return nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := Pass
