@@ -16,7 +16,7 @@ import (
 func parallel(ctx context.Context, workers, n int, fn func(ctx context.Context, i int) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	next := make(chan int)
-	for range min(workers, n) {
+	for range min(max(1, workers), n) {
 		g.Go(func() error {
 			for i := range next {
 				if err := fn(gctx, i); err != nil {
@@ -26,14 +26,23 @@ func parallel(ctx context.Context, workers, n int, fn func(ctx context.Context, 
 			return nil
 		})
 	}
+	fed := 0
 feed:
-	for i := range n {
+	for ; fed < n; fed++ {
 		select {
-		case next <- i:
+		case next <- fed:
 		case <-gctx.Done():
 			break feed
 		}
 	}
 	close(next)
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if fed < n {
+		// Cancelled from outside before every item was handed out: the
+		// items not run must not pass for done.
+		return ctx.Err()
+	}
+	return nil
 }

@@ -62,3 +62,20 @@ func TestParallelStopsOnError(t *testing.T) {
 		t.Errorf("every item ran after the error")
 	}
 }
+
+// Cancelled from outside part way, with no item failing: still an error,
+// never a silent partial run.
+func TestParallelCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var done atomic.Int64
+	err := parallel(ctx, 2, 1000, func(ctx context.Context, i int) error {
+		if i == 5 {
+			cancel()
+		}
+		done.Add(1)
+		return nil
+	})
+	if done.Load() < 1000 && !errors.Is(err, context.Canceled) {
+		t.Fatalf("%d of 1000 items run, err = %v", done.Load(), err)
+	}
+}

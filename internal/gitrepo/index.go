@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,12 +18,23 @@ import (
 // readIndex reads the repository's index (.git/index) with decodeIndex.
 // A repository without one (nothing added yet) has an empty index.
 func (r *Repo) readIndex() (*index.Index, error) {
-	p := filepath.Join(r.GitDir, "index")
-	b, err := os.ReadFile(p)
+	f, err := os.Open(filepath.Join(r.GitDir, "index"))
 	if errors.Is(err, os.ErrNotExist) {
 		return &index.Index{Version: 2}, nil
 	}
-	var idx *index.Index
+	var (
+		fi  os.FileInfo
+		b   []byte
+		idx *index.Index
+	)
+	if err == nil {
+		defer f.Close()
+		// The time of the index read, not of one that replaced it since: the
+		// racy-git rule compares file times with it.
+		if fi, err = f.Stat(); err == nil {
+			b, err = io.ReadAll(f)
+		}
+	}
 	if err == nil {
 		idx, err = decodeIndex(b)
 	}
@@ -34,9 +46,7 @@ func (r *Repo) readIndex() (*index.Index, error) {
 		}
 		return nil, fmt.Errorf("read index of %s: %w", r.Root, err)
 	}
-	if fi, err := os.Stat(p); err == nil {
-		idx.ModTime = fi.ModTime()
-	}
+	idx.ModTime = fi.ModTime()
 	return idx, nil
 }
 
@@ -173,8 +183,8 @@ func indexVarint(b []byte) (uint64, int) {
 		if c&0x80 == 0 {
 			return v, i + 1
 		}
-		if i >= 9 {
-			break
+		if i >= 4 {
+			break // 35 bits is plenty for a name; more could overflow
 		}
 	}
 	return 0, 0

@@ -82,7 +82,7 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 		parts       *partDigests
 		crc         bool // parts carry CRC32C rather than a signed SHA-256
 	)
-	if size <= smallFile {
+	if size <= smallFile && !multipart {
 		// Read once, into memory: hashed and sent from the same bytes. With
 		// thousands of small files, the second read is a good part of the work.
 		var data []byte
@@ -109,8 +109,13 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	metadata := req.Metadata(sha)
 	if multipart {
 		up.Parts = int((size + partSize - 1) / partSize)
+		if crc && s.crc.Load() == crcOff {
+			crc = false // another file found out while this one was hashed
+		}
 		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, crc, req.Progress, size, partSize, metadata, contentType)
-		if crc && (errors.Is(err, errNoCRC) || refusesChecksum(err)) {
+		// Only while it is not known that the store checks CRC32C: once it
+		// has confirmed a part, a refusal or a missing confirmation is an error.
+		if crc && s.crc.Load() != crcOn && (errors.Is(err, errNoCRC) || refusesChecksum(err)) {
 			// Once for the whole run: parts are signed with their SHA-256 from now on.
 			s.crc.Store(crcOff)
 			crc = false
@@ -354,7 +359,7 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, s
 }
 
 func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before os.FileInfo, parts *partDigests, crc bool, progress func(int64), size, partSize int64, meta map[string]string, contentType string) (string, error) {
-	probe := crc && s.crc.Load() == crcUnknown
+	probe := crc && s.crc.Load() != crcOn
 	return s.multipart(ctx, "upload", key, size, partSize, meta, contentType, crc, probe,
 		func(ctx context.Context, uploadID *string, num int32, off, n int64) (types.CompletedPart, error) {
 			sums, err := parts.get(ctx, int(num-1))
