@@ -100,7 +100,7 @@ func TestSymlinkInPackageDirectory(t *testing.T) {
 		if r := run(t, env, "upload"); r.code != ExitOK {
 			t.Fatal(r)
 		}
-		if _, got := getObject(t, srv, bucket, "artifacts/"+d.head+"/fn1.zip"); string(got) != "built elsewhere" {
+		if _, got := srv.Get(t, bucket, "artifacts/"+d.head+"/fn1.zip"); string(got) != "built elsewhere" {
 			t.Errorf("stored %q", got)
 		}
 	})

@@ -90,7 +90,7 @@ func TestCacheHitAcrossDocsOnlyCommit(t *testing.T) {
 			t.Errorf("code hash changed on a docs-only commit: %q → %q", codeHash, got)
 		}
 		for name, body := range artifacts {
-			out, got := getObject(t, srv, bucket, "artifacts/"+next+"/"+name)
+			out, got := srv.Get(t, bucket, "artifacts/"+next+"/"+name)
 			if sha256hex(got) != sha256hex([]byte(body)) {
 				t.Errorf("%s: bytes differ after the cache copy", name)
 			}
@@ -102,7 +102,7 @@ func TestCacheHitAcrossDocsOnlyCommit(t *testing.T) {
 				t.Errorf("%s content type %q", name, ct)
 			}
 		}
-		_, rec := getObject(t, srv, bucket, "artifacts/"+next+"/.s3-asset-manager.json")
+		_, rec := srv.Get(t, bucket, "artifacts/"+next+"/.s3-asset-manager.json")
 		var record struct{ Source string }
 		if err := json.Unmarshal(rec, &record); err != nil || record.Source != "cache/"+codeHash+"/" {
 			t.Errorf("record source = %q, %v", record.Source, err)

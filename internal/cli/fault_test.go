@@ -59,7 +59,7 @@ func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy) {
 	}
 	for _, commit := range []string{d.head, next} {
 		for name, body := range artifacts {
-			_, got := getObject(t, srv, bucket, "artifacts/"+commit+"/"+name)
+			_, got := srv.Get(t, bucket, "artifacts/"+commit+"/"+name)
 			if !bytes.Equal(got, body) {
 				t.Errorf("%s/%s: stored bytes differ", commit[:8], name)
 			}

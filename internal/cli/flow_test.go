@@ -66,7 +66,7 @@ func TestConcourseFlow(t *testing.T) {
 			t.Fatalf("keys = %q, want %q", got, wantKeys)
 		}
 		for name, body := range map[string][]byte{"fn1.zip": fn1, "fn2.zip": fn2} {
-			out, got := getObject(t, srv, bucket, "artifacts/"+head+"/"+name)
+			out, got := srv.Get(t, bucket, "artifacts/"+head+"/"+name)
 			if sha256hex(got) != sha256hex(body) {
 				t.Errorf("%s: bytes differ", name)
 			}
@@ -234,7 +234,7 @@ func TestKeyPrefixAndCodeHashMetadata(t *testing.T) {
 		if r := run(t, env, "upload"); r.code != ExitOK {
 			t.Fatal(r)
 		}
-		out, _ := getObject(t, srv, bucket, "team-a/artifacts/"+d.head+"/fn1.zip")
+		out, _ := srv.Get(t, bucket, "team-a/artifacts/"+d.head+"/fn1.zip")
 		if out.Metadata["code-hash"] != "abc123" || out.Metadata["commit-hash"] != d.head {
 			t.Errorf("metadata = %v", out.Metadata)
 		}

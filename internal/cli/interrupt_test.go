@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -70,15 +67,6 @@ func waitStarted(t *testing.T, cmd *exec.Cmd, started <-chan struct{}, stderr *b
 	}
 }
 
-func pendingMultipartUploads(t *testing.T, srv *s3test.Server, bucket string) int {
-	t.Helper()
-	out, err := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
-	if err != nil {
-		t.Fatalf("list multipart uploads: %v", err)
-	}
-	return len(out.Uploads)
-}
-
 // A cancelled CI job (SIGTERM, SIGINT) stops the upload, aborts its
 // multipart uploads and writes no completion record.
 func TestSignalStopsUpload(t *testing.T) {
@@ -105,7 +93,7 @@ func TestSignalStopsUpload(t *testing.T) {
 						t.Errorf("completion record written by an interrupted upload: %s", o.Key)
 					}
 				}
-				if n := pendingMultipartUploads(t, srv, bucket); n != 0 {
+				if n := srv.PendingUploads(t, bucket); n != 0 {
 					t.Errorf("%d multipart uploads left pending", n)
 				}
 				_ = d
@@ -186,7 +174,7 @@ func TestConcurrentUploads(t *testing.T) {
 					t.Logf("same=%v: upload %d lost the race: %s", same, i, r.stderr[strings.Index(r.stderr, "another writer"):])
 				}
 			}
-			_, body := getObject(t, srv, bucket, "artifacts/"+d.head+"/.s3-asset-manager.json")
+			_, body := srv.Get(t, bucket, "artifacts/"+d.head+"/.s3-asset-manager.json")
 			var rec struct {
 				Files []struct{ Name, SHA256 string }
 			}
@@ -194,7 +182,7 @@ func TestConcurrentUploads(t *testing.T) {
 				t.Fatalf("record: %v\n%s", err, body)
 			}
 			for _, f := range rec.Files {
-				_, got := getObject(t, srv, bucket, "artifacts/"+d.head+"/"+f.Name)
+				_, got := srv.Get(t, bucket, "artifacts/"+d.head+"/"+f.Name)
 				if sha256hex(got) != f.SHA256 {
 					t.Errorf("same=%v: %s: the record does not describe the stored object", same, f.Name)
 				}

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -160,21 +159,6 @@ func keysOf(objs []storedObject) []string {
 		k = append(k, o.Key)
 	}
 	return k
-}
-
-// getObject reads an object back with the SDK.
-func getObject(t *testing.T, srv *s3test.Server, bucket, key string) (*s3.GetObjectOutput, []byte) {
-	t.Helper()
-	out, err := srv.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out, b
 }
 
 func sha256hex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }

@@ -24,14 +24,8 @@ var (
 	git         = gittest.Git
 	writeFiles  = gittest.WriteFiles
 	nextOldTime = gittest.NextOldTime
+	initRepo    = gittest.TempRepo
 )
-
-func initRepo(t testing.TB, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	gittest.Init(t, dir, files)
-	return dir
-}
 
 // fixture is a checkout with a filter's worth of everything: dot-files, an
 // executable, a symlink, a submodule, ignored and unselected files.

@@ -153,21 +153,16 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 	} else {
 		c.RequestTimeout = d
 	}
-	if b, err := parseBool(vals["PACKAGE_ASSETS_CONTENT_MD5"]); err != nil {
-		bad("PACKAGE_ASSETS_CONTENT_MD5", "%q is not true or false", vals["PACKAGE_ASSETS_CONTENT_MD5"])
-	} else {
-		c.ContentMD5 = b
+	flag := func(env string) bool {
+		b, err := parseBool(vals[env])
+		if err != nil {
+			bad(env, "%q is not true or false", vals[env])
+		}
+		return b
 	}
-	if b, err := parseBool(vals["PACKAGE_ASSETS_ACCEPT_LEGACY"]); err != nil {
-		bad("PACKAGE_ASSETS_ACCEPT_LEGACY", "%q is not true or false", vals["PACKAGE_ASSETS_ACCEPT_LEGACY"])
-	} else {
-		c.AcceptLegacy = b
-	}
-	if b, err := parseBool(vals["CODE_HASH_CACHE_READ_ONLY"]); err != nil {
-		bad("CODE_HASH_CACHE_READ_ONLY", "%q is not true or false", vals["CODE_HASH_CACHE_READ_ONLY"])
-	} else {
-		c.CacheReadOnly = b
-	}
+	c.ContentMD5 = flag("PACKAGE_ASSETS_CONTENT_MD5")
+	c.AcceptLegacy = flag("PACKAGE_ASSETS_ACCEPT_LEGACY")
+	c.CacheReadOnly = flag("CODE_HASH_CACHE_READ_ONLY")
 	c.Salt = vals["CODE_HASH_SALT"]
 	if strings.ContainsAny(c.Salt, "\n\r\x00") {
 		bad("CODE_HASH_SALT", "must be a single line")

@@ -190,6 +190,19 @@ func TestSourceFilesIndexTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// editKeepingMtime writes "jello" over "hello" (same size) and puts the
+	// old mtime back, returning it.
+	editKeepingMtime := func(t *testing.T, p string) time.Time {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("jello"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		setTimes(t, p, fi.ModTime())
+		return fi.ModTime()
+	}
 	tests := []struct {
 		name          string
 		change        func(t *testing.T, dir string)
@@ -214,12 +227,7 @@ func TestSourceFilesIndexTrust(t *testing.T) {
 			change: func(t *testing.T, dir string) {
 				// Stat data matches the index entry, and the index is newer:
 				// git would trust it too. This documents the rule.
-				p := filepath.Join(dir, path)
-				fi, _ := os.Stat(p)
-				if err := os.WriteFile(p, []byte("jello"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				setTimes(t, p, fi.ModTime())
+				editKeepingMtime(t, filepath.Join(dir, path))
 			},
 			wantFromIndex: true, wantContent: "hello", wantMode: filemode.Regular,
 		},
@@ -229,13 +237,8 @@ func TestSourceFilesIndexTrust(t *testing.T) {
 				// Same size, and the mtime git recorded, but that mtime is the
 				// index file's own: the edit may have come after the index
 				// was written, so the file must be read.
-				p := filepath.Join(dir, path)
-				fi, _ := os.Stat(p)
-				if err := os.WriteFile(p, []byte("jello"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				setTimes(t, p, fi.ModTime())
-				setTimes(t, filepath.Join(dir, ".git", "index"), fi.ModTime())
+				mt := editKeepingMtime(t, filepath.Join(dir, path))
+				setTimes(t, filepath.Join(dir, ".git", "index"), mt)
 			},
 			wantFromIndex: false, wantContent: "jello", wantMode: filemode.Regular,
 		},

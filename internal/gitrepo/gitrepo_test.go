@@ -13,16 +13,8 @@ var (
 	git         = gittest.Git
 	writeFiles  = gittest.WriteFiles
 	nextOldTime = gittest.NextOldTime
+	initRepo    = gittest.TempRepo
 )
-
-// initRepo makes a repository in a new temporary directory with files
-// committed, and returns its path.
-func initRepo(t testing.TB, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	gittest.Init(t, dir, files)
-	return dir
-}
 
 func TestOpenHead(t *testing.T) {
 	tests := []struct {

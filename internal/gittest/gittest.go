@@ -75,6 +75,15 @@ func Init(t testing.TB, dir string, files map[string]string) string {
 	return Git(t, dir, "rev-parse", "HEAD")
 }
 
+// TempRepo makes a repository in a new temporary directory with files
+// committed, and returns its path.
+func TempRepo(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	Init(t, dir, files)
+	return dir
+}
+
 // TouchAll gives every file and directory under dir, .git aside, a new
 // mtime, as a checkout moved by tar or a fresh clone would have; symlinks are
 // made again (there is no portable lutimes).

@@ -6,15 +6,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -45,17 +42,6 @@ func filler(n int) []byte {
 		b[i] = byte(i*7 + i/4096)
 	}
 	return b
-}
-
-func readBack(t *testing.T, srv *s3test.Server, bucket, key string) (*s3.GetObjectOutput, []byte) {
-	t.Helper()
-	out, err := srv.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	defer out.Body.Close()
-	b, _ := io.ReadAll(out.Body)
-	return out, b
 }
 
 // Multipart upload and multipart copy (forced with small thresholds) give
@@ -90,7 +76,7 @@ func TestMultipartUploadAndCopy(t *testing.T) {
 		if sent != int64(len(body)) {
 			t.Errorf("progress counted %d bytes, sent %d", sent, len(body))
 		}
-		if _, b := readBack(t, srv, bucket, "a/big + odd name.bin"); !bytes.Equal(b, body) {
+		if _, b := srv.Get(t, bucket, "a/big + odd name.bin"); !bytes.Equal(b, body) {
 			t.Fatal("uploaded bytes differ")
 		}
 
@@ -102,7 +88,7 @@ func TestMultipartUploadAndCopy(t *testing.T) {
 			if _, err := st.Copy(ctx, CopyRequest{Src: "a/big + odd name.bin", Dst: dst, Size: int64(len(body)), SrcETag: up.ETag, Metadata: tc.meta, ContentType: "application/zip"}); err != nil {
 				t.Fatalf("%s copy: %v", tc.name, err)
 			}
-			out, b := readBack(t, srv, bucket, dst)
+			out, b := srv.Get(t, bucket, dst)
 			if !bytes.Equal(b, body) {
 				t.Fatalf("%s: copied bytes differ", tc.name)
 			}
@@ -220,7 +206,7 @@ func TestCorruptedBodies(t *testing.T) {
 					if _, err := st.UploadFile(ctx, UploadRequest{Key: key, Path: path, Metadata: noMeta}); err != nil {
 						t.Fatalf("upload %d bytes: %v (proxy: %s)", size, err, proxy.Counts())
 					}
-					if _, b := readBack(t, srv, bucket, key); !bytes.Equal(b, body) {
+					if _, b := srv.Get(t, bucket, key); !bytes.Equal(b, body) {
 						t.Fatalf("%d bytes: the store kept a corrupted body", size)
 					}
 				}
@@ -312,7 +298,7 @@ func TestPartChecksumFallback(t *testing.T) {
 					if up.Check != tc.want {
 						t.Errorf("%s: checked with %s, want %s", key, up.Check, tc.want)
 					}
-					if _, b := readBack(t, srv, bucket, key); !bytes.Equal(b, body) {
+					if _, b := srv.Get(t, bucket, key); !bytes.Equal(b, body) {
 						t.Fatalf("%s: stored bytes differ", key)
 					}
 				}
@@ -322,19 +308,10 @@ func TestPartChecksumFallback(t *testing.T) {
 				if n := withCRC.Load(); n != wantCRC {
 					t.Errorf("%d parts sent with CRC32C, want %d", n, wantCRC)
 				}
-				if n := pendingUploads(t, srv, bucket); n != 0 {
+				if n := srv.PendingUploads(t, bucket); n != 0 {
 					t.Errorf("%d multipart uploads left behind", n)
 				}
 			})
 		}
 	})
-}
-
-func pendingUploads(t *testing.T, srv *s3test.Server, bucket string) int {
-	t.Helper()
-	out, err := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(out.Uploads)
 }

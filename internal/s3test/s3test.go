@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -193,6 +194,32 @@ func (s *Server) Client() *s3.Client {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
+}
+
+// Get reads an object back with Client, failing the test if it cannot.
+func (s *Server) Get(t testing.TB, bucket, key string) (*s3.GetObjectOutput, []byte) {
+	t.Helper()
+	out, err := s.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return out, b
+}
+
+// PendingUploads counts the multipart uploads started and neither
+// completed nor aborted in bucket.
+func (s *Server) PendingUploads(t testing.TB, bucket string) int {
+	t.Helper()
+	out, err := s.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatalf("list multipart uploads: %v", err)
+	}
+	return len(out.Uploads)
 }
 
 // CreateUser adds a plain user (no rights on the root user's buckets) and
