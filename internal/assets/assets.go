@@ -75,6 +75,10 @@ func fail(k Kind, err error) error {
 	if err == nil {
 		return nil
 	}
+	// Already attributed (by a concern this one called): that stands.
+	if f := (*Failure)(nil); errors.As(err, &f) {
+		return err
+	}
 	return &Failure{Kind: k, Err: err}
 }
 

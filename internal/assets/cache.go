@@ -15,10 +15,6 @@ import (
 // under it, copies the entry inside S3 to the commit's prefix.
 func (r *Runner) fromCache(ctx context.Context, ch codeHash, commit string, res *CheckResult) error {
 	if ch.err != nil {
-		var f *Failure
-		if errors.As(ch.err, &f) {
-			return ch.err
-		}
 		return fail(KindGit, fmt.Errorf("code hash: %w", ch.err))
 	}
 	hash := ch.hash

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -130,18 +128,14 @@ func (r *Runner) fillCacheAfter(ctx context.Context, rec *manifest.Record, codeH
 }
 
 // uploadAll sends the files in parallel; the store bounds requests in flight.
-func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, commit, codeHash string) ([]manifest.File, error) {
-	var (
-		mu     sync.Mutex
-		stored = make([]manifest.File, 0, len(files))
-	)
+func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFile, commit, codeHash string) ([]manifest.File, error) {
+	// In the directory's order, which is by name, as the record lists them.
+	stored := make([]manifest.File, len(files))
 	var rep *progress.Reporter
 	if r.ProgressTo != nil {
 		var total int64
-		for _, p := range files {
-			if fi, err := os.Stat(p); err == nil {
-				total += fi.Size()
-			}
+		for _, f := range files {
+			total += f.size
 		}
 		rep = progress.Start(r.ProgressTo, r.Terminal, total, len(files), nil)
 		out := r.Log.Writer()
@@ -149,7 +143,7 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 		defer func() { rep.Stop(); r.Log.SetOutput(out) }()
 	}
 	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
-		path := files[i]
+		path := files[i].path
 		name := filepath.Base(path)
 		meta := func(sum []byte) map[string]string {
 			m := map[string]string{
@@ -185,15 +179,12 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []string, c
 			how += ", checked by " + up.Check
 		}
 		r.logf("  %s  %s in %s (%s, %s)", name, progress.Size(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
-		mu.Lock()
-		stored = append(stored, manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag})
-		mu.Unlock()
+		stored[i] = manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(stored, func(a, b manifest.File) int { return strings.Compare(a.Name, b.Name) })
 	return stored, nil
 }
 
@@ -229,8 +220,6 @@ func (r *Runner) writeRecord(ctx context.Context, prefix string, rec manifest.Re
 // and, if the record no longer matches it, rewrites the record from it.
 func (r *Runner) reconcile(ctx context.Context, prefix string, rec *manifest.Record) error {
 	actual := make([]manifest.File, len(rec.Files))
-	stale := false
-	var mu sync.Mutex
 	err := parallel(ctx, r.Config.Concurrency, len(rec.Files), func(ctx context.Context, i int) error {
 		f := rec.Files[i]
 		info, err := r.Store.Head(ctx, prefix+f.Name)
@@ -241,18 +230,17 @@ func (r *Runner) reconcile(ctx context.Context, prefix string, rec *manifest.Rec
 		if err != nil || len(sum) != 32 {
 			return fmt.Errorf("%s: no valid %s metadata", r.Store.URL(prefix+f.Name), MetaPackageHash)
 		}
-		a := manifest.File{Name: f.Name, Size: info.Size, SHA256: hex.EncodeToString(sum), ContentType: info.ContentType, ETag: info.ETag}
-		actual[i] = a
-		// A changed ETag matters too: cache copies are conditional on it.
-		if a.Size != f.Size || a.SHA256 != f.SHA256 || (f.ETag != "" && a.ETag != f.ETag) {
-			mu.Lock()
-			stale = true
-			mu.Unlock()
-		}
+		actual[i] = manifest.File{Name: f.Name, Size: info.Size, SHA256: hex.EncodeToString(sum), ContentType: info.ContentType, ETag: info.ETag}
 		return nil
 	})
 	if err != nil {
 		return fail(KindS3, fmt.Errorf("check the concurrent writer's record: %w", err))
+	}
+	// A changed ETag matters too: cache copies are conditional on it.
+	stale := false
+	for i, f := range rec.Files {
+		a := actual[i]
+		stale = stale || a.Size != f.Size || a.SHA256 != f.SHA256 || (f.ETag != "" && a.ETag != f.ETag)
 	}
 	if !stale {
 		return nil
@@ -264,16 +252,22 @@ func (r *Runner) reconcile(ctx context.Context, prefix string, rec *manifest.Rec
 	return r.writeRecord(ctx, prefix, fixed, false)
 }
 
+// packageFile is a file to upload, with its size when it was listed.
+type packageFile struct {
+	path string
+	size int64
+}
+
 // packageFiles lists what upload sends: every non-hidden regular file directly
 // in dir. Sub-directories are left out, as by the original tool; a symlink is
 // followed (its target's content is uploaded under the link's name) and one
 // that leads nowhere is an error, as is any other kind of file.
-func packageFiles(dir string, logf func(string, ...any)) ([]string, error) {
+func packageFiles(dir string, logf func(string, ...any)) ([]packageFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read package directory: %w", err)
 	}
-	var files []string
+	var files []packageFile
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
@@ -291,7 +285,7 @@ func packageFiles(dir string, logf func(string, ...any)) ([]string, error) {
 		case fi.IsDir():
 			logf("  skipping sub-directory %s/ (only files directly in the package directory are uploaded)", name)
 		case fi.Mode().IsRegular():
-			files = append(files, path)
+			files = append(files, packageFile{path: path, size: fi.Size()})
 		default:
 			return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
 		}
