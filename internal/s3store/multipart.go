@@ -9,12 +9,14 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// partFunc sends part num (bytes off to off+n) of an upload and returns its
-// ETag and, in a CRC32C upload, its checksum.
+// partFunc sends part num (bytes off to off+n) of an upload, holding a
+// request slot (acquire) while the request runs, and returns its ETag and,
+// in a CRC32C upload, its checksum.
 type partFunc func(ctx context.Context, uploadID *string, num int32, off, n int64) (types.CompletedPart, error)
 
 // multipart runs one multipart upload of size bytes to key: create it with
-// the metadata, send the parts in parallel (each holding a request slot),
+// the metadata, send the parts in parallel (send takes a request slot for
+// each, once what it needs before the request is ready),
 // complete it and check the stored size. Any failure aborts it, so no parts
 // are left behind, even when ctx was cancelled. With crc the upload is
 // created for CRC32C part checksums (which every part then carries); with
@@ -38,10 +40,6 @@ func (s *Store) multipart(ctx context.Context, what, key string, size, partSize 
 	n := int((size + partSize - 1) / partSize)
 	parts := make([]types.CompletedPart, n)
 	sendPart := func(ctx context.Context, i int) error {
-		if err := s.acquire(ctx); err != nil {
-			return err
-		}
-		defer s.release()
 		off, num := int64(i)*partSize, int32(i+1)
 		part, err := send(ctx, created.UploadId, num, off, min(partSize, size-off))
 		if err != nil {

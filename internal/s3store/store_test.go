@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -277,10 +278,18 @@ func TestPartChecksumFallback(t *testing.T) {
 				bucket := srv.NewBucket(t)
 				proxy := s3test.NewProxy(t, srv.Endpoint)
 				proxy.RefuseChecksums, proxy.HideChecksums = tc.refuse, tc.hide
-				var withCRC atomic.Int64
+				// Parts that reach the store with CRC32C, and with a signed SHA-256.
+				// (Requests the proxy refuses never get here: proxy.Count has them.)
+				var withCRC, withSHA atomic.Int64
+				shaHex := regexp.MustCompile(`^[0-9a-f]{64}$`)
 				proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+					if r.URL.Query().Get("partNumber") == "" {
+						return s3test.Pass
+					}
 					if r.Header.Get("X-Amz-Checksum-Crc32c") != "" {
 						withCRC.Add(1)
+					} else if shaHex.MatchString(r.Header.Get("X-Amz-Content-Sha256")) {
+						withSHA.Add(1)
 					}
 					return s3test.Pass
 				}
@@ -304,9 +313,15 @@ func TestPartChecksumFallback(t *testing.T) {
 				}
 				// Confirmed: every part (4 a file). Not confirmed: the first part
 				// only, sent alone. Refused: none (the create is refused).
+				// Then every part of both files is signed with its SHA-256.
 				wantCRC := map[string]int64{"confirmed": 8, "refused": 0, "not confirmed": 1}[tc.name]
-				if n := withCRC.Load(); n != wantCRC {
-					t.Errorf("%d parts sent with CRC32C, want %d", n, wantCRC)
+				wantSHA := map[string]int64{"confirmed": 0, "refused": 8, "not confirmed": 8}[tc.name]
+				if n, m := withCRC.Load(), withSHA.Load(); n != wantCRC || m != wantSHA {
+					t.Errorf("parts sent with CRC32C: %d, want %d; signed with SHA-256: %d, want %d", n, wantCRC, m, wantSHA)
+				}
+				// Refused: only the first file's create asks for CRC32C.
+				if n, want := proxy.Count(s3test.NotImpl), map[bool]int{true: 1}[tc.refuse]; n != want {
+					t.Errorf("%d requests refused for a checksum header, want %d", n, want)
 				}
 				if n := srv.PendingUploads(t, bucket); n != 0 {
 					t.Errorf("%d multipart uploads left behind", n)

@@ -3,6 +3,7 @@ package s3store
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -18,17 +19,23 @@ func attemptTimeout(d time.Duration) func(*s3.Options) {
 			return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("s3am.AttemptTimeout",
 				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 					actx, cancel := context.WithCancel(ctx)
-					// Not cancelled on success: a GetObject body is read after
-					// the operation returns, under this context.
 					timer := time.AfterFunc(d, cancel)
+					stop := func() { timer.Stop(); cancel() }
 					out, md, err := next.HandleFinalize(actx, in)
 					if err != nil {
 						timedOut := actx.Err() != nil && ctx.Err() == nil
-						timer.Stop()
-						cancel()
+						stop()
 						if timedOut {
 							return out, md, &stalledError{after: d, msg: err.Error()}
 						}
+						return out, md, err
+					}
+					if g, ok := out.Result.(*s3.GetObjectOutput); ok && g.Body != nil {
+						// The body is read after the operation returns, under
+						// this context (and bounded by it): stop when it is closed.
+						g.Body = &stopOnClose{ReadCloser: g.Body, stop: stop}
+					} else {
+						stop() // or thousands of requests leave a timer each
 					}
 					return out, md, err
 				}), "Retry", middleware.After)
@@ -50,3 +57,16 @@ func (e *stalledError) Error() string {
 
 // RetryableError tells the SDK's retryer to try again.
 func (e *stalledError) RetryableError() bool { return true }
+
+// stopOnClose releases an attempt's timer and context when a GetObject body
+// is closed.
+type stopOnClose struct {
+	io.ReadCloser
+	stop func()
+}
+
+func (b *stopOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.stop()
+	return err
+}

@@ -370,6 +370,11 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before
 			if err != nil {
 				return types.CompletedPart{}, err
 			}
+			// The slot only now: other files' requests need not wait on hashing.
+			if err := s.acquire(ctx); err != nil {
+				return types.CompletedPart{}, err
+			}
+			defer s.release()
 			in := &s3.UploadPartInput{
 				Bucket:        &s.bucket,
 				Key:           &key,
@@ -379,14 +384,15 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before
 				ContentLength: aws.Int64(n),
 				ContentMD5:    b64(sums.md5),
 			}
-			payload := withPayloadHash(hex.EncodeToString(sums.sha))
+			payloadHash := unsignedPayload
 			if crc {
 				var b [4]byte
 				binary.BigEndian.PutUint32(b[:], sums.crc)
 				in.ChecksumCRC32C = b64(b[:])
-				payload = withPayloadHash(unsignedPayload)
+			} else {
+				payloadHash = hex.EncodeToString(sums.sha)
 			}
-			out, err := s.client.UploadPart(ctx, in, payload)
+			out, err := s.client.UploadPart(ctx, in, withPayloadHash(payloadHash))
 			if err != nil {
 				if crc && refusesChecksum(err) {
 					return types.CompletedPart{}, fmt.Errorf("%w: %w", errNoCRC, err)
