@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -54,7 +53,6 @@ func BenchmarkCompute(b *testing.B) {
 // down, plus a .gitignore and some ignored files, with fixed contents.
 func benchRepo(b *testing.B, n, size int) string {
 	b.Helper()
-	dir := b.TempDir()
 	r := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, size)
 	files := map[string]string{".gitignore": "node_modules/\n"}
@@ -67,12 +65,5 @@ func benchRepo(b *testing.B, n, size int) string {
 	for i := range 100 {
 		files[fmt.Sprintf("lambdas/fn00/node_modules/dep/f%03d.js", i)] = "ignored"
 	}
-	git(b, dir, "-c", "init.defaultBranch=main", "init", "-q")
-	writeFiles(b, dir, files)
-	git(b, dir, "add", "-A")
-	git(b, dir, "commit", "-q", "-m", "bench")
-	if _, err := os.Stat(filepath.Join(dir, ".git", "index")); err != nil {
-		b.Fatal(err)
-	}
-	return dir
+	return initRepo(b, files)
 }

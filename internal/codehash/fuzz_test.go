@@ -19,7 +19,7 @@ func FuzzParsePatterns(f *testing.F) {
 		}
 		positive := false
 		for _, p := range pats {
-			if p.Glob == "" || strings.HasPrefix(p.Glob, "/") || strings.Contains(p.Glob, "..") && containsDotDotSegment(p.Glob) {
+			if p.Glob == "" || strings.HasPrefix(p.Glob, "/") || containsDotDotSegment(p.Glob) {
 				t.Fatalf("%q accepted pattern %q", filter, p.Glob)
 			}
 			positive = positive || !p.Negate

@@ -120,7 +120,7 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 		for _, f := range d.files {
 			if i, ok := tracked[f.path]; ok {
 				infos[i] = f.info
-			} else if !ignored(d.ignore, append(slices.Clip(d.domain), f.info.Name()), false) {
+			} else if !d.ignore.Match(append(slices.Clip(d.domain), f.info.Name()), false) {
 				untracked = append(untracked, f)
 			}
 		}
@@ -385,8 +385,8 @@ func parallel(ctx context.Context, n, workers int, fn func(buf []byte, i int) er
 }
 
 type walkDir struct {
-	domain []string            // the directory's path segments
-	ignore []gitignore.Pattern // patterns that apply in it
+	domain []string          // the directory's path segments
+	ignore gitignore.Matcher // the patterns that apply in it
 	files  []walkFile
 }
 
@@ -451,7 +451,7 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 			}
 		}
 	}
-	d.ignore = ignore
+	d.ignore = gitignore.NewMatcher(ignore)
 	for _, e := range ents {
 		name := e.Name()
 		if name == ".git" {
@@ -462,7 +462,7 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 			p = rel + "/" + name
 		}
 		if e.IsDir() {
-			if !w.descend(p) || ignored(ignore, append(slices.Clip(d.domain), name), true) {
+			if !w.descend(p) || d.ignore.Match(append(slices.Clip(d.domain), name), true) {
 				continue
 			}
 			w.wg.Add(1)
@@ -510,15 +510,6 @@ func (w *walker) fail(err error) {
 	w.mu.Lock()
 	w.errs = append(w.errs, err)
 	w.mu.Unlock()
-}
-
-func ignored(ps []gitignore.Pattern, path []string, isDir bool) bool {
-	for i := len(ps) - 1; i >= 0; i-- {
-		if m := ps[i].Match(path, isDir); m != gitignore.NoMatch {
-			return m == gitignore.Exclude
-		}
-	}
-	return false
 }
 
 // readIgnore parses a gitignore file whose patterns apply under domain; a

@@ -18,36 +18,44 @@ import (
 // readIndex reads the repository's index (.git/index) with decodeIndex.
 // A repository without one (nothing added yet) has an empty index.
 func (r *Repo) readIndex() (*index.Index, error) {
-	f, err := os.Open(filepath.Join(r.GitDir, "index"))
+	b, modTime, err := readWithTime(filepath.Join(r.GitDir, "index"))
 	if errors.Is(err, os.ErrNotExist) {
 		return &index.Index{Version: 2}, nil
 	}
-	var (
-		fi  os.FileInfo
-		b   []byte
-		idx *index.Index
-	)
-	if err == nil {
-		defer f.Close()
-		// The time of the index read, not of one that replaced it since: the
-		// racy-git rule compares file times with it.
-		if fi, err = f.Stat(); err == nil {
-			b, err = io.ReadAll(f)
-		}
-	}
-	if err == nil {
-		idx, err = decodeIndex(b)
-	}
 	if err != nil {
-		if errors.Is(err, index.ErrUnknownExtension) {
-			return nil, fmt.Errorf("read index of %s: %w: %w (a sparse index or split index? "+
-				"`git sparse-checkout init --no-sparse-index` and `git update-index --no-split-index` "+
-				"turn those off)", r.Root, ErrUnsupported, err)
-		}
 		return nil, fmt.Errorf("read index of %s: %w", r.Root, err)
 	}
-	idx.ModTime = fi.ModTime()
+	idx, err := decodeIndex(b)
+	if errors.Is(err, index.ErrUnknownExtension) {
+		return nil, fmt.Errorf("read index of %s: %w: %w (a sparse index or split index? "+
+			"`git sparse-checkout init --no-sparse-index` and `git update-index --no-split-index` "+
+			"turn those off)", r.Root, ErrUnsupported, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read index of %s: %w", r.Root, err)
+	}
+	idx.ModTime = modTime
 	return idx, nil
+}
+
+// readWithTime reads a file whole, with the modification time of the very
+// file read (not of one that replaced it since: the racy-git rule compares
+// file times with the index's).
+func readWithTime(path string) ([]byte, time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, time.Time{}, err
+	}
+	return b, fi.ModTime(), nil
 }
 
 // Index entry layout (git's Documentation/gitformat-index.txt).

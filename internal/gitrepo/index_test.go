@@ -96,8 +96,16 @@ func TestDecodeIndexMatchesGoGit(t *testing.T) {
 					t.Errorf("entry %d:\n got %+v\nwant %+v", i, *got.Entries[i], *want.Entries[i])
 				}
 			}
+			// The cases must be what they say, or they test nothing new.
 			if name == "unmerged stages" && got.Entries[0].Stage == 0 {
 				t.Error("no merge conflict was made")
+			}
+			if strings.HasPrefix(name, "untracked cache") {
+				for _, ext := range []string{"UNTR", "EOIE", "IEOT"} {
+					if !bytes.Contains(b, []byte(ext)) {
+						t.Errorf("git wrote no %s extension", ext)
+					}
+				}
 			}
 
 			// index.skipHash: a zero checksum is accepted, a wrong one is not.
