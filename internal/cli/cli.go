@@ -82,8 +82,8 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		}
 		return ExitUsage
 	}
-	if len(cfg.SigningKey) > 0 {
-		gh.Mask(string(cfg.SigningKey))
+	for _, secret := range cfg.Secrets {
+		gh.Mask(secret)
 	}
 	endGroup := gh.Group(name + " " + cmd)
 	logger.Printf("%s %s %s", name, version.Version, cmd)

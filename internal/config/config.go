@@ -55,7 +55,6 @@ type Config struct {
 	RepoPath    string
 	PackageDir  string
 	Filter      []codehash.Pattern // empty: cache off
-	RawFilter   string
 	Role        string
 	KeyPrefix   string // "" or ends in "/"
 	Endpoint    string
@@ -70,7 +69,9 @@ type Config struct {
 	Salt          string
 	CacheReadOnly bool
 	SigningKey    []byte
-	DotenvFile    string
+	// Secrets are the values of the settings marked Secret, for masking in logs.
+	Secrets    []string
+	DotenvFile string
 }
 
 // CacheEnabled reports whether a code-hash filter is set.
@@ -96,7 +97,6 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		Bucket:     vals["PACKAGE_ASSETS_BUCKET"],
 		RepoPath:   vals["GIT_REPO_PATH"],
 		PackageDir: vals["PACKAGE_DIRECTORY"],
-		RawFilter:  vals["CODE_HASH_FIND_FILTER"],
 		Role:       vals["AWS_ROLE"],
 		Endpoint:   vals["PACKAGE_ASSETS_ENDPOINT"],
 	}
@@ -113,8 +113,8 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 	if c.PackageDir == "" {
 		bad("PACKAGE_DIRECTORY", "empty")
 	}
-	if c.RawFilter != "" {
-		f, err := codehash.ParsePatterns(c.RawFilter)
+	if raw := vals["CODE_HASH_FIND_FILTER"]; raw != "" {
+		f, err := codehash.ParsePatterns(raw)
 		for _, e := range flatten(err) {
 			bad("CODE_HASH_FIND_FILTER", "%v", e)
 		}
@@ -176,6 +176,11 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 	c.DotenvFile = vals["RESULT_DOTENV_FILE"]
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	for _, st := range Settings {
+		if st.Secret && vals[st.Env] != "" {
+			c.Secrets = append(c.Secrets, vals[st.Env])
+		}
 	}
 	return c, nil
 }

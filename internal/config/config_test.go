@@ -66,7 +66,10 @@ func TestLoadValues(t *testing.T) {
 		{"content-md5 input", map[string]string{"INPUT_CONTENT-MD5": "on"}, func(c *Config) bool { return c.ContentMD5 }},
 		{"legacy yes", map[string]string{"PACKAGE_ASSETS_ACCEPT_LEGACY": "YES"}, func(c *Config) bool { return c.AcceptLegacy }},
 		{"read-only", map[string]string{"INPUT_CACHE-READ-ONLY": "true"}, func(c *Config) bool { return c.CacheReadOnly }},
-		{"signing key", map[string]string{"PACKAGE_ASSETS_SIGNING_KEY": "0123456789abcdef0123"}, func(c *Config) bool { return string(c.SigningKey) == "0123456789abcdef0123" }},
+		{"signing key", map[string]string{"PACKAGE_ASSETS_SIGNING_KEY": "0123456789abcdef0123"}, func(c *Config) bool {
+			return string(c.SigningKey) == "0123456789abcdef0123" && len(c.Secrets) == 1 && c.Secrets[0] == "0123456789abcdef0123"
+		}},
+		{"no secrets", map[string]string{}, func(c *Config) bool { return len(c.Secrets) == 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
