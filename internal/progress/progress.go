@@ -47,15 +47,17 @@ func Start(w io.Writer, terminal bool, total int64, files int, tick <-chan time.
 		)
 		return r
 	}
+	var ticker *time.Ticker
 	if tick == nil {
-		t := time.NewTicker(Interval)
-		tick = t.C
-		r.wg.Add(1)
-		go func() { <-r.stop; t.Stop(); r.wg.Done() }()
+		ticker = time.NewTicker(Interval)
+		tick = ticker.C
 	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		if ticker != nil {
+			defer ticker.Stop()
+		}
 		for {
 			select {
 			case <-r.stop:
