@@ -37,7 +37,7 @@ func (s *Store) multipart(ctx context.Context, what, key string, size, partSize 
 			s.abort(key, created.UploadId)
 		}
 	}()
-	n := int((size + partSize - 1) / partSize)
+	n := partCount(size, partSize)
 	parts := make([]types.CompletedPart, n)
 	sendPart := func(ctx context.Context, i int) error {
 		off, num := int64(i)*partSize, int32(i+1)

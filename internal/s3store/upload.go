@@ -28,14 +28,12 @@ import (
 
 // Uploaded describes a stored file.
 type Uploaded struct {
-	Key         string
-	Size        int64
-	SHA256      []byte
-	ContentType string
-	Parts       int    // 0 for a single PUT
-	Check       string // what the store verified the bytes with: "SHA-256" or "CRC32C"
-	ETag        string // as the store returned it
-	Duration    time.Duration
+	Size     int64
+	SHA256   []byte
+	Parts    int    // 0 for a single PUT
+	Check    string // what the store verified the bytes with: "SHA-256" or "CRC32C"
+	ETag     string // as the store returned it
+	Duration time.Duration
 }
 
 // ErrChanged: the file changed while it was being uploaded.
@@ -105,10 +103,10 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 	if err != nil {
 		return Uploaded{}, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
-	up := Uploaded{Key: key, Size: size, SHA256: sha, ContentType: contentType}
+	up := Uploaded{Size: size, SHA256: sha}
 	metadata := req.Metadata(sha)
 	if multipart {
-		up.Parts = int((size + partSize - 1) / partSize)
+		up.Parts = partCount(size, partSize)
 		if crc && s.crc.Load() == crcOff {
 			crc = false // another file found out while this one was hashed
 		}
@@ -159,6 +157,9 @@ func unchanged(f *os.File, path string, before os.FileInfo) error {
 	}
 	return nil
 }
+
+// partCount is how many parts of partSize make size bytes.
+func partCount(size, partSize int64) int { return int((size + partSize - 1) / partSize) }
 
 func (s *Store) partSizeFor(size int64) int64 {
 	p := s.partSize
@@ -271,7 +272,7 @@ type partDigests struct {
 }
 
 func (s *Store) hashParts(ctx context.Context, f *os.File, size, partSize int64, withSHA bool) *partDigests {
-	n := int((size + partSize - 1) / partSize)
+	n := partCount(size, partSize)
 	pd := &partDigests{
 		sums: make([]partSums, n), err: make([]error, n),
 		ready: make([]chan struct{}, n), done: make(chan struct{}),
