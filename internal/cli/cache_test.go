@@ -21,9 +21,7 @@ const lambdaFilter = "lambdas/** !lambdas/**/*.md"
 // with the cache on, and runs the first check → build → upload.
 func cacheSetup(t *testing.T, srv *s3test.Server, bucket string, artifacts map[string]string) (map[string]string, dirs, string) {
 	t.Helper()
-	base := t.TempDir()
-	d := dirs{repo: filepath.Join(base, "repo"), pkg: filepath.Join(base, "packages")}
-	d.head = newRepo(t, d.repo, map[string]string{
+	env, d := setupWith(t, srv, bucket, map[string]string{
 		"lambdas/fn1/index.py":  "def handler(): return 1\n",
 		"lambdas/fn1/NOTES.md":  "notes\n",
 		"lambdas/fn2/.config":   "dot-files count\n",
@@ -32,9 +30,6 @@ func cacheSetup(t *testing.T, srv *s3test.Server, bucket string, artifacts map[s
 		"infra/terraform/x.tf":  "resource\n",
 		"lambdas/fn2/handler.x": "x\n",
 	})
-	env := srv.Env(bucket)
-	env["GIT_REPO_PATH"] = d.repo
-	env["PACKAGE_DIRECTORY"] = d.pkg
 	env["CODE_HASH_FIND_FILTER"] = lambdaFilter
 	r := run(t, env, "check")
 	if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
@@ -182,7 +177,8 @@ func TestPartialCacheEntryIsAMiss(t *testing.T) {
 	})
 }
 
-// More than one listing page of objects in one set.
+// A set of more than 1,000 objects (the original tool saw only the first
+// listing page) is copied whole: copies follow the record, not a listing.
 func TestCacheWithMoreThan1000Objects(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)

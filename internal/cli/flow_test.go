@@ -156,10 +156,15 @@ type dirs struct {
 // setup makes a repository and a package directory and returns the settings
 // that point the tool at them and at the server's bucket.
 func setup(t *testing.T, srv *s3test.Server, bucket string) (map[string]string, dirs) {
+	return setupWith(t, srv, bucket, nil)
+}
+
+// setupWith is setup with files committed in the repository.
+func setupWith(t *testing.T, srv *s3test.Server, bucket string, files map[string]string) (map[string]string, dirs) {
 	t.Helper()
 	base := t.TempDir()
 	d := dirs{repo: filepath.Join(base, "repo"), pkg: filepath.Join(base, "packages")}
-	d.head = newRepo(t, d.repo, nil)
+	d.head = newRepo(t, d.repo, files)
 	env := srv.Env(bucket)
 	env["GIT_REPO_PATH"] = d.repo
 	env["PACKAGE_DIRECTORY"] = d.pkg
