@@ -67,9 +67,8 @@ func (r *Runner) fromCache(ctx context.Context, ch codeHash, commit string, res 
 	files, err := r.copySet(ctx, rec.Files, from, to, func(f manifest.File) map[string]string {
 		return map[string]string{MetaCommit: commit, MetaPackageHash: f.PackageHash(), MetaCodeHash: hash}
 	})
-	if errors.Is(err, s3store.ErrExists) {
-		// CopySourceIfMatch failed: an object changed after its record was written.
-		r.logf("cache miss: an object under %s changed since its record was written: %v", r.Store.URL(from), err)
+	if errors.Is(err, s3store.ErrSourceChanged) {
+		r.logf("cache miss: %v", err)
 		return nil
 	}
 	if err != nil {

@@ -177,6 +177,34 @@ func TestPartialCacheEntryIsAMiss(t *testing.T) {
 	})
 }
 
+// A cache object replaced after its record was written (same key, other
+// bytes) is not copied: the copy is conditional on the recorded ETag, the
+// check is a miss that says why, and the commit gets no record.
+func TestReplacedCacheObjectIsAMiss(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one", "fn2.zip": "two"})
+		key := "cache/" + codeHash + "/fn2.zip"
+		if _, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("not two")}); err != nil {
+			t.Fatal(err)
+		}
+		next := commit(t, d.repo, map[string]string{"README.md": "v2\n"})
+		pkg := freshPackages(t, env)
+		r := run(t, env, "check")
+		if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
+			t.Fatalf("a replaced cache object was used: %v", r)
+		}
+		if !strings.Contains(r.stderr, "cache miss") || !strings.Contains(r.stderr, "copy source changed") {
+			t.Errorf("log does not explain the miss:\n%s", r.stderr)
+		}
+		for _, o := range listAll(t, srv, bucket) {
+			if o.Key == "artifacts/"+next+"/.s3-asset-manager.json" {
+				t.Error("the commit got a completion record from a changed cache entry")
+			}
+		}
+	})
+}
+
 // A set of more than 1,000 objects (the original tool saw only the first
 // listing page) is copied whole: copies follow the record, not a listing.
 func TestCacheWithMoreThan1000Objects(t *testing.T) {

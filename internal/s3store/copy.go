@@ -51,7 +51,7 @@ func (s *Store) Copy(ctx context.Context, r CopyRequest) (string, error) {
 	}
 	out, err := s.client.CopyObject(ctx, in)
 	if err != nil {
-		return "", s.classify("copy "+s.URL(r.Src)+" to", r.Dst, err)
+		return "", s.classifyCopy("copy "+s.URL(r.Src)+" to", r.Dst, err)
 	}
 	if out.CopyObjectResult == nil {
 		return "", nil
@@ -95,7 +95,7 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (string, error
 			}
 			out, err := s.client.UploadPartCopy(ctx, in)
 			if err != nil {
-				return types.CompletedPart{}, s.classify(fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), r.Dst, err)
+				return types.CompletedPart{}, s.classifyCopy(fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), r.Dst, err)
 			}
 			return types.CompletedPart{ETag: out.CopyPartResult.ETag}, nil
 		})

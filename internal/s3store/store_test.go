@@ -102,10 +102,17 @@ func TestMultipartUploadAndCopy(t *testing.T) {
 			}
 		}
 
-		// A source that no longer has the recorded ETag is not copied.
-		_, err = st.Copy(ctx, CopyRequest{Src: "a/big + odd name.bin", Dst: "c/x", Size: 10, SrcETag: `"0123456789abcdef0123456789abcdef"`, Metadata: map[string]string{}})
-		if !errors.Is(err, ErrExists) {
-			t.Errorf("copy with a stale ETag: %v, want ErrExists", err)
+		// A source that no longer has the recorded ETag is not copied, in one
+		// request or in parts; the error says the source changed, not that the
+		// destination exists.
+		for _, size := range []int64{10, int64(len(body))} {
+			_, err = st.Copy(ctx, CopyRequest{Src: "a/big + odd name.bin", Dst: "c/x", Size: size, SrcETag: `"0123456789abcdef0123456789abcdef"`, Metadata: map[string]string{}})
+			if !errors.Is(err, ErrSourceChanged) || errors.Is(err, ErrExists) {
+				t.Errorf("copy of %d bytes with a stale ETag: %v, want ErrSourceChanged", size, err)
+			}
+		}
+		if n := srv.PendingUploads(t, bucket); n != 0 {
+			t.Errorf("%d multipart uploads left behind by the refused copy", n)
 		}
 	})
 }
