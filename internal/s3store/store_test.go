@@ -306,8 +306,9 @@ func TestPartChecksumFallback(t *testing.T) {
 				if err := os.WriteFile(path, body, 0o644); err != nil {
 					t.Fatal(err)
 				}
+				var sent atomic.Int64
 				for _, key := range []string{"first", "second"} {
-					up, err := st.UploadFile(ctx, UploadRequest{Key: key, Path: path, Metadata: noMeta})
+					up, err := st.UploadFile(ctx, UploadRequest{Key: key, Path: path, Metadata: noMeta, Progress: func(n int64) { sent.Add(n) }})
 					if err != nil {
 						t.Fatalf("%s: %v", key, err)
 					}
@@ -332,6 +333,10 @@ func TestPartChecksumFallback(t *testing.T) {
 				}
 				if n := srv.PendingUploads(t, bucket); n != 0 {
 					t.Errorf("%d multipart uploads left behind", n)
+				}
+				// A part sent again after the fallback is not counted twice.
+				if n := sent.Load(); n != 2*int64(len(body)) {
+					t.Errorf("progress counted %d bytes for two files of %d", n, len(body))
 				}
 			})
 		}

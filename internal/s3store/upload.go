@@ -110,14 +110,16 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 		if crc && s.crc.Load() == crcOff {
 			crc = false // another file found out while this one was hashed
 		}
-		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, crc, req.Progress, size, partSize, metadata, contentType)
+		progress := &resendProgress{report: req.Progress}
+		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, crc, progress.add, size, partSize, metadata, contentType)
 		// Only while it is not known that the store checks CRC32C: once it
 		// has confirmed a part, a refusal or a missing confirmation is an error.
 		if crc && s.crc.Load() != crcOn && (errors.Is(err, errNoCRC) || refusesChecksum(err)) {
 			// Once for the whole run: parts are signed with their SHA-256 from now on.
 			s.crc.Store(crcOff)
 			crc = false
-			up.ETag, err = s.putMultipart(ctx, key, f, before, parts, false, req.Progress, size, partSize, metadata, contentType)
+			progress.resend()
+			up.ETag, err = s.putMultipart(ctx, key, f, before, parts, false, progress.add, size, partSize, metadata, contentType)
 		} else if crc && err == nil {
 			s.crc.CompareAndSwap(crcUnknown, crcOn)
 		}
@@ -468,6 +470,38 @@ func withPayloadHash(h string) func(*s3.Options) {
 
 // progressReader reports bytes read from a request body. A retry seeks back
 // and reads again; only bytes past the furthest point reached count.
+// resendProgress passes on a file's bytes sent, but only those beyond what
+// an earlier attempt at the same file already reported: a file sent again
+// from its start (the CRC32C fallback) is not counted twice.
+type resendProgress struct {
+	report     func(int64)
+	mu         sync.Mutex
+	sent, high int64 // this attempt's bytes; the most reported for the file
+}
+
+func (p *resendProgress) add(n int64) {
+	if p.report == nil {
+		return
+	}
+	p.mu.Lock()
+	p.sent += n
+	d := p.sent - p.high
+	if d > 0 {
+		p.high = p.sent
+	}
+	p.mu.Unlock()
+	if d > 0 {
+		p.report(d)
+	}
+}
+
+// resend starts a new attempt at the file.
+func (p *resendProgress) resend() {
+	p.mu.Lock()
+	p.sent = 0
+	p.mu.Unlock()
+}
+
 type progressReader struct {
 	r         *io.SectionReader
 	pos, high int64
