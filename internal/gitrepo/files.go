@@ -69,7 +69,7 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 	}
 	s := &scan{
 		root:     r.Root,
-		cfg:      r.coreConfig(),
+		cfg:      r.core,
 		include:  include,
 		descend:  descend,
 		workers:  max(4, runtime.GOMAXPROCS(0)),
@@ -152,18 +152,6 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 type coreConfig struct {
 	fileMode bool // core.fileMode: trust the executable bit
 	symlinks bool // core.symlinks: symlinks are checked out as links
-}
-
-func (r *Repo) coreConfig() coreConfig {
-	c := coreConfig{fileMode: true, symlinks: true}
-	cfg, err := r.storage.Config()
-	if err != nil || cfg.Raw == nil || !cfg.Raw.HasSection("core") {
-		return c
-	}
-	opts := cfg.Raw.Section("core").Options
-	c.fileMode = gitBool(opts.Get("filemode"), true)
-	c.symlinks = gitBool(opts.Get("symlinks"), true)
-	return c
 }
 
 func gitBool(v string, def bool) bool {

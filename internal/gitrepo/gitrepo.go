@@ -41,6 +41,7 @@ type Repo struct {
 	// CommonDir holds objects and shared refs (GitDir unless a linked worktree).
 	CommonDir string
 
+	core    coreConfig
 	storage *filesystem.Storage
 }
 
@@ -68,7 +69,8 @@ func Open(path string) (*Repo, error) {
 		}
 		common = filepath.Clean(c)
 	}
-	if err := checkFormat(common); err != nil {
+	core, err := readConfig(common)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", root, err)
 	}
 	fs := dotgit.NewRepositoryFilesystem(osfs.New(gitDir), osfs.New(common))
@@ -76,6 +78,7 @@ func Open(path string) (*Repo, error) {
 		Root:      root,
 		GitDir:    gitDir,
 		CommonDir: common,
+		core:      core,
 		storage:   filesystem.NewStorage(fs, cache.NewObjectLRUDefault()),
 	}, nil
 }
@@ -133,17 +136,28 @@ func findGitDir(dir string) (root, gitDir string, err error) {
 	}
 }
 
-// checkFormat refuses what go-git v5 would misread: SHA-256 object ids.
-func checkFormat(common string) error {
+// readConfig reads the repository's config once: it refuses what go-git v5
+// would misread (SHA-256 object ids) and returns the core settings the scan
+// follows.
+func readConfig(common string) (coreConfig, error) {
+	c := coreConfig{fileMode: true, symlinks: true}
 	s := filesystem.NewStorage(osfs.New(common), cache.NewObjectLRUDefault())
 	cfg, err := s.Config()
 	if err != nil {
-		return fmt.Errorf("read git config: %w", err)
+		return c, fmt.Errorf("read git config: %w", err)
 	}
-	if cfg.Raw != nil && cfg.Raw.HasSection("extensions") {
+	if cfg.Raw == nil {
+		return c, nil
+	}
+	if cfg.Raw.HasSection("extensions") {
 		if f := strings.ToLower(cfg.Raw.Section("extensions").Options.Get("objectformat")); f != "" && f != "sha1" {
-			return fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, f)
+			return c, fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, f)
 		}
 	}
-	return nil
+	if cfg.Raw.HasSection("core") {
+		opts := cfg.Raw.Section("core").Options
+		c.fileMode = gitBool(opts.Get("filemode"), true)
+		c.symlinks = gitBool(opts.Get("symlinks"), true)
+	}
+	return c, nil
 }
