@@ -110,7 +110,7 @@ fi
 # ---------------------------------------------------------------- uploads, figures 3-5, 8
 # Every timed upload starts from the same state: the earlier uploads deleted, written back,
 # and two seconds idle. An upload started straight after another one, with no pause, runs
-# 4-14% faster (s5cmd against itself, 6 of 6 pairs; docs/benchmarks.md, "Method"), so the
+# 4-15% faster (s5cmd against itself, 6 of 6 pairs; docs/benchmarks.md, "Method"), so the
 # harness never lets one client follow another directly, and the tool and s5cmd swap
 # places each run. aws, which is not a target, goes last.
 upload_figure() { # NAME DIR AWS_RUNS [--rss]
