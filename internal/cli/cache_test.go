@@ -177,30 +177,45 @@ func TestPartialCacheEntryIsAMiss(t *testing.T) {
 	})
 }
 
-// A cache object replaced after its record was written (same key, other
-// bytes) is not copied: the copy is conditional on the recorded ETag, the
-// check is a miss that says why, and the commit gets no record.
-func TestReplacedCacheObjectIsAMiss(t *testing.T) {
+// A cache object replaced or deleted after its record was written is not
+// copied: the copy is conditional on the recorded ETag, the check is a miss
+// that says why, and the commit gets no record.
+func TestChangedCacheObjectIsAMiss(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		bucket := srv.NewBucket(t)
-		env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one", "fn2.zip": "two"})
-		key := "cache/" + codeHash + "/fn2.zip"
-		if _, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("not two")}); err != nil {
-			t.Fatal(err)
-		}
-		next := commit(t, d.repo, map[string]string{"README.md": "v2\n"})
-		pkg := freshPackages(t, env)
-		r := run(t, env, "check")
-		if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("a replaced cache object was used: %v", r)
-		}
-		if !strings.Contains(r.stderr, "cache miss") || !strings.Contains(r.stderr, "copy source changed") {
-			t.Errorf("log does not explain the miss:\n%s", r.stderr)
-		}
-		for _, o := range listAll(t, srv, bucket) {
-			if o.Key == "artifacts/"+next+"/.s3-asset-manager.json" {
-				t.Error("the commit got a completion record from a changed cache entry")
-			}
+		for _, tc := range []struct {
+			name   string
+			change func(client *s3.Client, bucket, key string) error
+		}{
+			{"replaced", func(c *s3.Client, bucket, key string) error {
+				_, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("not two")})
+				return err
+			}},
+			{"deleted", func(c *s3.Client, bucket, key string) error {
+				_, err := c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+				return err
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				bucket := srv.NewBucket(t)
+				env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one", "fn2.zip": "two"})
+				if err := tc.change(srv.Client(), bucket, "cache/"+codeHash+"/fn2.zip"); err != nil {
+					t.Fatal(err)
+				}
+				next := commit(t, d.repo, map[string]string{"README.md": "v2\n"})
+				pkg := freshPackages(t, env)
+				r := run(t, env, "check")
+				if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
+					t.Fatalf("a %s cache object was used: %v", tc.name, r)
+				}
+				if !strings.Contains(r.stderr, "cache miss") || !strings.Contains(r.stderr, "replaced or deleted") {
+					t.Errorf("log does not explain the miss:\n%s", r.stderr)
+				}
+				for _, o := range listAll(t, srv, bucket) {
+					if o.Key == "artifacts/"+next+"/.s3-asset-manager.json" {
+						t.Error("the commit got a completion record from a changed cache entry")
+					}
+				}
+			})
 		}
 	})
 }

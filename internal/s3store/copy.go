@@ -2,6 +2,7 @@ package s3store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -51,7 +52,7 @@ func (s *Store) Copy(ctx context.Context, r CopyRequest) (string, error) {
 	}
 	out, err := s.client.CopyObject(ctx, in)
 	if err != nil {
-		return "", s.classifyCopy("copy "+s.URL(r.Src)+" to", r.Dst, err)
+		return "", s.copyFailed(ctx, r, "copy "+s.URL(r.Src)+" to", err)
 	}
 	if out.CopyObjectResult == nil {
 		return "", nil
@@ -95,10 +96,34 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (string, error
 			}
 			out, err := s.client.UploadPartCopy(ctx, in)
 			if err != nil {
-				return types.CompletedPart{}, s.classifyCopy(fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), r.Dst, err)
+				return types.CompletedPart{}, s.copyFailed(ctx, r, fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), err)
 			}
 			return types.CompletedPart{ETag: out.CopyPartResult.ETag}, nil
 		})
+}
+
+// copyFailed classifies a failed copy. A conditional copy's source that was
+// replaced or deleted is ErrSourceChanged however the store says it: S3 and
+// MinIO answer 412, but versitygw checks a part's range against a smaller new
+// source first (400 InvalidArgument), and a deleted one is a 404. So on any
+// other failure, the source's current ETag decides.
+func (s *Store) copyFailed(ctx context.Context, r CopyRequest, op string, err error) error {
+	err = s.classify(op, r.Dst, err)
+	if errors.Is(err, ErrExists) {
+		// The copy's only precondition is on its source.
+		return fmt.Errorf("%s %s: %w", op, s.URL(r.Dst), ErrSourceChanged)
+	}
+	if r.SrcETag == "" || ctx.Err() != nil {
+		return err
+	}
+	info, herr := s.Head(ctx, r.Src)
+	switch {
+	case errors.Is(herr, ErrNotFound):
+		return fmt.Errorf("%s %s: %w (it is gone)", op, s.URL(r.Dst), ErrSourceChanged)
+	case herr == nil && info.ETag != r.SrcETag:
+		return fmt.Errorf("%s %s: %w (its ETag is now %s, not %s)", op, s.URL(r.Dst), ErrSourceChanged, info.ETag, r.SrcETag)
+	}
+	return err
 }
 
 // copySource is the x-amz-copy-source value: bucket/key, URL-encoded per

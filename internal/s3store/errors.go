@@ -18,9 +18,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a conditional write lost to an object already there.
 	ErrExists = errors.New("object already exists")
-	// ErrSourceChanged: a conditional copy found its source with another ETag
-	// than the one asked for (replaced since its completion record was written).
-	ErrSourceChanged = errors.New("copy source changed since its completion record was written")
+	// ErrSourceChanged: a conditional copy's source no longer has the ETag
+	// asked for: it was replaced or deleted.
+	ErrSourceChanged = errors.New("source object replaced or deleted since it was recorded")
 	// ErrAccessDenied: the store refused the credentials or the permission.
 	ErrAccessDenied = errors.New("access denied")
 	// ErrNoBucket: the bucket does not exist.
@@ -81,17 +81,6 @@ func (s *Store) classify(op, key string, err error) error {
 		return fmt.Errorf("%s %s: %w (%s): %w", op, where, ErrUnreachable, endpointHint(err), err)
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
-}
-
-// classifyCopy is classify for a copy, whose only precondition is
-// CopySourceIfMatch: there a 412 means the source changed, not that the
-// destination exists.
-func (s *Store) classifyCopy(op, key string, err error) error {
-	err = s.classify(op, key, err)
-	if errors.Is(err, ErrExists) {
-		return fmt.Errorf("%s %s: %w", op, s.URL(key), ErrSourceChanged)
-	}
-	return err
 }
 
 func endpointHint(err error) string {

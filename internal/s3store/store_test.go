@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
@@ -111,8 +114,36 @@ func TestMultipartUploadAndCopy(t *testing.T) {
 				t.Errorf("copy of %d bytes with a stale ETag: %v, want ErrSourceChanged", size, err)
 			}
 		}
+		// The same for a source replaced by a smaller object: the recorded
+		// size's ranges no longer fit it (versitygw answers 400 for that
+		// before it looks at the condition), and that must still read as changed.
+		if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("a/shrunk"), Body: bytes.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+		old, err := st.Head(ctx, "a/shrunk")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("a/shrunk"), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int64{5 << 20, int64(len(body))} {
+			_, err = st.Copy(ctx, CopyRequest{Src: "a/shrunk", Dst: "c/y", Size: size, SrcETag: old.ETag, Metadata: map[string]string{}})
+			if !errors.Is(err, ErrSourceChanged) {
+				t.Errorf("copy of %d bytes from a source that shrank: %v, want ErrSourceChanged", size, err)
+			}
+		}
+		// And for a source that is gone.
+		if _, err := srv.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: aws.String("a/shrunk")}); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int64{5 << 20, int64(len(body))} {
+			if _, err = st.Copy(ctx, CopyRequest{Src: "a/shrunk", Dst: "c/z", Size: size, SrcETag: old.ETag, Metadata: map[string]string{}}); !errors.Is(err, ErrSourceChanged) {
+				t.Errorf("copy of %d bytes from a deleted source: %v, want ErrSourceChanged", size, err)
+			}
+		}
 		if n := srv.PendingUploads(t, bucket); n != 0 {
-			t.Errorf("%d multipart uploads left behind by the refused copy", n)
+			t.Errorf("%d multipart uploads left behind by the refused copies", n)
 		}
 	})
 }
