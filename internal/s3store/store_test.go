@@ -373,3 +373,23 @@ func TestPartChecksumFallback(t *testing.T) {
 		}
 	})
 }
+
+// A file sent again counts only bytes beyond the earlier attempt's, and a
+// late read for the abandoned attempt counts for nothing.
+func TestResendProgress(t *testing.T) {
+	var total int64
+	p := &resendProgress{report: func(n int64) { total += n }}
+	first := p.next()
+	first(5 << 20)
+	second := p.next()
+	first(1 << 20) // the transport still reading the abandoned attempt's body
+	second(3 << 20)
+	if total != 5<<20 {
+		t.Fatalf("after resending 3 of 5 MiB: %d bytes counted", total)
+	}
+	second(4 << 20)
+	if total != 7<<20 {
+		t.Fatalf("after 7 MiB in the second attempt: %d bytes counted", total)
+	}
+	(&resendProgress{}).next()(1) // no report func: nothing to call
+}

@@ -111,15 +111,14 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 			crc = false // another file found out while this one was hashed
 		}
 		progress := &resendProgress{report: req.Progress}
-		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, crc, progress.add, size, partSize, metadata, contentType)
+		up.ETag, err = s.putMultipart(ctx, key, f, before, parts, crc, progress.next(), size, partSize, metadata, contentType)
 		// Only while it is not known that the store checks CRC32C: once it
 		// has confirmed a part, a refusal or a missing confirmation is an error.
 		if crc && s.crc.Load() != crcOn && (errors.Is(err, errNoCRC) || refusesChecksum(err)) {
 			// Once for the whole run: parts are signed with their SHA-256 from now on.
 			s.crc.Store(crcOff)
 			crc = false
-			progress.resend()
-			up.ETag, err = s.putMultipart(ctx, key, f, before, parts, false, progress.add, size, partSize, metadata, contentType)
+			up.ETag, err = s.putMultipart(ctx, key, f, before, parts, false, progress.next(), size, partSize, metadata, contentType)
 		} else if crc && err == nil {
 			s.crc.CompareAndSwap(crcUnknown, crcOn)
 		}
@@ -468,26 +467,39 @@ func withPayloadHash(h string) func(*s3.Options) {
 	}
 }
 
-// progressReader reports bytes read from a request body. A retry seeks back
-// and reads again; only bytes past the furthest point reached count.
 // resendProgress passes on a file's bytes sent, but only those beyond what
 // an earlier attempt at the same file already reported: a file sent again
-// from its start (the CRC32C fallback) is not counted twice.
+// from its start (the CRC32C fallback) is not counted twice. Each attempt
+// reports through its own func, so a body the transport is still reading
+// for an abandoned attempt counts for nothing.
 type resendProgress struct {
 	report     func(int64)
 	mu         sync.Mutex
-	sent, high int64 // this attempt's bytes; the most reported for the file
+	attempt    int
+	sent, high int64 // the current attempt's bytes; the most reported for the file
 }
 
-func (p *resendProgress) add(n int64) {
+// next starts an attempt at the file and returns the func it reports through.
+func (p *resendProgress) next() func(int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.attempt++
+	p.sent = 0
+	attempt := p.attempt
+	return func(n int64) { p.add(attempt, n) }
+}
+
+func (p *resendProgress) add(attempt int, n int64) {
 	if p.report == nil {
 		return
 	}
 	p.mu.Lock()
-	p.sent += n
-	d := p.sent - p.high
-	if d > 0 {
-		p.high = p.sent
+	var d int64
+	if attempt == p.attempt {
+		p.sent += n
+		if d = p.sent - p.high; d > 0 {
+			p.high = p.sent
+		}
 	}
 	p.mu.Unlock()
 	if d > 0 {
@@ -495,13 +507,8 @@ func (p *resendProgress) add(n int64) {
 	}
 }
 
-// resend starts a new attempt at the file.
-func (p *resendProgress) resend() {
-	p.mu.Lock()
-	p.sent = 0
-	p.mu.Unlock()
-}
-
+// progressReader reports bytes read from a request body. A retry seeks back
+// and reads again; only bytes past the furthest point reached count.
 type progressReader struct {
 	r         *io.SectionReader
 	pos, high int64
