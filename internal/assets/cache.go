@@ -26,17 +26,6 @@ func (r *Runner) fromCache(ctx context.Context, ch codeHash, commit string, res 
 
 	from := r.cachePrefix(hash)
 	r.logf("looking up %s", r.Store.URL(from+manifest.Name))
-	// A miss needs the listing that tells a partial entry from none: ask for
-	// both at once, one round trip instead of two.
-	type listing struct {
-		any bool
-		err error
-	}
-	listed := make(chan listing, 1)
-	go func() {
-		any, err := r.Store.AnyUnder(ctx, from)
-		listed <- listing{any, err}
-	}()
 	rec, err := r.readRecord(ctx, from)
 	switch {
 	case err == nil && rec.Kind == manifest.KindCache && rec.CodeHash == hash:
@@ -44,11 +33,13 @@ func (r *Runner) fromCache(ctx context.Context, ch codeHash, commit string, res 
 		r.logf("cache miss: the record at %s is for %s %q, not this code hash", r.Store.URL(from), rec.Kind, rec.CodeHash)
 		return nil
 	case errors.Is(err, s3store.ErrNotFound):
-		l := <-listed
-		if l.err != nil {
-			return fail(KindS3, l.err)
+		// Only a miss needs to tell a partial entry from none: a hit, the
+		// case worth being fast, makes no listing.
+		partial, err := r.Store.AnyUnder(ctx, from)
+		if err != nil {
+			return fail(KindS3, err)
 		}
-		if l.any {
+		if partial {
 			r.logf("cache miss: objects under %s but no completion record (an interrupted cache fill)", r.Store.URL(from))
 		} else {
 			r.logf("cache miss: nothing under %s", r.Store.URL(from))
