@@ -146,16 +146,19 @@ func decodeIndex(b []byte) (*index.Index, error) {
 			prev = e.Name
 			continue
 		}
-		end := bytes.IndexByte(body[off:], 0)
-		if end < 0 {
-			return nil, fmt.Errorf("%w: entry %d: name not terminated", index.ErrMalformedIndexFile, i)
+		// The flags give the name's length, as git reads it; a name of 0xfff
+		// bytes or more ends at its NUL.
+		nl := int(flags & flagNameMask)
+		if nl == flagNameMask {
+			if nl = bytes.IndexByte(body[off:], 0); nl < 0 {
+				return nil, fmt.Errorf("%w: entry %d: name not terminated", index.ErrMalformedIndexFile, i)
+			}
+		} else if len(body)-off < nl {
+			return nil, fmt.Errorf("%w: entry %d: name cut short", index.ErrMalformedIndexFile, i)
 		}
-		if nl := int(flags & flagNameMask); nl < flagNameMask && end != nl {
-			return nil, fmt.Errorf("%w: entry %d: name of %d bytes, flags say %d", index.ErrMalformedIndexFile, i, end, nl)
-		}
-		e.Name = all[off : off+end]
+		e.Name = all[off : off+nl]
 		// NULs (1 to 8) pad the entry to a multiple of 8 bytes.
-		off = entryStart + (off-entryStart+end+8)&^7
+		off = entryStart + (off-entryStart+nl+8)&^7
 		if off > len(body) {
 			return nil, fmt.Errorf("%w: entry %d: padding runs past the end", index.ErrMalformedIndexFile, i)
 		}
