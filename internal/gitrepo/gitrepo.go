@@ -69,17 +69,18 @@ func Open(path string) (*Repo, error) {
 		}
 		common = filepath.Clean(c)
 	}
-	core, err := readConfig(common)
+	fs := dotgit.NewRepositoryFilesystem(osfs.New(gitDir), osfs.New(common))
+	storage := filesystem.NewStorage(fs, cache.NewObjectLRUDefault())
+	core, err := readConfig(storage)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", root, err)
 	}
-	fs := dotgit.NewRepositoryFilesystem(osfs.New(gitDir), osfs.New(common))
 	return &Repo{
 		Root:      root,
 		GitDir:    gitDir,
 		CommonDir: common,
 		core:      core,
-		storage:   filesystem.NewStorage(fs, cache.NewObjectLRUDefault()),
+		storage:   storage,
 	}, nil
 }
 
@@ -136,28 +137,21 @@ func findGitDir(dir string) (root, gitDir string, err error) {
 	}
 }
 
-// readConfig reads the repository's config once: it refuses what go-git v5
-// would misread (SHA-256 object ids) and returns the core settings the scan
-// follows.
-func readConfig(common string) (coreConfig, error) {
-	c := coreConfig{fileMode: true, symlinks: true}
-	s := filesystem.NewStorage(osfs.New(common), cache.NewObjectLRUDefault())
-	cfg, err := s.Config()
+// readConfig reads the repository's config (from the common directory, for
+// a linked worktree) once: it refuses what go-git v5 would misread (SHA-256
+// object ids) and returns the core settings the scan follows.
+func readConfig(storage *filesystem.Storage) (coreConfig, error) {
+	cfg, err := storage.Config()
 	if err != nil {
-		return c, fmt.Errorf("read git config: %w", err)
+		return coreConfig{}, fmt.Errorf("read git config: %w", err)
 	}
-	if cfg.Raw == nil {
-		return c, nil
+	// Raw is always set; a missing section or key reads as "".
+	if f := strings.ToLower(cfg.Raw.Section("extensions").Options.Get("objectformat")); f != "" && f != "sha1" {
+		return coreConfig{}, fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, f)
 	}
-	if cfg.Raw.HasSection("extensions") {
-		if f := strings.ToLower(cfg.Raw.Section("extensions").Options.Get("objectformat")); f != "" && f != "sha1" {
-			return c, fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, f)
-		}
-	}
-	if cfg.Raw.HasSection("core") {
-		opts := cfg.Raw.Section("core").Options
-		c.fileMode = gitBool(opts.Get("filemode"), true)
-		c.symlinks = gitBool(opts.Get("symlinks"), true)
-	}
-	return c, nil
+	core := cfg.Raw.Section("core").Options
+	return coreConfig{
+		fileMode: gitBool(core.Get("filemode"), true),
+		symlinks: gitBool(core.Get("symlinks"), true),
+	}, nil
 }
