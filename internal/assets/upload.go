@@ -168,12 +168,12 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 			}
 			return fail(k, fmt.Errorf("upload %s: %w", name, err))
 		}
+		if rep != nil {
+			rep.FileDone()
+		}
 		how := "1 request"
 		if up.Parts > 0 {
 			how = fmt.Sprintf("%d parts", up.Parts)
-		}
-		if rep != nil {
-			rep.FileDone()
 		}
 		if up.Check != "" {
 			how += ", checked by " + up.Check
