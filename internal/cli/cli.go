@@ -96,7 +96,9 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		var idToken func(context.Context) (string, error)
 		if arn, _ := lookup("AWS_ROLE_ARN"); arn != "" {
 			if f, _ := lookup("AWS_WEB_IDENTITY_TOKEN_FILE"); f == "" {
-				webRole, idToken = arn, gh.IDTokenSource(lookup, "sts.amazonaws.com")
+				if tok := gh.IDTokenSource("sts.amazonaws.com"); tok != nil {
+					webRole, idToken = arn, tok
+				}
 			}
 		}
 		store, err := s3store.New(ctx, s3store.Options{

@@ -277,11 +277,8 @@ func escape(s string) string {
 // IDTokenSource returns a source of the job's OIDC token for audience, or
 // nil when the workflow did not grant `id-token: write` (the runner then
 // sets no ACTIONS_ID_TOKEN_REQUEST_URL).
-func (r *Reporter) IDTokenSource(lookup func(string) (string, bool), audience string) func(context.Context) (string, error) {
-	if !r.enabled {
-		return nil
-	}
-	if u, _ := lookup("ACTIONS_ID_TOKEN_REQUEST_URL"); u == "" {
+func (r *Reporter) IDTokenSource(audience string) func(context.Context) (string, error) {
+	if !r.enabled || r.action.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL") == "" {
 		return nil
 	}
 	return func(ctx context.Context) (string, error) { return r.action.GetIDToken(ctx, audience) }
