@@ -184,21 +184,11 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 		}
 	}
 	if cfg.DotenvFile != "" {
-		if err := writeDotenv(cfg.DotenvFile, o); err != nil {
-			errs = append(errs, err)
+		if err := ghaction.WriteDotenv(cfg.DotenvFile, o); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", cfg.DotenvFile, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// writeDotenv writes the outputs as KEY=value lines (GitLab's
-// artifacts:reports:dotenv), always with explicit true/false.
-func writeDotenv(path string, o ghaction.Outputs) error {
-	body := fmt.Sprintf("FOUND=%t\nCACHE_HIT=%t\nCOMMIT_HASH=%s\nCODE_HASH=%s\n", o.Found, o.CacheHit, o.CommitHash, o.CodeHash)
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		return fmt.Errorf("write dotenv file: %w", err)
-	}
-	return nil
 }
 
 // report logs a failure and picks its exit code.

@@ -1,17 +1,26 @@
-// Package ghaction wraps go-githubactions for what the tool tells a GitHub
-// workflow: step outputs, masked secrets, log groups, error annotations and a
-// job summary. Outside GitHub Actions every method does nothing.
+// Package ghaction tells a CI system the result: in GitHub Actions step
+// outputs, masked secrets, log groups, error annotations and a job summary
+// (the Reporter; outside GitHub Actions every method does nothing), and the
+// same outputs as a dotenv file for GitLab (WriteDotenv).
+//
+// go-githubactions writes the workflow commands and the summary. Step outputs
+// are written here: its SetOutput closes every value with one fixed
+// delimiter, so a value holding that delimiter line adds outputs of its own.
 package ghaction
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
-	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/sethvargo/go-githubactions"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 )
 
 // Outputs of the action; Found and CacheHit are always written as exactly
@@ -33,6 +42,35 @@ const (
 
 // OutputNames lists every output SetOutputs writes, in that order.
 var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash}
+
+// output is one value under its step-output name and its dotenv name.
+type output struct {
+	name, env, value string
+}
+
+// list is every output, in the order of OutputNames.
+func (o Outputs) list() []output {
+	return []output{
+		{OutputFound, "FOUND", fmt.Sprint(o.Found)},
+		{OutputCacheHit, "CACHE_HIT", fmt.Sprint(o.CacheHit)},
+		{OutputCommitHash, "COMMIT_HASH", o.CommitHash},
+		{OutputCodeHash, "CODE_HASH", o.CodeHash},
+	}
+}
+
+// ErrUnsafeValue: an output value holds a line break or another control
+// character. Both files are line based; such a value is not written.
+var ErrUnsafeValue = errors.New("holds a line break or another control character")
+
+// checkValue refuses a value that could add a line to a file of outputs, or
+// hide text in a log. No legitimate output has one: they are true/false and
+// hex ids.
+func checkValue(name, value string) error {
+	if strings.ContainsFunc(value, func(c rune) bool { return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) }) {
+		return fmt.Errorf("output %s %w: not written", name, ErrUnsafeValue)
+	}
+	return nil
+}
 
 // File is one row of the upload summary.
 type File struct {
@@ -123,17 +161,59 @@ func (r *Reporter) Error(msg string) {
 	})
 }
 
-// SetOutputs writes the step outputs.
+// SetOutputs appends the step outputs to the file GITHUB_OUTPUT names, as the
+// Actions toolkit does: each value as "name<<delimiter" lines with a new
+// random delimiter. A value with a line break is refused (ErrUnsafeValue) and
+// the others are still written, so found and cache-hit are never empty.
 func (r *Reporter) SetOutputs(o Outputs) error {
 	if !r.enabled || !r.hasOutput {
 		return nil
 	}
-	return r.do(func() {
-		r.action.SetOutput(OutputFound, fmt.Sprint(o.Found))
-		r.action.SetOutput(OutputCacheHit, fmt.Sprint(o.CacheHit))
-		r.action.SetOutput(OutputCommitHash, o.CommitHash)
-		r.action.SetOutput(OutputCodeHash, o.CodeHash)
-	})
+	var b strings.Builder
+	var errs []error
+	for _, v := range o.list() {
+		if err := checkValue(v.name, v.value); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// 130 random bits: a value cannot guess the line that ends it.
+		delim := "ghadelimiter_" + rand.Text()
+		fmt.Fprintf(&b, "%s<<%s\n%s\n%s\n", v.name, delim, v.value, delim)
+	}
+	if err := appendFile(r.action.Getenv("GITHUB_OUTPUT"), b.String()); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// WriteDotenv writes the outputs as KEY=value lines to path (GitLab's
+// artifacts:reports:dotenv), always with explicit true/false. A value with a
+// line break is refused (ErrUnsafeValue): the file holds one line per
+// output, never more.
+func WriteDotenv(path string, o Outputs) error {
+	var b strings.Builder
+	var errs []error
+	for _, v := range o.list() {
+		if err := checkValue(v.env, v.value); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s=%s\n", v.env, v.value)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		errs = append(errs, fmt.Errorf("write dotenv file: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// appendFile adds text to the end of a file the runner created, in one write.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
 }
 
 // SummarizeCheck appends the check's result to the job summary.

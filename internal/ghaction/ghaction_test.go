@@ -6,6 +6,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -271,24 +273,29 @@ func TestSummaryGolden(t *testing.T) {
 			if err := c.run(r.reporter()); err != nil {
 				t.Fatal(err)
 			}
-			got := readFile(t, r.summary)
-			golden := filepath.Join(goldenDir, c.name+".md")
-			if *update {
-				if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/ghaction -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("summary differs from %s (go test ./internal/ghaction -update rewrites it)\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			checkGolden(t, c.name+".md", readFile(t, r.summary))
 		})
+	}
+}
+
+// checkGolden compares got with the file testdata/ghaction/name.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/ghaction -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test ./internal/ghaction -update rewrites it)\ngot:\n%s\nwant:\n%s", golden, got, want)
 	}
 }
 
@@ -320,6 +327,86 @@ func TestCodeSpan(t *testing.T) {
 	} {
 		if got := code(in); got != want {
 			t.Errorf("code(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+var delimiter = regexp.MustCompile(`ghadelimiter_[A-Z2-7]{26}`)
+
+// The GITHUB_OUTPUT file is the runner's contract: every value in a
+// "name<<delimiter" block with a random delimiter of its own, as the Actions
+// toolkit writes it (go-githubactions uses one fixed delimiter for all).
+func TestOutputFileGolden(t *testing.T) {
+	o := Outputs{Found: true, CacheHit: true, CommitHash: commit, CodeHash: codeHash}
+	var delims []string
+	var text string
+	for range 2 {
+		r := newRunner(t)
+		if err := r.reporter().SetOutputs(o); err != nil {
+			t.Fatal(err)
+		}
+		text = readFile(t, r.output)
+		for _, line := range strings.Split(text, "\n") {
+			if name, d, ok := strings.Cut(line, "<<"); ok {
+				if !delimiter.MatchString(d) {
+					t.Errorf("%s: delimiter %q is not a random one", name, d)
+				}
+				delims = append(delims, d)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, d := range delims {
+		if seen[d] {
+			t.Errorf("delimiter %s used twice", d)
+		}
+		seen[d] = true
+	}
+	if len(delims) != 2*len(OutputNames) {
+		t.Errorf("%d delimiters in two runs, want %d", len(delims), 2*len(OutputNames))
+	}
+	checkGolden(t, "github-output.txt", delimiter.ReplaceAllString(text, "ghadelimiter_<random>"))
+}
+
+func TestDotenvGolden(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "result.env")
+	for _, c := range []struct {
+		name string
+		o    Outputs
+	}{
+		{"dotenv-found.env", Outputs{Found: true, CacheHit: true, CommitHash: commit, CodeHash: codeHash}},
+		{"dotenv-not-found.env", Outputs{CommitHash: commit}},
+	} {
+		if err := WriteDotenv(path, c.o); err != nil {
+			t.Fatal(err)
+		}
+		checkGolden(t, c.name, readFile(t, path))
+	}
+}
+
+// A value with a line break or another control character is not written to
+// either file, and says so; the other outputs still are (found and
+// cache-hit are never empty).
+func TestUnsafeValuesRefused(t *testing.T) {
+	for _, v := range []string{"a\nb", "a\rb", "a\r\n", "\n", "a\x1b[31mb", "a\x00b", "a\x7f", "a\u0085b", "a\u009bb"} {
+		r := newRunner(t)
+		err := r.reporter().SetOutputs(Outputs{Found: true, CommitHash: commit, CodeHash: v})
+		if !errors.Is(err, ErrUnsafeValue) || !strings.Contains(err.Error(), OutputCodeHash) {
+			t.Errorf("SetOutputs(code-hash %q): %v, want ErrUnsafeValue naming %s", v, err, OutputCodeHash)
+		}
+		got := parseOutputs(t, readFile(t, r.output))
+		want := map[string]string{OutputFound: "true", OutputCacheHit: "false", OutputCommitHash: commit}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("code-hash %q: outputs %q, want %q", v, got, want)
+		}
+
+		path := filepath.Join(t.TempDir(), "result.env")
+		err = WriteDotenv(path, Outputs{CommitHash: v, CodeHash: codeHash})
+		if !errors.Is(err, ErrUnsafeValue) || !strings.Contains(err.Error(), "COMMIT_HASH") {
+			t.Errorf("WriteDotenv(commit %q): %v, want ErrUnsafeValue naming COMMIT_HASH", v, err)
+		}
+		if got, want := readFile(t, path), "FOUND=false\nCACHE_HIT=false\nCODE_HASH="+codeHash+"\n"; got != want {
+			t.Errorf("commit %q: dotenv file %q, want %q", v, got, want)
 		}
 	}
 }
