@@ -273,6 +273,10 @@ func packageFiles(dir string, logf func(string, ...any)) ([]packageFile, error) 
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
+		// Before the name is logged or becomes a key.
+		if err := manifest.ValidName(name); err != nil {
+			return nil, fmt.Errorf("%s: %w: rename it, or move it out of the package directory", dir, err)
+		}
 		path := filepath.Join(dir, name)
 		fi, err := os.Stat(path) // follows symlinks
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Name is the record's object name inside a set's prefix. The leading dot keeps
@@ -156,7 +158,12 @@ func ValidCommit(s string) bool { return commitID.MatchString(s) }
 func ValidCodeHash(s string) bool { return codeHashID.MatchString(s) }
 
 // ValidName reports whether name can be an artifact's object name: a plain,
-// non-hidden file name, as upload takes them from the package directory.
+// non-hidden file name, as upload takes them from the package directory. The
+// one rule for package files and records alike. Names are printed in logs and
+// summaries: a control character (a line break that forges a log line, an
+// escape sequence that rewrites a terminal; C0, DEL and C1) is refused, as is
+// a name that is not UTF-8, which S3 keys must be. The message quotes the
+// name with Go escapes, so it is safe to print.
 func ValidName(name string) error {
 	switch {
 	case name == "":
@@ -165,6 +172,10 @@ func ValidName(name string) error {
 		return fmt.Errorf("file name %q is hidden", name)
 	case strings.ContainsAny(name, "/\x00"):
 		return fmt.Errorf("file name %q contains '/' or NUL", name)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("file name %q is not valid UTF-8", name)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return fmt.Errorf("file name %q contains a control character", name)
 	}
 	return nil
 }

@@ -81,6 +81,8 @@ func TestInvalid(t *testing.T) {
 		"cache no hash":  `{"format":"` + Format + `","kind":"cache","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"unknown kind":   `{"format":"` + Format + `","kind":"x","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"original tool":  `PK\x03\x04 a zip file`,
+		"newline name":   `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a\nb","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"escape in name": `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a\u001b[2Kb","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -88,6 +90,39 @@ func TestInvalid(t *testing.T) {
 				t.Errorf("err = %v, want ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// File names are printed in logs and job summaries and become S3 keys: one
+// with a control character (a line break that forges a log line, an escape
+// sequence that rewrites the terminal) is refused, in a message that quotes
+// it safely.
+func TestValidName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"fn1.zip":              true,
+		"lib name (v2).tar.gz": true,
+		"ünïcødé.zip":          true,
+		"":                     false,
+		".hidden":              false,
+		"a/b":                  false,
+		"a\x00b":               false,
+		"a\nb":                 false,
+		"a\rb":                 false,
+		"a\tb":                 false,
+		"a\x1b[31mred":         false,
+		"a\x07":                false,
+		"a\x7f":                false,
+		"a\u0085b":             false, // C1: NEL
+		"a\u009b31mb":          false, // C1: CSI
+		"a\xffb":               false, // not UTF-8, which S3 keys must be
+	} {
+		err := ValidName(name)
+		if (err == nil) != ok {
+			t.Errorf("ValidName(%q) = %v, want ok=%t", name, err, ok)
+		}
+		if err != nil && strings.ContainsFunc(err.Error(), func(c rune) bool { return c < 0x20 || c == 0x7f || c >= 0x80 && c < 0xa0 || c == 0xfffd }) {
+			t.Errorf("ValidName(%q): the message holds the raw name: %q", name, err)
+		}
 	}
 }
 
