@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
-	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
@@ -39,8 +38,8 @@ type Store interface {
 	UploadFile(ctx context.Context, req s3store.UploadRequest) (s3store.Uploaded, error)
 	WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error
 	Copy(ctx context.Context, r s3store.CopyRequest) (etag string, err error)
-	Head(ctx context.Context, key string) (s3store.Info, error)
-	AnyUnder(ctx context.Context, prefix string) (bool, error)
+	// List returns the objects directly under prefix, every page of them.
+	List(ctx context.Context, prefix string) ([]s3store.Object, error)
 }
 
 var _ Store = (*s3store.Store)(nil)
@@ -101,33 +100,7 @@ type Runner struct {
 
 func (r *Runner) logf(format string, args ...any) { r.Log.Printf(format, args...) }
 
-// artifactPrefix is "<prefix>artifacts/<commit>/".
-func (r *Runner) artifactPrefix(commit string) string {
-	return r.Config.KeyPrefix + "artifacts/" + commit + "/"
-}
-
-// cachePrefix is "<prefix>cache/<code-hash>/".
-func (r *Runner) cachePrefix(codeHash string) string {
-	return r.Config.KeyPrefix + "cache/" + codeHash + "/"
-}
-
 func (r *Runner) pkgPath(name string) string { return filepath.Join(r.Config.PackageDir, name) }
-
-// readRecord fetches and validates the completion record under prefix.
-// A missing record wraps s3store.ErrNotFound; a malformed one wraps
-// manifest.ErrInvalid; a signature problem wraps manifest.ErrSignature.
-func (r *Runner) readRecord(ctx context.Context, prefix string) (*manifest.Record, error) {
-	key := prefix + manifest.Name
-	data, err := r.Store.ReadSmall(ctx, key, manifest.MaxSize)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := manifest.Decode(data, r.Config.SigningKey)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Store.URL(key), err)
-	}
-	return rec, nil
-}
 
 func writeMarker(path, content string) error {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

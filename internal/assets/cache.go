@@ -12,53 +12,47 @@ import (
 )
 
 // fromCache computes the code hash and, when a complete cache entry exists
-// under it, copies the entry inside S3 to the commit's prefix.
-func (r *Runner) fromCache(ctx context.Context, ch codeHash, commit string, res *CheckResult) error {
-	if ch.err != nil {
-		return fail(KindGit, fmt.Errorf("code hash: %w", ch.err))
+// under it, copies the entry inside S3 to the commit's set, dst (as the
+// lookup found it: a record there that cannot be trusted is replaced).
+func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Set, res *CheckResult) error {
+	start := time.Now()
+	hash, n, err := repo.CodeHash(ctx)
+	if err != nil {
+		return fail(KindGit, fmt.Errorf("code hash: %w", err))
 	}
-	hash := ch.hash
 	res.CodeHash = hash
-	r.logf("code hash %s over %d files (%s)", hash, ch.files, ch.took.Round(time.Millisecond))
+	r.logf("code hash %s over %d files (%s)", hash, n, time.Since(start).Round(time.Millisecond))
 	if err := writeMarker(r.pkgPath(CodeHashFile), hash); err != nil {
 		return fail(KindPackage, err)
 	}
 
-	from := r.cachePrefix(hash)
-	r.logf("looking up %s", r.Store.URL(from+manifest.Name))
-	rec, err := r.readRecord(ctx, from)
-	switch {
-	case err == nil && rec.Kind == manifest.KindCache && rec.CodeHash == hash:
-	case err == nil:
-		r.logf("cache miss: the record at %s is for %s %q, not this code hash", r.Store.URL(from), rec.Kind, rec.CodeHash)
-		return nil
-	case errors.Is(err, s3store.ErrNotFound):
-		// Only a miss needs to tell a partial entry from none: a hit, the
-		// case worth being fast, makes no listing.
-		partial, err := r.Store.AnyUnder(ctx, from)
-		if err != nil {
-			return fail(KindS3, err)
-		}
-		if partial {
-			r.logf("cache miss: objects under %s but no completion record (an interrupted cache fill)", r.Store.URL(from))
-		} else {
-			r.logf("cache miss: nothing under %s", r.Store.URL(from))
-		}
-		return nil
-	case errors.Is(err, manifest.ErrSignature), errors.Is(err, manifest.ErrInvalid):
-		r.logf("cache miss: %v", err)
-		return nil
-	default:
+	ref := Cache(hash)
+	r.logf("looking up %s", r.Store.URL(r.prefix(ref)+manifest.Name))
+	src, err := r.LookupSet(ctx, ref)
+	if err != nil {
 		return fail(KindS3, err)
 	}
+	switch src.State {
+	case SetComplete:
+	case SetUnrecorded:
+		r.logf("cache miss: %s (an interrupted cache fill)", src.Reason)
+		return nil
+	case SetMissing:
+		r.logf("cache miss: %s", src.Reason)
+		return nil
+	default:
+		r.logf("warning: cache miss: %s", src.Reason)
+		return nil
+	}
 
-	to := r.artifactPrefix(commit)
-	start := time.Now()
-	r.logf("cache hit: copying %d files, %s, from %s", len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(from))
-	files, err := r.copySet(ctx, rec.Files, from, to, func(f manifest.File) map[string]string {
+	rec := src.Record
+	start = time.Now()
+	r.logf("cache hit: copying %d files, %s, from %s", len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(src.Prefix))
+	files, err := r.copySet(ctx, rec.Files, src.Prefix, dst.Prefix, func(f manifest.File) map[string]string {
 		return map[string]string{MetaCommit: commit, MetaPackageHash: f.PackageHash(), MetaCodeHash: hash}
 	})
 	if errors.Is(err, s3store.ErrSourceChanged) {
+		// Replaced between the lookup and the copy: the copy's condition caught it.
 		r.logf("cache miss: %v", err)
 		return nil
 	}
@@ -67,49 +61,52 @@ func (r *Runner) fromCache(ctx context.Context, ch codeHash, commit string, res 
 	}
 	out := manifest.Record{
 		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, CodeHash: hash,
-		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: from, Files: files,
+		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: src.Prefix, Files: files,
 	}
-	if err := r.writeRecord(ctx, to, out, true); err != nil {
+	if err := r.writeRecord(ctx, dst.Ref, out, !dst.State.Replaceable()); err != nil {
 		return err
 	}
 	d := time.Since(start)
 	r.logf("copied %d files, %s in %s (%s)", len(files), progress.Size(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
-	res.Found, res.CacheHit, res.Where, res.Files, res.Bytes = true, true, r.Store.URL(to), len(files), out.TotalSize()
+	res.Found, res.CacheHit, res.Where, res.Files, res.Bytes = true, true, r.Store.URL(dst.Prefix), len(files), out.TotalSize()
 	return nil
 }
 
 // fillCache copies a complete artifact set to cache/<code-hash>/ unless a
-// valid entry is there already.
-func (r *Runner) fillCache(ctx context.Context, rec *manifest.Record, codeHash string) error {
-	to := r.cachePrefix(codeHash)
+// complete entry is there already. An entry that cannot be trusted, or whose
+// objects were replaced since it was recorded, is replaced.
+func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error {
+	ref := Cache(codeHash)
+	to := r.prefix(ref)
 	if r.Config.CacheReadOnly {
 		r.logf("cache is read-only (CODE_HASH_CACHE_READ_ONLY): %s not written", r.Store.URL(to))
 		return nil
 	}
-	existing, err := r.readRecord(ctx, to)
-	exclusive := true
-	switch {
-	case err == nil && existing.CodeHash == codeHash:
-		r.logf("cache entry %s exists already (%d files)", r.Store.URL(to), len(existing.Files))
-		return nil
-	case err == nil, errors.Is(err, manifest.ErrSignature), errors.Is(err, manifest.ErrInvalid):
-		r.logf("replacing the unusable cache record at %s: %v", r.Store.URL(to), err)
-		exclusive = false
-	case errors.Is(err, s3store.ErrNotFound):
-	default:
+	existing, err := r.LookupSet(ctx, ref)
+	if err != nil {
 		return fail(KindS3, fmt.Errorf("fill cache: %w", err))
 	}
-	from := r.artifactPrefix(rec.Commit)
+	switch existing.State {
+	case SetComplete:
+		r.logf("cache entry %s exists already (%d files)", r.Store.URL(to), len(existing.Record.Files))
+		return nil
+	case SetNewer:
+		r.logf("warning: cache not filled: %s", existing.Reason)
+		return nil
+	case SetUntrusted, SetDiffers:
+		r.logf("replacing the cache entry: %s", existing.Reason)
+	}
+	rec := from.Record
 	start := time.Now()
-	files, err := r.copySet(ctx, rec.Files, from, to, nil)
+	files, err := r.copySet(ctx, rec.Files, from.Prefix, to, nil)
 	if err != nil {
 		return fail(KindS3, fmt.Errorf("fill cache (the artifacts themselves are complete): %w", err))
 	}
 	out := manifest.Record{
 		Format: manifest.Format, Kind: manifest.KindCache, Commit: rec.Commit, CodeHash: codeHash,
-		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: from, Files: files,
+		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: from.Prefix, Files: files,
 	}
-	if err := r.writeRecord(ctx, to, out, exclusive); err != nil {
+	if err := r.writeRecord(ctx, ref, out, !existing.State.Replaceable()); err != nil {
 		return err
 	}
 	r.logf("cache filled: %d files copied to %s in %s", len(files), r.Store.URL(to), time.Since(start).Round(time.Millisecond))

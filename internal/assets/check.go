@@ -2,7 +2,6 @@ package assets
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
-	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
 // CheckResult is what check found.
@@ -34,8 +32,10 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
 	}
 	// Markers of an earlier run in a reused directory must not leak into this
-	// one: a stale .found skips the build, a stale .code-hash fills the wrong cache.
-	for _, name := range []string{FoundFile, CodeHashFile} {
+	// one, even if this check fails: a stale .found skips the build, a stale
+	// .commit-hash makes an upload store this build under another commit, a
+	// stale .code-hash fills the wrong cache.
+	for _, name := range []string{FoundFile, CommitFile, CodeHashFile} {
 		removed, err := removeIfExists(r.pkgPath(name))
 		if err != nil {
 			return res, fail(KindPackage, fmt.Errorf("remove stale %s: %w", name, err))
@@ -59,46 +59,39 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		return res, fail(KindPackage, err)
 	}
 
-	prefix := r.artifactPrefix(commit)
-	r.logf("looking up %s", r.Store.URL(prefix+manifest.Name))
+	ref := Artifacts(commit)
+	r.logf("looking up %s", r.Store.URL(r.prefix(ref)+manifest.Name))
 	start := time.Now()
-	rec, err := r.readRecord(ctx, prefix)
-	var hashed func() codeHash
-	hctx, cancel := context.WithCancel(ctx) // stops a code hash nobody waits for
-	defer cancel()
-	switch {
-	case err == nil:
-		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(prefix), len(rec.Files), rec.TotalSize()
-		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), progress.Size(rec.TotalSize()),
-			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
-	case errors.Is(err, s3store.ErrNotFound):
-		// The code hash will be needed unless unrecorded objects count as
-		// found: compute it while the prefix is listed. (Not before the
-		// lookup: a found commit, the common case, would pay for it.)
-		if r.Config.CacheEnabled() && !r.Config.AcceptLegacy {
-			hashed = r.startCodeHash(hctx, repo)
-		}
-		found, err := r.unrecorded(ctx, prefix)
-		if err != nil {
-			return res, fail(KindS3, err)
-		}
-		res.Found = found
-		if found {
-			res.Where = r.Store.URL(prefix)
-		}
-	case errors.Is(err, manifest.ErrSignature):
-		r.logf("not found: %v (counted as missing: only records signed with PACKAGE_ASSETS_SIGNING_KEY are trusted)", err)
-	case errors.Is(err, manifest.ErrInvalid):
-		return res, fail(KindS3, fmt.Errorf("%w (not written by this tool, or damaged: delete it to let the build run again)", err))
-	default:
+	set, err := r.LookupSet(ctx, ref)
+	if err != nil {
 		return res, fail(KindS3, err)
 	}
-
-	if !res.Found && r.Config.CacheEnabled() {
-		if hashed == nil {
-			hashed = r.startCodeHash(hctx, repo)
+	useCache := r.Config.CacheEnabled()
+	switch set.State {
+	case SetComplete:
+		rec := set.Record
+		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(set.Prefix), len(rec.Files), rec.TotalSize()
+		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), progress.Size(rec.TotalSize()),
+			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
+	case SetUnrecorded:
+		if r.Config.AcceptLegacy {
+			res.Found, res.Where = true, r.Store.URL(set.Prefix)
+			r.logf("found objects under %s without a completion record; counted as found (PACKAGE_ASSETS_ACCEPT_LEGACY)", r.Store.URL(set.Prefix))
+		} else {
+			r.logf("not found: %s (an interrupted upload, or written by the original tool; PACKAGE_ASSETS_ACCEPT_LEGACY=true accepts the latter)", set.Reason)
 		}
-		if err := r.fromCache(ctx, hashed(), commit, &res); err != nil {
+	case SetNewer:
+		// A cache copy would overwrite the objects the later version recorded.
+		r.logf("warning: not found: %s; the cache is not copied over it", set.Reason)
+		useCache = false
+	case SetUntrusted, SetDiffers:
+		r.logf("warning: not found: %s; a cache hit or the next upload replaces it", set.Reason)
+	default:
+		r.logf("not found: %s", set.Reason)
+	}
+
+	if !res.Found && useCache {
+		if err := r.fromCache(ctx, repo, commit, set, &res); err != nil {
 			return res, err
 		}
 	}
@@ -116,46 +109,6 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	}
 	r.logf("result: not found, the build must run and upload")
 	return res, nil
-}
-
-// startCodeHash computes the code hash in the background; the returned
-// func waits for it.
-func (r *Runner) startCodeHash(ctx context.Context, repo Repo) func() codeHash {
-	ch := make(chan codeHash, 1)
-	go func() {
-		start := time.Now()
-		h, n, err := repo.CodeHash(ctx)
-		ch <- codeHash{hash: h, files: n, took: time.Since(start), err: err}
-	}()
-	return func() codeHash { return <-ch }
-}
-
-// codeHash is the outcome of computing the code hash.
-type codeHash struct {
-	hash  string
-	files int
-	took  time.Duration
-	err   error
-}
-
-// unrecorded handles a missing completion record: objects without one are an
-// interrupted upload or the original tool's, found only when the user opted in.
-func (r *Runner) unrecorded(ctx context.Context, prefix string) (bool, error) {
-	any, err := r.Store.AnyUnder(ctx, prefix)
-	if err != nil {
-		return false, err
-	}
-	switch {
-	case !any:
-		r.logf("not found: nothing under %s", r.Store.URL(prefix))
-		return false, nil
-	case r.Config.AcceptLegacy:
-		r.logf("found objects under %s without a completion record; counted as found (PACKAGE_ASSETS_ACCEPT_LEGACY)", r.Store.URL(prefix))
-		return true, nil
-	default:
-		r.logf("not found: objects exist under %s but no completion record (an interrupted upload, or written by the original tool; PACKAGE_ASSETS_ACCEPT_LEGACY=true accepts the latter)", r.Store.URL(prefix))
-		return false, nil
-	}
 }
 
 // makePackageDir creates the package directory if needed. Created by root

@@ -31,6 +31,7 @@ type UploadResult struct {
 const (
 	SkippedFound    = "found by check"
 	SkippedComplete = "already complete"
+	SkippedNewer    = "recorded by a later version"
 )
 
 // ErrNoFiles: the package directory holds nothing to upload.
@@ -43,34 +44,27 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	dir := r.Config.PackageDir
 	if _, err := os.Stat(r.pkgPath(FoundFile)); err == nil {
 		res.Skipped = SkippedFound
-		// For the outputs only: a missing or odd marker is not an error here.
-		res.Commit, _ = readMarker(r.pkgPath(CommitFile))
-		res.CodeHash, _ = readMarker(r.pkgPath(CodeHashFile))
+		// For the outputs only, but checked all the same: a marker is never
+		// published unchecked. A missing one is an empty output.
+		commit, codeHash, err := r.readMarkers()
+		if err != nil {
+			return res, err
+		}
+		res.Commit, res.CodeHash = commit, codeHash
 		r.logf("%s exists: the artifacts were found by check, nothing to upload", r.pkgPath(FoundFile))
 		return res, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return res, fail(KindPackage, err)
 	}
 
-	commit, err := readMarker(r.pkgPath(CommitFile))
-	if errors.Is(err, os.ErrNotExist) {
+	commit, codeHash, err := r.readMarkers()
+	if err != nil {
+		return res, err
+	}
+	if commit == "" {
 		return res, fail(KindPackage, fmt.Errorf("%s: %w", dir, ErrNoCommitHash))
-	} else if err != nil {
-		return res, fail(KindPackage, err)
 	}
-	if !manifest.ValidCommit(commit) {
-		return res, fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", r.pkgPath(CommitFile), truncate(commit, 80)))
-	}
-	res.Commit = commit
-	codeHash, err := readMarker(r.pkgPath(CodeHashFile))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return res, fail(KindPackage, err)
-	}
-	// Checked before anything is sent: the record written at the end would refuse it.
-	if codeHash != "" && !manifest.ValidCodeHash(codeHash) {
-		return res, fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", r.pkgPath(CodeHashFile), truncate(codeHash, 80)))
-	}
-	res.CodeHash = codeHash
+	res.Commit, res.CodeHash = commit, codeHash
 
 	files, err := packageFiles(dir, r.logf)
 	if err != nil {
@@ -78,22 +72,26 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	}
 	r.logf("commit %s: %d files to upload from %s", commit, len(files), dir)
 
-	prefix := r.artifactPrefix(commit)
-	res.Where = r.Store.URL(prefix)
-	exclusive := true
-	rec, err := r.readRecord(ctx, prefix)
-	switch {
-	case err == nil:
-		res.Skipped = SkippedComplete
-		res.Files = rec.Files
-		r.logf("%s is already complete (%d files, since %s): nothing uploaded", r.Store.URL(prefix), len(rec.Files), rec.Created.UTC().Format(time.RFC3339))
-		return res, r.fillCacheAfter(ctx, rec, codeHash)
-	case errors.Is(err, s3store.ErrNotFound):
-	case errors.Is(err, manifest.ErrSignature):
-		r.logf("replacing the completion record at %s: %v", r.Store.URL(prefix), err)
-		exclusive = false
-	default:
+	ref := Artifacts(commit)
+	set, err := r.LookupSet(ctx, ref)
+	if err != nil {
 		return res, fail(KindS3, err)
+	}
+	prefix := set.Prefix
+	res.Where = r.Store.URL(prefix)
+	switch set.State {
+	case SetComplete:
+		res.Skipped = SkippedComplete
+		res.Files = set.Record.Files
+		r.logf("%s is already complete (%d files, since %s): nothing uploaded", res.Where, len(set.Record.Files), set.Record.Created.UTC().Format(time.RFC3339))
+		return res, r.fillCacheAfter(ctx, set, codeHash)
+	case SetNewer:
+		// Uploading would overwrite the objects the later version recorded.
+		res.Skipped = SkippedNewer
+		r.logf("warning: nothing uploaded: %s", set.Reason)
+		return res, nil
+	case SetUntrusted, SetDiffers:
+		r.logf("replacing the set: %s", set.Reason)
 	}
 
 	start := time.Now()
@@ -107,24 +105,45 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	}
 	res.Duration = time.Since(start)
 
-	rec = &manifest.Record{
+	rec := manifest.Record{
 		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, CodeHash: codeHash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Files: stored,
 	}
-	if err := r.writeRecord(ctx, prefix, *rec, exclusive); err != nil {
+	if err := r.writeRecord(ctx, ref, rec, !set.State.Replaceable()); err != nil {
 		return res, err
 	}
 	r.logf("result: uploaded %d files, %s in %s (%s) to %s", len(stored), progress.Size(res.Bytes),
 		res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), r.Store.URL(prefix))
-	return res, r.fillCacheAfter(ctx, rec, codeHash)
+	set.State, set.Record = SetComplete, &rec
+	return res, r.fillCacheAfter(ctx, set, codeHash)
+}
+
+// readMarkers reads .commit-hash and .code-hash, each validated before it
+// goes anywhere (a log, a key, a record, a step output); "" for a missing one.
+func (r *Runner) readMarkers() (commit, codeHash string, err error) {
+	commit, err = readMarker(r.pkgPath(CommitFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", "", fail(KindPackage, err)
+	}
+	if commit != "" && !manifest.ValidCommit(commit) {
+		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", r.pkgPath(CommitFile), truncate(commit, 80)))
+	}
+	codeHash, err = readMarker(r.pkgPath(CodeHashFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", "", fail(KindPackage, err)
+	}
+	if codeHash != "" && !manifest.ValidCodeHash(codeHash) {
+		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", r.pkgPath(CodeHashFile), truncate(codeHash, 80)))
+	}
+	return commit, codeHash, nil
 }
 
 // fillCacheAfter fills the cache from a complete set when check computed a code hash.
-func (r *Runner) fillCacheAfter(ctx context.Context, rec *manifest.Record, codeHash string) error {
+func (r *Runner) fillCacheAfter(ctx context.Context, set Set, codeHash string) error {
 	if codeHash == "" {
 		return nil
 	}
-	return r.fillCache(ctx, rec, codeHash)
+	return r.fillCache(ctx, set, codeHash)
 }
 
 // uploadAll sends the files in parallel; the store bounds requests in flight.
@@ -188,23 +207,19 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 	return stored, nil
 }
 
-// writeRecord stores a completion record, signed when a signing key is set.
-// exclusive: only if none is there already; then a concurrent writer of the
-// same set that finished first is fine, as long as its record is valid.
-func (r *Runner) writeRecord(ctx context.Context, prefix string, rec manifest.Record, exclusive bool) error {
+// writeRecord stores a set's completion record, signed when a signing key is
+// set. exclusive: only if none is there already. Refused because another
+// writer's record got there first, it looks the set up again and goes on
+// from what it finds (reconcile).
+func (r *Runner) writeRecord(ctx context.Context, ref SetRef, rec manifest.Record, exclusive bool) error {
 	body, err := manifest.Encode(rec, r.Config.SigningKey)
 	if err != nil {
 		return fmt.Errorf("encode completion record: %w", err)
 	}
-	key := prefix + manifest.Name
+	key := r.prefix(ref) + manifest.Name
 	err = r.Store.WriteRecord(ctx, key, body, exclusive)
 	if errors.Is(err, s3store.ErrExists) {
-		winner, rerr := r.readRecord(ctx, prefix)
-		if rerr != nil {
-			return fail(KindS3, fmt.Errorf("another writer completed %s first, but its record does not read back: %w", r.Store.URL(prefix), rerr))
-		}
-		r.logf("%s was completed by another writer at the same time; checking its record against what is stored", r.Store.URL(prefix))
-		return r.reconcile(ctx, prefix, winner)
+		return r.reconcile(ctx, ref, rec)
 	}
 	if err != nil {
 		return fail(KindS3, fmt.Errorf("write completion record: %w", err))
@@ -213,43 +228,55 @@ func (r *Runner) writeRecord(ctx context.Context, prefix string, rec manifest.Re
 	return nil
 }
 
-// reconcile makes a record that won a race describe what is stored. Two
-// writers of one set may each have overwritten some of the other's objects
-// before the first record was written; every writer's own PUTs are finished
-// by the time it gets here, so the last one to get here sees the final state
-// and, if the record no longer matches it, rewrites the record from it.
-func (r *Runner) reconcile(ctx context.Context, prefix string, rec *manifest.Record) error {
-	actual := make([]manifest.File, len(rec.Files))
-	err := parallel(ctx, r.Config.Concurrency, len(rec.Files), func(ctx context.Context, i int) error {
-		f := rec.Files[i]
-		info, err := r.Store.Head(ctx, prefix+f.Name)
-		if err != nil {
-			return err
-		}
-		sum, err := base64.StdEncoding.DecodeString(info.Metadata[MetaPackageHash])
-		if err != nil || len(sum) != 32 {
-			return fmt.Errorf("%s: no valid %s metadata", r.Store.URL(prefix+f.Name), MetaPackageHash)
-		}
-		actual[i] = manifest.File{Name: f.Name, Size: info.Size, SHA256: hex.EncodeToString(sum), ContentType: info.ContentType, ETag: info.ETag}
-		return nil
-	})
+// reconcile follows a record write refused because another writer's record
+// was there first. Two writers of one set may each have overwritten some of
+// the other's objects before the first record was written; every writer's
+// own writes are finished by the time it gets here, so the last one here sees
+// the final state. If the other record matches what is stored, there is
+// nothing to do; if not, the record is rewritten to describe, for each file,
+// whichever of the two writers' objects is stored. Only those two: an object
+// neither wrote is never recorded (nor signed), so it stays a miss. A record
+// that cannot be trusted is replaced; a later version's is left alone.
+func (r *Runner) reconcile(ctx context.Context, ref SetRef, ours manifest.Record) error {
+	set, err := r.LookupSet(ctx, ref)
 	if err != nil {
-		return fail(KindS3, fmt.Errorf("check the concurrent writer's record: %w", err))
+		return fail(KindS3, fmt.Errorf("another writer completed %s first, but it does not read back: %w", r.Store.URL(r.prefix(ref)), err))
 	}
-	// A changed ETag matters too: cache copies are conditional on it.
-	stale := false
-	for i, f := range rec.Files {
-		a := actual[i]
-		stale = stale || a.Size != f.Size || a.SHA256 != f.SHA256 || (f.ETag != "" && a.ETag != f.ETag)
-	}
-	if !stale {
+	where := r.Store.URL(set.Prefix)
+	switch set.State {
+	case SetComplete:
+		r.logf("%s was completed by another writer at the same time; its record matches what is stored", where)
 		return nil
+	case SetNewer:
+		r.logf("warning: %s was completed at the same time by a later version of this tool: %s", where, set.Reason)
+		return nil
+	case SetDiffers:
+		r.logf("%s was completed by another writer at the same time, and the two stored different builds: recording what is stored", where)
+		fixed := *set.Record
+		fixed.Files = storedOf(set.Record.Files, ours.Files, set.Prefix, set.Objects)
+		fixed.Created = time.Now().UTC().Truncate(time.Second)
+		return r.writeRecord(ctx, ref, fixed, false)
+	default:
+		r.logf("replacing the record another writer wrote at the same time: %s", set.Reason)
+		return r.writeRecord(ctx, ref, ours, false)
 	}
-	r.logf("the concurrent uploads stored different builds: rewriting the record to match what is stored")
-	fixed := *rec
-	fixed.Files = actual
-	fixed.Created = time.Now().UTC().Truncate(time.Second)
-	return r.writeRecord(ctx, prefix, fixed, false)
+}
+
+// storedOf describes each of theirs' files by whichever of the two writers'
+// versions (theirs or ours) is stored; by theirs where neither is.
+func storedOf(theirs, ours []manifest.File, prefix string, objs []s3store.Object) []manifest.File {
+	mine := make(map[string]manifest.File, len(ours))
+	for _, f := range ours {
+		mine[f.Name] = f
+	}
+	out := make([]manifest.File, len(theirs))
+	for i, f := range theirs {
+		out[i] = f
+		if o, ok := mine[f.Name]; ok && compareListing([]manifest.File{f}, prefix, objs) != "" && compareListing([]manifest.File{o}, prefix, objs) == "" {
+			out[i] = o
+		}
+	}
+	return out
 }
 
 // packageFile is a file to upload, with its size when it was listed.

@@ -46,8 +46,9 @@ func TestAccessDenied(t *testing.T) {
 	})
 }
 
-// A completion record that is not ours (damaged, or another tool's) is an
-// error naming the key, not a reason to skip the build.
+// A completion record that is not ours (damaged, or another tool's) is a
+// miss with a warning naming the key, never an error: the build runs, and
+// its upload replaces the record.
 func TestCorruptRecord(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for name, body := range map[string]string{
@@ -60,11 +61,18 @@ func TestCorruptRecord(t *testing.T) {
 				key := "artifacts/" + d.head + "/.s3-asset-manager.json"
 				putObject(t, srv, bucket, key, []byte(body))
 				r := run(t, env, "check")
-				if r.code != ExitS3 || !strings.Contains(r.stderr, "invalid completion record") || !strings.Contains(r.stderr, key) {
-					t.Fatalf("want exit %d naming the record, got %v", ExitS3, r)
+				if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
+					t.Fatalf("want a miss, got %v", r)
 				}
-				if exists(filepath.Join(d.pkg, ".found")) {
-					t.Error(".found written")
+				if !strings.Contains(r.stderr, "invalid completion record") || !strings.Contains(r.stderr, key) {
+					t.Errorf("the warning does not name the record:\n%s", r.stderr)
+				}
+				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "one"})
+				if r := run(t, env, "upload"); r.code != ExitOK {
+					t.Fatalf("upload over the record: %v", r)
+				}
+				if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
+					t.Fatalf("the record was not replaced: %v", r)
 				}
 			})
 		}

@@ -178,8 +178,9 @@ func TestPartialCacheEntryIsAMiss(t *testing.T) {
 }
 
 // A cache object replaced or deleted after its record was written is not
-// copied: the copy is conditional on the recorded ETag, the check is a miss
-// that says why, and the commit gets no record.
+// copied: the listing read with the record shows it, the check is a miss
+// that names the file, and the commit gets no record. The upload after the
+// miss repairs the entry, so the next commit hits it again.
 func TestChangedCacheObjectIsAMiss(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, tc := range []struct {
@@ -207,13 +208,22 @@ func TestChangedCacheObjectIsAMiss(t *testing.T) {
 				if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
 					t.Fatalf("a %s cache object was used: %v", tc.name, r)
 				}
-				if !strings.Contains(r.stderr, "cache miss") || !strings.Contains(r.stderr, "replaced or deleted") {
+				if !strings.Contains(r.stderr, "cache miss") || !strings.Contains(r.stderr, "fn2.zip was "+tc.name) {
 					t.Errorf("log does not explain the miss:\n%s", r.stderr)
 				}
 				for _, o := range listAll(t, srv, bucket) {
 					if o.Key == "artifacts/"+next+"/.s3-asset-manager.json" {
 						t.Error("the commit got a completion record from a changed cache entry")
 					}
+				}
+				writeFiles(t, pkg, map[string]string{"fn1.zip": "one", "fn2.zip": "two"})
+				if r := run(t, env, "upload"); r.code != ExitOK || !strings.Contains(r.stderr, "cache filled") {
+					t.Fatalf("the upload after the miss did not repair the cache entry: %v", r)
+				}
+				commit(t, d.repo, map[string]string{"README.md": "v3\n"})
+				pkg = freshPackages(t, env)
+				if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) || !strings.Contains(r.stderr, "cache hit") {
+					t.Fatalf("the repaired cache entry is not used: %v", r)
 				}
 			})
 		}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -26,8 +27,13 @@ import (
 // so no artifact can carry this name.
 const Name = ".s3-asset-manager.json"
 
-// Format identifies this layout of the record; a reader refuses any other.
-const Format = "s3-asset-manager/completion/v1"
+// Format identifies this layout of the record. A reader takes only this one:
+// a record of a later version (".../v2") is ErrNewerFormat, anything else
+// ErrInvalid.
+const Format = formatFamily + "1"
+
+// formatFamily is Format without its version number.
+const formatFamily = "s3-asset-manager/completion/v"
 
 // Kinds of set.
 const (
@@ -43,6 +49,11 @@ var (
 	ErrInvalid = errors.New("invalid completion record")
 	// ErrSignature marks a record whose signature is missing or wrong.
 	ErrSignature = errors.New("completion record signature does not verify")
+	// ErrNewerFormat marks a record written by a later version of the tool:
+	// a later format version, or fields this version does not know (adding a
+	// field is a format change). Readers treat it as a miss, not an error,
+	// so that two versions can share a bucket.
+	ErrNewerFormat = errors.New("completion record of a newer format")
 )
 
 var (
@@ -205,10 +216,29 @@ func Decode(data []byte, key []byte) (*Record, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxSize)
 	}
+	// The format first, leniently: a later version may have changed anything else.
+	var probe struct {
+		Format string `json:"format"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if probe.Format != Format {
+		if v, ok := strings.CutPrefix(probe.Format, formatFamily); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 1 {
+				return nil, fmt.Errorf("%w: %q (this version reads %q)", ErrNewerFormat, probe.Format, Format)
+			}
+		}
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrInvalid, truncate(probe.Format, 80), Format)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var r Record
 	if err := dec.Decode(&r); err != nil {
+		// encoding/json names an unknown field only in its message.
+		if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+			return nil, fmt.Errorf("%w: %q with a field this version does not know (%s)", ErrNewerFormat, Format, strings.TrimPrefix(msg, "json: "))
+		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if dec.More() {
@@ -233,6 +263,13 @@ func Decode(data []byte, key []byte) (*Record, error) {
 		r.Signature = got
 	}
 	return &r, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func marshal(r Record) ([]byte, error) {

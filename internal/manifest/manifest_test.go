@@ -75,7 +75,6 @@ func TestInvalid(t *testing.T) {
 		"slash in name":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a/b","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"negative size":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":-1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"bad sha":        `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"xyz"}]}`,
-		"unknown field":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","extra":1,"files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"trailing data":  `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]} {}`,
 		"duplicate name": `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"},{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"cache no hash":  `{"format":"` + Format + `","kind":"cache","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
@@ -83,6 +82,8 @@ func TestInvalid(t *testing.T) {
 		"original tool":  `PK\x03\x04 a zip file`,
 		"newline name":   `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a\nb","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"escape in name": `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a\u001b[2Kb","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"version zero":   `{"format":"s3-asset-manager/completion/v0","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
+		"foreign":        `{"format":"other-tool/v9","files":[]}`,
 	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -126,6 +127,28 @@ func TestValidName(t *testing.T) {
 	}
 }
 
+// A later version's record is told apart from a foreign or damaged one, so
+// readers can take it as a miss: a later format version, or a field this
+// version does not know.
+func TestNewerFormat(t *testing.T) {
+	file := `"files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]`
+	tests := map[string]struct{ data, names string }{
+		"v2":            {`{"format":"s3-asset-manager/completion/v2","whatever":true}`, `completion/v2`},
+		"v10":           {`{"format":"s3-asset-manager/completion/v10","kind":"x"}`, `completion/v10`},
+		"unknown field": {`{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","component":"api",` + file + `}`, `"component"`},
+		"unknown file field": {`{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z",` +
+			`"files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `","mode":"0755"}]}`, `"mode"`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Decode([]byte(tt.data), []byte("a-long-signing-key-0123"))
+			if !errors.Is(err, ErrNewerFormat) || errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.names) {
+				t.Errorf("err = %v, want ErrNewerFormat naming %s", err, tt.names)
+			}
+		})
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	good, _ := Encode(sample(), nil)
 	signed, _ := Encode(sample(), []byte("a-long-signing-key-0123"))
@@ -136,8 +159,8 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := Decode(data, nil)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error not ErrInvalid: %v", err)
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrNewerFormat) {
+				t.Fatalf("error neither ErrInvalid nor ErrNewerFormat: %v", err)
 			}
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -34,17 +35,6 @@ func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, e
 		return nil, fmt.Errorf("get %s: more than the %d bytes expected", s.URL(key), max)
 	}
 	return b, nil
-}
-
-// AnyUnder reports whether any object's key starts with prefix.
-func (s *Store) AnyUnder(ctx context.Context, prefix string) (bool, error) {
-	out, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
-		Bucket: &s.bucket, Prefix: &prefix, MaxKeys: aws.Int32(1),
-	})
-	if err != nil {
-		return false, s.classify("list", prefix, err)
-	}
-	return len(out.Contents) > 0, nil
 }
 
 // WriteRecord stores a small object. With exclusive, only if the key is free
@@ -96,4 +86,39 @@ func (s *Store) Head(ctx context.Context, key string) (Info, error) {
 		ContentType: aws.ToString(out.ContentType),
 		ETag:        aws.ToString(out.ETag),
 	}, nil
+}
+
+// Object is one object of a listing.
+type Object struct {
+	Key  string
+	Size int64
+	// ETag without the quotes S3 puts around it (stores differ in whether
+	// their listings keep them), so listed and returned ETags compare equal.
+	ETag string
+}
+
+// List returns every object directly under prefix (keys in sub-prefixes,
+// such as another set's "<prefix><component>/...", are left out), over as
+// many pages as it takes, in key order.
+func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
+	var objs []Object
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: &s.bucket, Prefix: &prefix, Delimiter: aws.String("/"),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.classify("list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			objs = append(objs, Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ETag: NormalizeETag(aws.ToString(o.ETag))})
+		}
+	}
+	return objs, nil
+}
+
+// NormalizeETag strips the quotes around an ETag: S3 quotes them in every
+// answer, but some stores' listings do not.
+func NormalizeETag(etag string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(etag, `"`), `"`)
 }

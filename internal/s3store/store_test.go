@@ -192,7 +192,7 @@ func TestMissingBucketIsNotNotFound(t *testing.T) {
 		if errors.Is(err, ErrNotFound) || !errors.Is(err, ErrNoBucket) {
 			t.Errorf("err = %v, want ErrNoBucket", err)
 		}
-		if _, err := st.AnyUnder(context.Background(), "x/"); !errors.Is(err, ErrNoBucket) {
+		if _, err := st.List(context.Background(), "x/"); !errors.Is(err, ErrNoBucket) {
 			t.Errorf("list: %v, want ErrNoBucket", err)
 		}
 	})
@@ -392,4 +392,45 @@ func TestResendProgress(t *testing.T) {
 		t.Fatalf("after 7 MiB in the second attempt: %d bytes counted", total)
 	}
 	(&resendProgress{}).next()(1) // no report func: nothing to call
+}
+
+// List returns the objects directly under a prefix, every page of them, with
+// the ETags the writes returned (quotes stripped, whatever the store's
+// listing does), and leaves out sub-prefixes: another set's objects.
+func TestList(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		st := newStore(t, srv, bucket, Options{})
+		ctx := context.Background()
+		want := map[string]Object{}
+		put := func(key, body string) string {
+			out, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader(body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return aws.ToString(out.ETag)
+		}
+		for i := range 3 {
+			key := fmt.Sprintf("set/f%d.zip", i)
+			body := strings.Repeat("x", i+1)
+			want[key] = Object{Key: key, Size: int64(len(body)), ETag: NormalizeETag(put(key, body))}
+		}
+		put("set/component/inner.zip", "other set")
+		put("settle.zip", "not under set/")
+		objs, err := st.List(ctx, "set/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(objs) != len(want) {
+			t.Fatalf("listed %v, want %v", objs, want)
+		}
+		for _, o := range objs {
+			if o != want[o.Key] || strings.Contains(o.ETag, `"`) || o.ETag == "" {
+				t.Errorf("listed %+v, want %+v", o, want[o.Key])
+			}
+		}
+		if objs, err := st.List(ctx, "none/"); err != nil || len(objs) != 0 {
+			t.Errorf("empty prefix: %v, %v", objs, err)
+		}
+	})
 }

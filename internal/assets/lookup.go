@@ -1,0 +1,231 @@
+package assets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+)
+
+// SetRef names a set: what a lookup must find, and so where.
+type SetRef struct {
+	// Kind is manifest.KindArtifacts or manifest.KindCache.
+	Kind string
+	// ID is the commit (artifacts) or the code hash (cache).
+	ID string
+	// Component is reserved for per-component sets (artifacts/<commit>/<component>/);
+	// empty is the whole set. A record does not name its component yet, so a
+	// lookup with one checks the prefix only.
+	Component string
+}
+
+// Artifacts is the set of a commit; Cache the cache entry of a code hash.
+func Artifacts(commit string) SetRef { return SetRef{Kind: manifest.KindArtifacts, ID: commit} }
+func Cache(codeHash string) SetRef   { return SetRef{Kind: manifest.KindCache, ID: codeHash} }
+
+func (s SetRef) String() string {
+	if s.Component != "" {
+		return s.Kind + " " + s.ID + " " + s.Component
+	}
+	return s.Kind + " " + s.ID
+}
+
+// prefix is "<prefix>artifacts/<commit>/" or "<prefix>cache/<code-hash>/",
+// then "<component>/" for a component's set.
+func (r *Runner) prefix(s SetRef) string {
+	p := r.Config.KeyPrefix + s.Kind + "/" + s.ID + "/"
+	if s.Component != "" {
+		p += s.Component + "/"
+	}
+	return p
+}
+
+// SetState is what a lookup found. Callers branch on it; only SetComplete
+// may be used (counted as found, copied from).
+type SetState int
+
+const (
+	// SetMissing: nothing under the prefix.
+	SetMissing SetState = iota + 1
+	// SetComplete: a valid record, trusted (signed with the key when one is
+	// set), for this very set, and the objects listed are the recorded ones.
+	SetComplete
+	// SetUnrecorded: objects but no record: an interrupted upload or copy,
+	// or the original tool's layout.
+	SetUnrecorded
+	// SetUntrusted: a record that cannot be used and may be replaced: not
+	// valid JSON of this format (damaged, another tool's), unsigned or wrongly
+	// signed while a key is set, or misplaced (it names another commit, code
+	// hash or kind: copied here from elsewhere).
+	SetUntrusted
+	// SetNewer: a record written by a later version of the tool (a later
+	// format, or fields this version does not know). A miss for this version,
+	// which leaves it alone: the later version's sets stay intact.
+	SetNewer
+	// SetDiffers: a valid, trusted record, but a recorded object is missing,
+	// or its size or ETag is not the recorded one (replaced since). May be
+	// replaced.
+	SetDiffers
+)
+
+func (s SetState) String() string {
+	switch s {
+	case SetMissing:
+		return "missing"
+	case SetComplete:
+		return "complete"
+	case SetUnrecorded:
+		return "unrecorded"
+	case SetUntrusted:
+		return "untrusted record"
+	case SetNewer:
+		return "newer format"
+	case SetDiffers:
+		return "differs from its record"
+	}
+	return fmt.Sprintf("SetState(%d)", int(s))
+}
+
+// Replaceable reports whether a writer of this set overwrites what is there:
+// a record that cannot be trusted, or one whose objects were replaced. A
+// writer leaves SetComplete (nothing to do) and SetNewer (not its format) alone.
+func (s SetState) Replaceable() bool { return s == SetUntrusted || s == SetDiffers }
+
+// Set is the outcome of a lookup.
+type Set struct {
+	Ref    SetRef
+	Prefix string
+	State  SetState
+	// Record is the decoded record: set for SetComplete and SetDiffers, and
+	// for SetUntrusted when it decoded but is misplaced; nil otherwise.
+	Record *manifest.Record
+	// Reason is one line for logs saying why the set is in this state (the
+	// file that differs, the format seen, ...).
+	Reason string
+	// Objects lists what is stored directly under the prefix, the record
+	// itself left out.
+	Objects []s3store.Object
+}
+
+// LookupSet reads a set's record and lists its prefix at the same time (one
+// round trip) and says what state the set is in. Every path that asks "is
+// this set there?" (check, the cache lookup, upload, the cache fill, the
+// reconciliation of a concurrent write) asks it here, and decides only what
+// to do with the answer. An error is a failure of S3 itself (access denied,
+// unreachable, ...), never a state of the set.
+//
+// The listing is compared with the record with or without a signing key: it
+// costs no latency (it runs alongside the read), and it makes a replaced or
+// deleted object a miss rather than a set copied or shipped with a hole.
+func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
+	set := Set{Ref: ref, Prefix: r.prefix(ref)}
+	key := set.Prefix + manifest.Name
+	var (
+		wg      sync.WaitGroup
+		data    []byte
+		readErr error
+		objs    []s3store.Object
+		listErr error
+	)
+	outer := ctx
+	ctx, cancel := context.WithCancel(ctx) // one failing stops the other
+	defer cancel()
+	wg.Go(func() {
+		if data, readErr = r.Store.ReadSmall(ctx, key, manifest.MaxSize); readErr != nil && !errors.Is(readErr, s3store.ErrNotFound) {
+			cancel()
+		}
+	})
+	wg.Go(func() {
+		if objs, listErr = r.Store.List(ctx, set.Prefix); listErr != nil {
+			cancel()
+		}
+	})
+	wg.Wait()
+	// A real failure is the one to report: the other may only be its cancellation.
+	for _, err := range []error{readErr, listErr} {
+		if err != nil && !errors.Is(err, s3store.ErrNotFound) && !errors.Is(err, context.Canceled) {
+			return set, err
+		}
+	}
+	if err := outer.Err(); err != nil {
+		return set, err
+	}
+	for _, o := range objs {
+		if o.Key != key {
+			set.Objects = append(set.Objects, o)
+		}
+	}
+	where := r.Store.URL(set.Prefix)
+
+	if errors.Is(readErr, s3store.ErrNotFound) {
+		if len(set.Objects) == 0 {
+			set.State, set.Reason = SetMissing, "nothing under "+where
+			return set, nil
+		}
+		set.State = SetUnrecorded
+		set.Reason = fmt.Sprintf("%d objects under %s but no completion record", len(set.Objects), where)
+		return set, nil
+	}
+
+	rec, err := manifest.Decode(data, r.Config.SigningKey)
+	switch {
+	case errors.Is(err, manifest.ErrNewerFormat):
+		set.State, set.Reason = SetNewer, fmt.Sprintf("%s: %v: written by a later version of this tool, left as it is", r.Store.URL(key), err)
+		return set, nil
+	case errors.Is(err, manifest.ErrSignature):
+		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v (only records signed with PACKAGE_ASSETS_SIGNING_KEY are trusted)", r.Store.URL(key), err)
+		return set, nil
+	case err != nil:
+		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v (not written by this tool, or damaged)", r.Store.URL(key), err)
+		return set, nil
+	}
+	set.Record = rec
+	if got := recordRef(rec); got.Kind != ref.Kind || got.ID != ref.ID {
+		set.State = SetUntrusted
+		set.Reason = fmt.Sprintf("%s belongs to %s, not %s (a record counts only at its own place)", r.Store.URL(key), got, ref)
+		return set, nil
+	}
+	if diff := compareListing(rec.Files, set.Prefix, set.Objects); diff != "" {
+		set.State, set.Reason = SetDiffers, fmt.Sprintf("%s: %s since its record was written", where, diff)
+		return set, nil
+	}
+	set.State = SetComplete
+	set.Reason = fmt.Sprintf("complete: %d files under %s, recorded %s", len(rec.Files), where, rec.Created.UTC().Format("2006-01-02T15:04:05Z"))
+	return set, nil
+}
+
+// recordRef is the set a record says it belongs to.
+func recordRef(rec *manifest.Record) SetRef {
+	if rec.Kind == manifest.KindCache {
+		return Cache(rec.CodeHash)
+	}
+	return SetRef{Kind: rec.Kind, ID: rec.Commit}
+}
+
+// compareListing says how the stored objects differ from the recorded files
+// ("" when every recorded file is stored with its size and, when recorded,
+// its ETag), naming the first file that differs. Objects the record does not
+// list are not part of the set and do not matter: copies and downloads
+// follow the record.
+func compareListing(files []manifest.File, prefix string, objs []s3store.Object) string {
+	stored := make(map[string]s3store.Object, len(objs))
+	for _, o := range objs {
+		stored[strings.TrimPrefix(o.Key, prefix)] = o
+	}
+	for _, f := range files {
+		o, ok := stored[f.Name]
+		switch {
+		case !ok:
+			return fmt.Sprintf("%s was deleted", f.Name)
+		case o.Size != f.Size:
+			return fmt.Sprintf("%s was replaced (%d bytes, recorded %d)", f.Name, o.Size, f.Size)
+		case f.ETag != "" && o.ETag != s3store.NormalizeETag(f.ETag):
+			return fmt.Sprintf("%s was replaced (ETag %s, recorded %s)", f.Name, o.ETag, s3store.NormalizeETag(f.ETag))
+		}
+	}
+	return ""
+}
