@@ -1,0 +1,186 @@
+package assets
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+)
+
+// fakeStore is an in-memory bucket with S3's semantics where the
+// orchestrator's decisions depend on them: conditional record writes,
+// conditional copies, ETags that change with the content, listings directly
+// under a prefix.
+type fakeStore struct {
+	mu   sync.Mutex
+	objs map[string]fakeObject
+	// beforeRecord, when set, runs once before the first exclusive record
+	// write: another writer getting there first.
+	beforeRecord func(f *fakeStore, key string)
+	// writes counts record writes that were stored, by key.
+	writes map[string]int
+}
+
+type fakeObject struct {
+	body []byte
+	etag string // quoted, as S3 returns it
+	meta map[string]string
+	ct   string
+}
+
+func newFake() *fakeStore {
+	return &fakeStore{objs: map[string]fakeObject{}, writes: map[string]int{}}
+}
+
+var _ Store = (*fakeStore)(nil)
+
+func etagOf(b []byte) string { s := md5.Sum(b); return `"` + hex.EncodeToString(s[:]) + `"` }
+
+func (f *fakeStore) put(key string, body []byte, meta map[string]string, ct string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := fakeObject{body: bytes.Clone(body), etag: etagOf(body), meta: meta, ct: ct}
+	f.objs[key] = o
+	return o.etag
+}
+
+func (f *fakeStore) get(key string) (fakeObject, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.objs[key]
+	return o, ok
+}
+
+func (f *fakeStore) del(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.objs, key)
+}
+
+func (f *fakeStore) URL(key string) string { return "s3://fake/" + key }
+
+func (f *fakeStore) ReadSmall(_ context.Context, key string, max int64) ([]byte, error) {
+	o, ok := f.get(key)
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w", f.URL(key), s3store.ErrNotFound)
+	}
+	if int64(len(o.body)) > max {
+		return nil, fmt.Errorf("get %s: too large", f.URL(key))
+	}
+	return bytes.Clone(o.body), nil
+}
+
+func (f *fakeStore) UploadFile(_ context.Context, req s3store.UploadRequest) (s3store.Uploaded, error) {
+	b, err := os.ReadFile(req.Path)
+	if err != nil {
+		return s3store.Uploaded{}, err
+	}
+	sum := sha256.Sum256(b)
+	etag := f.put(req.Key, b, req.Metadata(sum[:]), req.ContentType)
+	return s3store.Uploaded{Size: int64(len(b)), SHA256: sum[:], ETag: etag, Check: "SHA-256"}, nil
+}
+
+func (f *fakeStore) WriteRecord(_ context.Context, key string, body []byte, exclusive bool) error {
+	f.mu.Lock()
+	hook := f.beforeRecord
+	if exclusive {
+		f.beforeRecord = nil
+	}
+	f.mu.Unlock()
+	if exclusive && hook != nil {
+		hook(f, key)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.objs[key]; ok && exclusive {
+		return fmt.Errorf("put %s: %w", f.URL(key), s3store.ErrExists)
+	}
+	f.objs[key] = fakeObject{body: bytes.Clone(body), etag: etagOf(body), ct: "application/json"}
+	f.writes[key]++
+	return nil
+}
+
+func (f *fakeStore) Copy(_ context.Context, r s3store.CopyRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	src, ok := f.objs[r.Src]
+	if !ok || (r.SrcETag != "" && src.etag != r.SrcETag) {
+		return "", fmt.Errorf("copy %s: %w", f.URL(r.Src), s3store.ErrSourceChanged)
+	}
+	dst := src
+	if r.Metadata != nil {
+		dst.meta, dst.ct = r.Metadata, r.ContentType
+	}
+	f.objs[r.Dst] = dst
+	return dst.etag, nil
+}
+
+func (f *fakeStore) List(_ context.Context, prefix string) ([]s3store.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []s3store.Object
+	for k, o := range f.objs {
+		if rest, ok := strings.CutPrefix(k, prefix); ok && !strings.Contains(rest, "/") {
+			out = append(out, s3store.Object{Key: k, Size: int64(len(o.body)), ETag: s3store.NormalizeETag(o.etag)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// seed stores a set: its files, then a record describing them (edited by
+// edit, when given), signed with key when key is set.
+func (f *fakeStore) seed(prefix string, rec manifest.Record, files map[string]string, key []byte, edit func(*manifest.Record)) {
+	rec.Format = manifest.Format
+	rec.Created = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b := []byte(files[n])
+		sum := sha256.Sum256(b)
+		etag := f.put(prefix+n, b, nil, "application/zip")
+		rec.Files = append(rec.Files, manifest.File{Name: n, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), ETag: etag})
+	}
+	if edit != nil {
+		edit(&rec)
+	}
+	body, err := manifest.Encode(rec, key)
+	if err != nil {
+		panic(err)
+	}
+	f.put(prefix+manifest.Name, body, nil, "application/json")
+}
+
+// record decodes the record under prefix, nil if there is none or it does not decode.
+func (f *fakeStore) record(prefix string, key []byte) *manifest.Record {
+	o, ok := f.get(prefix + manifest.Name)
+	if !ok {
+		return nil
+	}
+	rec, err := manifest.Decode(o.body, key)
+	if err != nil {
+		return nil
+	}
+	return rec
+}
+
+// fakeRepo is a checkout at a fixed commit with a fixed code hash.
+type fakeRepo struct{ commit, codeHash string }
+
+func (r fakeRepo) Head() (string, error) { return r.commit, nil }
+func (r fakeRepo) CodeHash(context.Context) (string, int, error) {
+	return r.codeHash, 3, nil
+}
