@@ -292,6 +292,14 @@ func TestBadInput(t *testing.T) {
 			{"malformed .code-hash", func(t *testing.T, env map[string]string, d dirs) {
 				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "x", ".commit-hash": d.head, ".code-hash": "not a hash!"})
 			}, "upload", ExitPackage, "not a code hash"},
+			// Markers are checked even when .found makes upload do nothing:
+			// they become step outputs.
+			{"forged .commit-hash with .found", func(t *testing.T, env map[string]string, d dirs) {
+				writeFiles(t, d.pkg, map[string]string{".found": "", ".commit-hash": d.head + "\nfound=false"})
+			}, "upload", ExitPackage, "not a 40 or 64 hex commit id"},
+			{"forged .code-hash with .found", func(t *testing.T, env map[string]string, d dirs) {
+				writeFiles(t, d.pkg, map[string]string{".found": "", ".commit-hash": d.head, ".code-hash": "\x1b]0;x\a"})
+			}, "upload", ExitPackage, "not a code hash"},
 			{"empty package directory", func(t *testing.T, env map[string]string, d dirs) {
 				writeFiles(t, d.pkg, map[string]string{".commit-hash": d.head, ".hidden": "x", "sub/file": "x"})
 			}, "upload", ExitPackage, "no files to upload"},
@@ -329,7 +337,7 @@ func TestBadInput(t *testing.T) {
 				if objs := listAll(t, srv, bucket); len(objs) > 0 {
 					t.Errorf("wrote to the bucket: %v", keysOf(objs))
 				}
-				if exists(filepath.Join(d.pkg, ".found")) {
+				if tt.cmd == "check" && exists(filepath.Join(d.pkg, ".found")) {
 					t.Error(".found written")
 				}
 				if strings.Contains(r.stderr+r.stdout, s3test.SecretKey) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,12 +135,60 @@ func TestKilledUploadIsNotFound(t *testing.T) {
 }
 
 // Two uploads of one commit at once both succeed, and the record describes
-// what is stored, even when the two builds differ.
+// what is stored, even when the two builds differ. The proxy holds the first
+// record write until the second upload's arrives, so both have stored their
+// objects and the second's conditional write is refused (412): the losing
+// upload must then check the winner's record against what is stored, and
+// rewrite it when the builds differ.
 func TestConcurrentUploads(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, same := range []bool{true, false} {
 			bucket := srv.NewBucket(t)
+			proxy := s3test.NewProxy(t, srv.Endpoint)
 			env, d := setup(t, srv, bucket)
+			env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+			record := "/" + bucket + "/artifacts/" + d.head + "/.s3-asset-manager.json"
+			var (
+				mu        sync.Mutex
+				arrived   int
+				statuses  []int
+				second    = make(chan struct{})
+				firstDone = make(chan struct{})
+			)
+			isRecordPut := func(r *http.Request) bool { return r.Method == http.MethodPut && r.URL.Path == record }
+			proxy.Hold = func(r *http.Request) {
+				if !isRecordPut(r) {
+					return
+				}
+				mu.Lock()
+				arrived++
+				n := arrived
+				mu.Unlock()
+				switch n {
+				case 1: // held until the other upload writes its record too
+					select {
+					case <-second:
+					case <-r.Context().Done():
+					}
+				case 2: // then let the first through, and this one after it
+					close(second)
+					select {
+					case <-firstDone:
+					case <-r.Context().Done():
+					}
+				}
+			}
+			proxy.Observe = func(r *http.Request, status int) {
+				if !isRecordPut(r) {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				statuses = append(statuses, status)
+				if len(statuses) == 1 {
+					close(firstDone)
+				}
+			}
 			run(t, env, "check")
 			var envs []map[string]string
 			for i := range 2 {
@@ -170,9 +219,15 @@ func TestConcurrentUploads(t *testing.T) {
 				if r.code != ExitOK {
 					t.Fatalf("same=%v upload %d: %v", same, i, r)
 				}
-				if strings.Contains(r.stderr, "another writer") {
-					t.Logf("same=%v: upload %d lost the race: %s", same, i, r.stderr[strings.Index(r.stderr, "another writer"):])
-				}
+			}
+			// The race was real (the second record write was refused), and
+			// the loser rewrote the record exactly when the builds differed.
+			want := []int{200, 412}
+			if !same {
+				want = append(want, 200)
+			}
+			if !slices.Equal(statuses, want) {
+				t.Errorf("same=%v: record writes answered %v, want %v", same, statuses, want)
 			}
 			_, body := srv.Get(t, bucket, "artifacts/"+d.head+"/.s3-asset-manager.json")
 			var rec struct {
@@ -186,6 +241,9 @@ func TestConcurrentUploads(t *testing.T) {
 				if sha256hex(got) != f.SHA256 {
 					t.Errorf("same=%v: %s: the record does not describe the stored object", same, f.Name)
 				}
+			}
+			if r := run(t, envs[0], "check"); r.code != ExitOK || !exists(filepath.Join(envs[0]["PACKAGE_DIRECTORY"], ".found")) {
+				t.Errorf("same=%v: the set is not found after the race: %v", same, r)
 			}
 		}
 	})

@@ -43,6 +43,12 @@ type Proxy struct {
 	// HideChecksums drops x-amz-checksum-* headers from responses, as a
 	// store that takes checksum headers without checking them answers.
 	HideChecksums bool
+	// Hold, when set, is called with each request before it is forwarded and
+	// may block it: a test holds one request until another has arrived.
+	Hold func(r *http.Request)
+	// Observe, when set, is told of each forwarded request and the status the
+	// server answered, before the client sees the answer.
+	Observe func(r *http.Request, status int)
 
 	n      atomic.Int64
 	mu     sync.Mutex
@@ -67,6 +73,9 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		},
 	}
 	rp.ModifyResponse = func(resp *http.Response) error {
+		if p.Observe != nil {
+			p.Observe(resp.Request, resp.StatusCode)
+		}
 		if p.HideChecksums {
 			for k := range resp.Header {
 				if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {
@@ -89,6 +98,9 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		p.mu.Lock()
 		p.counts[f]++
 		p.mu.Unlock()
+		if p.Hold != nil && (f == Pass || f == Corrupt) {
+			p.Hold(r)
+		}
 		switch f {
 		case Pass:
 			rp.ServeHTTP(w, r)
