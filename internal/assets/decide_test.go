@@ -134,6 +134,10 @@ func TestLookupSet(t *testing.T) {
 		{"foreign", Artifacts(commitA), false, func(f *fakeStore) {
 			f.put("artifacts/"+commitA+"/"+manifest.Name, []byte(`{"format":"other-tool/v9","files":[]}`), nil, "")
 		}, SetUntrusted, "other-tool/v9"},
+		{"oversized record", Artifacts(commitA), false, func(f *fakeStore) {
+			f.seed("artifacts/"+commitA+"/", artifactsOf(commitA, ""), build, nil, nil)
+			f.put("artifacts/"+commitA+"/"+manifest.Name, make([]byte, manifest.MaxSize+1), nil, "")
+		}, SetUntrusted, "too large"},
 		// Item 10: records of a later version.
 		{"newer format", Artifacts(commitA), true, func(f *fakeStore) {
 			f.put("artifacts/"+commitA+"/"+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")

@@ -75,7 +75,7 @@ func (f *fakeStore) ReadSmall(_ context.Context, key string, max int64) ([]byte,
 		return nil, fmt.Errorf("get %s: %w", f.URL(key), s3store.ErrNotFound)
 	}
 	if int64(len(o.body)) > max {
-		return nil, fmt.Errorf("get %s: too large", f.URL(key))
+		return nil, fmt.Errorf("get %s: %w", f.URL(key), s3store.ErrTooLarge)
 	}
 	return bytes.Clone(o.body), nil
 }

@@ -135,7 +135,8 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	ctx, cancel := context.WithCancel(ctx) // one failing stops the other
 	defer cancel()
 	wg.Go(func() {
-		if data, readErr = r.Store.ReadSmall(ctx, key, manifest.MaxSize); readErr != nil && !errors.Is(readErr, s3store.ErrNotFound) {
+		data, readErr = r.Store.ReadSmall(ctx, key, manifest.MaxSize)
+		if readErr != nil && !stored(readErr) {
 			cancel()
 		}
 	})
@@ -147,7 +148,7 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	wg.Wait()
 	// A real failure is the one to report: the other may only be its cancellation.
 	for _, err := range []error{readErr, listErr} {
-		if err != nil && !errors.Is(err, s3store.ErrNotFound) && !errors.Is(err, context.Canceled) {
+		if err != nil && !stored(err) && !errors.Is(err, context.Canceled) {
 			return set, err
 		}
 	}
@@ -172,6 +173,9 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	}
 
 	rec, err := manifest.Decode(data, r.Config.SigningKey)
+	if errors.Is(readErr, s3store.ErrTooLarge) {
+		err = fmt.Errorf("%w: %w", manifest.ErrInvalid, readErr)
+	}
 	switch {
 	case errors.Is(err, manifest.ErrNewerFormat):
 		set.State, set.Reason = SetNewer, fmt.Sprintf("%s: %v: written by a later version of this tool, left as it is", r.Store.URL(key), err)
@@ -196,6 +200,12 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	set.State = SetComplete
 	set.Reason = fmt.Sprintf("complete: %d files under %s, recorded %s", len(rec.Files), where, rec.Created.UTC().Format("2006-01-02T15:04:05Z"))
 	return set, nil
+}
+
+// stored reports whether a failed read says something about what is stored
+// (no record, or an object too large to be one) rather than about the store.
+func stored(err error) bool {
+	return errors.Is(err, s3store.ErrNotFound) || errors.Is(err, s3store.ErrTooLarge)
 }
 
 // recordRef is the set a record says it belongs to.

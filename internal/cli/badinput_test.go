@@ -52,8 +52,9 @@ func TestAccessDenied(t *testing.T) {
 func TestCorruptRecord(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for name, body := range map[string]string{
-			"garbage": "\x00\x01 not json",
-			"foreign": `{"format":"other-tool/v9","files":[]}`,
+			"garbage":   "\x00\x01 not json",
+			"foreign":   `{"format":"other-tool/v9","files":[]}`,
+			"oversized": strings.Repeat(" ", 16<<20+1),
 		} {
 			t.Run(name, func(t *testing.T) {
 				bucket := srv.NewBucket(t)

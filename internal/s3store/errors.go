@@ -16,6 +16,9 @@ var (
 	// ErrNotFound: the key does not exist. Only a 404 for the key itself is
 	// this; a 403, a missing bucket or a network failure never is.
 	ErrNotFound = errors.New("not found")
+	// ErrTooLarge: an object read whole is larger than its reader takes:
+	// what is stored, not a failure of the store.
+	ErrTooLarge = errors.New("object too large")
 	// ErrExists: a conditional write lost to an object already there.
 	ErrExists = errors.New("object already exists")
 	// ErrSourceChanged: a conditional copy's source no longer has the ETag

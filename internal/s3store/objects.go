@@ -16,7 +16,8 @@ import (
 )
 
 // ReadSmall returns the bytes of a small object (at most max bytes), or an
-// error wrapping ErrNotFound when the key does not exist. It uses GET, not
+// error wrapping ErrNotFound when the key does not exist, ErrTooLarge when
+// the object is larger. It uses GET, not
 // HEAD: a HEAD's 404 cannot tell a missing key from a missing bucket.
 func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
@@ -25,14 +26,14 @@ func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, e
 	}
 	defer out.Body.Close()
 	if out.ContentLength != nil && *out.ContentLength > max {
-		return nil, fmt.Errorf("get %s: %d bytes, more than the %d expected", s.URL(key), *out.ContentLength, max)
+		return nil, fmt.Errorf("get %s: %w: %d bytes, more than the %d expected", s.URL(key), ErrTooLarge, *out.ContentLength, max)
 	}
 	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
 	if err != nil {
 		return nil, s.classify("read", key, err)
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("get %s: more than the %d bytes expected", s.URL(key), max)
+		return nil, fmt.Errorf("get %s: %w: more than the %d bytes expected", s.URL(key), ErrTooLarge, max)
 	}
 	return b, nil
 }
