@@ -99,6 +99,12 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 	rec := from.Record
 	start := time.Now()
 	files, err := r.copySet(ctx, rec.Files, from.Prefix, to, nil)
+	if errors.Is(err, s3store.ErrSourceChanged) {
+		// Another writer replaced an artifact since it was recorded: no entry
+		// from it, and the next check of the commit misses and rebuilds.
+		r.logf("warning: cache not filled: %v", err)
+		return nil
+	}
 	if err != nil {
 		return fail(KindS3, fmt.Errorf("fill cache (the artifacts themselves are complete): %w", err))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
 const (
@@ -417,6 +418,28 @@ func TestConcurrentRecordWrite(t *testing.T) {
 				t.Errorf("set %v (%s), %v; want complete %v", set.State, set.Reason, err, tt.complete)
 			}
 		})
+	}
+}
+
+// An artifact replaced between upload's lookup and the cache fill's copy
+// (a hostile writer, racing) leaves the cache unfilled, with exit 0.
+func TestFillCacheSourceChanged(t *testing.T) {
+	f := newFake()
+	art := "artifacts/" + commitA + "/"
+	f.seed(art, artifactsOf(commitA, hashX), build, nil, nil)
+	f.beforeCopy = func(f *fakeStore, r s3store.CopyRequest) {
+		if r.Src == art+"fn1.zip" {
+			f.put(r.Src, []byte("EVIL"), nil, "")
+		}
+	}
+	r, logs := newRunner(t, f, "", true, false)
+	writePackage(t, r.Config.PackageDir, commitA, hashX, built)
+	res, err := r.Upload(context.Background())
+	if err != nil || res.Skipped != SkippedComplete {
+		t.Fatalf("upload: %+v, %v\n%s", res, err, logs)
+	}
+	if entry, err := r.LookupSet(context.Background(), Cache(hashX)); err != nil || entry.State == SetComplete {
+		t.Errorf("cache entry %v, %v: filled from a changed artifact", entry.State, err)
 	}
 }
 

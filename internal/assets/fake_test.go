@@ -27,6 +27,8 @@ type fakeStore struct {
 	// beforeRecord, when set, runs once before the first exclusive record
 	// write: another writer getting there first.
 	beforeRecord func(f *fakeStore, key string)
+	// beforeCopy, when set, runs before each copy (outside the lock).
+	beforeCopy func(f *fakeStore, r s3store.CopyRequest)
 	// writes counts record writes that were stored, by key.
 	writes map[string]int
 }
@@ -111,6 +113,9 @@ func (f *fakeStore) WriteRecord(_ context.Context, key string, body []byte, excl
 }
 
 func (f *fakeStore) Copy(_ context.Context, r s3store.CopyRequest) (string, error) {
+	if f.beforeCopy != nil {
+		f.beforeCopy(f, r)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	src, ok := f.objs[r.Src]
