@@ -106,8 +106,8 @@ func TestComputeChanges(t *testing.T) {
 		{"edit outside the filter", func(t *testing.T, dir string) {
 			writeFiles(t, dir, map[string]string{"docs/readme.md": "edited"})
 		}, true},
-		{"new commits inside the submodule, gitlink unchanged", func(t *testing.T, dir string) {
-			git(t, filepath.Join(dir, "lambdas/vendor"), "commit", "-q", "--allow-empty", "-m", "more")
+		{"submodule not checked out (deinit): the recorded commit, the same", func(t *testing.T, dir string) {
+			git(t, dir, "submodule", "deinit", "-q", "lambdas/vendor")
 		}, true},
 		{"untracked file", func(t *testing.T, dir string) {
 			writeFiles(t, dir, map[string]string{"lambdas/fn1/new.py": "new"})
@@ -147,6 +147,9 @@ func TestComputeChanges(t *testing.T) {
 			if err := os.Symlink("../../docs/readme.md", p); err != nil {
 				t.Fatal(err)
 			}
+		}, false},
+		{"submodule checked out at another commit, gitlink unchanged (what is built changed)", func(t *testing.T, dir string) {
+			git(t, filepath.Join(dir, "lambdas/vendor"), "commit", "-q", "--allow-empty", "-m", "more")
 		}, false},
 		{"submodule moved to another commit", func(t *testing.T, dir string) {
 			git(t, filepath.Join(dir, "lambdas/vendor"), "commit", "-q", "--allow-empty", "-m", "more")

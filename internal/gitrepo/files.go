@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha1"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,21 +45,30 @@ type File struct {
 // Either may be nil (everything) and both may be called concurrently.
 // Results are sorted by Path (byte order).
 //
-// What counts, as `git status` would see it:
+// What counts, as `git add -A` would store it:
 //   - A tracked file's id comes from the index when its size, mtime and mode
 //     match the file and the file is older than the index (git's racy rule);
-//     otherwise the file is read and hashed. Inode, device and owner are never
-//     compared: they change across container bind mounts.
+//     otherwise the file is read and hashed as git would store it: its clean
+//     content, line endings normalised, a git-lfs file as its pointer (see
+//     storedID). Inode, device and owner are never compared: they change
+//     across container bind mounts.
 //   - Symlinks are not followed: the id is that of the target text.
-//   - Submodules count as the commit the index records; they are not walked,
-//     and neither are untracked nested repositories (left out).
+//   - A submodule counts as the commit checked out in it (what a build uses,
+//     and what `git add` records), or the commit the index records when it is
+//     not checked out. Submodules are not walked, and neither are untracked
+//     nested repositories (left out).
 //   - Skip-worktree entries (sparse checkout) are not on disk: the index id counts.
 //   - A tracked file deleted from the working tree is left out; an unmerged
 //     one counts as the file on disk.
+//   - Untracked files under a directory given to IgnoreUntracked are left out.
 //   - A sparse index (directory entries) is refused with ErrUnsupported
 //     rather than expanded: expanding needs the trees from the object store,
 //     and `git sparse-checkout init --no-sparse-index` turns it off.
-//   - Content filters (git-lfs, eol conversion) are not applied.
+//   - A selected file with an attribute whose clean content cannot be
+//     computed here (a filter driver other than git-lfs, ident,
+//     working-tree-encoding) is an error wrapping ErrUnsupportedAttribute,
+//     whether or not its stat data matches the index, so that the answer
+//     does not depend on the checkout.
 func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, descend func(dir string) bool) ([]File, error) {
 	if include == nil {
 		include = func(string) bool { return true }
@@ -67,7 +76,12 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 	if descend == nil {
 		descend = func(string) bool { return true }
 	}
+	if len(r.ignored) > 0 {
+		d := descend
+		descend = func(dir string) bool { return !r.isIgnored(dir) && d(dir) }
+	}
 	s := &scan{
+		repo:     r,
 		root:     r.Root,
 		cfg:      r.core,
 		include:  include,
@@ -115,20 +129,30 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 
 	// Hand the walk's stat results to the tracked entries; what is left is untracked.
 	infos := make([]fs.FileInfo, len(todo))
-	var untracked []walkFile
+	var (
+		untracked []walkFile
+		attrFiles []string // .gitattributes files the walk saw
+	)
 	for _, d := range dirs {
+		if d.attributes {
+			attrFiles = append(attrFiles, strings.Join(append(slices.Clip(d.domain), ".gitattributes"), "/"))
+		}
 		for _, f := range d.files {
 			if i, ok := tracked[f.path]; ok {
 				infos[i] = f.info
-			} else if !d.ignore.Match(append(slices.Clip(d.domain), f.info.Name()), false) {
+			} else if !d.ignore.Match(append(slices.Clip(d.domain), f.info.Name()), false) && !r.isIgnored(f.path) {
 				untracked = append(untracked, f)
 			}
 		}
 	}
+	var err error
+	if s.attrs, err = r.loadAttributes(todo, attrFiles); err != nil {
+		return nil, fmt.Errorf("read the gitattributes of %s: %w", r.Root, err)
+	}
 
 	out := make([]File, len(todo)+len(untracked))
 	keep := make([]bool, len(out))
-	err := parallel(ctx, len(out), s.workers, func(buf []byte, i int) (err error) {
+	err = parallel(ctx, len(out), s.workers, func(buf []byte, i int) (err error) {
 		if i < len(todo) {
 			out[i], keep[i], err = s.trackedFile(todo[i], infos[i], buf)
 		} else {
@@ -165,6 +189,8 @@ func gitBool(v string, def bool) bool {
 }
 
 type scan struct {
+	repo     *Repo
+	attrs    *attributes
 	root     string
 	cfg      coreConfig
 	idxTime  time.Time // the index file's mtime
@@ -180,14 +206,24 @@ type scan struct {
 // directory, or gone). keep is false for a file to leave out.
 func (s *scan) trackedFile(e *index.Entry, info fs.FileInfo, buf []byte) (f File, keep bool, err error) {
 	f = File{Path: e.Name, Tracked: true}
+	abs := filepath.Join(s.root, filepath.FromSlash(e.Name))
 	if e.Mode == filemode.Submodule || e.SkipWorktree {
 		if !s.include(e.Name) {
 			return f, false, nil
 		}
 		f.Mode, f.ID, f.FromIndex = e.Mode, e.Hash, true
-		return f, true, nil
+		if e.Mode == filemode.Submodule && !e.SkipWorktree {
+			id, ok, err := submoduleHead(abs)
+			if err != nil {
+				return f, false, fmt.Errorf("submodule %s: %w", e.Name, err)
+			}
+			if ok {
+				f.ID, f.FromIndex = id, false
+			}
+			return f, true, nil
+		}
+		return f, true, s.refuse(e.Name)
 	}
-	abs := filepath.Join(s.root, filepath.FromSlash(e.Name))
 	if info == nil {
 		if !s.include(e.Name) {
 			return f, false, nil
@@ -204,11 +240,14 @@ func (s *scan) trackedFile(e *index.Entry, info fs.FileInfo, buf []byte) (f File
 		return f, false, nil // now a directory or a special file: the tracked file is gone
 	}
 	f.Mode = mode
+	if err := s.refuse(e.Name); err != nil {
+		return f, false, err
+	}
 	if s.clean(e, info, mode) {
 		f.ID, f.FromIndex = e.Hash, true
 		return f, true, nil
 	}
-	if f.ID, err = hashPath(abs, mode, buf); err != nil {
+	if f.ID, err = s.storedID(e.Name, abs, mode, e.Hash, buf); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return f, false, nil // deleted since the stat
 		}
@@ -222,7 +261,10 @@ func (s *scan) untrackedFile(w walkFile, buf []byte) (File, bool, error) {
 	if !ok {
 		return File{}, false, nil
 	}
-	id, err := hashPath(filepath.Join(s.root, filepath.FromSlash(w.path)), mode, buf)
+	if err := s.refuse(w.path); err != nil {
+		return File{}, false, err
+	}
+	id, err := s.storedID(w.path, filepath.Join(s.root, filepath.FromSlash(w.path)), mode, plumbing.ZeroHash, buf)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return File{}, false, nil
@@ -271,27 +313,41 @@ func (s *scan) mode(fi fs.FileInfo, indexMode filemode.FileMode) (m filemode.Fil
 	return 0, false
 }
 
-// hashPath computes the blob id git would give the file: of the link target
-// text for a symlink (never followed), else of the content. crypto/sha1 is
-// twice as fast here as go-git's collision-detecting hasher and gives the same
-// ids for anything but a crafted collision.
-func hashPath(abs string, mode filemode.FileMode, buf []byte) (plumbing.Hash, error) {
+// refuse fails for a selected file whose stored content cannot be computed
+// here (see attributes.refuses).
+func (s *scan) refuse(path string) error {
+	if !s.attrs.refuses {
+		return nil
+	}
+	if u := s.attrs.lookup(path).unsupported; u != "" {
+		return fmt.Errorf("%s: %w %s: git stores what a program configured on each machine makes of it, "+
+			"which the code hash cannot compute; leave it out with a !pattern in the filter", path, ErrUnsupportedAttribute, u)
+	}
+	return nil
+}
+
+// hashPath computes the blob id of the file as it is: of the link target
+// text for a symlink (never followed), else of the content; sawCR reports a
+// CR in the content. crypto/sha1 is twice as fast here as go-git's
+// collision-detecting hasher and gives the same ids for anything but a
+// crafted collision.
+func hashPath(abs string, mode filemode.FileMode, buf []byte) (id plumbing.Hash, sawCR bool, err error) {
 	if mode == filemode.Symlink {
 		if target, err := os.Readlink(abs); err == nil {
-			return blobID([]byte(target)), nil
+			return blobID([]byte(target)), false, nil
 		} else if !errors.Is(err, errInvalid) {
-			return plumbing.ZeroHash, err
+			return plumbing.ZeroHash, false, err
 		}
 		// core.symlinks=false: a plain file holding the target text.
 	}
 	f, err := os.Open(abs)
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, false, err
 	}
 	size := fi.Size()
 	h := sha1.New()
@@ -301,23 +357,19 @@ func hashPath(abs string, mode filemode.FileMode, buf []byte) (plumbing.Hash, er
 		m, err := f.Read(buf)
 		n += int64(m)
 		h.Write(buf[:m])
+		// IndexByte is vectorised: telling files with CR apart costs little.
+		sawCR = sawCR || bytes.IndexByte(buf[:m], '\r') >= 0
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return plumbing.ZeroHash, err
+			return plumbing.ZeroHash, false, err
 		}
 	}
 	if n != size {
-		return plumbing.ZeroHash, fmt.Errorf("the file changed while it was read (%d bytes, then %d)", size, n)
+		return plumbing.ZeroHash, false, fmt.Errorf("the file changed while it was read (%d bytes, then %d)", size, n)
 	}
-	var id plumbing.Hash
-	h.Sum(id[:0])
-	return id, nil
-}
-
-func blobHeader(size int64) []byte {
-	return append(strconv.AppendInt([]byte("blob "), size, 10), 0)
+	return sum(h), sawCR, nil
 }
 
 var (
@@ -329,9 +381,7 @@ func blobID(content []byte) plumbing.Hash {
 	h := sha1.New()
 	h.Write(blobHeader(int64(len(content))))
 	h.Write(content)
-	var id plumbing.Hash
-	h.Sum(id[:0])
-	return id
+	return sum(h)
 }
 
 // parallel runs fn(i) for i in [0, n) on up to workers goroutines, each with
@@ -373,9 +423,10 @@ func parallel(ctx context.Context, n, workers int, fn func(buf []byte, i int) er
 }
 
 type walkDir struct {
-	domain []string          // the directory's path segments
-	ignore gitignore.Matcher // the patterns that apply in it
-	files  []walkFile
+	domain     []string          // the directory's path segments
+	ignore     gitignore.Matcher // the patterns that apply in it
+	files      []walkFile
+	attributes bool // it holds a .gitattributes file
 }
 
 type walkFile struct {
@@ -437,6 +488,8 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 			if !e.IsDir() {
 				ignore = append(slices.Clip(ignore), readIgnore(filepath.Join(w.root, filepath.FromSlash(rel), ".gitignore"), d.domain)...)
 			}
+		case ".gitattributes":
+			d.attributes = !e.IsDir()
 		}
 	}
 	d.ignore = gitignore.NewMatcher(ignore)
@@ -477,7 +530,7 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 		}
 		d.files = append(d.files, walkFile{p, info})
 	}
-	if len(d.files) > 0 {
+	if len(d.files) > 0 || d.attributes {
 		w.mu.Lock()
 		w.dirs = append(w.dirs, d)
 		w.mu.Unlock()

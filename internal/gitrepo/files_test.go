@@ -443,7 +443,7 @@ func TestBlobID(t *testing.T) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got, err := hashPath(p, filemode.Regular, make([]byte, 4096))
+		got, _, err := hashPath(p, filemode.Regular, make([]byte, 4096))
 		if err != nil || got != hashObject(t, content) {
 			t.Errorf("hashPath(%.10q) = %s, %v, want %s", content, got, err, hashObject(t, content))
 		}

@@ -43,6 +43,7 @@ type Repo struct {
 
 	core    coreConfig
 	storage *filesystem.Storage
+	ignored []string // slash paths under Root whose untracked files are left out; "" is all
 }
 
 // Open finds the repository at path or in a directory above it.
@@ -97,6 +98,71 @@ func (r *Repo) Head() (string, error) {
 		return "", fmt.Errorf("resolve HEAD in %s: %w", r.Root, ErrNoCommits)
 	}
 	return ref.Hash().String(), nil
+}
+
+// IgnoreUntracked makes SourceFiles leave out the untracked files under dir
+// (absolute, or relative to the working directory; it need not exist yet),
+// as if a .gitignore listed it: the tool's own output directory, whose
+// markers and build leftovers are no source. Tracked files there still
+// count: a directory git tracks files in is source, and leaving those out
+// would serve builds of other sources. A directory outside the working tree
+// (or one holding it) changes nothing.
+func (r *Repo) IgnoreUntracked(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("ignore %s: %w", dir, err)
+	}
+	// Compare real paths: either may have been reached through a symlink.
+	rel, err := filepath.Rel(realPath(r.Root), realPath(abs))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil
+	}
+	if rel == "." {
+		rel = ""
+	}
+	r.ignored = append(r.ignored, filepath.ToSlash(rel))
+	return nil
+}
+
+// isIgnored reports whether p (slash-separated, relative) is under a
+// directory given to IgnoreUntracked.
+func (r *Repo) isIgnored(p string) bool {
+	for _, d := range r.ignored {
+		if d == "" || p == d || strings.HasPrefix(p, d) && p[len(d)] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+// realPath resolves the symlinks in the longest part of p that exists.
+func realPath(p string) string {
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		return real
+	}
+	parent := filepath.Dir(p)
+	if parent == p {
+		return p
+	}
+	return filepath.Join(realPath(parent), filepath.Base(p))
+}
+
+// submoduleHead gives the commit checked out in the submodule at dir; ok is
+// false when it is not checked out (no .git in it: not initialised, or
+// outside a sparse checkout's cone).
+func submoduleHead(dir string) (id plumbing.Hash, ok bool, err error) {
+	if _, err := os.Lstat(filepath.Join(dir, ".git")); errors.Is(err, os.ErrNotExist) || errors.Is(err, errNotDir) {
+		return plumbing.ZeroHash, false, nil
+	}
+	sub, err := Open(dir)
+	if err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	head, err := sub.Head()
+	if err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	return plumbing.NewHash(head), true, nil
 }
 
 // findGitDir walks up from dir to the first directory holding .git, a
