@@ -313,6 +313,50 @@ func TestSignedRecords(t *testing.T) {
 	})
 }
 
+// TestPackageDirectoryInsideRepository: the README's GitHub layout (the
+// repository is the workspace, packages/ inside it, not ignored) with a
+// filter that reaches packages/. The markers check writes and the artifacts
+// an earlier build left in a reused workspace are not source: a commit that
+// changes no file hits the cache.
+func TestPackageDirectoryInsideRepository(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		ws := t.TempDir()
+		newRepo(t, ws, map[string]string{"src/main.py": "print(1)\n", "packages/.gitkeep": ""})
+		env := srv.Env(bucket)
+		env["GIT_REPO_PATH"] = ws
+		env["PACKAGE_DIRECTORY"] = filepath.Join(ws, "packages")
+		env["CODE_HASH_FIND_FILTER"] = "**"
+		h := run(t, env, "hash")
+		if h.code != ExitOK {
+			t.Fatal(h)
+		}
+		clean := strings.TrimSpace(h.stdout)
+
+		if r := run(t, env, "check"); r.code != ExitOK || exists(filepath.Join(ws, "packages/.found")) {
+			t.Fatalf("first check: %v", r)
+		}
+		if got, _ := os.ReadFile(filepath.Join(ws, "packages/.code-hash")); string(got) != clean {
+			t.Fatalf("check hashed its own markers: .code-hash %q, the clean workspace hashes to %q", got, clean)
+		}
+		writeFiles(t, ws, map[string]string{"packages/fn1.zip": "built"})
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+
+		// The next pipeline run, in the same workspace: packages/ still holds
+		// the last build and the markers.
+		git(t, ws, "commit", "-q", "--allow-empty", "-m", "no change")
+		if h := run(t, env, "hash"); strings.TrimSpace(h.stdout) != clean {
+			t.Errorf("hash in the reused workspace: %v, want %s", h, clean)
+		}
+		r := run(t, env, "check")
+		if r.code != ExitOK || !exists(filepath.Join(ws, "packages/.found")) || !strings.Contains(r.stderr, "cache hit") {
+			t.Fatalf("a commit changing no file missed the cache: %v", r)
+		}
+	})
+}
+
 func TestHashCommand(t *testing.T) {
 	base := t.TempDir()
 	newRepo(t, base, map[string]string{"lambdas/a.py": "a", "docs/x.md": "x"})
@@ -328,5 +372,16 @@ func TestHashCommand(t *testing.T) {
 	env["CODE_HASH_FIND_FILTER"] = "lambda/**"
 	if r := run(t, env, "hash"); r.code != ExitUsage || !strings.Contains(r.stderr, "lambda/**") {
 		t.Errorf("typo in the filter: %v", r)
+	}
+	// A file whose stored content a filter program makes: exit 2, naming
+	// the file and the way out.
+	commit(t, base, map[string]string{".gitattributes": "*.enc filter=crypt\n", "lambdas/key.enc": "secret"})
+	env["CODE_HASH_FIND_FILTER"] = "lambdas/**"
+	if r := run(t, env, "hash"); r.code != ExitUsage || !strings.Contains(r.stderr, "lambdas/key.enc: unsupported gitattribute filter=crypt") {
+		t.Errorf("custom filter driver: %v", r)
+	}
+	env["CODE_HASH_FIND_FILTER"] = "lambdas/** !**/*.enc"
+	if r := run(t, env, "hash"); r.code != ExitOK {
+		t.Errorf("custom filter driver left out: %v", r)
 	}
 }

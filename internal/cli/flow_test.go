@@ -283,6 +283,10 @@ func TestBadInput(t *testing.T) {
 				"check", ExitUsage, "CODE_HASH_FIND_FILTER"},
 			{"filter matches no file", func(t *testing.T, env map[string]string, d dirs) { env["CODE_HASH_FIND_FILTER"] = "srcc/**" },
 				"check", ExitUsage, `pattern srcc/**`},
+			{"a selected file needs a custom filter driver", func(t *testing.T, env map[string]string, d dirs) {
+				commit(t, d.repo, map[string]string{".gitattributes": "*.enc filter=git-crypt\n", "src/key.enc": "secret"})
+				env["CODE_HASH_FIND_FILTER"] = "src/**"
+			}, "check", ExitUsage, "src/key.enc: unsupported gitattribute filter=git-crypt"},
 			{"upload without .commit-hash", func(t *testing.T, env map[string]string, d dirs) {
 				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "x"})
 			}, "upload", ExitPackage, "run check first"},

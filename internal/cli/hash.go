@@ -21,9 +21,16 @@ type checkout struct {
 	salt   string
 }
 
+// openCheckout opens the repository at path for check and hash alike, so
+// both hash the same files: the package directory's untracked files (the
+// markers check writes, artifacts an earlier build left in a reused
+// workspace) are never source.
 func openCheckout(path string, cfg *config.Config) (*checkout, error) {
 	r, err := gitrepo.Open(path)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.IgnoreUntracked(cfg.PackageDir); err != nil {
 		return nil, err
 	}
 	return &checkout{Repo: r, filter: cfg.Filter, salt: cfg.Salt}, nil
@@ -31,10 +38,16 @@ func openCheckout(path string, cfg *config.Config) (*checkout, error) {
 
 func (c *checkout) CodeHash(ctx context.Context) (string, int, error) {
 	res, err := codehash.Compute(ctx, c.Repo, c.filter, c.salt)
-	if errors.Is(err, codehash.ErrNoMatch) {
+	if filterProblem(err) {
 		return "", 0, &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("CODE_HASH_FIND_FILTER: %w", err)}
 	}
 	return res.Hash, len(res.Files), err
+}
+
+// filterProblem reports a code hash error that the filter setting can fix
+// (exit 2): it selects nothing, or a file the hash cannot be computed for.
+func filterProblem(err error) bool {
+	return errors.Is(err, codehash.ErrNoMatch) || errors.Is(err, gitrepo.ErrUnsupportedAttribute)
 }
 
 var _ assets.Repo = (*checkout)(nil)
@@ -61,15 +74,15 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 		logger.Printf("error: CODE_HASH_FIND_FILTER is not set: nothing to hash")
 		return ExitUsage
 	}
-	repo, err := gitrepo.Open(cfg.RepoPath)
+	repo, err := openCheckout(cfg.RepoPath, cfg)
 	if err != nil {
 		logger.Printf("error: open git repository at %s: %v", cfg.RepoPath, err)
 		return ExitGit
 	}
-	res, err := codehash.Compute(ctx, repo, cfg.Filter, cfg.Salt)
+	res, err := codehash.Compute(ctx, repo.Repo, cfg.Filter, cfg.Salt)
 	if err != nil {
 		logger.Printf("error: %v", err)
-		if errors.Is(err, codehash.ErrNoMatch) {
+		if filterProblem(err) {
 			return ExitUsage
 		}
 		if ctx.Err() != nil {

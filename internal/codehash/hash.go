@@ -37,8 +37,8 @@ type Result struct {
 // matching pattern wins, '!' excludes) and hashes them.
 //
 // The source files are those git considers source: tracked files with their
-// working-tree contents, plus untracked files that are not ignored (see
-// gitrepo.Repo.SourceFiles). The hash is the lower-case hex SHA-256 of
+// working-tree contents as git would store them, plus untracked files that
+// are not ignored (see gitrepo.Repo.SourceFiles for the rules). The hash is the lower-case hex SHA-256 of
 //
 //	s3-asset-manager code hash v1\n
 //	<salt>\n
@@ -50,10 +50,10 @@ type Result struct {
 // where path is relative to the repository root and '/'-separated, as git
 // stores it; mode is git's, in octal (100644, 100755, 120000 for a symlink,
 // 160000 for a submodule); and id is the git object id in lower-case hex: the
-// blob id of the content (of the link target text for a symlink), or the
-// commit recorded for a submodule. So a rename, a mode change or an edit
-// changes the hash; mtimes, clone depth, linked worktrees and sparse
-// checkouts do not.
+// blob id of the clean content (of the link target text for a symlink), or
+// the commit checked out in a submodule. So a rename, a mode change or an
+// edit changes the hash; mtimes, line endings a checkout converted, clone
+// depth, linked worktrees and sparse checkouts do not.
 //
 // The salt must be a single line. A positive pattern that selects no source
 // file is an error wrapping ErrNoMatch, naming the patterns.

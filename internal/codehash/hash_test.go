@@ -220,6 +220,22 @@ func TestComputeSameAcrossCheckouts(t *testing.T) {
 			}
 			return dst
 		}},
+		// What a Windows runner's checkout does (core.autocrlf=true: text
+		// files with CRLF; core.filemode=false: no executable bits;
+		// core.symlinks=false: a link is a file holding its target), each
+		// file read again (new mtimes), on Linux.
+		{name: "windows: core.autocrlf=true", allRehashed: true, make: func(t *testing.T) string {
+			return windowsClone(t, src, "core.autocrlf=true")
+		}},
+		{name: "windows: core.filemode=false", allRehashed: true, make: func(t *testing.T) string {
+			return windowsClone(t, src, "core.filemode=false")
+		}},
+		{name: "windows: core.symlinks=false", allRehashed: true, make: func(t *testing.T) string {
+			return windowsClone(t, src, "core.symlinks=false")
+		}},
+		{name: "windows: all three", allRehashed: true, make: func(t *testing.T) string {
+			return windowsClone(t, src, "core.autocrlf=true", "core.filemode=false", "core.symlinks=false")
+		}},
 		{name: "tar copy (every mtime changed)", allRehashed: true, make: func(t *testing.T) string {
 			dst := t.TempDir()
 			// -m: extracted files get the time of extraction, not the archived mtimes.
@@ -249,6 +265,38 @@ func TestComputeSameAcrossCheckouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// windowsClone clones src with the settings a Windows runner has, and makes
+// the working tree what such a checkout writes: the settings' effects are
+// checked, executable bits are dropped where core.filemode is off, and every
+// mtime is new, so every file is read again.
+func windowsClone(t *testing.T, src string, settings ...string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "clone")
+	args := []string{"clone", "-q"}
+	for _, s := range settings {
+		args = append(args, "-c", s)
+	}
+	git(t, src, append(args, "file://"+src, dst)...)
+	for _, s := range settings {
+		switch s {
+		case "core.autocrlf=true":
+			if b, _ := os.ReadFile(filepath.Join(dst, "lambdas/fn1/main.py")); !bytes.Contains(b, []byte("\r\n")) {
+				t.Fatalf("fixture: main.py checked out without CRLF: %q", b)
+			}
+		case "core.filemode=false":
+			if err := os.Chmod(filepath.Join(dst, "lambdas/fn2/run.sh"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		case "core.symlinks=false":
+			if fi, err := os.Lstat(filepath.Join(dst, "lambdas/fn1/shared.py")); err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("fixture: the symlink should be a plain file: %v", err)
+			}
+		}
+	}
+	gittest.TouchAll(t, dst)
+	return dst
 }
 
 func TestComputeSalt(t *testing.T) {
