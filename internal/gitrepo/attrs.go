@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitattributes"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 )
@@ -69,7 +70,9 @@ const builtinMacros = "[attr]binary -diff -merge -text\n"
 func (r *Repo) loadAttributes(entries []*index.Entry, walked []string) (*attributes, error) {
 	files := map[string]plumbing.Hash{} // path → index blob (zero: untracked)
 	for _, e := range entries {
-		if (e.Name == ".gitattributes" || strings.HasSuffix(e.Name, "/.gitattributes")) && e.Mode.IsFile() {
+		// git does not follow a .gitattributes that is a symlink.
+		if (e.Name == ".gitattributes" || strings.HasSuffix(e.Name, "/.gitattributes")) &&
+			(e.Mode == filemode.Regular || e.Mode == filemode.Executable) {
 			files[e.Name] = e.Hash
 		}
 	}

@@ -32,6 +32,12 @@ import (
 //     "auto" is what it means where it is on, and where it is off it gives
 //     the same answer for every file a checkout did not change.
 //
+// A tracked file whose bytes are the index's blob counts as that blob, even
+// where git's clean conversion would change it (a file committed with CRLF
+// before a text attribute, or without git-lfs before filter=lfs): the index
+// vouches for it when its stat data matches, and a touch must not change
+// the answer.
+//
 // Attributes that cannot be applied (a custom filter driver, ident,
 // working-tree-encoding) were refused before (scan.refuse).
 func (s *scan) storedID(path, abs string, mode filemode.FileMode, indexID plumbing.Hash, buf []byte) (plumbing.Hash, error) {
@@ -41,10 +47,14 @@ func (s *scan) storedID(path, abs string, mode filemode.FileMode, indexID plumbi
 	}
 	fa := s.attrs.lookup(path)
 	if fa.lfs {
-		return lfsPointerID(abs, buf)
+		id, pointer, err := lfsIDs(abs, buf)
+		if err != nil || id == indexID {
+			return id, err
+		}
+		return pointer, nil
 	}
 	id, sawCR, err := hashPath(abs, mode, buf)
-	if err != nil || !sawCR || fa.text == textBinary {
+	if err != nil || id == indexID || !sawCR || fa.text == textBinary {
 		return id, err
 	}
 	st, err := readStats(abs, buf)
@@ -61,12 +71,7 @@ func (s *scan) storedID(path, abs string, mode filemode.FileMode, indexID plumbi
 	// Auto: git leaves the file as it is when the index's blob has CRLF
 	// (has_crlf_in_index). An unchanged file is one of the two ids, and
 	// which one it is answers that without reading the blob.
-	switch indexID {
-	case plumbing.ZeroHash:
-		return norm, nil
-	case id:
-		return id, nil
-	case norm:
+	if indexID.IsZero() || indexID == norm {
 		return norm, nil
 	}
 	blob, err := s.repo.readBlob(indexID)
@@ -199,49 +204,62 @@ const lfsPointer = "version https://git-lfs.github.com/spec/v1\noid sha256:%x\ns
 
 var lfsPointerRE = regexp.MustCompile(`^version https://git-lfs\.github\.com/spec/v1\noid sha256:[0-9a-f]{64}\nsize [0-9]+\n$`)
 
-// lfsPointerID gives the id of the blob git-lfs's clean filter stores for
-// the file: its pointer, computed from the content; an empty file stays
-// empty, and a file that already is a pointer (git-lfs did not smudge it)
-// is kept as it is.
-func lfsPointerID(abs string, buf []byte) (plumbing.Hash, error) {
+// lfsIDs reads the file once for the id of its bytes and the id of the blob
+// git-lfs's clean filter stores for it: its pointer, computed from the
+// content; an empty file stays empty, and a file that already is a pointer
+// (git-lfs did not smudge it) is kept as it is.
+func lfsIDs(abs string, buf []byte) (id, pointer plumbing.Hash, err error) {
 	var (
-		h     = sha256.New()
-		size  int64
+		h     = sha1.New()
+		h256  = sha256.New()
+		n     int64
 		small []byte // the first bytes, enough to hold a pointer
 	)
-	err := readAll(abs, buf, func(b []byte) {
-		if size < 1024 {
-			small = append(small, b[:min(len(b), 1024-int(size))]...)
+	size, err := readAllSized(abs, buf, func(size int64) { h.Write(blobHeader(size)) }, func(b []byte) {
+		if n < 1024 {
+			small = append(small, b[:min(len(b), 1024-int(n))]...)
 		}
-		size += int64(len(b))
+		n += int64(len(b))
 		h.Write(b)
+		h256.Write(b)
 	})
 	switch {
 	case err != nil:
-		return plumbing.ZeroHash, err
-	case size == 0:
-		return blobID(nil), nil
-	case size < 1024 && lfsPointerRE.Match(small):
-		return blobID(small), nil
+		return id, pointer, err
+	case n != size:
+		return id, pointer, fmt.Errorf("the file changed while it was read (%d bytes, then %d)", size, n)
+	case n == 0 || n < 1024 && lfsPointerRE.Match(small):
+		return sum(h), sum(h), nil
 	}
-	return blobID(fmt.Appendf(nil, lfsPointer, h.Sum(nil), size)), nil
+	return sum(h), blobID(fmt.Appendf(nil, lfsPointer, h256.Sum(nil), n)), nil
 }
 
 // readAll feeds the file's content to fn piece by piece, through buf.
 func readAll(abs string, buf []byte, fn func([]byte)) error {
+	_, err := readAllSized(abs, buf, func(int64) {}, fn)
+	return err
+}
+
+// readAllSized is readAll that first tells sized the file's size.
+func readAllSized(abs string, buf []byte, sized func(int64), fn func([]byte)) (int64, error) {
 	f, err := os.Open(abs)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	sized(fi.Size())
 	for {
 		n, err := f.Read(buf)
 		fn(buf[:n])
 		if err == io.EOF {
-			return nil
+			return fi.Size(), nil
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
 }

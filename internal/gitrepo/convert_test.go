@@ -288,3 +288,23 @@ func TestIgnoreUntracked(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceFilesCommittedBeforeTheAttribute: files committed before an
+// attribute that would convert them (CRLF before "text", raw content before
+// "filter=lfs") count as committed whether or not the index vouches for
+// them, so a touch does not change the answer.
+func TestSourceFilesCommittedBeforeTheAttribute(t *testing.T) {
+	dir := initRepo(t, map[string]string{"a.txt": "a\r\nb\r\n", "big.bin": "raw\x00content"})
+	writeFiles(t, dir, map[string]string{".gitattributes": "*.txt text\n*.bin filter=lfs -text\n"})
+	git(t, dir, "add", ".gitattributes")
+	git(t, dir, "commit", "-q", "-m", "attributes")
+	want := headTree(t, dir)
+	for _, touched := range []bool{false, true} {
+		if touched {
+			gittest.TouchAll(t, dir)
+		}
+		if got := lsFiles(sourceFiles(t, dir, nil, nil)); got != want {
+			t.Errorf("touched=%v: got\n%s\nwant\n%s", touched, got, want)
+		}
+	}
+}

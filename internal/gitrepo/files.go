@@ -489,7 +489,7 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 				ignore = append(slices.Clip(ignore), readIgnore(filepath.Join(w.root, filepath.FromSlash(rel), ".gitignore"), d.domain)...)
 			}
 		case ".gitattributes":
-			d.attributes = !e.IsDir()
+			d.attributes = e.Type().IsRegular()
 		}
 	}
 	d.ignore = gitignore.NewMatcher(ignore)
