@@ -212,17 +212,21 @@ func (s *scan) trackedFile(e *index.Entry, info fs.FileInfo, buf []byte) (f File
 			return f, false, nil
 		}
 		f.Mode, f.ID, f.FromIndex = e.Mode, e.Hash, true
-		if e.Mode == filemode.Submodule && !e.SkipWorktree {
-			id, ok, err := submoduleHead(abs)
-			if err != nil {
-				return f, false, fmt.Errorf("submodule %s: %w", e.Name, err)
-			}
-			if ok {
-				f.ID, f.FromIndex = id, false
-			}
+		if e.Mode != filemode.Submodule {
+			return f, true, s.refuse(e.Name)
+		}
+		if e.SkipWorktree {
 			return f, true, nil
 		}
-		return f, true, s.refuse(e.Name)
+		// Attributes never apply to a submodule: git converts no gitlink.
+		id, ok, err := submoduleHead(abs)
+		if err != nil {
+			return f, false, fmt.Errorf("submodule %s: %w", e.Name, err)
+		}
+		if ok {
+			f.ID, f.FromIndex = id, false
+		}
+		return f, true, nil
 	}
 	if info == nil {
 		if !s.include(e.Name) {
