@@ -99,9 +99,14 @@ next:
 
 // digest is the layout documented on Compute; files must be sorted by path.
 func digest(files []gitrepo.File, salt string) string {
+	return digestWith(Scheme+"\n"+salt+"\n", files)
+}
+
+// digestWith hashes the header, then a line a file (see Compute).
+func digestWith(header string, files []gitrepo.File) string {
 	h := sha256.New()
 	w := bufio.NewWriterSize(h, 64<<10)
-	w.WriteString(Scheme + "\n" + salt + "\n")
+	w.WriteString(header)
 	var line []byte
 	for _, f := range files {
 		line = append(line[:0], f.Path...)

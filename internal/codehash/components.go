@@ -1,0 +1,404 @@
+package codehash
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+)
+
+// Component is one line of PACKAGE_COMPONENTS: either a named component with
+// its own source patterns ("api: services/api/** !**/*.md"), or a directory
+// glob ("lambdas/*") that makes every matching directory holding source
+// files a component, named by the directory's base name, with the sources
+// "<dir>/**".
+type Component struct {
+	Name     string    // the named form; "" for a directory glob
+	Patterns []Pattern // the named form's patterns
+	DirGlob  string    // the directory-glob form
+}
+
+func (c Component) String() string {
+	if c.DirGlob != "" {
+		return c.DirGlob
+	}
+	ps := make([]string, len(c.Patterns))
+	for i, p := range c.Patterns {
+		ps[i] = p.String()
+	}
+	return c.Name + ": " + strings.Join(ps, " ")
+}
+
+// ErrComponentName: a component name that is not a plain name, or two
+// components with the same name.
+var ErrComponentName = errors.New("bad component name")
+
+var plainName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
+
+// ValidName reports whether name can name a component: it becomes a
+// directory in the package directory, a segment of S3 keys and a GitHub
+// matrix value, so only [A-Za-z0-9._-], without a leading dot.
+func ValidName(name string) error {
+	if len(name) > 100 || !plainName.MatchString(name) {
+		return fmt.Errorf("%w: %q is not a plain name (letters, digits, '.', '_', '-'; no leading dot; at most 100)", ErrComponentName, name)
+	}
+	return nil
+}
+
+// ParseComponents reads PACKAGE_COMPONENTS: one component a line, blank
+// lines and lines starting with '#' skipped. A line whose first word ends
+// in ':' (or holds one) is the named form, "name: pattern pattern ..."; any
+// other line is one directory glob. Every problem is reported at once.
+func ParseComponents(text string) ([]Component, error) {
+	var (
+		comps []Component
+		errs  []error
+		seen  = map[string]bool{}
+	)
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("line %d %q: %s", n+1, truncate(line, 60), fmt.Sprintf(format, args...)))
+		}
+		if name, rest, ok := strings.Cut(line, ":"); ok && !strings.ContainsAny(name, " \t") {
+			if err := ValidName(name); err != nil {
+				bad("%v", err)
+				continue
+			}
+			if seen[name] {
+				bad("%v: component %q is declared twice", ErrComponentName, name)
+				continue
+			}
+			seen[name] = true
+			if strings.TrimSpace(rest) == "" {
+				bad("component %q lists no source patterns", name)
+				continue
+			}
+			pats, err := ParsePatterns(rest)
+			if err != nil {
+				for _, e := range unjoin(err) {
+					bad("%v", e)
+				}
+				continue
+			}
+			comps = append(comps, Component{Name: name, Patterns: pats})
+			continue
+		}
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 1:
+			bad("a directory glob is one pattern; to list patterns write \"name: pattern ...\"")
+			continue
+		case strings.HasPrefix(f[0], "!"):
+			bad("a directory glob cannot be an exclusion")
+			continue
+		}
+		if err := validGlob(f[0]); err != nil {
+			bad("%v", err)
+			continue
+		}
+		comps = append(comps, Component{DirGlob: strings.TrimPrefix(f[0], "./")})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return comps, nil
+}
+
+// ComponentHash is one component's code hash and the files it covers (the
+// shared ones and its own), in path order.
+type ComponentHash struct {
+	Name string
+	// Dir is the directory that made the component, for the directory-glob form.
+	Dir string
+	Result
+}
+
+// ComputeComponents hashes every component in one pass over the index and
+// the working tree (see Compute for which files are source). Each
+// component's hash covers the files shared selects (CODE_HASH_FIND_FILTER;
+// may be empty), its own, and its name:
+//
+//	s3-asset-manager code hash v1\n
+//	<salt>\n
+//	component <name>\n
+//
+// then the files as in Compute. (A file line always holds a NUL, so no
+// component hash equals a hash without components.) The result is sorted by
+// name. Refused, wrapping ErrNoMatch: a shared or component pattern that
+// selects no source file, a directory glob that matches no directory with
+// source files; wrapping ErrComponentName: two components of one name, a
+// matched directory whose name is not plain.
+func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern, comps []Component, salt string) ([]ComponentHash, error) {
+	if strings.ContainsAny(salt, "\n\r\x00") {
+		return nil, errors.New("code hash: the salt must be a single line")
+	}
+	if len(comps) == 0 {
+		return nil, errors.New("code hash: no components")
+	}
+	sel := newSelector(shared, comps)
+	files, err := repo.SourceFiles(ctx, sel.any, descender(sel.positives))
+	if err != nil {
+		return nil, fmt.Errorf("code hash: %w", err)
+	}
+
+	// Partition: each file goes to the shared list and to every component
+	// that selects it; directory-glob components appear as their files do.
+	type acc struct {
+		name, dir string
+		glob      int // index in comps of the line that made it
+		own       []int
+	}
+	var (
+		sharedIdx []int
+		byKey     = map[string]*acc{} // "n:<name>" for named, "d:<dir>" for directories
+		order     []*acc
+		globHit   = make([]bool, len(comps)) // a directory glob matched a directory
+	)
+	get := func(key, name, dir string, glob int) *acc {
+		a := byKey[key]
+		if a == nil {
+			a = &acc{name: name, dir: dir, glob: glob}
+			byKey[key] = a
+			order = append(order, a)
+		}
+		return a
+	}
+	for _, i := range sel.named {
+		get("n:"+comps[i].Name, comps[i].Name, "", i)
+	}
+	var sharedFiles []gitrepo.File
+	for i, f := range files {
+		if len(shared) > 0 && Match(shared, f.Path) {
+			sharedIdx = append(sharedIdx, i)
+			sharedFiles = append(sharedFiles, f)
+		}
+		sel.members(f.Path, func(ci int, dir string) {
+			c := comps[ci]
+			var a *acc
+			if c.DirGlob == "" {
+				a = byKey["n:"+c.Name]
+			} else {
+				a = get("d:"+dir, path.Base(dir), dir, ci)
+				globHit[ci] = true
+			}
+			if n := len(a.own); n == 0 || a.own[n-1] != i { // two patterns of one line, one file
+				a.own = append(a.own, i)
+			}
+		})
+	}
+
+	// What a typo would make: patterns selecting nothing, globs matching no directory.
+	var errs []error
+	if len(shared) > 0 {
+		for _, p := range selectsNothing(positivesOf(shared), sharedFiles) {
+			errs = append(errs, fmt.Errorf("CODE_HASH_FIND_FILTER %s", p))
+		}
+	}
+	for ci, c := range comps {
+		if c.DirGlob != "" {
+			if !globHit[ci] {
+				errs = append(errs, fmt.Errorf("component directory glob %s matches no directory holding source files", c.DirGlob))
+			}
+			continue
+		}
+		own := byKey["n:"+c.Name].own
+		ownFiles := make([]gitrepo.File, len(own))
+		for k, i := range own {
+			ownFiles[k] = files[i]
+		}
+		for _, p := range selectsNothing(positivesOf(c.Patterns), ownFiles) {
+			errs = append(errs, fmt.Errorf("component %q: %s", c.Name, p))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("code hash: %w: %w (a typo, or all of it excluded?)", ErrNoMatch, errors.Join(errs...))
+	}
+
+	// Names: plain, and one component each.
+	byName := map[string][]string{}
+	var names []string
+	for _, a := range order {
+		if a.dir != "" {
+			if err := ValidName(a.name); err != nil {
+				errs = append(errs, fmt.Errorf("directory %s (matched by %s): %w", a.dir, comps[a.glob].DirGlob, err))
+				continue
+			}
+		}
+		if _, ok := byName[a.name]; !ok {
+			names = append(names, a.name)
+		}
+		byName[a.name] = append(byName[a.name], cmp.Or(a.dir, "the line \""+truncate(comps[a.glob].String(), 40)+"\""))
+	}
+	for _, n := range names {
+		if from := byName[n]; len(from) > 1 {
+			errs = append(errs, fmt.Errorf("%w: two components named %q: %s", ErrComponentName, n, strings.Join(from, ", ")))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("code hash: %w", errors.Join(errs...))
+	}
+
+	out := make([]ComponentHash, 0, len(order))
+	for _, a := range order {
+		// Shared and own, merged in path order (both are in it already).
+		cf := make([]gitrepo.File, 0, len(sharedIdx)+len(a.own))
+		i, j := 0, 0
+		for i < len(sharedIdx) || j < len(a.own) {
+			switch {
+			case j == len(a.own) || (i < len(sharedIdx) && sharedIdx[i] < a.own[j]):
+				cf = append(cf, files[sharedIdx[i]])
+				i++
+			case i == len(sharedIdx) || a.own[j] < sharedIdx[i]:
+				cf = append(cf, files[a.own[j]])
+				j++
+			default: // shared and its own
+				cf = append(cf, files[a.own[j]])
+				i, j = i+1, j+1
+			}
+		}
+		header := Scheme + "\n" + salt + "\ncomponent " + a.name + "\n"
+		out = append(out, ComponentHash{Name: a.name, Dir: a.dir, Result: Result{Hash: digestWith(header, cf), Files: cf}})
+	}
+	slices.SortFunc(out, func(x, y ComponentHash) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// selector decides which components a path belongs to, without matching
+// every component's patterns against every path: a component is a candidate
+// only for paths whose first segment is the literal first segment of one of
+// its patterns (or for every path, when a pattern starts with glob syntax).
+type selector struct {
+	shared    []Pattern
+	comps     []Component
+	named     []int            // indexes of the named components
+	byFirst   map[string][]int // literal first segment → candidate components
+	anywhere  []int            // components with a pattern that can match anything
+	globSegs  []int            // per directory glob: its segment count, or 0 with '**'
+	positives []Pattern        // every positive pattern, for the walk's pruning
+}
+
+func newSelector(shared []Pattern, comps []Component) *selector {
+	s := &selector{shared: shared, comps: comps, byFirst: map[string][]int{}, globSegs: make([]int, len(comps))}
+	s.positives = append(s.positives, positivesOf(shared)...)
+	for i, c := range comps {
+		var globs []string
+		if c.DirGlob != "" {
+			globs = []string{c.DirGlob}
+			s.positives = append(s.positives, Pattern{Glob: c.DirGlob + "/**"})
+			if !strings.Contains(c.DirGlob, "**") {
+				s.globSegs[i] = strings.Count(c.DirGlob, "/") + 1
+			}
+		} else {
+			s.named = append(s.named, i)
+			for _, p := range positivesOf(c.Patterns) {
+				globs = append(globs, p.Glob)
+				s.positives = append(s.positives, p)
+			}
+		}
+		firsts := map[string]bool{}
+		anywhere := false
+		for _, g := range globs {
+			first, _, _ := strings.Cut(g, "/")
+			if strings.ContainsAny(first, `*?[]{}\`) {
+				anywhere = true
+				break
+			}
+			firsts[first] = true
+		}
+		if anywhere {
+			s.anywhere = append(s.anywhere, i)
+			continue
+		}
+		for f := range firsts {
+			s.byFirst[f] = append(s.byFirst[f], i)
+		}
+	}
+	return s
+}
+
+// any reports whether the shared patterns or any component select path.
+func (s *selector) any(p string) bool {
+	if len(s.shared) > 0 && Match(s.shared, p) {
+		return true
+	}
+	found := false
+	s.members(p, func(int, string) { found = true })
+	return found
+}
+
+// members calls fn for every component that selects p: the index of its
+// line, and for a directory glob the matching directory (a file under two
+// matching directories, with '**', belongs to both).
+func (s *selector) members(p string, fn func(ci int, dir string)) {
+	first, _, _ := strings.Cut(p, "/")
+	visit := func(ci int) {
+		c := s.comps[ci]
+		if c.DirGlob == "" {
+			if Match(c.Patterns, p) {
+				fn(ci, "")
+			}
+			return
+		}
+		if n := s.globSegs[ci]; n > 0 {
+			// The directory is the path's first n segments, if more follow.
+			end := -1
+			for range n {
+				j := strings.IndexByte(p[end+1:], '/')
+				if j < 0 {
+					return
+				}
+				end += j + 1
+			}
+			if dir := p[:end]; doublestar.MatchUnvalidated(c.DirGlob, dir) {
+				fn(ci, dir)
+			}
+			return
+		}
+		for j := range len(p) {
+			if p[j] == '/' && doublestar.MatchUnvalidated(c.DirGlob, p[:j]) {
+				fn(ci, p[:j])
+			}
+		}
+	}
+	for _, ci := range s.byFirst[first] {
+		visit(ci)
+	}
+	for _, ci := range s.anywhere {
+		visit(ci)
+	}
+}
+
+func positivesOf(pats []Pattern) []Pattern {
+	var out []Pattern
+	for _, p := range pats {
+		if !p.Negate {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
