@@ -82,6 +82,12 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		}
 		return ExitUsage
 	}
+	if cfg.ComponentsEnabled() || cfg.Component != "" {
+		// Until check and upload of components land: refuse rather than
+		// silently treat a monorepo as one set.
+		logger.Printf("error: PACKAGE_COMPONENTS / PACKAGE_COMPONENT: %s of components is not in this build yet (hash is)", cmd)
+		return ExitUsage
+	}
 	for _, secret := range cfg.Secrets {
 		gh.Mask(secret)
 	}
@@ -259,7 +265,9 @@ Usage:
   %[1]s check     look for the commit's artifacts; touch $PACKAGE_DIRECTORY/.found if complete
   %[1]s upload    upload the package directory's files, unless .found exists
   %[1]s hash [-v]  print the code hash of GIT_REPO_PATH for CODE_HASH_FIND_FILTER;
-                   -v also lists every file that went in (mode, id, path)
+                   -v also lists every file that went in (mode, id, path).
+                   With PACKAGE_COMPONENTS: "<hash>  <name>" a component
+                   (PACKAGE_COMPONENT: that one's hash alone)
   %[1]s --version
 Also runs as "check" and "upload" through links of those names.
 

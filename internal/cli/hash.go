@@ -70,8 +70,12 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
 		return ExitUsage
 	}
-	if !cfg.CacheEnabled() {
-		logger.Printf("error: CODE_HASH_FIND_FILTER is not set: nothing to hash")
+	if cfg.Component != "" && !cfg.ComponentsEnabled() {
+		logger.Printf("error: PACKAGE_COMPONENT is set but PACKAGE_COMPONENTS is not")
+		return ExitUsage
+	}
+	if !cfg.CacheEnabled() && !cfg.ComponentsEnabled() {
+		logger.Printf("error: neither CODE_HASH_FIND_FILTER nor PACKAGE_COMPONENTS is set: nothing to hash")
 		return ExitUsage
 	}
 	repo, err := openCheckout(cfg.RepoPath, cfg)
@@ -79,23 +83,56 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 		logger.Printf("error: open git repository at %s: %v", cfg.RepoPath, err)
 		return ExitGit
 	}
-	res, err := codehash.Compute(ctx, repo.Repo, cfg.Filter, cfg.Salt)
-	if err != nil {
+	failed := func(err error) int {
 		logger.Printf("error: %v", err)
-		if filterProblem(err) {
+		switch {
+		case filterProblem(err), errors.Is(err, codehash.ErrComponentName), errors.Is(err, codehash.ErrUnknownComponent):
 			return ExitUsage
-		}
-		if ctx.Err() != nil {
+		case ctx.Err() != nil:
 			return ExitInterrupted
 		}
 		return ExitGit
 	}
-	if verbose {
-		if err := res.WriteList(stdout); err != nil {
+	list := func(r codehash.Result) int {
+		if !verbose {
+			return ExitOK
+		}
+		if err := r.WriteList(stdout); err != nil {
 			logger.Printf("error: %v", err)
 			return ExitFailure
 		}
+		return ExitOK
 	}
-	fmt.Fprintln(stdout, res.Hash)
+	if !cfg.ComponentsEnabled() {
+		res, err := codehash.Compute(ctx, repo.Repo, cfg.Filter, cfg.Salt)
+		if err != nil {
+			return failed(err)
+		}
+		if code := list(res); code != ExitOK {
+			return code
+		}
+		fmt.Fprintln(stdout, res.Hash)
+		return ExitOK
+	}
+
+	// Components: "<hash>  <name>" a line, as sha256sum prints; with
+	// PACKAGE_COMPONENT only that component's hash, as without components.
+	comps, err := codehash.ComputeComponents(ctx, repo.Repo, cfg.Filter, cfg.Components, cfg.Salt)
+	if err != nil {
+		return failed(err)
+	}
+	if comps, err = codehash.Select(comps, cfg.Component); err != nil {
+		return failed(err)
+	}
+	for _, c := range comps {
+		if code := list(c.Result); code != ExitOK {
+			return code
+		}
+		if cfg.Component != "" {
+			fmt.Fprintln(stdout, c.Hash)
+		} else {
+			fmt.Fprintf(stdout, "%s  %s\n", c.Hash, c.Name)
+		}
+	}
 	return ExitOK
 }

@@ -274,6 +274,24 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	return out, nil
 }
 
+// ErrUnknownComponent: PACKAGE_COMPONENT names no component.
+var ErrUnknownComponent = errors.New("PACKAGE_COMPONENT names no component")
+
+// Select keeps the component called name, or all of them when name is "".
+func Select(comps []ComponentHash, name string) ([]ComponentHash, error) {
+	if name == "" {
+		return comps, nil
+	}
+	names := make([]string, len(comps))
+	for i, c := range comps {
+		if c.Name == name {
+			return comps[i : i+1], nil
+		}
+		names[i] = c.Name
+	}
+	return nil, fmt.Errorf("%w: %q is not one of %s", ErrUnknownComponent, name, strings.Join(names, ", "))
+}
+
 // selector decides which components a path belongs to, without matching
 // every component's patterns against every path: a component is a candidate
 // only for paths whose first segment is the literal first segment of one of

@@ -35,6 +35,8 @@ var Settings = []Setting{
 	{Env: "GIT_REPO_PATH", Input: "git-repo-path", Default: "./repo", Doc: "Root (or any directory) of the git checkout; check and hash."},
 	{Env: "PACKAGE_DIRECTORY", Input: "package-directory", Default: "./packages", Doc: "Directory for the marker files and the files to upload; must persist between tasks."},
 	{Env: "CODE_HASH_FIND_FILTER", Input: "code-hash-find-filter", Doc: "Patterns of the files whose contents make the artifacts; enables the code-hash cache."},
+	{Env: "PACKAGE_COMPONENTS", Input: "components", Doc: "Components of a monorepo, one a line: \"name: pattern ...\" or a directory glob such as lambdas/*. Each is looked up, cached, built and uploaded on its own; CODE_HASH_FIND_FILTER then names the sources every component shares."},
+	{Env: "PACKAGE_COMPONENT", Input: "component", Doc: "One component's name: check and upload deal with that component alone (a matrix job per component)."},
 	{Env: "AWS_ROLE", Input: "aws-role", Doc: "Role ARN to assume (session name s3-asset-manager), refreshed before it expires."},
 	{Env: "PACKAGE_ASSETS_KEY_PREFIX", Input: "key-prefix", Doc: "Prefix before artifacts/ and cache/ in every key, e.g. team-a/."},
 	{Env: "PACKAGE_ASSETS_ENDPOINT", Input: "endpoint", Doc: "S3 endpoint URL of an S3-compatible store; empty: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS."},
@@ -46,15 +48,19 @@ var Settings = []Setting{
 	{Env: "CODE_HASH_SALT", Input: "code-hash-salt", Doc: "Mixed into the code hash (e.g. a toolchain version): change it to invalidate the cache on purpose."},
 	{Env: "CODE_HASH_CACHE_READ_ONLY", Input: "cache-read-only", Default: "false", Doc: "Read the cache but never write it (builds of untrusted code, such as pull requests from forks)."},
 	{Env: "PACKAGE_ASSETS_SIGNING_KEY", Input: "signing-key", Secret: true, Doc: "Secret for signing completion records (HMAC-SHA256); unsigned or wrongly signed sets then count as missing."},
-	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH= lines to this file (GitLab artifacts:reports:dotenv)."},
+	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH=, COMPONENTS_TO_BUILD=, COMPONENTS= lines to this file (GitLab artifacts:reports:dotenv)."},
 }
 
 // Config is the validated settings of one run.
 type Config struct {
-	Bucket      string
-	RepoPath    string
-	PackageDir  string
-	Filter      []codehash.Pattern // empty: cache off
+	Bucket     string
+	RepoPath   string
+	PackageDir string
+	Filter     []codehash.Pattern // empty: cache off (with Components: the shared sources)
+	// Components of a monorepo (PACKAGE_COMPONENTS); empty: one set a commit.
+	Components []codehash.Component
+	// Component, when set, is the one component check and upload deal with.
+	Component   string
 	Role        string
 	KeyPrefix   string // "" or ends in "/"
 	Endpoint    string
@@ -76,6 +82,9 @@ type Config struct {
 
 // CacheEnabled reports whether a code-hash filter is set.
 func (c *Config) CacheEnabled() bool { return len(c.Filter) > 0 }
+
+// ComponentsEnabled reports whether PACKAGE_COMPONENTS is set.
+func (c *Config) ComponentsEnabled() bool { return len(c.Components) > 0 }
 
 // Requirements say which settings a command needs.
 type Requirements struct {
@@ -119,6 +128,27 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 			bad("CODE_HASH_FIND_FILTER", "%v", e)
 		}
 		c.Filter = f
+	}
+	if raw := vals["PACKAGE_COMPONENTS"]; raw != "" {
+		comps, err := codehash.ParseComponents(raw)
+		for _, e := range flatten(err) {
+			bad("PACKAGE_COMPONENTS", "%v", e)
+		}
+		if err == nil && len(comps) == 0 {
+			bad("PACKAGE_COMPONENTS", "only comments: declare one component a line")
+		}
+		c.Components = comps
+	}
+	if name := vals["PACKAGE_COMPONENT"]; name != "" {
+		if err := codehash.ValidName(name); err != nil {
+			bad("PACKAGE_COMPONENT", "%v", err)
+		}
+		// Only a named component can be checked here; a directory's name is
+		// known once the tree is read.
+		if known, named := c.componentNamed(name); named && !known {
+			bad("PACKAGE_COMPONENT", "%q is not one of the components PACKAGE_COMPONENTS declares", name)
+		}
+		c.Component = name
 	}
 	if p := vals["PACKAGE_ASSETS_KEY_PREFIX"]; p != "" {
 		p = strings.TrimLeft(p, "/")
@@ -183,6 +213,17 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// componentNamed reports whether name is a named component, and whether
+// every component is named (so that the answer is final).
+func (c *Config) componentNamed(name string) (known, allNamed bool) {
+	allNamed = len(c.Components) > 0
+	for _, comp := range c.Components {
+		known = known || comp.Name == name
+		allNamed = allNamed && comp.DirGlob == ""
+	}
+	return known, allNamed
 }
 
 // InputEnv is the variable through which GitHub passes an action input to a

@@ -70,6 +70,15 @@ func TestLoadValues(t *testing.T) {
 			return string(c.SigningKey) == "0123456789abcdef0123" && len(c.Secrets) == 1 && c.Secrets[0] == "0123456789abcdef0123"
 		}},
 		{"no secrets", map[string]string{}, func(c *Config) bool { return len(c.Secrets) == 0 }},
+		{"no components", map[string]string{}, func(c *Config) bool { return !c.ComponentsEnabled() && c.Component == "" }},
+		{"components input", map[string]string{"INPUT_COMPONENTS": "lambdas/*\napi: services/api/**\n", "CODE_HASH_FIND_FILTER": "libs/**"}, func(c *Config) bool {
+			return c.ComponentsEnabled() && len(c.Components) == 2 && c.Components[0].DirGlob == "lambdas/*" && c.Components[1].Name == "api" && len(c.Filter) == 1
+		}},
+		{"one named component", map[string]string{"PACKAGE_COMPONENTS": "api: a/**\nweb: w/**", "INPUT_COMPONENT": "web"}, func(c *Config) bool { return c.Component == "web" }},
+		// A directory's name is known once the tree is read.
+		{"one component of a directory glob", map[string]string{"PACKAGE_COMPONENTS": "lambdas/*", "PACKAGE_COMPONENT": "fn1"}, func(c *Config) bool { return c.Component == "fn1" }},
+		// Upload reads the components from what check wrote.
+		{"a component without components", map[string]string{"PACKAGE_COMPONENT": "fn1"}, func(c *Config) bool { return c.Component == "fn1" && !c.ComponentsEnabled() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +107,8 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"PACKAGE_ASSETS_SIGNING_KEY":   "s3cr3t-v4l",
 		"PACKAGE_ASSETS_KEY_PREFIX":    "a/../b",
 		"CODE_HASH_SALT":               "go1.26\nnode22",
+		"PACKAGE_COMPONENTS":           ".api: a/**\nlambdas/* services/*",
+		"PACKAGE_COMPONENT":            "a/b",
 	}), Requirements{Bucket: true})
 	if err == nil {
 		t.Fatal("no error")
@@ -116,6 +127,9 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"PACKAGE_ASSETS_SIGNING_KEY:",
 		"PACKAGE_ASSETS_KEY_PREFIX:",
 		"CODE_HASH_SALT: must be a single line",
+		`PACKAGE_COMPONENTS: line 1 ".api: a/**"`,
+		`PACKAGE_COMPONENTS: line 2 "lambdas/* services/*"`,
+		`PACKAGE_COMPONENT: bad component name: "a/b"`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
@@ -123,6 +137,18 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 	if strings.Contains(msg, "s3cr3t-v4l") {
 		t.Errorf("error prints the signing key:\n%s", msg)
+	}
+}
+
+func TestComponentNotDeclared(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"PACKAGE_COMPONENTS": "api: a/**", "PACKAGE_COMPONENT": "web"},
+		{"PACKAGE_COMPONENTS": "# nothing but a comment"},
+	} {
+		_, err := Load(lookupOf(env), Requirements{})
+		if err == nil || !strings.Contains(err.Error(), "PACKAGE_COMPONENT") {
+			t.Errorf("%v: error %v, want one naming the setting", env, err)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,24 +25,62 @@ import (
 )
 
 // Outputs of the action; Found and CacheHit are always written as exactly
-// "true" or "false".
+// "true" or "false", the components as JSON ("[]" and "{}" without any).
 type Outputs struct {
 	Found      bool
 	CacheHit   bool
 	CommitHash string
 	CodeHash   string
+	// Components, sorted by name; empty without PACKAGE_COMPONENTS.
+	Components []Component
+}
+
+// Component is one component's state, as the components output, the dotenv
+// file and the job summary give it.
+type Component struct {
+	Name     string `json:"-"`
+	Found    bool   `json:"found"`    // complete under the commit (found, copied or uploaded)
+	CacheHit bool   `json:"cacheHit"` // copied from the cache by this check
+	Build    bool   `json:"build"`    // to be built and uploaded
+	CodeHash string `json:"codeHash"`
+}
+
+// ToBuildJSON is the components-to-build output: a JSON array of names,
+// "[]" when there are none (never empty, so fromJSON always parses it).
+func (o Outputs) ToBuildJSON() string {
+	names := []string{}
+	for _, c := range o.Components {
+		if c.Build {
+			names = append(names, c.Name)
+		}
+	}
+	b, _ := json.Marshal(names)
+	return string(b)
+}
+
+// ComponentsJSON is the components output: one JSON object, each component's
+// state under its name ("{}" without components).
+func (o Outputs) ComponentsJSON() string {
+	m := make(map[string]Component, len(o.Components))
+	for _, c := range o.Components {
+		m[c.Name] = c
+	}
+	b, _ := json.Marshal(m) // map keys come out sorted
+	return string(b)
 }
 
 // Names of the step outputs, as declared in action.yml.
 const (
-	OutputFound      = "found"
-	OutputCacheHit   = "cache-hit"
-	OutputCommitHash = "commit-hash"
-	OutputCodeHash   = "code-hash"
+	OutputFound             = "found"
+	OutputCacheHit          = "cache-hit"
+	OutputCommitHash        = "commit-hash"
+	OutputCodeHash          = "code-hash"
+	OutputComponentsToBuild = "components-to-build"
+	OutputComponents        = "components"
 )
 
 // OutputNames lists every output SetOutputs writes, in that order.
-var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash}
+var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash, OutputComponentsToBuild, OutputComponents}
 
 // output is one value under its step-output name and its dotenv name.
 type output struct {
@@ -55,6 +94,8 @@ func (o Outputs) list() []output {
 		{OutputCacheHit, "CACHE_HIT", fmt.Sprint(o.CacheHit)},
 		{OutputCommitHash, "COMMIT_HASH", o.CommitHash},
 		{OutputCodeHash, "CODE_HASH", o.CodeHash},
+		{OutputComponentsToBuild, "COMPONENTS_TO_BUILD", o.ToBuildJSON()},
+		{OutputComponents, "COMPONENTS", o.ComponentsJSON()},
 	}
 }
 
@@ -89,6 +130,8 @@ type CheckSummary struct {
 	Where    string // s3:// URL of the set found or looked up
 	Files    int
 	Bytes    int64
+	// Components, with PACKAGE_COMPONENTS: each gets a row.
+	Components []Component
 }
 
 // UploadSummary is what an upload stored.
@@ -253,6 +296,10 @@ func (r *Reporter) do(f func()) (err error) {
 func CheckMarkdown(s CheckSummary) string {
 	var b strings.Builder
 	b.WriteString("### s3-asset-manager check\n\n")
+	if len(s.Components) > 0 {
+		componentsMarkdown(&b, s)
+		return b.String()
+	}
 	switch {
 	case s.Found && s.CacheHit:
 		b.WriteString("**Found** in the code-hash cache and copied to this commit's artifacts: the build can be skipped.\n\n")
@@ -283,6 +330,51 @@ func CheckMarkdown(s CheckSummary) string {
 		}
 	}
 	return b.String()
+}
+
+// componentsMarkdown renders a check of components: what it comes to, then
+// a row a component.
+func componentsMarkdown(b *strings.Builder, s CheckSummary) {
+	var found, hits int
+	var build []string
+	for _, c := range s.Components {
+		switch {
+		case c.Build:
+			build = append(build, code(c.Name))
+		case c.Found:
+			found++
+			if c.CacheHit {
+				hits++
+			}
+		}
+	}
+	n := len(s.Components)
+	switch {
+	case len(build) == 0:
+		fmt.Fprintf(b, "**Found**: all %d %s complete", n, plural(n, "component", "components"))
+	default:
+		fmt.Fprintf(b, "**%d of %d %s to build**: %s", len(build), n, plural(n, "component", "components"), strings.Join(build, ", "))
+	}
+	if hits > 0 {
+		fmt.Fprintf(b, " (%d copied from the cache)", hits)
+	}
+	b.WriteString(".\n\n| | |\n|---|---|\n")
+	row(b, "Bucket", code(s.Bucket))
+	row(b, "Commit", code(s.Commit))
+	if s.Where != "" {
+		row(b, "Location", code(s.Where))
+	}
+	b.WriteString("\n| Component | State | Code hash |\n|---|---|---|\n")
+	for _, c := range s.Components {
+		state := "to build"
+		switch {
+		case c.CacheHit:
+			state = "copied from the cache"
+		case c.Found:
+			state = "found"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s |\n", code(c.Name), state, code(c.CodeHash))
+	}
 }
 
 // UploadMarkdown renders the job summary of an upload.

@@ -70,6 +70,12 @@ func TestSetOutputs(t *testing.T) {
 		{},
 		{Found: true, CacheHit: true, CommitHash: strings.Repeat("a", 40), CodeHash: "c0de"},
 		{Found: true, CommitHash: strings.Repeat("b", 40)},
+		{CommitHash: strings.Repeat("b", 40), Components: []Component{
+			{Name: "api", Found: true, CodeHash: "c1"},
+			{Name: "fn1", Build: true, CodeHash: "c2"},
+			{Name: "fn2", Found: true, CacheHit: true, CodeHash: "c3"},
+			{Name: "fn3", Build: true, CodeHash: "c4"},
+		}},
 	} {
 		r := newRunner(t)
 		if err := r.reporter().SetOutputs(o); err != nil {
@@ -77,10 +83,19 @@ func TestSetOutputs(t *testing.T) {
 		}
 		got := parseOutputs(t, readFile(t, r.output))
 		want := map[string]string{
-			"found":       map[bool]string{true: "true", false: "false"}[o.Found],
-			"cache-hit":   map[bool]string{true: "true", false: "false"}[o.CacheHit],
-			"commit-hash": o.CommitHash,
-			"code-hash":   o.CodeHash,
+			"found":               map[bool]string{true: "true", false: "false"}[o.Found],
+			"cache-hit":           map[bool]string{true: "true", false: "false"}[o.CacheHit],
+			"commit-hash":         o.CommitHash,
+			"code-hash":           o.CodeHash,
+			"components-to-build": "[]",
+			"components":          "{}",
+		}
+		if len(o.Components) > 0 {
+			want["components-to-build"] = `["fn1","fn3"]`
+			want["components"] = `{"api":{"found":true,"cacheHit":false,"build":false,"codeHash":"c1"},` +
+				`"fn1":{"found":false,"cacheHit":false,"build":true,"codeHash":"c2"},` +
+				`"fn2":{"found":true,"cacheHit":true,"build":false,"codeHash":"c3"},` +
+				`"fn3":{"found":false,"cacheHit":false,"build":true,"codeHash":"c4"}}`
 		}
 		if len(got) != len(want) {
 			t.Errorf("%+v: outputs %v, want %v", o, got, want)
@@ -238,6 +253,15 @@ var checkCases = []struct {
 	{"check-found", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where, Files: 3, Bytes: 5<<20 + 123}},
 	{"check-cache-hit", CheckSummary{Bucket: bucket, Commit: commit, CodeHash: codeHash, Found: true, CacheHit: true, Where: where, Files: 1, Bytes: 2048}},
 	{"check-found-legacy", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where}},
+	{"check-components", CheckSummary{Bucket: bucket, Commit: commit, Where: where, Components: []Component{
+		{Name: "api", Found: true, CodeHash: codeHash},
+		{Name: "fn1", Build: true, CodeHash: codeHash},
+		{Name: "fn2", Found: true, CacheHit: true, CodeHash: codeHash},
+	}}},
+	{"check-components-found", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where, Components: []Component{
+		{Name: "api", Found: true, CodeHash: codeHash},
+		{Name: "fn|1", Found: true, CacheHit: true, CodeHash: codeHash},
+	}}},
 }
 
 var uploadCases = []struct {
@@ -376,6 +400,10 @@ func TestDotenvGolden(t *testing.T) {
 	}{
 		{"dotenv-found.env", Outputs{Found: true, CacheHit: true, CommitHash: commit, CodeHash: codeHash}},
 		{"dotenv-not-found.env", Outputs{CommitHash: commit}},
+		{"dotenv-components.env", Outputs{CommitHash: commit, Components: []Component{
+			{Name: "api", Found: true, CodeHash: codeHash},
+			{Name: "fn1", Build: true, CodeHash: codeHash},
+		}}},
 	} {
 		if err := WriteDotenv(path, c.o); err != nil {
 			t.Fatal(err)
@@ -395,7 +423,7 @@ func TestUnsafeValuesRefused(t *testing.T) {
 			t.Errorf("SetOutputs(code-hash %q): %v, want ErrUnsafeValue naming %s", v, err, OutputCodeHash)
 		}
 		got := parseOutputs(t, readFile(t, r.output))
-		want := map[string]string{OutputFound: "true", OutputCacheHit: "false", OutputCommitHash: commit}
+		want := map[string]string{OutputFound: "true", OutputCacheHit: "false", OutputCommitHash: commit, OutputComponentsToBuild: "[]", OutputComponents: "{}"}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("code-hash %q: outputs %q, want %q", v, got, want)
 		}
@@ -405,7 +433,7 @@ func TestUnsafeValuesRefused(t *testing.T) {
 		if !errors.Is(err, ErrUnsafeValue) || !strings.Contains(err.Error(), "COMMIT_HASH") {
 			t.Errorf("WriteDotenv(commit %q): %v, want ErrUnsafeValue naming COMMIT_HASH", v, err)
 		}
-		if got, want := readFile(t, path), "FOUND=false\nCACHE_HIT=false\nCODE_HASH="+codeHash+"\n"; got != want {
+		if got, want := readFile(t, path), "FOUND=false\nCACHE_HIT=false\nCODE_HASH="+codeHash+"\nCOMPONENTS_TO_BUILD=[]\nCOMPONENTS={}\n"; got != want {
 			t.Errorf("commit %q: dotenv file %q, want %q", v, got, want)
 		}
 	}
