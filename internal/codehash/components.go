@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 )
 
 // Component is one line of PACKAGE_COMPONENTS: either a named component with
@@ -38,19 +38,12 @@ func (c Component) String() string {
 
 // ErrComponentName: a component name that is not a plain name, or two
 // components with the same name.
-var ErrComponentName = errors.New("bad component name")
-
-var plainName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
+var ErrComponentName = manifest.ErrComponentName
 
 // ValidName reports whether name can name a component: it becomes a
 // directory in the package directory, a segment of S3 keys and a GitHub
 // matrix value, so only [A-Za-z0-9._-], without a leading dot.
-func ValidName(name string) error {
-	if len(name) > 100 || !plainName.MatchString(name) {
-		return fmt.Errorf("%w: %q is not a plain name (letters, digits, '.', '_', '-'; no leading dot; at most 100)", ErrComponentName, name)
-	}
-	return nil
-}
+func ValidName(name string) error { return manifest.ValidComponent(name) }
 
 // ParseComponents reads PACKAGE_COMPONENTS: one component a line, blank
 // lines and lines starting with '#' skipped. A line whose first word ends

@@ -97,10 +97,24 @@ type Record struct {
 	Tool     string    `json:"tool,omitempty"`
 	// Source is where a copied set came from ("cache/<code-hash>/"), empty for uploads.
 	Source string `json:"source,omitempty"`
-	Files  []File `json:"files"`
+	// Component names the component a set belongs to (PACKAGE_COMPONENTS):
+	// an artifacts record at artifacts/<commit>/<component>/, or a cache
+	// entry made from one. Empty for a whole set.
+	Component string `json:"component,omitempty"`
+	// Components lists, in the commit's own record of a set of components,
+	// every component with its code hash; Files then names each file
+	// "<component>/<file>".
+	Components []ComponentRef `json:"components,omitempty"`
+	Files      []File         `json:"files"`
 	// Signature is "hmac-sha256:<hex>" over the record encoded with this field
 	// empty; set only when the writer has a signing key.
 	Signature string `json:"signature,omitempty"`
+}
+
+// ComponentRef is one component of a commit's set of components.
+type ComponentRef struct {
+	Name     string `json:"name"`
+	CodeHash string `json:"codeHash"`
 }
 
 // TotalSize is the sum of the files' sizes.
@@ -139,9 +153,42 @@ func (r *Record) Validate() error {
 	if len(r.Files) == 0 {
 		errs = append(errs, errors.New("lists no files"))
 	}
+	if r.Component != "" {
+		if err := ValidComponent(r.Component); err != nil {
+			errs = append(errs, err)
+		}
+		if len(r.Components) > 0 {
+			errs = append(errs, errors.New("a component's record lists components"))
+		}
+	}
+	comps := make(map[string]bool, len(r.Components))
+	for _, c := range r.Components {
+		if err := ValidComponent(c.Name); err != nil {
+			errs = append(errs, err)
+		}
+		if comps[c.Name] {
+			errs = append(errs, fmt.Errorf("component %q listed twice", c.Name))
+		}
+		comps[c.Name] = true
+		if !codeHashID.MatchString(c.CodeHash) {
+			errs = append(errs, fmt.Errorf("component %q: code hash %q is malformed", c.Name, c.CodeHash))
+		}
+	}
+	if len(r.Components) > 0 && r.Kind != KindArtifacts {
+		errs = append(errs, errors.New("a cache record lists components"))
+	}
 	seen := make(map[string]bool, len(r.Files))
 	for i, f := range r.Files {
-		if err := ValidName(f.Name); err != nil {
+		name := f.Name
+		if len(r.Components) > 0 {
+			// A commit's record of components: "<component>/<file>".
+			c, rest, ok := strings.Cut(name, "/")
+			if !ok || !comps[c] {
+				errs = append(errs, fmt.Errorf("file %d: %q is not <component>/<file> of a listed component", i, name))
+			}
+			name = rest
+		}
+		if err := ValidName(name); err != nil {
 			errs = append(errs, fmt.Errorf("file %d: %w", i, err))
 		}
 		if seen[f.Name] {
@@ -167,6 +214,22 @@ func ValidCommit(s string) bool { return commitID.MatchString(s) }
 
 // ValidCodeHash reports whether s can be a code hash in keys and metadata.
 func ValidCodeHash(s string) bool { return codeHashID.MatchString(s) }
+
+// componentName: a component's name is a directory in the package
+// directory, a key segment and a GitHub matrix value.
+var componentName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$`)
+
+// ErrComponentName: a component name that is not a plain name.
+var ErrComponentName = errors.New("bad component name")
+
+// ValidComponent reports whether name can name a component: only
+// [A-Za-z0-9._-], no leading dot, at most 100 characters.
+func ValidComponent(name string) error {
+	if !componentName.MatchString(name) {
+		return fmt.Errorf("%w: %q is not a plain name (letters, digits, '.', '_', '-'; no leading dot; at most 100)", ErrComponentName, name)
+	}
+	return nil
+}
 
 // ValidName reports whether name can be an artifact's object name: a plain,
 // non-hidden file name, as upload takes them from the package directory. The

@@ -174,3 +174,62 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A component's record names its component; a commit's record of components
+// lists them, and its files as <component>/<file>.
+func TestComponentRecords(t *testing.T) {
+	hash := strings.Repeat("c", 64)
+	commitOf := func(edit func(*Record)) Record {
+		r := sample()
+		r.Components = []ComponentRef{{Name: "fn1", CodeHash: hash}, {Name: "fn2", CodeHash: hash}}
+		r.Files[0].Name, r.Files[1].Name = "fn2/fn2.zip", "fn1/fn1.zip"
+		if edit != nil {
+			edit(&r)
+		}
+		return r
+	}
+	componentOf := func(edit func(*Record)) Record {
+		r := sample()
+		r.Component, r.CodeHash = "fn1", hash
+		if edit != nil {
+			edit(&r)
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		rec  Record
+		want string // "" valid, else part of the error
+	}{
+		{"a component's record", componentOf(nil), ""},
+		{"a commit's record of components", commitOf(nil), ""},
+		{"component with a slash", componentOf(func(r *Record) { r.Component = "a/b" }), "not a plain name"},
+		{"hidden component", componentOf(func(r *Record) { r.Component = ".fn1" }), "not a plain name"},
+		{"component listing components", componentOf(func(r *Record) { r.Components = commitOf(nil).Components }), "lists components"},
+		{"file of no listed component", commitOf(func(r *Record) { r.Files[0].Name = "fn3/fn3.zip" }), `"fn3/fn3.zip" is not <component>/<file>`},
+		{"file without its component", commitOf(func(r *Record) { r.Files[0].Name = "fn2.zip" }), "is not <component>/<file>"},
+		{"hidden file of a component", commitOf(func(r *Record) { r.Files[0].Name = "fn2/.x" }), "hidden"},
+		{"nested file of a component", commitOf(func(r *Record) { r.Files[0].Name = "fn2/a/b" }), "contains '/'"},
+		{"a component twice", commitOf(func(r *Record) { r.Components[1].Name = "fn1" }), "listed twice"},
+		{"a component's bad code hash", commitOf(func(r *Record) { r.Components[0].CodeHash = "A B" }), "code hash"},
+		{"a file with a slash without components", func() Record { r := sample(); r.Files[0].Name = "fn2/fn2.zip"; return r }(), "contains '/'"},
+		{"a cache record with components", commitOf(func(r *Record) { r.Kind, r.CodeHash = KindCache, hash }), "a cache record lists components"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := Encode(tt.rec, nil)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := Decode(data, nil); err != nil {
+					t.Fatalf("decode: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want ErrInvalid naming %q", err, tt.want)
+			}
+		})
+	}
+}
