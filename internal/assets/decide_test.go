@@ -146,8 +146,8 @@ func TestLookupSet(t *testing.T) {
 		{"unknown field", Artifacts(commitA), false, func(f *fakeStore) {
 			f.seed("artifacts/"+commitA+"/", artifactsOf(commitA, ""), build, nil, nil)
 			o, _ := f.get("artifacts/" + commitA + "/" + manifest.Name)
-			f.put("artifacts/"+commitA+"/"+manifest.Name, bytes.Replace(o.body, []byte(`"kind"`), []byte(`"component": "api", "kind"`), 1), nil, "")
-		}, SetNewer, `"component"`},
+			f.put("artifacts/"+commitA+"/"+manifest.Name, bytes.Replace(o.body, []byte(`"kind"`), []byte(`"variant": "arm64", "kind"`), 1), nil, "")
+		}, SetNewer, `"variant"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

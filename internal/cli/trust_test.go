@@ -202,14 +202,14 @@ func TestNewerRecordFormat(t *testing.T) {
 						t.Fatal(r)
 					}
 					_, rec := srv.Get(t, bucket, key)
-					body = string(bytes.Replace(rec, []byte(`"kind"`), []byte(`"component": "api", "kind"`), 1))
+					body = string(bytes.Replace(rec, []byte(`"kind"`), []byte(`"variant": "arm64", "kind"`), 1))
 				}
 				putObject(t, srv, bucket, key, []byte(body))
 				r := run(t, env, "check")
 				if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
 					t.Fatalf("want a miss, got %v", r)
 				}
-				if !strings.Contains(r.stderr, "newer format") || !strings.Contains(r.stderr, map[string]string{"v2": "completion/v2", "unknown field": `"component"`}[name]) {
+				if !strings.Contains(r.stderr, "newer format") || !strings.Contains(r.stderr, map[string]string{"v2": "completion/v2", "unknown field": `"variant"`}[name]) {
 					t.Errorf("the warning does not name the format:\n%s", r.stderr)
 				}
 				if r := run(t, env, "upload"); r.code != ExitOK {

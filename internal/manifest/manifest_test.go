@@ -135,7 +135,7 @@ func TestNewerFormat(t *testing.T) {
 	tests := map[string]struct{ data, names string }{
 		"v2":            {`{"format":"s3-asset-manager/completion/v2","whatever":true}`, `completion/v2`},
 		"v10":           {`{"format":"s3-asset-manager/completion/v10","kind":"x"}`, `completion/v10`},
-		"unknown field": {`{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","component":"api",` + file + `}`, `"component"`},
+		"unknown field": {`{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","variant":"arm64",` + file + `}`, `"variant"`},
 		"unknown file field": {`{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z",` +
 			`"files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `","mode":"0755"}]}`, `"mode"`},
 	}
