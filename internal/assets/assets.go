@@ -49,6 +49,9 @@ type Repo interface {
 	Head() (string, error)
 	// CodeHash hashes the files CODE_HASH_FIND_FILTER selects.
 	CodeHash(ctx context.Context) (hash string, files int, err error)
+	// Components hashes every component of PACKAGE_COMPONENTS, in one pass
+	// over the checkout; sorted by name.
+	Components(ctx context.Context) ([]ComponentCode, error)
 }
 
 // Kind says which concern a failure came from; the CLI maps it to an exit code.

@@ -45,31 +45,49 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Se
 		return nil
 	}
 
+	out, err := r.copyFromCache(ctx, src, dst, commit, hash, "")
+	if errors.Is(err, errCacheChanged) {
+		r.logf("cache miss: %v", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	res.Found, res.CacheHit, res.Where, res.Files, res.Bytes = true, true, r.Store.URL(dst.Prefix), len(out.Files), out.TotalSize()
+	return nil
+}
+
+// errCacheChanged: a cache object was replaced between the lookup and the
+// copy (the copy's condition caught it): a miss.
+var errCacheChanged = errors.New("the cache entry changed while it was copied")
+
+// copyFromCache copies a complete cache entry, src, inside S3 to a set of
+// the commit (the whole set, or component's), dst as the lookup found it (a
+// record there that cannot be trusted is replaced), and writes its record.
+// An entry replaced meanwhile is errCacheChanged: a miss, not a failure.
+func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, component string) (*manifest.Record, error) {
 	rec := src.Record
-	start = time.Now()
+	start := time.Now()
 	r.logf("cache hit: copying %d files, %s, from %s", len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(src.Prefix))
 	files, err := r.copySet(ctx, rec.Files, src.Prefix, dst.Prefix, func(f manifest.File) map[string]string {
 		return map[string]string{MetaCommit: commit, MetaPackageHash: f.PackageHash(), MetaCodeHash: hash}
 	})
 	if errors.Is(err, s3store.ErrSourceChanged) {
-		// Replaced between the lookup and the copy: the copy's condition caught it.
-		r.logf("cache miss: %v", err)
-		return nil
+		return nil, fmt.Errorf("%w: %w", errCacheChanged, err)
 	}
 	if err != nil {
-		return fail(KindS3, err)
+		return nil, fail(KindS3, err)
 	}
 	out := manifest.Record{
-		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, CodeHash: hash,
+		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, Component: component, CodeHash: hash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: src.Prefix, Files: files,
 	}
 	if err := r.writeRecord(ctx, dst.Ref, out, !dst.State.Replaceable()); err != nil {
-		return err
+		return nil, err
 	}
 	d := time.Since(start)
 	r.logf("copied %d files, %s in %s (%s)", len(files), progress.Size(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
-	res.Found, res.CacheHit, res.Where, res.Files, res.Bytes = true, true, r.Store.URL(dst.Prefix), len(files), out.TotalSize()
-	return nil
+	return &out, nil
 }
 
 // fillCache copies a complete artifact set to cache/<code-hash>/ unless a
@@ -109,7 +127,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 		return fail(KindS3, fmt.Errorf("fill cache (the artifacts themselves are complete): %w", err))
 	}
 	out := manifest.Record{
-		Format: manifest.Format, Kind: manifest.KindCache, Commit: rec.Commit, CodeHash: codeHash,
+		Format: manifest.Format, Kind: manifest.KindCache, Commit: rec.Commit, Component: rec.Component, CodeHash: codeHash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: from.Prefix, Files: files,
 	}
 	if err := r.writeRecord(ctx, ref, out, !existing.State.Replaceable()); err != nil {

@@ -2,6 +2,7 @@ package assets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,9 @@ type CheckResult struct {
 	Where    string // s3:// URL of the set found
 	Files    int
 	Bytes    int64
+	// Components, with PACKAGE_COMPONENTS: every component's state, sorted
+	// by name (those this check looked up are Checked).
+	Components []ComponentState
 }
 
 // Check decides whether the commit's artifacts exist, and marks the package
@@ -44,6 +48,12 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 			r.logf("removed %s left by an earlier run", r.pkgPath(name))
 		}
 	}
+	if err := r.removeComponentMarkers(); err != nil {
+		return res, fail(KindPackage, err)
+	}
+	if r.Config.Component != "" && !r.Config.ComponentsEnabled() {
+		return res, fail(KindConfig, errors.New("PACKAGE_COMPONENT is set but PACKAGE_COMPONENTS is not: declare the components"))
+	}
 
 	repo, err := r.OpenRepo(r.Config.RepoPath)
 	if err != nil {
@@ -57,6 +67,9 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	r.logf("commit %s (HEAD of %s)", commit, r.Config.RepoPath)
 	if err := writeMarker(r.pkgPath(CommitFile), commit); err != nil {
 		return res, fail(KindPackage, err)
+	}
+	if r.Config.ComponentsEnabled() {
+		return res, r.checkComponents(ctx, repo, commit, &res)
 	}
 
 	ref := Artifacts(commit)

@@ -189,3 +189,8 @@ func (r fakeRepo) Head() (string, error) { return r.commit, nil }
 func (r fakeRepo) CodeHash(context.Context) (string, int, error) {
 	return r.codeHash, 3, nil
 }
+
+// Components: this checkout declares none (see fakeMonoRepo).
+func (r fakeRepo) Components(context.Context) ([]ComponentCode, error) {
+	return nil, fmt.Errorf("no components in this checkout")
+}

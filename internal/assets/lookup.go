@@ -17,9 +17,8 @@ type SetRef struct {
 	Kind string
 	// ID is the commit (artifacts) or the code hash (cache).
 	ID string
-	// Component is reserved for per-component sets (artifacts/<commit>/<component>/);
-	// empty is the whole set. A record does not name its component yet, so a
-	// lookup with one checks the prefix only.
+	// Component names a component's set (artifacts/<commit>/<component>/,
+	// PACKAGE_COMPONENTS); empty is the whole set.
 	Component string
 }
 
@@ -188,7 +187,7 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		return set, nil
 	}
 	set.Record = rec
-	if got := recordRef(rec); got.Kind != ref.Kind || got.ID != ref.ID {
+	if got := recordRef(rec); got != ref {
 		set.State = SetUntrusted
 		set.Reason = fmt.Sprintf("%s belongs to %s, not %s (a record counts only at its own place)", r.Store.URL(key), got, ref)
 		return set, nil
@@ -208,25 +207,32 @@ func stored(err error) bool {
 	return errors.Is(err, s3store.ErrNotFound) || errors.Is(err, s3store.ErrTooLarge)
 }
 
-// recordRef is the set a record says it belongs to.
+// recordRef is the set a record says it belongs to. A component's record
+// belongs under its component's prefix; a cache entry, under its code hash
+// alone (which covers the component's name).
 func recordRef(rec *manifest.Record) SetRef {
 	if rec.Kind == manifest.KindCache {
 		return Cache(rec.CodeHash)
 	}
-	return SetRef{Kind: rec.Kind, ID: rec.Commit}
+	return SetRef{Kind: rec.Kind, ID: rec.Commit, Component: rec.Component}
 }
 
 // compareListing says how the stored objects differ from the recorded files
 // ("" when every recorded file is stored with its size and, when recorded,
 // its ETag), naming the first file that differs. Objects the record does not
 // list are not part of the set and do not matter: copies and downloads
-// follow the record.
+// follow the record. A commit's record of components names its files
+// "<component>/<file>": those are under the components' own prefixes, each
+// compared by its component's lookup, and left out here.
 func compareListing(files []manifest.File, prefix string, objs []s3store.Object) string {
 	stored := make(map[string]s3store.Object, len(objs))
 	for _, o := range objs {
 		stored[strings.TrimPrefix(o.Key, prefix)] = o
 	}
 	for _, f := range files {
+		if strings.Contains(f.Name, "/") {
+			continue
+		}
 		o, ok := stored[f.Name]
 		switch {
 		case !ok:

@@ -25,6 +25,9 @@ type UploadResult struct {
 	Files    []manifest.File
 	Bytes    int64
 	Duration time.Duration
+	// Components, with PACKAGE_COMPONENTS: every component's state after
+	// the upload (those check looked up are Checked).
+	Components []ComponentState
 }
 
 // Reasons an upload sent nothing.
@@ -51,6 +54,16 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 			return res, err
 		}
 		res.Commit, res.CodeHash = commit, codeHash
+		if commit != "" {
+			cs, ok, err := r.readComponentsState(commit)
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				res.Components = cs.Components
+				res.CodeHash = r.singleCodeHash(cs.Components)
+			}
+		}
 		r.logf("%s exists: the artifacts were found by check, nothing to upload", r.pkgPath(FoundFile))
 		return res, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -65,6 +78,19 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 		return res, fail(KindPackage, fmt.Errorf("%s: %w", dir, ErrNoCommitHash))
 	}
 	res.Commit, res.CodeHash = commit, codeHash
+
+	cs, ok, err := r.readComponentsState(commit)
+	if err != nil {
+		return res, err
+	}
+	if ok {
+		res.Where = r.Store.URL(r.prefix(Artifacts(commit)))
+		res.CodeHash = r.singleCodeHash(cs.Components)
+		return res, r.uploadComponents(ctx, commit, cs, &res)
+	}
+	if r.Config.Component != "" {
+		return res, fail(KindConfig, fmt.Errorf("PACKAGE_COMPONENT is set but check ran without components (no %s in %s)", ComponentsFile, dir))
+	}
 
 	files, err := packageFiles(dir, r.logf)
 	if err != nil {

@@ -82,12 +82,6 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		}
 		return ExitUsage
 	}
-	if cfg.ComponentsEnabled() || cfg.Component != "" {
-		// Until check and upload of components land: refuse rather than
-		// silently treat a monorepo as one set.
-		logger.Printf("error: PACKAGE_COMPONENTS / PACKAGE_COMPONENT: %s of components is not in this build yet (hash is)", cmd)
-		return ExitUsage
-	}
 	for _, secret := range cfg.Secrets {
 		gh.Mask(secret)
 	}
@@ -162,9 +156,11 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 	o := ghaction.Outputs{}
 	switch cmd {
 	case "check":
-		o = ghaction.Outputs{Found: out.check.Found, CacheHit: out.check.CacheHit, CommitHash: out.check.Commit, CodeHash: out.check.CodeHash}
+		o = ghaction.Outputs{Found: out.check.Found, CacheHit: out.check.CacheHit, CommitHash: out.check.Commit, CodeHash: out.check.CodeHash,
+			Components: componentOutputs(out.check.Components)}
 	case "upload":
-		o = ghaction.Outputs{Found: out.upload.Skipped == assets.SkippedFound, CommitHash: out.upload.Commit, CodeHash: out.upload.CodeHash}
+		o = ghaction.Outputs{Found: out.upload.Skipped == assets.SkippedFound, CommitHash: out.upload.Commit, CodeHash: out.upload.CodeHash,
+			Components: componentOutputs(out.upload.Components)}
 	}
 	var errs []error
 	if err := gh.SetOutputs(o); err != nil {
@@ -176,7 +172,7 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 		case "check":
 			c := out.check
 			err = gh.SummarizeCheck(ghaction.CheckSummary{Bucket: cfg.Bucket, Commit: c.Commit, CodeHash: c.CodeHash,
-				Found: c.Found, CacheHit: c.CacheHit, Where: c.Where, Files: c.Files, Bytes: c.Bytes})
+				Found: c.Found, CacheHit: c.CacheHit, Where: c.Where, Files: c.Files, Bytes: c.Bytes, Components: o.Components})
 		case "upload":
 			u := out.upload
 			files := make([]ghaction.File, 0, len(u.Files))
@@ -195,6 +191,18 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// componentOutputs gives the components this run dealt with (all, or
+// PACKAGE_COMPONENT's) as the outputs and the summary show them.
+func componentOutputs(states []assets.ComponentState) []ghaction.Component {
+	var out []ghaction.Component
+	for _, s := range states {
+		if s.Checked {
+			out = append(out, ghaction.Component{Name: s.Name, Found: s.Found, CacheHit: s.CacheHit, Build: s.Build, CodeHash: s.CodeHash})
+		}
+	}
+	return out
 }
 
 // report logs a failure and picks its exit code.

@@ -17,8 +17,9 @@ import (
 // the code hash under the configured filter and salt.
 type checkout struct {
 	*gitrepo.Repo
-	filter []codehash.Pattern
-	salt   string
+	filter     []codehash.Pattern
+	components []codehash.Component
+	salt       string
 }
 
 // openCheckout opens the repository at path for check and hash alike, so
@@ -33,7 +34,24 @@ func openCheckout(path string, cfg *config.Config) (*checkout, error) {
 	if err := r.IgnoreUntracked(cfg.PackageDir); err != nil {
 		return nil, err
 	}
-	return &checkout{Repo: r, filter: cfg.Filter, salt: cfg.Salt}, nil
+	return &checkout{Repo: r, filter: cfg.Filter, components: cfg.Components, salt: cfg.Salt}, nil
+}
+
+// Components hashes every component in one pass. A glob or pattern that
+// matches nothing, or two components of one name, is a settings problem.
+func (c *checkout) Components(ctx context.Context) ([]assets.ComponentCode, error) {
+	res, err := codehash.ComputeComponents(ctx, c.Repo, c.filter, c.components, c.salt)
+	if filterProblem(err) || errors.Is(err, codehash.ErrComponentName) {
+		return nil, &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("PACKAGE_COMPONENTS: %w", err)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]assets.ComponentCode, len(res))
+	for i, r := range res {
+		out[i] = assets.ComponentCode{Name: r.Name, Hash: r.Hash, Files: len(r.Files)}
+	}
+	return out, nil
 }
 
 func (c *checkout) CodeHash(ctx context.Context) (string, int, error) {

@@ -1,0 +1,505 @@
+package assets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
+)
+
+// Files in the package directory for components (PACKAGE_COMPONENTS). A
+// component's own files go to the sub-directory named after it, where check
+// marks it complete with FoundFile.
+const (
+	// ComponentsFile is every component's state as check left it (JSON):
+	// what upload reads to know the components and their code hashes.
+	ComponentsFile = ".components.json"
+	// ToBuildFile names the components to build, one a line, for a shell loop.
+	ToBuildFile = ".components-to-build"
+)
+
+// ComponentCode is one component's code hash.
+type ComponentCode struct {
+	Name  string
+	Hash  string
+	Files int // source files it covers
+}
+
+// ComponentState is one component's state: what check found, and after
+// upload what was stored. It is the one place a component's outcome is
+// kept; the package directory's files, the step outputs, the dotenv file and
+// the job summary are all made from it.
+type ComponentState struct {
+	Name     string `json:"name"`
+	CodeHash string `json:"codeHash"`
+	// Checked: this check looked the component up (every component, or the
+	// one PACKAGE_COMPONENT names).
+	Checked bool `json:"checked"`
+	// Found: complete under the commit (found there, copied from the cache,
+	// or uploaded).
+	Found    bool `json:"found"`
+	CacheHit bool `json:"cacheHit"` // copied from the cache by this check
+	Build    bool `json:"build"`    // to be built and uploaded
+	// Reason is one line saying why the component is to build (the outcome
+	// of its lookups), for logs and summaries.
+	Reason string `json:"reason,omitempty"`
+	// Files and Bytes of the component's stored set, when known.
+	Files int   `json:"-"`
+	Bytes int64 `json:"-"`
+}
+
+// componentsState is the content of ComponentsFile.
+type componentsState struct {
+	Commit     string           `json:"commit"`
+	Components []ComponentState `json:"components"`
+}
+
+// ComponentSet is the set of one component of a commit:
+// artifacts/<commit>/<name>/.
+func ComponentSet(commit, name string) SetRef {
+	return SetRef{Kind: manifest.KindArtifacts, ID: commit, Component: name}
+}
+
+// checkComponents is check with PACKAGE_COMPONENTS: every component (or the
+// one PACKAGE_COMPONENT names) is looked up under the commit, else in the
+// cache under its own code hash, else is to build. When that leaves every
+// component complete, the commit's own record is written.
+func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, res *CheckResult) error {
+	// The commit's own set is looked up while the components are hashed.
+	var (
+		commitSet Set
+		commitErr error
+		wg        sync.WaitGroup
+	)
+	wg.Go(func() { commitSet, commitErr = r.LookupSet(ctx, Artifacts(commit)) })
+	start := time.Now()
+	codes, err := repo.Components(ctx)
+	wg.Wait()
+	if err != nil {
+		return fail(KindGit, fmt.Errorf("code hash: %w", err))
+	}
+	if commitErr != nil {
+		return fail(KindS3, commitErr)
+	}
+	files := 0
+	states := make([]ComponentState, len(codes))
+	for i, c := range codes {
+		states[i] = ComponentState{Name: c.Name, CodeHash: c.Hash}
+		files += c.Files
+	}
+	r.logf("code hashes of %d components over %d files (%s)", len(codes), files, time.Since(start).Round(time.Millisecond))
+	sel, err := r.selectComponents(states)
+	if err != nil {
+		return err
+	}
+
+	sets := make([]Set, len(states))
+	err = parallel(ctx, r.Config.Concurrency, len(sel), func(ctx context.Context, k int) error {
+		i := sel[k]
+		return r.checkComponent(ctx, commit, &states[i], &sets[i])
+	})
+	if err != nil {
+		return err
+	}
+	res.Components = states
+	res.Where = r.Store.URL(r.prefix(Artifacts(commit)))
+	res.Found, res.CacheHit = true, false
+	for _, i := range sel {
+		res.Found = res.Found && states[i].Found
+		res.CacheHit = res.CacheHit || states[i].CacheHit
+		res.Files += states[i].Files
+		res.Bytes += states[i].Bytes
+	}
+	res.CodeHash = r.singleCodeHash(states)
+	if err := r.writeComponentMarkers(commit, states, res.Found); err != nil {
+		return err
+	}
+	if res.Found {
+		return r.completeCommit(ctx, commit, states, sets, commitSet)
+	}
+	return nil
+}
+
+// singleCodeHash is the code-hash output with components: the one
+// component's, when PACKAGE_COMPONENT names one; else empty.
+func (r *Runner) singleCodeHash(states []ComponentState) string {
+	for _, s := range states {
+		if r.Config.Component != "" && s.Name == r.Config.Component {
+			return s.CodeHash
+		}
+	}
+	return ""
+}
+
+// selectComponents gives the indexes of the components this run deals with:
+// all of them, or the one PACKAGE_COMPONENT names.
+func (r *Runner) selectComponents(states []ComponentState) ([]int, error) {
+	var sel []int
+	for i, s := range states {
+		if r.Config.Component == "" || s.Name == r.Config.Component {
+			sel = append(sel, i)
+		}
+	}
+	if len(sel) == 0 {
+		all := make([]string, len(states))
+		for i, s := range states {
+			all[i] = s.Name
+		}
+		return nil, fail(KindConfig, fmt.Errorf("PACKAGE_COMPONENT %q is not one of the components: %s", r.Config.Component, strings.Join(all, ", ")))
+	}
+	return sel, nil
+}
+
+// checkComponent looks one component up: complete under the commit, else a
+// complete cache entry under its code hash copied to the commit, else to
+// build. set receives the component's set as it is afterwards.
+func (r *Runner) checkComponent(ctx context.Context, commit string, st *ComponentState, set *Set) error {
+	st.Checked = true
+	dst, err := r.LookupSet(ctx, ComponentSet(commit, st.Name))
+	if err != nil {
+		return fail(KindS3, err)
+	}
+	*set = dst
+	switch dst.State {
+	case SetComplete:
+		st.Found, st.Files, st.Bytes = true, len(dst.Record.Files), dst.Record.TotalSize()
+		r.logf("component %s: found, %d files, %s", st.Name, st.Files, progress.Size(st.Bytes))
+		return nil
+	case SetNewer:
+		// A cache copy would overwrite the objects the later version recorded.
+		st.Build, st.Reason = true, dst.Reason
+		r.logf("warning: component %s: not found: %s", st.Name, dst.Reason)
+		return nil
+	}
+	src, err := r.LookupSet(ctx, Cache(st.CodeHash))
+	if err != nil {
+		return fail(KindS3, err)
+	}
+	if src.State != SetComplete {
+		st.Build, st.Reason = true, "cache miss: "+src.Reason
+		r.logf("component %s: to build (%s; %s)", st.Name, dst.Reason, st.Reason)
+		return nil
+	}
+	rec, err := r.copyFromCache(ctx, src, dst, commit, st.CodeHash, st.Name)
+	if errors.Is(err, errCacheChanged) {
+		st.Build, st.Reason = true, "cache miss: "+err.Error()
+		r.logf("component %s: to build (%s)", st.Name, st.Reason)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st.Found, st.CacheHit, st.Files, st.Bytes = true, true, len(rec.Files), rec.TotalSize()
+	set.State, set.Record = SetComplete, rec
+	r.logf("component %s: copied from the cache, %d files, %s", st.Name, st.Files, progress.Size(st.Bytes))
+	return nil
+}
+
+// writeComponentMarkers leaves in the package directory what the build and
+// upload need: <name>/.found for each complete component, the names to build
+// (ToBuildFile), every component's state (ComponentsFile), and .found when
+// every component this check dealt with is complete.
+func (r *Runner) writeComponentMarkers(commit string, states []ComponentState, all bool) error {
+	var build strings.Builder
+	for _, s := range states {
+		switch {
+		case s.Build:
+			build.WriteString(s.Name + "\n")
+		case s.Found:
+			dir := r.pkgPath(s.Name)
+			if err := makePackageDir(dir); err != nil {
+				return fail(KindPackage, fmt.Errorf("create %s: %w", dir, err))
+			}
+			if err := writeMarker(filepath.Join(dir, FoundFile), ""); err != nil {
+				return fail(KindPackage, err)
+			}
+		}
+	}
+	body, err := json.MarshalIndent(componentsState{Commit: commit, Components: states}, "", "  ")
+	if err != nil {
+		return fail(KindPackage, err)
+	}
+	if err := writeMarker(r.pkgPath(ComponentsFile), string(body)+"\n"); err != nil {
+		return fail(KindPackage, err)
+	}
+	if err := writeMarker(r.pkgPath(ToBuildFile), build.String()); err != nil {
+		return fail(KindPackage, err)
+	}
+	if all {
+		if err := writeMarker(r.pkgPath(FoundFile), ""); err != nil {
+			return fail(KindPackage, err)
+		}
+		r.logf("result: every component is complete, the build can be skipped (%s written)", r.pkgPath(FoundFile))
+		return nil
+	}
+	n := strings.Count(build.String(), "\n")
+	r.logf("result: %d %s to build, listed in %s: %s", n, plural(n, "component", "components"),
+		r.pkgPath(ToBuildFile), strings.ReplaceAll(strings.TrimSpace(build.String()), "\n", ", "))
+	return nil
+}
+
+// removeComponentMarkers removes what an earlier check left for components:
+// the state files and each sub-directory's .found. Done on every check, with
+// components or not, so that a stale file never steers an upload.
+func (r *Runner) removeComponentMarkers() error {
+	for _, name := range []string{ComponentsFile, ToBuildFile} {
+		if _, err := removeIfExists(r.pkgPath(name)); err != nil {
+			return fmt.Errorf("remove stale %s: %w", name, err)
+		}
+	}
+	ents, err := os.ReadDir(r.Config.PackageDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if _, err := removeIfExists(filepath.Join(r.Config.PackageDir, e.Name(), FoundFile)); err != nil {
+				return fmt.Errorf("remove stale %s/%s: %w", e.Name(), FoundFile, err)
+			}
+		}
+	}
+	return nil
+}
+
+// readComponentsState reads ComponentsFile (ok false when there is none),
+// checking every value before it goes into a key, a record or an output.
+func (r *Runner) readComponentsState(commit string) (st componentsState, ok bool, err error) {
+	path := r.pkgPath(ComponentsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fail(KindPackage, err)
+	}
+	bad := func(format string, args ...any) error {
+		return fail(KindPackage, fmt.Errorf("%s: %s (run check again)", path, fmt.Sprintf(format, args...)))
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return st, false, bad("not this version's JSON: %v", err)
+	}
+	if st.Commit != commit {
+		return st, false, bad("for commit %q, not %s", truncate(st.Commit, 80), commit)
+	}
+	if len(st.Components) == 0 {
+		return st, false, bad("lists no components")
+	}
+	seen := map[string]bool{}
+	for _, c := range st.Components {
+		if err := manifest.ValidComponent(c.Name); err != nil || seen[c.Name] {
+			return st, false, bad("component name %q is not valid or listed twice", truncate(c.Name, 80))
+		}
+		seen[c.Name] = true
+		if !manifest.ValidCodeHash(c.CodeHash) {
+			return st, false, bad("component %s: code hash %q is malformed", c.Name, truncate(c.CodeHash, 80))
+		}
+	}
+	return st, true, nil
+}
+
+// uploadComponents is upload with the state check left for components: the
+// components check marked to build (PACKAGE_COMPONENT's alone, when set) are
+// uploaded from <package dir>/<name>/, each with its record and cache entry;
+// then the commit's record, when every component is complete.
+func (r *Runner) uploadComponents(ctx context.Context, commit string, cs componentsState, res *UploadResult) error {
+	states := cs.Components
+	sel, err := r.selectComponents(states)
+	if err != nil {
+		return err
+	}
+	// Every directory first: a missing one stops the upload before anything is sent.
+	type job struct {
+		i     int
+		dir   string
+		files []packageFile
+		set   Set
+	}
+	var jobs []*job
+	var missing []string
+	for _, i := range sel {
+		s := states[i]
+		if !s.Build {
+			continue
+		}
+		dir := r.pkgPath(s.Name)
+		if _, err := os.Stat(filepath.Join(dir, FoundFile)); err == nil {
+			continue // complete: check found it
+		}
+		files, err := packageFiles(dir, r.logf)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				missing = append(missing, s.Name)
+				continue
+			}
+			return fail(KindPackage, fmt.Errorf("component %s: %w", s.Name, err))
+		}
+		jobs = append(jobs, &job{i: i, dir: dir, files: files})
+	}
+	if len(missing) > 0 {
+		return fail(KindPackage, fmt.Errorf("%w: no directory for component %s in %s (the build writes a component's files to %s)",
+			ErrNoFiles, strings.Join(missing, ", "), r.Config.PackageDir, filepath.Join(r.Config.PackageDir, "<name>")))
+	}
+	if len(jobs) == 0 {
+		res.Skipped = SkippedFound
+		r.logf("no component to upload: check found every one it looked up")
+	}
+
+	// Each component's set, and the commit's, as they are now: a matrix job
+	// of another run, or an earlier attempt, may have completed some.
+	var commitSet Set
+	err = parallel(ctx, r.Config.Concurrency, len(jobs)+1, func(ctx context.Context, k int) (err error) {
+		if k == len(jobs) {
+			commitSet, err = r.LookupSet(ctx, Artifacts(commit))
+		} else {
+			jobs[k].set, err = r.LookupSet(ctx, ComponentSet(commit, states[jobs[k].i].Name))
+		}
+		return err
+	})
+	if err != nil {
+		return fail(KindS3, err)
+	}
+
+	sets := make([]Set, len(states))
+	start := time.Now()
+	for _, j := range jobs {
+		s := &states[j.i]
+		switch j.set.State {
+		case SetComplete:
+			r.logf("component %s: %s is already complete: nothing uploaded", s.Name, r.Store.URL(j.set.Prefix))
+			sets[j.i] = j.set
+			s.Found, s.Build = true, false
+			continue
+		case SetNewer:
+			r.logf("warning: component %s: nothing uploaded: %s", s.Name, j.set.Reason)
+			continue
+		case SetUntrusted, SetDiffers:
+			r.logf("component %s: replacing the set: %s", s.Name, j.set.Reason)
+		}
+		r.logf("component %s: %d files to upload from %s", s.Name, len(j.files), j.dir)
+		stored, err := r.uploadAll(ctx, j.set.Prefix, j.files, commit, s.CodeHash)
+		if err != nil {
+			return err
+		}
+		rec := manifest.Record{
+			Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, Component: s.Name, CodeHash: s.CodeHash,
+			Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Files: stored,
+		}
+		if err := r.writeRecord(ctx, j.set.Ref, rec, !j.set.State.Replaceable()); err != nil {
+			return err
+		}
+		sets[j.i] = Set{Ref: j.set.Ref, Prefix: j.set.Prefix, State: SetComplete, Record: &rec}
+		s.Found, s.Build = true, false
+		for _, f := range stored {
+			f.Name = s.Name + "/" + f.Name
+			res.Files = append(res.Files, f)
+			res.Bytes += f.Size
+		}
+	}
+	res.Duration = time.Since(start)
+	if len(res.Files) > 0 {
+		r.logf("result: uploaded %d files, %s in %s (%s)", len(res.Files), progress.Size(res.Bytes),
+			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration))
+	}
+
+	// The cache entries, in parallel, then the commit's record.
+	err = parallel(ctx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
+		j := jobs[k]
+		if sets[j.i].State != SetComplete {
+			return nil
+		}
+		return r.fillCache(ctx, sets[j.i], states[j.i].CodeHash)
+	})
+	if err != nil {
+		return err
+	}
+	res.Components = states
+	return r.completeCommit(ctx, commit, states, sets, commitSet)
+}
+
+// completeCommit writes the commit's own record once every component is
+// complete under it: it lists every component's files as "<name>/<file>",
+// and each component with its code hash. sets holds the component sets this
+// run knows; the others (another job's components) are looked up here. A
+// record already there that says the same is left as it is.
+func (r *Runner) completeCommit(ctx context.Context, commit string, states []ComponentState, sets []Set, commitSet Set) error {
+	var unknown []int
+	for i := range states {
+		if sets[i].State != SetComplete {
+			unknown = append(unknown, i)
+		}
+	}
+	err := parallel(ctx, r.Config.Concurrency, len(unknown), func(ctx context.Context, k int) (err error) {
+		i := unknown[k]
+		sets[i], err = r.LookupSet(ctx, ComponentSet(commit, states[i].Name))
+		return err
+	})
+	if err != nil {
+		return fail(KindS3, err)
+	}
+	var waiting []string
+	for i, s := range sets {
+		if s.State != SetComplete {
+			waiting = append(waiting, states[i].Name)
+		}
+	}
+	where := r.Store.URL(r.prefix(Artifacts(commit)))
+	if len(waiting) > 0 {
+		r.logf("%s: the commit's record waits for %d %s: %s", where, len(waiting), plural(len(waiting), "component", "components"), strings.Join(waiting, ", "))
+		return nil
+	}
+	rec := manifest.Record{
+		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit,
+		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool,
+	}
+	for i, s := range sets {
+		rec.Components = append(rec.Components, manifest.ComponentRef{Name: states[i].Name, CodeHash: s.Record.CodeHash})
+		for _, f := range s.Record.Files {
+			f.Name = states[i].Name + "/" + f.Name
+			rec.Files = append(rec.Files, f)
+		}
+	}
+	switch commitSet.State {
+	case SetComplete:
+		if sameCommitRecord(commitSet.Record, &rec) {
+			r.logf("%s: the commit's record is complete", where)
+			return nil
+		}
+		r.logf("%s: the commit's record lists other components or files: rewriting it", where)
+	case SetNewer:
+		r.logf("warning: %s: the commit's record not written: %s", where, commitSet.Reason)
+		return nil
+	}
+	exclusive := commitSet.State == SetMissing || commitSet.State == SetUnrecorded || commitSet.State == 0
+	return r.writeRecord(ctx, Artifacts(commit), rec, exclusive)
+}
+
+// sameCommitRecord reports whether two records of a commit's components name
+// the same components, code hashes and files.
+func sameCommitRecord(a, b *manifest.Record) bool {
+	if !slices.Equal(a.Components, b.Components) || len(a.Files) != len(b.Files) {
+		return false
+	}
+	fa, fb := slices.Clone(a.Files), slices.Clone(b.Files)
+	for _, fs := range [][]manifest.File{fa, fb} {
+		slices.SortFunc(fs, func(x, y manifest.File) int { return strings.Compare(x.Name, y.Name) })
+	}
+	return slices.Equal(fa, fb)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

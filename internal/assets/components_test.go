@@ -1,0 +1,362 @@
+package assets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
+	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+)
+
+// The components of the table tests, each with its code hash.
+var monoCodes = []ComponentCode{
+	{Name: "api", Hash: strings.Repeat("a1", 32), Files: 2},
+	{Name: "fn1", Hash: strings.Repeat("f1", 32), Files: 3},
+	{Name: "fn2", Hash: strings.Repeat("f2", 32), Files: 1},
+}
+
+// fakeMonoRepo is a checkout at commitA with components.
+type fakeMonoRepo struct{ fakeRepo }
+
+func (fakeMonoRepo) Components(context.Context) ([]ComponentCode, error) {
+	return slices.Clone(monoCodes), nil
+}
+
+func codeOf(name string) string {
+	for _, c := range monoCodes {
+		if c.Name == name {
+			return c.Hash
+		}
+	}
+	panic(name)
+}
+
+// newMonoRunner is a Runner over the fake store with components, for the
+// one component named (all when "").
+func newMonoRunner(t *testing.T, f *fakeStore, key, component string) (*Runner, *bytes.Buffer) {
+	t.Helper()
+	comps, err := codehash.ParseComponents("lambdas/*\napi: services/api/**")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{PackageDir: t.TempDir(), RepoPath: "repo", Concurrency: 4, Components: comps, Component: component}
+	if key != "" {
+		cfg.SigningKey = []byte(key)
+	}
+	var logs bytes.Buffer
+	r := &Runner{
+		Config: cfg, Store: f, Log: log.New(&logs, "", 0), Tool: "test",
+		OpenRepo: func(string) (Repo, error) { return fakeMonoRepo{fakeRepo{commitA, hashX}}, nil },
+	}
+	return r, &logs
+}
+
+func componentPrefix(commit, name string) string { return "artifacts/" + commit + "/" + name + "/" }
+
+// seedComponent stores a component's complete set under commit.
+func seedComponent(f *fakeStore, commit, name string, key []byte) {
+	rec := manifest.Record{Kind: manifest.KindArtifacts, Commit: commit, Component: name, CodeHash: codeOf(name)}
+	f.seed(componentPrefix(commit, name), rec, map[string]string{name + ".zip": name}, key, nil)
+}
+
+// seedCache stores a component's complete cache entry.
+func seedCache(f *fakeStore, name string, key []byte) {
+	rec := manifest.Record{Kind: manifest.KindCache, Commit: commitB, Component: name, CodeHash: codeOf(name)}
+	f.seed("cache/"+codeOf(name)+"/", rec, map[string]string{name + ".zip": name + " cached"}, key, nil)
+}
+
+func TestCheckComponents(t *testing.T) {
+	key := []byte(theKey)
+	tests := []struct {
+		name      string
+		key       string
+		component string
+		seed      func(f *fakeStore)
+		found     []string // complete under the commit afterwards, as check says
+		hits      []string // of them, copied from the cache
+		build     []string
+		commitRec bool // the commit's record is there afterwards
+	}{
+		{name: "nothing stored", seed: func(*fakeStore) {}, build: []string{"api", "fn1", "fn2"}},
+		{name: "one found, one in the cache, one missing", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", nil)
+			seedCache(f, "fn1", nil)
+		}, found: []string{"api", "fn1"}, hits: []string{"fn1"}, build: []string{"fn2"}},
+		{name: "all found: check writes the commit's record", seed: func(f *fakeStore) {
+			for _, c := range monoCodes {
+				seedComponent(f, commitA, c.Name, nil)
+			}
+		}, found: []string{"api", "fn1", "fn2"}, commitRec: true},
+		{name: "all from the cache", seed: func(f *fakeStore) {
+			for _, c := range monoCodes {
+				seedCache(f, c.Name, nil)
+			}
+		}, found: []string{"api", "fn1", "fn2"}, hits: []string{"api", "fn1", "fn2"}, commitRec: true},
+		{name: "a component's record under another component", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", nil)
+			seedComponent(f, commitA, "fn1", nil)
+			rec, _ := f.get(componentPrefix(commitA, "fn1") + manifest.Name)
+			f.put(componentPrefix(commitA, "fn2")+manifest.Name, rec.body, nil, "")
+			f.put(componentPrefix(commitA, "fn2")+"fn1.zip", []byte("fn1"), nil, "")
+		}, found: []string{"api", "fn1"}, build: []string{"fn2"}},
+		{name: "unsigned component with a key: replaced by the cache", key: theKey, seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", key)
+			seedComponent(f, commitA, "fn1", nil)
+			seedCache(f, "fn1", key)
+		}, found: []string{"api", "fn1"}, hits: []string{"fn1"}, build: []string{"fn2"}},
+		{name: "a replaced object is a miss", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", nil)
+			f.put(componentPrefix(commitA, "api")+"api.zip", []byte("EVIL"), nil, "")
+		}, build: []string{"api", "fn1", "fn2"}},
+		{name: "a newer component record: not copied over", seed: func(f *fakeStore) {
+			f.put(componentPrefix(commitA, "api")+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
+			seedCache(f, "api", nil)
+			seedComponent(f, commitA, "fn1", nil)
+			seedComponent(f, commitA, "fn2", nil)
+		}, found: []string{"fn1", "fn2"}, build: []string{"api"}},
+		{name: "one component alone, the others missing", component: "fn1", seed: func(f *fakeStore) {
+			seedCache(f, "fn1", nil)
+		}, found: []string{"fn1"}, hits: []string{"fn1"}},
+		{name: "one component alone completes the commit", component: "fn1", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", nil)
+			seedComponent(f, commitA, "fn2", nil)
+			seedCache(f, "fn1", nil)
+		}, found: []string{"fn1"}, hits: []string{"fn1"}, commitRec: true},
+		{name: "one component alone, to build", component: "fn2", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", nil)
+			seedComponent(f, commitA, "fn1", nil)
+		}, build: []string{"fn2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			tt.seed(f)
+			r, logs := newMonoRunner(t, f, tt.key, tt.component)
+			res, err := r.Check(context.Background())
+			if err != nil {
+				t.Fatalf("check: %v\n%s", err, logs)
+			}
+			var found, hits, build []string
+			for _, s := range res.Components {
+				if !s.Checked {
+					continue
+				}
+				if s.Found {
+					found = append(found, s.Name)
+				}
+				if s.CacheHit {
+					hits = append(hits, s.Name)
+				}
+				if s.Build {
+					build = append(build, s.Name)
+					if s.Reason == "" {
+						t.Errorf("%s is to build without a reason", s.Name)
+					}
+				}
+				if s.CodeHash != codeOf(s.Name) {
+					t.Errorf("%s: code hash %s", s.Name, s.CodeHash)
+				}
+			}
+			if !slices.Equal(found, tt.found) || !slices.Equal(hits, tt.hits) || !slices.Equal(build, tt.build) {
+				t.Errorf("found %q hits %q build %q, want %q %q %q\n%s", found, hits, build, tt.found, tt.hits, tt.build, logs)
+			}
+			if res.Found != (len(tt.build) == 0) || res.CacheHit != (len(tt.hits) > 0) {
+				t.Errorf("found %t cache-hit %t", res.Found, res.CacheHit)
+			}
+
+			// The package directory says the same.
+			dir := r.Config.PackageDir
+			if got := readList(t, filepath.Join(dir, ToBuildFile)); !slices.Equal(got, tt.build) {
+				t.Errorf("%s: %q, want %q", ToBuildFile, got, tt.build)
+			}
+			if exists(filepath.Join(dir, FoundFile)) != (len(tt.build) == 0) {
+				t.Errorf("%s: present %t with %d to build", FoundFile, !(len(tt.build) == 0), len(tt.build))
+			}
+			for _, c := range monoCodes {
+				if got, want := exists(filepath.Join(dir, c.Name, FoundFile)), slices.Contains(tt.found, c.Name); got != want {
+					t.Errorf("%s/%s: %t, want %t", c.Name, FoundFile, got, want)
+				}
+			}
+			// Every hit is a complete, trusted component set under the commit now.
+			for _, n := range tt.hits {
+				set, err := r.LookupSet(context.Background(), ComponentSet(commitA, n))
+				if err != nil || set.State != SetComplete || set.Record.Component != n || set.Record.Source != "cache/"+codeOf(n)+"/" {
+					t.Errorf("%s after its cache hit: %v %v %+v", n, set.State, err, set.Record)
+				}
+			}
+			rec := f.record("artifacts/"+commitA+"/", r.Config.SigningKey)
+			if (rec != nil) != tt.commitRec {
+				t.Fatalf("commit record %v, want %t\n%s", rec, tt.commitRec, logs)
+			}
+			if rec != nil {
+				var names []string
+				for _, c := range rec.Components {
+					names = append(names, c.Name)
+					if c.CodeHash != codeOf(c.Name) {
+						t.Errorf("commit record: %s's code hash %s", c.Name, c.CodeHash)
+					}
+				}
+				if !slices.Equal(names, []string{"api", "fn1", "fn2"}) || len(rec.Files) != 3 || rec.Files[0].Name != "api/api.zip" {
+					t.Errorf("commit record %+v", rec)
+				}
+				set, err := r.LookupSet(context.Background(), Artifacts(commitA))
+				if err != nil || set.State != SetComplete {
+					t.Errorf("the commit's record does not look up as complete: %v %v", set.State, set.Reason)
+				}
+			}
+		})
+	}
+}
+
+func TestUploadComponents(t *testing.T) {
+	tests := []struct {
+		name      string
+		component string
+		seed      func(f *fakeStore) // before check
+		between   func(f *fakeStore) // between check and upload (another job)
+		built     []string           // directories the build writes
+		kind      Kind               // the failure, 0 for none
+		uploaded  []string
+		commitRec bool
+	}{
+		{name: "every component", seed: func(*fakeStore) {}, built: []string{"api", "fn1", "fn2"},
+			uploaded: []string{"api", "fn1", "fn2"}, commitRec: true},
+		{name: "the one missing", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", nil)
+			seedCache(f, "fn1", nil)
+		}, built: []string{"fn2"}, uploaded: []string{"fn2"}, commitRec: true},
+		{name: "a directory missing", seed: func(*fakeStore) {}, built: []string{"api", "fn2"}, kind: KindPackage},
+		{name: "completed by another job meanwhile", seed: func(*fakeStore) {}, between: func(f *fakeStore) {
+			seedComponent(f, commitA, "fn1", nil)
+		}, built: []string{"api", "fn1", "fn2"}, uploaded: []string{"api", "fn2"}, commitRec: true},
+		{name: "one job's component, the others missing", component: "fn1", seed: func(*fakeStore) {},
+			built: []string{"fn1"}, uploaded: []string{"fn1"}},
+		{name: "one job's component, the last", component: "fn1", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "api", nil)
+		}, between: func(f *fakeStore) {
+			seedComponent(f, commitA, "fn2", nil)
+		}, built: []string{"fn1"}, uploaded: []string{"fn1"}, commitRec: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			tt.seed(f)
+			r, logs := newMonoRunner(t, f, "", tt.component)
+			if _, err := r.Check(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if tt.between != nil {
+				tt.between(f)
+			}
+			for _, n := range tt.built {
+				writeFile(t, filepath.Join(r.Config.PackageDir, n, n+".zip"), "built "+n)
+			}
+			before := len(f.objs)
+			res, err := r.Upload(context.Background())
+			if tt.kind != 0 {
+				var fl *Failure
+				if !errors.As(err, &fl) || fl.Kind != tt.kind {
+					t.Fatalf("upload: %v, want a failure of kind %d", err, tt.kind)
+				}
+				if len(f.objs) != before {
+					t.Errorf("the refused upload stored %d objects", len(f.objs)-before)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("upload: %v\n%s", err, logs)
+			}
+			var uploaded []string
+			for _, file := range res.Files {
+				name, _, _ := strings.Cut(file.Name, "/")
+				uploaded = append(uploaded, name)
+			}
+			if !slices.Equal(uploaded, tt.uploaded) {
+				t.Errorf("uploaded %q, want %q\n%s", uploaded, tt.uploaded, logs)
+			}
+			for _, n := range tt.uploaded {
+				o, ok := f.get(componentPrefix(commitA, n) + n + ".zip")
+				if !ok || string(o.body) != "built "+n || o.meta[MetaCodeHash] != codeOf(n) || o.meta[MetaCommit] != commitA {
+					t.Errorf("%s: stored %q %v", n, o.body, o.meta)
+				}
+				if rec := f.record("cache/"+codeOf(n)+"/", nil); rec == nil || rec.Component != n {
+					t.Errorf("%s: cache entry %+v", n, rec)
+				}
+			}
+			if rec := f.record("artifacts/"+commitA+"/", nil); (rec != nil) != tt.commitRec {
+				t.Errorf("commit record %+v, want %t\n%s", rec, tt.commitRec, logs)
+			}
+		})
+	}
+}
+
+// Two jobs finishing at once both write the commit's record: the second is
+// refused (If-None-Match), reads the first back, finds it matches, succeeds.
+func TestUploadComponentsRace(t *testing.T) {
+	f := newFake()
+	seedComponent(f, commitA, "api", nil)
+	seedComponent(f, commitA, "fn2", nil)
+	r, logs := newMonoRunner(t, f, "", "fn1")
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(r.Config.PackageDir, "fn1", "fn1.zip"), "built fn1")
+	commitKey := "artifacts/" + commitA + "/" + manifest.Name
+	raced := false
+	var hook func(f *fakeStore, key string)
+	hook = func(f *fakeStore, key string) {
+		if key != commitKey {
+			f.mu.Lock()
+			f.beforeRecord = hook // not yet: wait for the commit's record
+			f.mu.Unlock()
+			return
+		}
+		raced = true
+		// The other job got there first, with the same record.
+		other, _ := newMonoRunner(t, f, "", "fn1")
+		other.Config.PackageDir = r.Config.PackageDir
+		states := []ComponentState{{Name: "api"}, {Name: "fn1"}, {Name: "fn2"}}
+		if err := other.completeCommit(context.Background(), commitA, states, make([]Set, 3), Set{}); err != nil {
+			t.Errorf("the other job: %v", err)
+		}
+	}
+	f.beforeRecord = hook
+	if _, err := r.Upload(context.Background()); err != nil {
+		t.Fatalf("upload: %v\n%s", err, logs)
+	}
+	if !raced || f.writes[commitKey] != 1 {
+		t.Errorf("raced %t, the commit's record written %d times, want once\n%s", raced, f.writes[commitKey], logs)
+	}
+	if !strings.Contains(logs.String(), "completed by another writer") {
+		t.Errorf("the losing writer did not read the winner back:\n%s", logs)
+	}
+}
+
+func readList(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
+}
+
+func exists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,373 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+const (
+	monoShared     = "package-lock.json libs/**"
+	monoComponents = "lambdas/*\napi: services/api/**"
+)
+
+var allComponents = []string{"api", "fn1", "fn2", "fn3"}
+
+// monoSetup makes the monorepo and the settings with components on.
+func monoSetup(t *testing.T, srv *s3test.Server, bucket string) (map[string]string, dirs) {
+	t.Helper()
+	env, d := setupWith(t, srv, bucket, monorepoFiles)
+	env["CODE_HASH_FIND_FILTER"] = monoShared
+	env["PACKAGE_COMPONENTS"] = monoComponents
+	return env, d
+}
+
+// toBuild reads the build list check left in the package directory.
+func toBuild(t *testing.T, pkg string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(pkg, ".components-to-build"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
+}
+
+// build writes each component's artifact, as a build would.
+func build(t *testing.T, pkg string, version string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		writeFiles(t, pkg, map[string]string{n + "/" + n + ".zip": n + " " + version, n + "/" + n + ".txt": "notes of " + n})
+	}
+}
+
+// commitRecord reads the commit's own record, nil if there is none.
+func commitRecord(t *testing.T, srv *s3test.Server, bucket, commit string) *struct {
+	Components []struct{ Name, CodeHash string }
+	Files      []struct{ Name string }
+} {
+	t.Helper()
+	for _, o := range listAll(t, srv, bucket) {
+		if o.Key == "artifacts/"+commit+"/.s3-asset-manager.json" {
+			_, b := srv.Get(t, bucket, o.Key)
+			var rec struct {
+				Components []struct{ Name, CodeHash string }
+				Files      []struct{ Name string }
+			}
+			if err := json.Unmarshal(b, &rec); err != nil {
+				t.Fatal(err)
+			}
+			return &rec
+		}
+	}
+	return nil
+}
+
+// wantCommitRecord checks that the commit's record lists every component
+// and each component's two files.
+func wantCommitRecord(t *testing.T, srv *s3test.Server, bucket, commit string) {
+	t.Helper()
+	rec := commitRecord(t, srv, bucket, commit)
+	if rec == nil {
+		t.Fatalf("no record for commit %s", commit)
+	}
+	var names, files []string
+	for _, c := range rec.Components {
+		names = append(names, c.Name)
+		if len(c.CodeHash) != 64 {
+			t.Errorf("component %s: code hash %q", c.Name, c.CodeHash)
+		}
+	}
+	for _, f := range rec.Files {
+		files = append(files, f.Name)
+	}
+	var want []string
+	for _, n := range allComponents {
+		want = append(want, n+"/"+n+".txt", n+"/"+n+".zip")
+	}
+	sort.Strings(files)
+	if !slices.Equal(names, allComponents) || !slices.Equal(files, want) {
+		t.Errorf("commit record: components %q files %q, want %q and %q", names, files, allComponents, want)
+	}
+}
+
+// checkOutputs runs check as a GitHub step and returns its outputs.
+func checkOutputs(t *testing.T, env map[string]string) (result, map[string]string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "output")
+	if err := os.WriteFile(out, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": out}
+	for k, v := range env {
+		e[k] = v
+	}
+	r := run(t, e, "check")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs, err := ghaction.ParseOutputFile(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, outputs
+}
+
+// The single-job flow: check → build what it lists → upload, then the next
+// commits rebuild only the component whose sources changed, and a commit that
+// restores earlier sources gets every component from the cache.
+func TestComponentsSingleJob(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+
+		r, out := checkOutputs(t, env)
+		if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
+			t.Fatalf("first check: %v", r)
+		}
+		if got := toBuild(t, d.pkg); !slices.Equal(got, allComponents) {
+			t.Errorf("first check: to build %q, want all %q", got, allComponents)
+		}
+		if out["components-to-build"] != `["api","fn1","fn2","fn3"]` || out["found"] != "false" {
+			t.Errorf("first check: outputs %q", out)
+		}
+		var states map[string]struct {
+			Found, CacheHit, Build bool
+			CodeHash               string
+		}
+		if err := json.Unmarshal([]byte(out["components"]), &states); err != nil || len(states) != 4 || !states["fn1"].Build || len(states["fn1"].CodeHash) != 64 {
+			t.Errorf("first check: components output %q (%v)", out["components"], err)
+		}
+
+		// A component the build did not write is an error naming it; nothing is stored.
+		build(t, d.pkg, "v1", "api", "fn1", "fn3")
+		if r := run(t, env, "upload"); r.code != ExitPackage || !strings.Contains(r.stderr, "fn2") {
+			t.Fatalf("upload without fn2/: want exit %d naming fn2: %v", ExitPackage, r)
+		}
+		if objs := listAll(t, srv, bucket); len(objs) != 0 {
+			t.Errorf("the refused upload stored %q", keysOf(objs))
+		}
+		build(t, d.pkg, "v1", "fn2")
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("upload: %v", r)
+		}
+		wantCommitRecord(t, srv, bucket, d.head)
+		for _, n := range allComponents {
+			_, body := srv.Get(t, bucket, "artifacts/"+d.head+"/"+n+"/"+n+".zip")
+			if string(body) != n+" v1" {
+				t.Errorf("%s: stored %q", n, body)
+			}
+		}
+
+		// Found: every component complete, .found and each <name>/.found.
+		pkg := freshPackages(t, env)
+		r, out = checkOutputs(t, env)
+		if r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) || len(toBuild(t, pkg)) != 0 || out["components-to-build"] != "[]" || out["found"] != "true" {
+			t.Fatalf("check after upload: %v %q", r, out)
+		}
+		for _, n := range allComponents {
+			if !exists(filepath.Join(pkg, n, ".found")) {
+				t.Errorf("%s/.found missing", n)
+			}
+		}
+
+		// One component's source changes: it alone is to build, the others
+		// are copied from the cache; the commit's record waits for it.
+		second := commit(t, d.repo, map[string]string{"lambdas/fn2/index.js": "exports.fn2 = 2\n"})
+		pkg = freshPackages(t, env)
+		r, out = checkOutputs(t, env)
+		if got := toBuild(t, pkg); r.code != ExitOK || !slices.Equal(got, []string{"fn2"}) || out["cache-hit"] != "true" {
+			t.Fatalf("fn2 changed: to build %q, want [fn2]: %v %q", got, r, out)
+		}
+		if exists(filepath.Join(pkg, ".found")) || exists(filepath.Join(pkg, "fn2", ".found")) || !exists(filepath.Join(pkg, "fn1", ".found")) {
+			t.Errorf("markers wrong after a partial hit")
+		}
+		if commitRecord(t, srv, bucket, second) != nil {
+			t.Errorf("the commit's record was written before fn2 was complete")
+		}
+		before := listAll(t, srv, bucket)
+		build(t, pkg, "v2", "fn2")
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("upload of fn2: %v", r)
+		}
+		wantCommitRecord(t, srv, bucket, second)
+		// Only fn2 was uploaded: its two files, its record, its cache entry
+		// (two files and a record) and the commit's record are new.
+		if n := len(listAll(t, srv, bucket)) - len(before); n != 7 {
+			t.Errorf("upload of one component added %d objects, want 7", n)
+		}
+		_, body := srv.Get(t, bucket, "artifacts/"+second+"/fn1/fn1.zip")
+		if string(body) != "fn1 v1" {
+			t.Errorf("fn1 under the second commit: %q, want the cached v1", body)
+		}
+
+		// Restoring fn2's first sources: every component from the cache, and
+		// check writes the commit's record itself.
+		third := commit(t, d.repo, map[string]string{"lambdas/fn2/index.js": "exports.fn2 = 1\n"})
+		pkg = freshPackages(t, env)
+		r = run(t, env, "check")
+		if r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) || len(toBuild(t, pkg)) != 0 {
+			t.Fatalf("restored sources: %v", r)
+		}
+		wantCommitRecord(t, srv, bucket, third)
+		_, body = srv.Get(t, bucket, "artifacts/"+third+"/fn2/fn2.zip")
+		if string(body) != "fn2 v1" {
+			t.Errorf("fn2 under the third commit: %q, want the first build", body)
+		}
+		// And the rebuilt fn2 is a hit for a commit that brings its sources back.
+		fourth := commit(t, d.repo, map[string]string{"lambdas/fn2/index.js": "exports.fn2 = 2\n"})
+		pkg = freshPackages(t, env)
+		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) {
+			t.Fatalf("fn2's second sources again: %v", r)
+		}
+		_, body = srv.Get(t, bucket, "artifacts/"+fourth+"/fn2/fn2.zip")
+		if string(body) != "fn2 v2" {
+			t.Errorf("fn2 under the fourth commit: %q, want the rebuild", body)
+		}
+		// upload after a found check changes nothing.
+		before = listAll(t, srv, bucket)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		if after := listAll(t, srv, bucket); !reflect.DeepEqual(before, after) {
+			t.Error("upload after a found check changed the bucket")
+		}
+	})
+}
+
+// From a commit whose components are all stored, each kind of change gives
+// exactly the right build list.
+func TestComponentsBuildList(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		build(t, d.pkg, "v1", allComponents...)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		tests := []struct {
+			name   string
+			files  map[string]string
+			env    map[string]string
+			want   []string
+			before []string // components listed before the change (default: all)
+		}{
+			{name: "nothing but docs", files: map[string]string{"docs/index.md": "more\n"}, want: nil},
+			{name: "one component's source", files: map[string]string{"lambdas/fn3/index.js": "3\n"}, want: []string{"fn3"}},
+			{name: "a named component's source", files: map[string]string{"services/api/main.go": "package main // 2\n"}, want: []string{"api"}},
+			{name: "a shared source", files: map[string]string{"libs/util.js": "exports.util = 2\n"}, want: allComponents},
+			{name: "a component's pattern", env: map[string]string{"PACKAGE_COMPONENTS": "lambdas/*\napi: services/api/** docs/**"}, want: []string{"api"}},
+			{name: "a shared pattern", env: map[string]string{"CODE_HASH_FIND_FILTER": "package-lock.json"}, want: allComponents},
+			{name: "a component directory added", files: map[string]string{"lambdas/fn4/index.js": "4\n"}, want: []string{"fn4"}},
+			{name: "a named component added", env: map[string]string{"PACKAGE_COMPONENTS": monoComponents + "\ndocs: docs/**"}, want: []string{"docs"}},
+			{name: "the salt", env: map[string]string{"CODE_HASH_SALT": "node24"}, want: allComponents},
+		}
+		base := d.head
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				git(t, d.repo, "reset", "-q", "--hard", base)
+				files := map[string]string{"README.md": strings.Repeat("x", i+1)} // a new commit each time
+				for k, v := range tt.files {
+					files[k] = v
+				}
+				commit(t, d.repo, files)
+				e := map[string]string{}
+				for k, v := range env {
+					e[k] = v
+				}
+				for k, v := range tt.env {
+					e[k] = v
+				}
+				pkg := freshPackages(t, e)
+				r := run(t, e, "check")
+				if r.code != ExitOK {
+					t.Fatal(r)
+				}
+				if got := toBuild(t, pkg); !slices.Equal(got, tt.want) {
+					t.Errorf("to build %q, want %q\n%s", got, tt.want, r.stderr)
+				}
+				if found := exists(filepath.Join(pkg, ".found")); found != (len(tt.want) == 0) {
+					t.Errorf(".found %t with %d to build", found, len(tt.want))
+				}
+			})
+		}
+	})
+}
+
+// The matrix flow: a job per component checks, builds and uploads its own,
+// all at once; whichever finishes last writes the commit's record, and the
+// two that may race to write it agree.
+func TestComponentsMatrix(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+		// The planning job: the build list for the matrix.
+		r, out := checkOutputs(t, env)
+		if r.code != ExitOK || out["components-to-build"] != `["api","fn1","fn2","fn3"]` {
+			t.Fatalf("plan: %v %q", r, out)
+		}
+		var matrix []string
+		if err := json.Unmarshal([]byte(out["components-to-build"]), &matrix); err != nil {
+			t.Fatal(err)
+		}
+
+		// One job each, all at once, each in its own workspace.
+		var wg sync.WaitGroup
+		results := make([]result, len(matrix))
+		for i, name := range matrix {
+			wg.Go(func() {
+				e := map[string]string{}
+				for k, v := range env {
+					e[k] = v
+				}
+				e["PACKAGE_COMPONENT"] = name
+				e["PACKAGE_DIRECTORY"] = filepath.Join(t.TempDir(), "packages")
+				if r := runBinary(t, d.repo, "check", e); r.code != ExitOK || exists(filepath.Join(e["PACKAGE_DIRECTORY"], ".found")) {
+					results[i] = r
+					return
+				}
+				build(t, e["PACKAGE_DIRECTORY"], "v1", name)
+				results[i] = runBinary(t, d.repo, "upload", e)
+			})
+		}
+		wg.Wait()
+		for i, r := range results {
+			if r.code != ExitOK {
+				t.Errorf("job %s: %v", matrix[i], r)
+			}
+		}
+		wantCommitRecord(t, srv, bucket, d.head)
+
+		// A job's check of a component another job completed finds it.
+		e := map[string]string{}
+		for k, v := range env {
+			e[k] = v
+		}
+		e["PACKAGE_COMPONENT"] = "fn2"
+		pkg := freshPackages(t, e)
+		r, out = checkOutputs(t, e)
+		if r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) || out["found"] != "true" || out["components-to-build"] != "[]" {
+			t.Errorf("fn2 alone after the matrix: %v %q", r, out)
+		}
+		var states map[string]any
+		if err := json.Unmarshal([]byte(out["components"]), &states); err != nil || len(states) != 1 || states["fn2"] == nil {
+			t.Errorf("components output of one job %q, want fn2's alone", out["components"])
+		}
+		e["PACKAGE_COMPONENT"] = "fn9"
+		if r := run(t, e, "check"); r.code != ExitUsage || !strings.Contains(r.stderr, `"fn9" is not one of`) {
+			t.Errorf("an unknown component: %v", r)
+		}
+	})
+}
