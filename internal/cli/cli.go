@@ -270,8 +270,11 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, `%[1]s %[2]s: skip CI builds whose artifacts are already in S3.
 
 Usage:
-  %[1]s check     look for the commit's artifacts; touch $PACKAGE_DIRECTORY/.found if complete
-  %[1]s upload    upload the package directory's files, unless .found exists
+  %[1]s check     look for the commit's artifacts; touch $PACKAGE_DIRECTORY/.found if complete.
+                   With PACKAGE_COMPONENTS: per component; <name>/.found for each complete
+                   one, the names to build in $PACKAGE_DIRECTORY/.components-to-build
+  %[1]s upload    upload the package directory's files, unless .found exists.
+                   With components: each one check listed, from $PACKAGE_DIRECTORY/<name>/
   %[1]s hash [-v]  print the code hash of GIT_REPO_PATH for CODE_HASH_FIND_FILTER;
                    -v also lists every file that went in (mode, id, path).
                    With PACKAGE_COMPONENTS: "<hash>  <name>" a component
