@@ -68,7 +68,7 @@ var errCacheChanged = errors.New("the cache entry changed while it was copied")
 func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, component string) (*manifest.Record, error) {
 	rec := src.Record
 	start := time.Now()
-	r.logf("cache hit: copying %d files, %s, from %s", len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(src.Prefix))
+	r.logf("%scache hit: copying %d files, %s, from %s", componentTag(component), len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(src.Prefix))
 	files, err := r.copySet(ctx, rec.Files, src.Prefix, dst.Prefix, func(f manifest.File) map[string]string {
 		return map[string]string{MetaCommit: commit, MetaPackageHash: f.PackageHash(), MetaCodeHash: hash}
 	})
@@ -86,7 +86,7 @@ func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, 
 		return nil, err
 	}
 	d := time.Since(start)
-	r.logf("copied %d files, %s in %s (%s)", len(files), progress.Size(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
+	r.logf("%scopied %d files, %s in %s (%s)", componentTag(component), len(files), progress.Size(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
 	return &out, nil
 }
 
@@ -133,7 +133,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 	if err := r.writeRecord(ctx, ref, out, !existing.State.Replaceable()); err != nil {
 		return err
 	}
-	r.logf("cache filled: %d files copied to %s in %s", len(files), r.Store.URL(to), time.Since(start).Round(time.Millisecond))
+	r.logf("%scache filled: %d files copied to %s in %s", componentTag(rec.Component), len(files), r.Store.URL(to), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

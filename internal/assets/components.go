@@ -497,6 +497,14 @@ func sameCommitRecord(a, b *manifest.Record) bool {
 	return slices.Equal(fa, fb)
 }
 
+// componentTag starts a log line about a component ("" for a whole set).
+func componentTag(name string) string {
+	if name == "" {
+		return ""
+	}
+	return "component " + name + ": "
+}
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
