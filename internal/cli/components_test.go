@@ -58,7 +58,7 @@ func TestHashComponents(t *testing.T) {
 		want string
 	}{
 		"unknown component":  {map[string]string{"PACKAGE_COMPONENT": "fn9"}, `"fn9" is not one of api, fn1, fn2, fn3`},
-		"two of one name":    {map[string]string{"PACKAGE_COMPONENTS": "lambdas/*\nfn1: services/**"}, `two components named "fn1"`},
+		"two of one name":    {map[string]string{"PACKAGE_COMPONENTS": "lambdas/*\nfn1: services/**"}, `2 components named "fn1"`},
 		"a glob, no dir":     {map[string]string{"PACKAGE_COMPONENTS": "lambda/*"}, "lambda/* matches no directory"},
 		"a pattern, no file": {map[string]string{"PACKAGE_COMPONENTS": "api: service/**"}, `component "api": pattern service/**`},
 		"a bad line":         {map[string]string{"PACKAGE_COMPONENTS": "my api: services/**"}, "PACKAGE_COMPONENTS: line 1"},

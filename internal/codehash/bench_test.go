@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
@@ -66,4 +67,44 @@ func benchRepo(b *testing.B, n, size int) string {
 		files[fmt.Sprintf("lambdas/fn00/node_modules/dep/f%03d.js", i)] = "ignored"
 	}
 	return initRepo(b, files)
+}
+
+// BenchmarkComputeComponents hashes the same repository as BenchmarkCompute
+// as components, in one pass: 100 named components, two for each directory
+// lambdas/fnNN/dNNN/ of the first thousand files, plus "lambdas/*" (a
+// component each thousand), with the shared filter ".gitignore";
+// S3AM_BENCH_COMPONENTS gives other lines. Compare its ns/op with
+// BenchmarkCompute's to see what components cost.
+func BenchmarkComputeComponents(b *testing.B) {
+	dir := os.Getenv("S3AM_BENCH_REPO")
+	if dir == "" {
+		dir = benchRepo(b, 5000, 4096)
+	}
+	spec := os.Getenv("S3AM_BENCH_COMPONENTS")
+	if spec == "" {
+		var b strings.Builder
+		for i := range 100 {
+			fmt.Fprintf(&b, "c%03d: lambdas/fn00/d%03d/** !lambdas/fn00/d%03d/*9.py\n", i, i/2, i/2)
+		}
+		spec = b.String() + "lambdas/*"
+	}
+	repo, err := gitrepo.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	shared, _ := ParsePatterns(".gitignore")
+	comps, err := ParseComponents(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var n int
+	for b.Loop() {
+		res, err := ComputeComponents(ctx, repo, shared, comps, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(res)
+	}
+	b.ReportMetric(float64(n), "components/op")
 }

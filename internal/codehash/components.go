@@ -235,7 +235,7 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	}
 	for _, n := range names {
 		if from := byName[n]; len(from) > 1 {
-			errs = append(errs, fmt.Errorf("%w: two components named %q: %s", ErrComponentName, n, strings.Join(from, ", ")))
+			errs = append(errs, fmt.Errorf("%w: %d components named %q: %s", ErrComponentName, len(from), n, strings.Join(from, ", ")))
 		}
 	}
 	if len(errs) > 0 {
@@ -287,20 +287,22 @@ func Select(comps []ComponentHash, name string) ([]ComponentHash, error) {
 
 // selector decides which components a path belongs to, without matching
 // every component's patterns against every path: a component is a candidate
-// only for paths whose first segment is the literal first segment of one of
-// its patterns (or for every path, when a pattern starts with glob syntax).
+// only for the paths under the literal leading segments of one of its
+// patterns ("lambdas/fn1" of "lambdas/fn1/**/*.js"), found by one map lookup
+// a directory level of the path; a pattern that starts with glob syntax
+// makes its component a candidate for every path.
 type selector struct {
 	shared    []Pattern
 	comps     []Component
 	named     []int            // indexes of the named components
-	byFirst   map[string][]int // literal first segment → candidate components
+	byPrefix  map[string][]int // literal leading segments → candidate components
 	anywhere  []int            // components with a pattern that can match anything
 	globSegs  []int            // per directory glob: its segment count, or 0 with '**'
 	positives []Pattern        // every positive pattern, for the walk's pruning
 }
 
 func newSelector(shared []Pattern, comps []Component) *selector {
-	s := &selector{shared: shared, comps: comps, byFirst: map[string][]int{}, globSegs: make([]int, len(comps))}
+	s := &selector{shared: shared, comps: comps, byPrefix: map[string][]int{}, globSegs: make([]int, len(comps))}
 	s.positives = append(s.positives, positivesOf(shared)...)
 	for i, c := range comps {
 		var globs []string
@@ -317,22 +319,21 @@ func newSelector(shared []Pattern, comps []Component) *selector {
 				s.positives = append(s.positives, p)
 			}
 		}
-		firsts := map[string]bool{}
-		anywhere := false
+		prefixes := map[string]bool{}
 		for _, g := range globs {
-			first, _, _ := strings.Cut(g, "/")
-			if strings.ContainsAny(first, `*?[]{}\`) {
-				anywhere = true
-				break
+			segs := strings.Split(g, "/")
+			n := 0
+			for n < len(segs) && !strings.ContainsAny(segs[n], `*?[]{}\`) {
+				n++
 			}
-			firsts[first] = true
+			prefixes[strings.Join(segs[:n], "/")] = true
 		}
-		if anywhere {
+		if prefixes[""] {
 			s.anywhere = append(s.anywhere, i)
 			continue
 		}
-		for f := range firsts {
-			s.byFirst[f] = append(s.byFirst[f], i)
+		for p := range prefixes {
+			s.byPrefix[p] = append(s.byPrefix[p], i)
 		}
 	}
 	return s
@@ -352,7 +353,6 @@ func (s *selector) any(p string) bool {
 // line, and for a directory glob the matching directory (a file under two
 // matching directories, with '**', belongs to both).
 func (s *selector) members(p string, fn func(ci int, dir string)) {
-	first, _, _ := strings.Cut(p, "/")
 	visit := func(ci int) {
 		c := s.comps[ci]
 		if c.DirGlob == "" {
@@ -382,9 +382,24 @@ func (s *selector) members(p string, fn func(ci int, dir string)) {
 			}
 		}
 	}
-	for _, ci := range s.byFirst[first] {
-		visit(ci)
+	// The candidates: under each directory of the path, and the path itself
+	// (a literal pattern names a file). A component listed under two of
+	// them (patterns "a/**" and "a/b/**") is visited once.
+	var seen []int
+	lookup := func(prefix string) {
+		for _, ci := range s.byPrefix[prefix] {
+			if !slices.Contains(seen, ci) {
+				seen = append(seen, ci)
+				visit(ci)
+			}
+		}
 	}
+	for j := range len(p) {
+		if p[j] == '/' {
+			lookup(p[:j])
+		}
+	}
+	lookup(p)
 	for _, ci := range s.anywhere {
 		visit(ci)
 	}

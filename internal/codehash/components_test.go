@@ -268,8 +268,8 @@ func TestComputeComponentsRefused(t *testing.T) {
 		{name: "a component pattern matching nothing", comps: "api: service/api/**", is: ErrNoMatch, errs: []string{`component "api": pattern service/api/**`}},
 		{name: "a component pattern all excluded", comps: "api: services/api/*_test.go !**/*_test.go", is: ErrNoMatch, errs: []string{`component "api"`}},
 		{name: "a shared pattern matching nothing", shared: "lib/**", comps: "api: services/api/**", is: ErrNoMatch, errs: []string{"CODE_HASH_FIND_FILTER pattern lib/**"}},
-		{name: "two directories of one name", comps: "lambdas/[!.]*\nservices/*", is: ErrComponentName, errs: []string{`two components named "fn1": lambdas/fn1, services/fn1`}},
-		{name: "a named component and a directory", comps: "lambdas/[!.]*\nfn2: docs/**", is: ErrComponentName, errs: []string{`two components named "fn2"`}},
+		{name: "two directories of one name", comps: "lambdas/[!.]*\nservices/*", is: ErrComponentName, errs: []string{`2 components named "fn1": lambdas/fn1, services/fn1`}},
+		{name: "a named component and a directory", comps: "lambdas/[!.]*\nfn2: docs/**", is: ErrComponentName, errs: []string{`2 components named "fn2"`}},
 		{name: "a hidden directory", comps: "lambdas/*", is: ErrComponentName, errs: []string{`directory lambdas/.cache (matched by lambdas/*)`}},
 	}
 	for _, tt := range tests {
