@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
@@ -47,8 +48,9 @@ var _ Store = (*s3store.Store)(nil)
 // Repo is what the orchestrator needs of the git checkout.
 type Repo interface {
 	Head() (string, error)
-	// CodeHash hashes the files CODE_HASH_FIND_FILTER selects.
-	CodeHash(ctx context.Context) (hash string, files int, err error)
+	// CodeHash hashes the files CODE_HASH_FIND_FILTER selects, and lists
+	// what went in (to explain a miss).
+	CodeHash(ctx context.Context) (*codehash.List, error)
 	// Components hashes every component of PACKAGE_COMPONENTS, in one pass
 	// over the checkout; sorted by name.
 	Components(ctx context.Context) ([]ComponentCode, error)

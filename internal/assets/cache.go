@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
@@ -16,12 +17,13 @@ import (
 // lookup found it: a record there that cannot be trusted is replaced).
 func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Set, res *CheckResult) error {
 	start := time.Now()
-	hash, n, err := repo.CodeHash(ctx)
+	list, err := repo.CodeHash(ctx)
 	if err != nil {
 		return fail(KindGit, fmt.Errorf("code hash: %w", err))
 	}
+	hash := list.CodeHash
 	res.CodeHash = hash
-	r.logf("code hash %s over %d files (%s)", hash, n, time.Since(start).Round(time.Millisecond))
+	r.logf("code hash %s over %d files (%s)", hash, len(list.Files), time.Since(start).Round(time.Millisecond))
 	if err := writeMarker(r.pkgPath(CodeHashFile), hash); err != nil {
 		return fail(KindPackage, err)
 	}
@@ -36,19 +38,19 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Se
 	case SetComplete:
 	case SetUnrecorded:
 		r.logf("cache miss: %s (an interrupted cache fill)", src.Reason)
-		return nil
+		return r.cacheMissed(ctx, list, res)
 	case SetMissing:
 		r.logf("cache miss: %s", src.Reason)
-		return nil
+		return r.cacheMissed(ctx, list, res)
 	default:
 		r.logf("warning: cache miss: %s", src.Reason)
-		return nil
+		return r.cacheMissed(ctx, list, res)
 	}
 
 	out, err := r.copyFromCache(ctx, src, dst, commit, hash, "")
 	if errors.Is(err, errCacheChanged) {
 		r.logf("cache miss: %v", err)
-		return nil
+		return r.cacheMissed(ctx, list, res)
 	}
 	if err != nil {
 		return err
@@ -90,6 +92,19 @@ func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, 
 	return &out, nil
 }
 
+// cacheMissed keeps the file list for upload and explains the miss.
+func (r *Runner) cacheMissed(ctx context.Context, list *codehash.List, res *CheckResult) error {
+	// Compressing the list and reading the earlier one take about as long
+	// each, for a large filter: side by side.
+	kept := make(chan struct{})
+	go func() { defer close(kept); r.keepList(list, "") }()
+	e := r.explainMiss(ctx, "", list)
+	<-kept
+	e.Log(r.logf, time.Now())
+	res.Miss = &e
+	return nil
+}
+
 // fillCache copies a complete artifact set to cache/<code-hash>/ unless a
 // complete entry is there already. An entry that cannot be trusted, or whose
 // objects were replaced since it was recorded, is replaced.
@@ -126,6 +141,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 	if err != nil {
 		return fail(KindS3, fmt.Errorf("fill cache (the artifacts themselves are complete): %w", err))
 	}
+	list := r.storeList(ctx, to, codeHash, rec.Component)
 	out := manifest.Record{
 		Format: manifest.Format, Kind: manifest.KindCache, Commit: rec.Commit, Component: rec.Component, CodeHash: codeHash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: from.Prefix, Files: files,
@@ -134,6 +150,9 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 		return err
 	}
 	r.logf("%scache filled: %d files copied to %s in %s", componentTag(rec.Component), len(files), r.Store.URL(to), time.Since(start).Round(time.Millisecond))
+	if list != nil {
+		r.noteLatest(ctx, rec.Component, LatestEntry{CodeHash: codeHash, Commit: rec.Commit, Created: out.Created, Filter: FilterID(list.Patterns)})
+	}
 	return nil
 }
 

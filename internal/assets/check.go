@@ -25,6 +25,9 @@ type CheckResult struct {
 	// Components, with PACKAGE_COMPONENTS: every component's state, sorted
 	// by name (those this check looked up are Checked).
 	Components []ComponentState
+	// Miss explains a cache miss against the nearest earlier build; nil
+	// unless the cache was looked up and missed.
+	Miss *Explanation
 }
 
 // Check decides whether the commit's artifacts exist, and marks the package
@@ -39,7 +42,7 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	// one, even if this check fails: a stale .found skips the build, a stale
 	// .commit-hash makes an upload store this build under another commit, a
 	// stale .code-hash fills the wrong cache.
-	for _, name := range []string{FoundFile, CommitFile, CodeHashFile} {
+	for _, name := range []string{FoundFile, CommitFile, CodeHashFile, CodeHashListFile} {
 		removed, err := removeIfExists(r.pkgPath(name))
 		if err != nil {
 			return res, fail(KindPackage, fmt.Errorf("remove stale %s: %w", name, err))

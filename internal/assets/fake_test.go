@@ -13,6 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
+	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
@@ -31,6 +36,10 @@ type fakeStore struct {
 	beforeCopy func(f *fakeStore, r s3store.CopyRequest)
 	// writes counts record writes that were stored, by key.
 	writes map[string]int
+	// reads lists the keys ReadSmall was asked for; readErr, when set, is
+	// every ReadSmall's answer (a store that refuses or fails).
+	reads   []string
+	readErr error
 }
 
 type fakeObject struct {
@@ -72,6 +81,13 @@ func (f *fakeStore) del(key string) {
 func (f *fakeStore) URL(key string) string { return "s3://fake/" + key }
 
 func (f *fakeStore) ReadSmall(_ context.Context, key string, max int64) ([]byte, error) {
+	f.mu.Lock()
+	f.reads = append(f.reads, key)
+	err := f.readErr
+	f.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", f.URL(key), err)
+	}
 	o, ok := f.get(key)
 	if !ok {
 		return nil, fmt.Errorf("get %s: %w", f.URL(key), s3store.ErrNotFound)
@@ -186,8 +202,17 @@ func (f *fakeStore) record(prefix string, key []byte) *manifest.Record {
 type fakeRepo struct{ commit, codeHash string }
 
 func (r fakeRepo) Head() (string, error) { return r.commit, nil }
-func (r fakeRepo) CodeHash(context.Context) (string, int, error) {
-	return r.codeHash, 3, nil
+func (r fakeRepo) CodeHash(context.Context) (*codehash.List, error) {
+	return fileList(r.codeHash, []string{"**"}, "a", "b", "c"), nil
+}
+
+// fileList is a list of files whose content is their own path.
+func fileList(codeHash string, pats []string, paths ...string) *codehash.List {
+	l := &codehash.List{CodeHash: codeHash, Patterns: pats}
+	for _, p := range paths {
+		l.Files = append(l.Files, gitrepo.File{Path: p, Mode: filemode.Regular, ID: plumbing.ComputeHash(plumbing.BlobObject, []byte(p))})
+	}
+	return l
 }
 
 // Components: this checkout declares none (see fakeMonoRepo).

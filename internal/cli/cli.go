@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
@@ -32,6 +33,7 @@ const (
 	ExitGit         = 3   // the git repository could not be read
 	ExitS3          = 4   // S3 refused, failed or could not be reached
 	ExitPackage     = 5   // the package directory is missing something or unreadable
+	ExitNotFound    = 6   // what was asked for is not in the bucket
 	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM
 )
 
@@ -90,28 +92,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 
 	var out outcome
 	err = func() error {
-		// In GitHub Actions with id-token: write, AWS_ROLE_ARN alone is enough:
-		// the job's OIDC token stands in for AWS_WEB_IDENTITY_TOKEN_FILE.
-		var webRole string
-		var idToken func(context.Context) (string, error)
-		if arn, _ := lookup("AWS_ROLE_ARN"); arn != "" {
-			if f, _ := lookup("AWS_WEB_IDENTITY_TOKEN_FILE"); f == "" {
-				if tok := gh.IDTokenSource("sts.amazonaws.com"); tok != nil {
-					webRole, idToken = arn, tok
-				}
-			}
-		}
-		store, err := s3store.New(ctx, s3store.Options{
-			WebIdentityRole: webRole,
-			IDToken:         idToken,
-			Bucket:          cfg.Bucket,
-			Endpoint:        cfg.Endpoint,
-			PathStyle:       cfg.PathStyle,
-			Role:            cfg.Role,
-			Concurrency:     cfg.Concurrency,
-			RequestTimeout:  cfg.RequestTimeout,
-			ContentMD5:      cfg.ContentMD5,
-		})
+		store, err := openStore(ctx, cfg, lookup, gh)
 		if err != nil {
 			return &assets.Failure{Kind: assets.KindS3, Err: err}
 		}
@@ -143,6 +124,32 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	return ExitOK
 }
 
+// openStore connects to the bucket the settings name.
+func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh *ghaction.Reporter) (*s3store.Store, error) {
+	// In GitHub Actions with id-token: write, AWS_ROLE_ARN alone is enough:
+	// the job's OIDC token stands in for AWS_WEB_IDENTITY_TOKEN_FILE.
+	var webRole string
+	var idToken func(context.Context) (string, error)
+	if arn, _ := lookup("AWS_ROLE_ARN"); arn != "" {
+		if f, _ := lookup("AWS_WEB_IDENTITY_TOKEN_FILE"); f == "" {
+			if tok := gh.IDTokenSource("sts.amazonaws.com"); tok != nil {
+				webRole, idToken = arn, tok
+			}
+		}
+	}
+	return s3store.New(ctx, s3store.Options{
+		WebIdentityRole: webRole,
+		IDToken:         idToken,
+		Bucket:          cfg.Bucket,
+		Endpoint:        cfg.Endpoint,
+		PathStyle:       cfg.PathStyle,
+		Role:            cfg.Role,
+		Concurrency:     cfg.Concurrency,
+		RequestTimeout:  cfg.RequestTimeout,
+		ContentMD5:      cfg.ContentMD5,
+	})
+}
+
 // outcome holds the result of whichever command ran.
 type outcome struct {
 	check  assets.CheckResult
@@ -171,8 +178,12 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 		switch cmd {
 		case "check":
 			c := out.check
-			err = gh.SummarizeCheck(ghaction.CheckSummary{Bucket: cfg.Bucket, Commit: c.Commit, CodeHash: c.CodeHash,
-				Found: c.Found, CacheHit: c.CacheHit, Where: c.Where, Files: c.Files, Bytes: c.Bytes, Components: o.Components})
+			s := ghaction.CheckSummary{Bucket: cfg.Bucket, Commit: c.Commit, CodeHash: c.CodeHash,
+				Found: c.Found, CacheHit: c.CacheHit, Where: c.Where, Files: c.Files, Bytes: c.Bytes, Components: o.Components}
+			if c.Miss != nil {
+				s.Miss, s.MissLines = c.Miss.Sentence(time.Now()), c.Miss.Lines
+			}
+			err = gh.SummarizeCheck(s)
 		case "upload":
 			u := out.upload
 			files := make([]ghaction.File, 0, len(u.Files))
@@ -243,7 +254,7 @@ func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, 
 		case "-V", "--version", "version":
 			return "version", nil, nil
 		}
-		if strings.HasPrefix(a, "-") && a != "-v" && a != "--verbose" {
+		if strings.HasPrefix(a, "-") && a != "-v" && a != "--verbose" && a != "--diff" && !strings.HasPrefix(a, "--diff=") {
 			return "", nil, fmt.Errorf("unknown flag %q", a)
 		}
 		positional = append(positional, a)
@@ -279,6 +290,9 @@ Usage:
                    -v also lists every file that went in (mode, id, path).
                    With PACKAGE_COMPONENTS: "<hash>  <name>" a component
                    (PACKAGE_COMPONENT: that one's hash alone)
+  %[1]s hash --diff REF
+                   what differs from the stored build of REF (a commit, branch or tag,
+                   or a code hash): files, patterns, salt; needs the bucket settings
   %[1]s --version
 Also runs as "check" and "upload" through links of those names.
 
@@ -299,7 +313,8 @@ AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_UR
 AWS_CA_BUNDLE, AWS_MAX_ATTEMPTS, AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE.
 
 Exit codes: 0 success (found or not), 1 unexpected error, 2 bad usage or settings,
-3 git error, 4 S3 error, 5 package directory problem, 130 interrupted.
+3 git error, 4 S3 error, 5 package directory problem, 6 not found (hash --diff: no
+stored build of REF), 130 interrupted.
 `)
 }
 

@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 )
 
 // checkout adapts a git checkout to what the orchestrator needs: HEAD, and
@@ -54,12 +59,15 @@ func (c *checkout) Components(ctx context.Context) ([]assets.ComponentCode, erro
 	return out, nil
 }
 
-func (c *checkout) CodeHash(ctx context.Context) (string, int, error) {
+func (c *checkout) CodeHash(ctx context.Context) (*codehash.List, error) {
 	res, err := codehash.Compute(ctx, c.Repo, c.filter, c.salt)
 	if filterProblem(err) {
-		return "", 0, &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("CODE_HASH_FIND_FILTER: %w", err)}
+		return nil, &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("CODE_HASH_FIND_FILTER: %w", err)}
 	}
-	return res.Hash, len(res.Files), err
+	if err != nil {
+		return nil, err
+	}
+	return codehash.NewList(res, c.filter, c.salt), nil
 }
 
 // filterProblem reports a code hash error that the filter setting can fix
@@ -70,20 +78,29 @@ func filterProblem(err error) bool {
 
 var _ assets.Repo = (*checkout)(nil)
 
-// runHash prints the code hash, and with -v every file that went into it, so
-// that two runs can be diffed to see why the cache missed.
+// runHash prints the code hash, and with -v every file that went into it;
+// with --diff REF, what differs from the stored build of REF instead.
 func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io.Writer, logger *log.Logger) int {
-	verbose := false
-	for _, a := range args {
-		switch a {
-		case "-v", "--verbose":
+	verbose, diffRef := false, ""
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-v" || a == "--verbose":
 			verbose = true
+		case a == "--diff" && i+1 < len(args):
+			diffRef = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--diff="):
+			diffRef = strings.TrimPrefix(a, "--diff=")
 		default:
-			logger.Printf("error: hash takes only -v, got %q", a)
+			logger.Printf("error: hash takes only -v or --diff REF, got %q", a)
 			return ExitUsage
 		}
 	}
-	cfg, err := config.Load(lookup, config.Requirements{})
+	if strings.HasPrefix(diffRef, "-") || (diffRef == "" && slices.Contains(args, "--diff")) || slices.Contains(args, "--diff=") {
+		logger.Printf("error: --diff needs a commit, branch, tag or code hash")
+		return ExitUsage
+	}
+	cfg, err := config.Load(lookup, config.Requirements{Bucket: diffRef != ""})
 	if err != nil {
 		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
 		return ExitUsage
@@ -126,6 +143,9 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 		if err != nil {
 			return failed(err)
 		}
+		if diffRef != "" {
+			return diffStored(ctx, cfg, lookup, repo.Repo, codehash.NewList(res, cfg.Filter, cfg.Salt), diffRef, stdout, logger)
+		}
 		if code := list(res); code != ExitOK {
 			return code
 		}
@@ -151,6 +171,39 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 		} else {
 			fmt.Fprintf(stdout, "%s  %s\n", c.Hash, c.Name)
 		}
+	}
+	return ExitOK
+}
+
+// diffStored prints what differs between the checkout and the stored build
+// of ref: a 64-hex code hash, or a commit (anything the checkout resolves:
+// branch, tag, abbreviated id; or a full id it does not have).
+func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, repo *gitrepo.Repo, cur *codehash.List, ref string, stdout io.Writer, logger *log.Logger) int {
+	var commit, codeHash string
+	if len(ref) == 64 && manifest.ValidCodeHash(strings.ToLower(ref)) {
+		codeHash = strings.ToLower(ref)
+	} else {
+		var err error
+		if commit, err = repo.Resolve(ref); err != nil {
+			logger.Printf("error: --diff %s: not a commit of this checkout, nor a code hash (%v)", codehash.Printable(ref), err)
+			return ExitUsage
+		}
+	}
+	store, err := openStore(ctx, cfg, lookup, ghaction.New(lookup, io.Discard))
+	if err != nil {
+		return report(ctx, logger, &assets.Failure{Kind: assets.KindS3, Err: err})
+	}
+	runner := &assets.Runner{Config: cfg, Store: store, Log: logger}
+	e, err := runner.DiffStored(ctx, commit, codeHash, cur)
+	if errors.Is(err, assets.ErrNoStoredBuild) {
+		logger.Printf("error: %v", err)
+		return ExitNotFound
+	}
+	if err != nil {
+		return report(ctx, logger, err)
+	}
+	for _, l := range e.Text(time.Now()) {
+		fmt.Fprintln(stdout, l)
 	}
 	return ExitOK
 }

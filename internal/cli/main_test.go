@@ -177,3 +177,11 @@ func putObject(t *testing.T, srv *s3test.Server, bucket, key string, body []byte
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
+
+// deleteObject removes an object directly, as another writer would.
+func deleteObject(t *testing.T, srv *s3test.Server, bucket, key string) {
+	t.Helper()
+	if _, err := srv.Client().DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &bucket, Key: &key}); err != nil {
+		t.Fatalf("delete %s: %v", key, err)
+	}
+}

@@ -40,6 +40,7 @@ func BenchmarkCompute(b *testing.B) {
 	}
 	ctx := context.Background()
 	var files int
+	start := cpuTime()
 	for b.Loop() {
 		res, err := Compute(ctx, repo, pats, "")
 		if err != nil {
@@ -47,6 +48,7 @@ func BenchmarkCompute(b *testing.B) {
 		}
 		files = len(res.Files)
 	}
+	reportCPU(b, start)
 	b.ReportMetric(float64(files), "files/op")
 }
 

@@ -132,6 +132,10 @@ type CheckSummary struct {
 	Bytes    int64
 	// Components, with PACKAGE_COMPONENTS: each gets a row.
 	Components []Component
+	// Why the cache missed: a sentence, and one line per difference (both
+	// printable already; escaped here for markdown). Empty: not looked up.
+	Miss      string
+	MissLines []string
 }
 
 // UploadSummary is what an upload stored.
@@ -327,6 +331,15 @@ func CheckMarkdown(s CheckSummary) string {
 		}
 		if s.Files > 0 || s.Bytes > 0 {
 			row(&b, "Files", fmt.Sprintf("%d (%s)", s.Files, progress.Size(s.Bytes)))
+		}
+	}
+	if s.Miss != "" {
+		fmt.Fprintf(&b, "\n**Why the cache missed**: %s.\n", escape(s.Miss))
+		if len(s.MissLines) > 0 {
+			b.WriteString("\n")
+		}
+		for _, l := range s.MissLines {
+			fmt.Fprintf(&b, "- %s\n", escape(l))
 		}
 	}
 	return b.String()

@@ -8,6 +8,7 @@
 package gitrepo
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +24,8 @@ import (
 )
 
 var (
+	// ErrUnknownRevision: Resolve found nothing of that name.
+	ErrUnknownRevision = errors.New("no such commit, branch or tag")
 	// ErrNotRepository: no .git at the path or above it.
 	ErrNotRepository = errors.New("not a git repository")
 	// ErrNoCommits: HEAD points at a branch with no commit yet.
@@ -220,4 +223,54 @@ func readConfig(storage *filesystem.Storage) (coreConfig, error) {
 		fileMode: gitBool(core.Get("filemode"), true),
 		symlinks: gitBool(core.Get("symlinks"), true),
 	}, nil
+}
+
+// Resolve returns the full id a revision names: a full or abbreviated
+// (4+ hex digits, unambiguous) object id, HEAD, or the name of a branch, tag
+// or remote-tracking branch. (Not HEAD~2 and the like: that needs commit
+// objects, which a shallow clone lacks anyway.)
+func (r *Repo) Resolve(rev string) (string, error) {
+	if rev == "HEAD" {
+		return r.Head()
+	}
+	for _, name := range []string{rev, "refs/" + rev, "refs/tags/" + rev, "refs/heads/" + rev, "refs/remotes/" + rev, "refs/remotes/" + rev + "/HEAD"} {
+		if ref, err := storer.ResolveReference(r.storage, plumbing.ReferenceName(name)); err == nil && !ref.Hash().IsZero() {
+			return ref.Hash().String(), nil
+		}
+	}
+	if len(rev) >= 4 && len(rev) <= 40 && isHex(rev) {
+		if len(rev) == 40 {
+			return strings.ToLower(rev), nil
+		}
+		prefix, err := hex.DecodeString(rev[:len(rev)&^1])
+		if err == nil {
+			hashes, err := r.storage.HashesWithPrefix(prefix)
+			if err != nil {
+				return "", fmt.Errorf("resolve %q in %s: %w", rev, r.Root, err)
+			}
+			var match []string
+			for _, h := range hashes {
+				if s := h.String(); strings.HasPrefix(s, strings.ToLower(rev)) {
+					match = append(match, s)
+				}
+			}
+			switch len(match) {
+			case 1:
+				return match[0], nil
+			case 0:
+			default:
+				return "", fmt.Errorf("resolve %q in %s: ambiguous, %d objects start with it", rev, r.Root, len(match))
+			}
+		}
+	}
+	return "", fmt.Errorf("resolve %q in %s: %w", rev, r.Root, ErrUnknownRevision)
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -177,5 +178,40 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatalf("Head error = %v, want %v", err, tt.headErr)
 			}
 		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	dir := gittest.TempRepo(t, map[string]string{"a": "1"})
+	first := gittest.Git(t, dir, "rev-parse", "HEAD")
+	gittest.WriteFiles(t, dir, map[string]string{"a": "2"})
+	gittest.Git(t, dir, "commit", "-qam", "second")
+	second := gittest.Git(t, dir, "rev-parse", "HEAD")
+	gittest.Git(t, dir, "tag", "v1", first)
+	gittest.Git(t, dir, "branch", "old", first)
+	gittest.Git(t, dir, "pack-refs", "--all") // refs from packed-refs too
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ rev, want string }{
+		{"HEAD", second},
+		{"v1", first},
+		{"old", first},
+		{"refs/heads/old", first},
+		{first, first},
+		{first[:7], first},
+		{strings.ToUpper(second[:9]), second},
+		{strings.Repeat("0", 40), strings.Repeat("0", 40)}, // a full id need not be here
+	} {
+		got, err := r.Resolve(tc.rev)
+		if err != nil || got != tc.want {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", tc.rev, got, err, tc.want)
+		}
+	}
+	for _, rev := range []string{"nope", "0000000", "abc", "v1\n"} {
+		if got, err := r.Resolve(rev); !errors.Is(err, ErrUnknownRevision) {
+			t.Errorf("Resolve(%q) = %q, %v; want ErrUnknownRevision", rev, got, err)
+		}
 	}
 }

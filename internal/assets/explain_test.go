@@ -1,0 +1,149 @@
+package assets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
+	"github.com/nsmithuk/s3-asset-manager/internal/config"
+)
+
+func hashOf(c byte) string   { return strings.Repeat(string(c), 64) }
+func commitOf(c byte) string { return strings.Repeat(string(c), 40) }
+
+func TestExplainMiss(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	pats := []string{"lambdas/**"}
+	other := []string{"other/**"}
+	cur := fileList(hashOf('c'), pats, "a", "b", "new")
+	encode := func(l *codehash.List) []byte {
+		b, err := l.EncodeBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pointer := func(entries ...LatestEntry) []byte {
+		b, _ := json.Marshal(Latest{Format: LatestFormat, Entries: entries})
+		return b
+	}
+	entry := func(h, c byte, age time.Duration, p []string) LatestEntry {
+		return LatestEntry{CodeHash: hashOf(h), Commit: commitOf(c), Created: now.Add(-age), Filter: FilterID(p)}
+	}
+	lists := map[string][]byte{
+		"cache/" + hashOf('1') + "/" + ListName: encode(fileList(hashOf('1'), pats, "a", "b")),
+		"cache/" + hashOf('2') + "/" + ListName: encode(fileList(hashOf('2'), pats, "a")),
+		"cache/" + hashOf('3') + "/" + ListName: encode(fileList(hashOf('3'), other, "a", "b", "new")),
+	}
+	for _, tc := range []struct {
+		name    string
+		pointer []byte
+		extra   map[string][]byte
+		failGet error
+		want    string // the sentence, "" for none
+		reads   int
+	}{
+		{"newest of the same patterns", pointer(entry('2', 'e', 3*time.Hour, pats), entry('1', 'd', 2*time.Hour, pats), entry('3', 'f', time.Minute, other)), nil, nil,
+			"1 file differs from the build of ddddddd (2 hours ago)", 2},
+		{"else the newest of any", pointer(entry('3', 'f', time.Minute, other)), nil, nil,
+			"the patterns changed from the build of fffffff (1 minute ago)", 2},
+		{"never this code hash", pointer(entry('c', 'a', time.Minute, pats), entry('2', 'e', 50*time.Hour, pats)), nil, nil,
+			"2 files differ from the build of eeeeeee (2 days ago)", 2},
+		{"only this code hash", pointer(entry('c', 'a', time.Minute, pats)), nil, nil, "", 1},
+		{"no pointer", nil, nil, nil, "", 1},
+		{"pointer unreadable", pointer(entry('1', 'd', time.Hour, pats)), nil, errors.New("access denied"), "", 1},
+		{"pointer not JSON", []byte("\x1b[2J"), nil, nil, "", 1},
+		{"pointer of another format", []byte(`{"format":"s3-asset-manager/latest/v2","entries":[]}`), nil, nil, "", 1},
+		{"malformed entries skipped", []byte(`{"format":"s3-asset-manager/latest/v1","entries":[{"codeHash":"../../x","commit":"` + commitOf('d') + `","created":"2026-11-29T11:00:00Z"},{"codeHash":"` + hashOf('1') + `","commit":"zz","created":"2026-11-29T11:00:00Z"}]}`), nil, nil, "", 1},
+		{"list missing", pointer(entry('9', 'd', time.Hour, pats)), nil, nil, "", 2},
+		{"list of another code hash", pointer(entry('8', 'd', time.Hour, pats)),
+			map[string][]byte{"cache/" + hashOf('8') + "/" + ListName: lists["cache/"+hashOf('1')+"/"+ListName]}, nil, "", 2},
+		{"list damaged", pointer(entry('8', 'd', time.Hour, pats)),
+			map[string][]byte{"cache/" + hashOf('8') + "/" + ListName: []byte("not gzip")}, nil, "", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newFake()
+			st.readErr = tc.failGet
+			for k, v := range lists {
+				st.put(k, v, nil, "application/gzip")
+			}
+			for k, v := range tc.extra {
+				st.put(k, v, nil, "application/gzip")
+			}
+			if tc.pointer != nil {
+				st.put("cache/"+LatestName, tc.pointer, nil, "application/json")
+			}
+			r := &Runner{Config: &config.Config{}, Store: st, Log: log.New(io.Discard, "", 0)}
+			e := r.explainMiss(context.Background(), "", cur)
+			got := e.Sentence(now)
+			if tc.want == "" {
+				if e.CodeHash != "" || !strings.HasPrefix(got, NoEarlierBuild+" (") {
+					t.Errorf("got %q, want no earlier build", got)
+				}
+			} else if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if len(st.reads) != tc.reads {
+				t.Errorf("%d reads, want %d: %q", len(st.reads), tc.reads, st.reads)
+			}
+		})
+	}
+}
+
+// A component's pointer is its own; the key prefix applies.
+func TestLatestKey(t *testing.T) {
+	r := &Runner{Config: &config.Config{KeyPrefix: "team/"}}
+	if got := r.latestKey(""); got != "team/cache/"+LatestName {
+		t.Errorf("filter pointer %q", got)
+	}
+	if got := r.latestKey("fn1"); got != "team/cache/"+LatestDir+"fn1.json" {
+		t.Errorf("component pointer %q", got)
+	}
+}
+
+// The pointer keeps the newest builds, each once, newest first; a damaged
+// one is replaced.
+func TestNoteLatest(t *testing.T) {
+	st := newFake()
+	st.put("cache/"+LatestName, []byte("garbage"), nil, "application/json")
+	r := &Runner{Config: &config.Config{}, Store: st, Log: log.New(io.Discard, "", 0)}
+	base := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	for i := range maxLatest + 4 {
+		r.noteLatest(context.Background(), "", LatestEntry{CodeHash: hashOf("0123456789abcdefghijklmnop"[i]), Commit: commitOf('d'), Created: base.Add(time.Duration(i) * time.Minute)})
+	}
+	// The same build again moves to the front instead of appearing twice.
+	r.noteLatest(context.Background(), "", LatestEntry{CodeHash: hashOf('5'), Commit: commitOf('d'), Created: base.Add(time.Hour)})
+	o, _ := st.get("cache/" + LatestName)
+	l, ok := decodeLatest(o.body)
+	if !ok || len(l.Entries) != maxLatest {
+		t.Fatalf("pointer: %v %+v", ok, l)
+	}
+	if l.Entries[0].CodeHash != hashOf('5') || l.Entries[1].CodeHash != hashOf('j') {
+		t.Errorf("order: %s, %s", l.Entries[0].CodeHash[:1], l.Entries[1].CodeHash[:1])
+	}
+	seen := map[string]bool{}
+	for _, e := range l.Entries {
+		if seen[e.CodeHash] {
+			t.Errorf("%s twice", e.CodeHash[:1])
+		}
+		seen[e.CodeHash] = true
+	}
+}
+
+func TestAgo(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for d, want := range map[time.Duration]string{
+		10 * time.Second: "just now", time.Minute: "1 minute ago", 59 * time.Minute: "59 minutes ago",
+		time.Hour: "1 hour ago", 47 * time.Hour: "47 hours ago", 48 * time.Hour: "2 days ago", -time.Hour: "just now",
+	} {
+		if got := ago(now.Add(-d), now); got != want {
+			t.Errorf("ago(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

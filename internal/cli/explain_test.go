@@ -1,0 +1,402 @@
+package cli
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/assets"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+const (
+	listKeySuffix = "/" + assets.ListName
+	latestKey     = "cache/" + assets.LatestName
+)
+
+// missAfter commits a change on top of cacheSetup's build and runs check in
+// a fresh package directory; the check must miss.
+func missAfter(t *testing.T, env map[string]string, repo string, change func()) result {
+	t.Helper()
+	change()
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "--allow-empty", "-m", "change")
+	pkg := freshPackages(t, env)
+	r := run(t, env, "check")
+	if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
+		t.Fatalf("check should miss: %v", r)
+	}
+	return r
+}
+
+// explanation returns the lines of the log from the "cache miss: ... from
+// the build of" line on.
+func explanation(r result) []string {
+	lines := strings.Split(r.stderr, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "cache miss: ") && (strings.Contains(l, "from the build of") || strings.Contains(l, assets.NoEarlierBuild)) {
+			out := []string{l}
+			for _, m := range lines[i+1:] {
+				if !strings.HasPrefix(m, "  ") {
+					break
+				}
+				out = append(out, strings.TrimPrefix(m, "  "))
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+func TestMissExplained(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		tests := []struct {
+			name   string
+			change func(t *testing.T, env map[string]string, repo string)
+			head   string   // the headline
+			lines  []string // the lines under it
+		}{
+			{"edit", func(t *testing.T, env map[string]string, repo string) {
+				writeFiles(t, repo, map[string]string{"lambdas/fn1/index.py": "def handler(): return 2\n"})
+			}, "1 file differs", []string{"modified lambdas/fn1/index.py"}},
+			{"addition", func(t *testing.T, env map[string]string, repo string) {
+				writeFiles(t, repo, map[string]string{"lambdas/fn1/util.py": "x = 1\n"})
+			}, "1 file differs", []string{"added lambdas/fn1/util.py"}},
+			{"deletion", func(t *testing.T, env map[string]string, repo string) {
+				git(t, repo, "rm", "-q", "lambdas/fn2/handler.x")
+			}, "1 file differs", []string{"deleted lambdas/fn2/handler.x"}},
+			{"rename", func(t *testing.T, env map[string]string, repo string) {
+				git(t, repo, "mv", "lambdas/fn1/index.py", "lambdas/fn1/main.py")
+			}, "1 file differs", []string{"renamed lambdas/fn1/index.py → lambdas/fn1/main.py"}},
+			{"mode", func(t *testing.T, env map[string]string, repo string) {
+				os.Chmod(filepath.Join(repo, "lambdas/fn1/index.py"), 0o755)
+			}, "1 file differs", []string{"mode changed lambdas/fn1/index.py (100644 → 100755)"}},
+			{"patterns", func(t *testing.T, env map[string]string, repo string) {
+				env["CODE_HASH_FIND_FILTER"] = "lambdas/**"
+			}, "the patterns changed and 1 file differs", []string{
+				"patterns were lambdas/** !lambdas/**/*.md, now lambdas/**",
+				"added lambdas/fn1/NOTES.md",
+			}},
+			{"salt", func(t *testing.T, env map[string]string, repo string) {
+				env["CODE_HASH_SALT"] = "node22"
+			}, "the salt changed", nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				bucket := srv.NewBucket(t)
+				env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+				r := missAfter(t, env, d.repo, func() { tt.change(t, env, d.repo) })
+				got := explanation(r)
+				want := append([]string{fmt.Sprintf("cache miss: %s from the build of %s (just now)%s", tt.head, d.head[:7], map[bool]string{true: ":"}[len(tt.lines) > 0])}, tt.lines...)
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("explanation:\n%s\nwant:\n%s\nlog:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), r.stderr)
+				}
+			})
+		}
+	})
+}
+
+// The explanation needs no history: a depth-1 clone (actions/checkout's
+// default) finds the earlier build through the pointer.
+func TestMissExplainedInShallowClone(t *testing.T) {
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+	commit(t, d.repo, map[string]string{"lambdas/fn2/new.x": "new\n"})
+	clone := filepath.Join(t.TempDir(), "clone")
+	git(t, "", "clone", "-q", "--depth", "1", "file://"+d.repo, clone)
+	if n := git(t, clone, "rev-list", "--count", "HEAD"); n != "1" {
+		t.Fatalf("clone has %s commits, want 1", n)
+	}
+	env["GIT_REPO_PATH"] = clone
+	freshPackages(t, env)
+	// As in GitHub Actions: the job summary says it too.
+	summary := filepath.Join(t.TempDir(), "summary.md")
+	env["GITHUB_ACTIONS"], env["GITHUB_STEP_SUMMARY"] = "true", summary
+	r := run(t, env, "check")
+	got := strings.Join(explanation(r), "\n")
+	want := "cache miss: 1 file differs from the build of " + d.head[:7] + " (just now):\nadded lambdas/fn2/new.x"
+	if got != want {
+		t.Fatalf("explanation:\n%s\nwant:\n%s\nlog:\n%s", got, want, r.stderr)
+	}
+	md, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "**Why the cache missed**: 1 file differs from the build of " + d.head[:7] + " (just now).\n\n- added lambdas/fn2/new.x\n"; !strings.Contains(string(md), want) {
+		t.Errorf("job summary lacks %q:\n%s", want, md)
+	}
+}
+
+// The next miss compares with the newest build, and the pointer keeps
+// several, so concurrent branches each find one.
+func TestMissExplainedAgainstNewestBuild(t *testing.T) {
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+	second := commit(t, d.repo, map[string]string{"lambdas/fn1/a.py": "a\n"})
+	pkg := freshPackages(t, env)
+	if r := run(t, env, "check"); r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
+		t.Fatal(r)
+	}
+	writeFiles(t, pkg, map[string]string{"fn1.zip": "two"})
+	if r := run(t, env, "upload"); r.code != ExitOK {
+		t.Fatal(r)
+	}
+	r := missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/b.py": "b\n"}) })
+	got := strings.Join(explanation(r), "\n")
+	want := "cache miss: 1 file differs from the build of " + second[:7] + " (just now):\nadded lambdas/fn1/b.py"
+	if got != want {
+		t.Fatalf("explanation:\n%s\nwant:\n%s", got, want)
+	}
+	_, body := srv.Get(t, bucket, latestKey)
+	if n := strings.Count(string(body), `"codeHash"`); n != 2 {
+		t.Errorf("pointer names %d builds, want 2: %s", n, body)
+	}
+}
+
+func TestMissExplanationCapped(t *testing.T) {
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+	r := missAfter(t, env, d.repo, func() {
+		files := map[string]string{}
+		for i := range 30 {
+			files[fmt.Sprintf("lambdas/many/f%02d.py", i)] = fmt.Sprint(i)
+		}
+		writeFiles(t, d.repo, files)
+	})
+	got := explanation(r)
+	if len(got) != 21 || got[0] != "cache miss: 30 files differ from the build of "+d.head[:7]+" (just now):" ||
+		got[19] != "added lambdas/many/f18.py" || got[20] != "… and 11 more" {
+		t.Fatalf("capped explanation (%d lines):\n%s", len(got), strings.Join(got, "\n"))
+	}
+}
+
+// Whatever is wrong with the pointer or the list, the check's outcome is the
+// same and the explanation says there is nothing to compare with.
+func TestDamagedExplanationIsHarmless(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		tests := []struct {
+			name   string
+			damage func(t *testing.T, bucket, codeHash string)
+		}{
+			{"no pointer", func(t *testing.T, bucket, codeHash string) {
+				deleteObject(t, srv, bucket, latestKey)
+			}},
+			{"pointer not JSON", func(t *testing.T, bucket, codeHash string) {
+				putObject(t, srv, bucket, latestKey, []byte("\x1b[31mnot json"))
+			}},
+			{"pointer of another format", func(t *testing.T, bucket, codeHash string) {
+				putObject(t, srv, bucket, latestKey, []byte(`{"format":"s3-asset-manager/latest/v9","entries":[]}`))
+			}},
+			{"pointer entry malformed", func(t *testing.T, bucket, codeHash string) {
+				putObject(t, srv, bucket, latestKey, []byte(`{"format":"s3-asset-manager/latest/v1","entries":[{"codeHash":"../x","commit":"\u001b[2J","created":"2026-01-01T00:00:00Z"}]}`))
+			}},
+			{"pointer too big", func(t *testing.T, bucket, codeHash string) {
+				putObject(t, srv, bucket, latestKey, bytes.Repeat([]byte(" "), 1<<20))
+			}},
+			{"list missing", func(t *testing.T, bucket, codeHash string) {
+				deleteObject(t, srv, bucket, "cache/"+codeHash+listKeySuffix)
+			}},
+			{"list damaged", func(t *testing.T, bucket, codeHash string) {
+				_, body := srv.Get(t, bucket, "cache/"+codeHash+listKeySuffix)
+				body[len(body)/2] ^= 0xff
+				putObject(t, srv, bucket, "cache/"+codeHash+listKeySuffix, body)
+			}},
+			{"list of another code hash", func(t *testing.T, bucket, codeHash string) {
+				putObject(t, srv, bucket, "cache/"+codeHash+listKeySuffix, gzipText(t,
+					"s3-asset-manager file list v1\ncode-hash "+strings.Repeat("0", 64)+"\nsalt \npattern **\n"))
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				bucket := srv.NewBucket(t)
+				env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+				tt.damage(t, bucket, codeHash)
+				r := missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n"}) })
+				got := explanation(r)
+				if len(got) != 1 || !strings.HasPrefix(got[0], "cache miss: "+assets.NoEarlierBuild+" (") {
+					t.Fatalf("explanation: %q\n%s", got, r.stderr)
+				}
+				if strings.ContainsAny(r.stderr, "\x1b\r") {
+					t.Errorf("the log holds a control character: %q", r.stderr)
+				}
+				// The next upload repairs the pointer and stores its list.
+				writeFiles(t, env["PACKAGE_DIRECTORY"], map[string]string{"fn1.zip": "two"})
+				if r := run(t, env, "upload"); r.code != ExitOK {
+					t.Fatalf("upload after a damaged pointer: %v", r)
+				}
+				r = missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "3\n"}) })
+				if got := explanation(r); len(got) != 2 || got[1] != "modified lambdas/fn1/index.py" {
+					t.Fatalf("after repair: %q\n%s", got, r.stderr)
+				}
+			})
+		}
+	})
+}
+
+// A bucket writer's list cannot write escapes or lines of its own into the log.
+func TestHostileListIsPrintedSafely(t *testing.T) {
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+	_, body := srv.Get(t, bucket, "cache/"+codeHash+listKeySuffix)
+	text := gunzipText(t, body)
+	text += "100644 " + strings.Repeat("a", 40) + " " + `"zz\x1b[2J\n::error::fake"` + "\n"
+	putObject(t, srv, bucket, "cache/"+codeHash+listKeySuffix, gzipText(t, text))
+	r := missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n"}) })
+	if strings.Contains(r.stderr, "\x1b") || strings.Contains(r.stderr, "\n::error") {
+		t.Fatalf("the list's name reached the log raw:\n%q", r.stderr)
+	}
+	got := explanation(r)
+	if len(got) != 3 || got[2] != `deleted "zz\x1b[2J\n::error::fake"` {
+		t.Fatalf("explanation: %q", got)
+	}
+}
+
+// A hit reads neither the pointer nor a list; a miss reads each once.
+func TestExplanationCost(t *testing.T) {
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+	proxy := s3test.NewProxy(t, srv.Endpoint)
+	var mu sync.Mutex
+	var reqs []string
+	proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		reqs = append(reqs, r.Method+" "+r.URL.Path)
+		return s3test.Pass
+	}
+	env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+	explaining := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, q := range reqs {
+			if strings.Contains(q, "/cache/.s3-asset-manager-latest") || strings.HasSuffix(q, listKeySuffix) {
+				out = append(out, q)
+			}
+		}
+		reqs = nil
+		return out
+	}
+
+	commit(t, d.repo, map[string]string{"README.md": "docs only\n"})
+	pkg := freshPackages(t, env)
+	if r := run(t, env, "check"); !exists(filepath.Join(pkg, ".found")) {
+		t.Fatalf("docs-only commit should hit: %v", r)
+	}
+	if got := explaining(); len(got) != 0 {
+		t.Errorf("a hit made explanation requests: %q", got)
+	}
+	if exists(filepath.Join(pkg, assets.CodeHashListFile)) {
+		t.Error("a hit kept a file list")
+	}
+	missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n"}) })
+	got := explaining()
+	if len(got) != 2 || !strings.HasPrefix(got[0], "GET ") || !strings.HasPrefix(got[1], "GET ") {
+		t.Errorf("a miss made %d explanation requests, want the pointer and one list: %q", len(got), got)
+	}
+}
+
+// With a read-only cache nothing is kept for upload, and nothing is written.
+func TestReadOnlyCacheKeepsNoList(t *testing.T) {
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+	env["CODE_HASH_CACHE_READ_ONLY"] = "true"
+	r := missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n"}) })
+	if got := explanation(r); len(got) != 2 {
+		t.Errorf("a read-only check should still explain: %q", got)
+	}
+	if exists(filepath.Join(env["PACKAGE_DIRECTORY"], assets.CodeHashListFile)) {
+		t.Error("a read-only check kept a file list for upload")
+	}
+}
+
+func gzipText(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(s))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func gunzipText(t *testing.T, data []byte) string {
+	t.Helper()
+	r, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestHashDiff(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+		git(t, d.repo, "tag", "built")
+		writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n", "lambdas/fn2/new.x": "new\n"}) // not even committed
+		want := "2 files differ from the build of " + d.head[:7] + " (just now):\n  modified lambdas/fn1/index.py\n  added lambdas/fn2/new.x\n"
+		for _, ref := range []string{d.head, d.head[:8], "built", codeHash} {
+			r := run(t, env, "hash", "--diff", ref)
+			if r.code != ExitOK || r.stdout != want {
+				t.Errorf("hash --diff %s:\n%v\nwant stdout:\n%s", ref, r, want)
+			}
+		}
+		if r := run(t, env, "hash", "--diff="+d.head[:8]); r.code != ExitOK || r.stdout != want {
+			t.Errorf("hash --diff=REF: %v", r)
+		}
+		// Uncapped, unlike the log of a miss.
+		many := map[string]string{}
+		for i := range 30 {
+			many[fmt.Sprintf("lambdas/many/f%02d.py", i)] = "x"
+		}
+		writeFiles(t, d.repo, many)
+		if r := run(t, env, "hash", "--diff", "built"); r.code != ExitOK || strings.Count(r.stdout, "\n") != 33 {
+			t.Errorf("hash --diff should list all 32 differences: %v", r)
+		}
+
+		other := commit(t, d.repo, map[string]string{"lambdas/fn1/index.py": "3\n"})
+		for _, tc := range []struct {
+			args []string
+			code int
+		}{
+			{[]string{"--diff", other}, ExitNotFound},                   // a commit never built
+			{[]string{"--diff", strings.Repeat("e", 64)}, ExitNotFound}, // a code hash never built
+			{[]string{"--diff", "no-such-branch"}, ExitUsage},
+			{[]string{"--diff"}, ExitUsage},
+			{[]string{"--diff="}, ExitUsage},
+			{[]string{"--diff", "-v"}, ExitUsage},
+		} {
+			if r := run(t, env, append([]string{"hash"}, tc.args...)...); r.code != tc.code {
+				t.Errorf("hash %q: exit %d, want %d\n%v", tc.args, r.code, tc.code, r)
+			}
+		}
+		// The list gone: not found, named.
+		deleteObject(t, srv, bucket, "cache/"+codeHash+listKeySuffix)
+		if r := run(t, env, "hash", "--diff", "built"); r.code != ExitNotFound || !strings.Contains(r.stderr, codeHash) {
+			t.Errorf("hash --diff without a list: %v", r)
+		}
+		// Without a bucket: a usage error before anything is read.
+		delete(env, "PACKAGE_ASSETS_BUCKET")
+		if r := run(t, env, "hash", "--diff", "built"); r.code != ExitUsage || !strings.Contains(r.stderr, "PACKAGE_ASSETS_BUCKET") {
+			t.Errorf("hash --diff without a bucket: %v", r)
+		}
+	})
+}

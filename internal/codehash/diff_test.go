@@ -1,0 +1,310 @@
+package codehash
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// files builds a sorted file list from "path=content" or "path=content@755".
+func files(specs ...string) []gitrepo.File {
+	var out []gitrepo.File
+	for _, s := range specs {
+		p, content, _ := strings.Cut(s, "=")
+		mode := filemode.Regular
+		if c, m, ok := strings.Cut(content, "@"); ok {
+			content = c
+			switch m {
+			case "755":
+				mode = filemode.Executable
+			case "link":
+				mode = filemode.Symlink
+			}
+		}
+		out = append(out, gitrepo.File{Path: p, Mode: mode, ID: plumbing.ComputeHash(plumbing.BlobObject, []byte(content))})
+	}
+	return out
+}
+
+func lst(pats string, salt string, fs []gitrepo.File) *List {
+	return &List{CodeHash: digest(fs, salt), Salt: salt, Patterns: strings.Fields(pats), Files: fs}
+}
+
+func TestCompare(t *testing.T) {
+	base := files("a/index.js=1", "a/run.sh=2", "a/util.js=3", "b/x.py=4")
+	for _, tc := range []struct {
+		name     string
+		old, cur *List
+		headline string
+		lines    []string
+	}{
+		{"same", lst("a/** b/**", "", base), lst("a/** b/**", "", base), "nothing differs", nil},
+		{"modified", lst("**", "", base), lst("**", "", files("a/index.js=1x", "a/run.sh=2", "a/util.js=3", "b/x.py=4")),
+			"1 file differs", []string{"modified a/index.js"}},
+		{"added", lst("**", "", base), lst("**", "", files("a/index.js=1", "a/new.js=9", "a/run.sh=2", "a/util.js=3", "b/x.py=4")),
+			"1 file differs", []string{"added a/new.js"}},
+		{"deleted", lst("**", "", base), lst("**", "", files("a/index.js=1", "a/run.sh=2", "b/x.py=4")),
+			"1 file differs", []string{"deleted a/util.js"}},
+		{"renamed", lst("**", "", base), lst("**", "", files("a/index.js=1", "a/run.sh=2", "b/util.js=3", "b/x.py=4")),
+			"1 file differs", []string{"renamed a/util.js → b/util.js"}},
+		{"mode changed", lst("**", "", base), lst("**", "", files("a/index.js=1", "a/run.sh=2@755", "a/util.js=3", "b/x.py=4")),
+			"1 file differs", []string{"mode changed a/run.sh (100644 → 100755)"}},
+		{"modified and mode changed", lst("**", "", base), lst("**", "", files("a/index.js=1", "a/run.sh=2x@755", "a/util.js=3", "b/x.py=4")),
+			"1 file differs", []string{"modified a/run.sh (mode 100644 → 100755)"}},
+		{"salt", lst("**", "go1.25", base), lst("**", "go1.26", base), "the salt changed", nil},
+		{"patterns", lst("a/**", "", files("a/index.js=1")), lst("a/** b/**", "", files("a/index.js=1", "b/x.py=4")),
+			"the patterns changed and 1 file differs", []string{"patterns were a/**, now a/** b/**", "added b/x.py"}},
+		{"all at once", lst("**", "1", base), lst("** !b/**", "2", files("a/index.js=1x", "a/run.sh=2@755", "a/z.js=3")),
+			"the patterns changed, the salt changed and 4 files differ", []string{
+				"patterns were **, now ** !b/**",
+				"modified a/index.js",
+				"mode changed a/run.sh (100644 → 100755)",
+				"renamed a/util.js → a/z.js",
+				"deleted b/x.py",
+			}},
+		// Two deleted files with the same content: the one with the same base name is the rename.
+		{"rename by base name", lst("**", "", files("a/empty.txt=", "b/keep=", "c.txt=5")),
+			lst("**", "", files("a/empty.txt=", "c.txt=5", "d/keep=")),
+			"1 file differs", []string{"renamed b/keep → d/keep"}},
+		{"copy is an addition", lst("**", "", files("a=1")), lst("**", "", files("a=1", "b=1")),
+			"1 file differs", []string{"added b"}},
+		{"from nothing", lst("**", "", nil), lst("**", "", files("a=1", "b=2")),
+			"2 files differ", []string{"added a", "added b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Compare(tc.old, tc.cur)
+			if got := d.Headline(); got != tc.headline {
+				t.Errorf("headline %q, want %q", got, tc.headline)
+			}
+			if got := d.Lines(0); strings.Join(got, "\n") != strings.Join(tc.lines, "\n") {
+				t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.lines, "\n"))
+			}
+			if d.Same() != (tc.name == "same") {
+				t.Errorf("Same() = %v", d.Same())
+			}
+		})
+	}
+}
+
+func TestLinesCapped(t *testing.T) {
+	var old, cur []string
+	for i := range 50 {
+		old = append(old, fmt.Sprintf("f%02d=%d", i, i))
+		cur = append(cur, fmt.Sprintf("f%02d=%dx", i, i))
+	}
+	d := Compare(lst("**", "", files(old...)), lst("**", "", files(cur...)))
+	got := d.Lines(10)
+	if len(got) != 10 || got[8] != "modified f08" || got[9] != "… and 41 more" {
+		t.Fatalf("capped lines: %q", got)
+	}
+	if len(d.Lines(0)) != 50 || len(d.Lines(50)) != 50 || len(d.Lines(51)) != 50 {
+		t.Fatal("uncapped lines should list all 50")
+	}
+	short := d.Short(60)
+	if short != "modified f00; modified f01; modified f02; and 47 more" {
+		t.Fatalf("short: %q", short)
+	}
+	if len(short) > 60 {
+		t.Fatalf("short is %d bytes", len(short))
+	}
+	one := Compare(lst("**", "", files("a=1")), lst("**", "", files("a=2")))
+	if s := one.Short(60); s != "modified a" {
+		t.Fatalf("short of one: %q", s)
+	}
+	salt := Compare(lst("**", "1", files("a=1")), lst("**", "2", files("a=1")))
+	if s := salt.Short(60); s != "the salt changed" {
+		t.Fatalf("short of salt: %q", s)
+	}
+}
+
+// A list from a bucket may hold any bytes in its names: none may reach the
+// log as a control character, so no escape sequence and no line of its own.
+func TestLinesArePrintable(t *testing.T) {
+	hostile := []string{
+		"evil\x1b[2J\x1b[31mred",
+		"two\nlines::error::fake",
+		"carriage\rreturn",
+		"bidi\u202eoverride",
+		"bad utf8 \xff\xfe",
+		`"quoted"`,
+		"tab\there",
+		strings.Repeat("long/", 300),
+	}
+	var specs []string
+	for i, h := range hostile {
+		specs = append(specs, fmt.Sprintf("%s=%d", h, i))
+	}
+	old := lst("**", "", files(specs...))
+	sortFiles(old.Files)
+	old.Patterns = []string{"a\x1b]0;title\x07", "b\nc"}
+	cur := lst("**", "", nil)
+	d := Compare(old, cur)
+	lines := d.Lines(0)
+	if len(lines) != len(hostile)+1 {
+		t.Fatalf("%d lines for %d files and the patterns", len(lines), len(hostile))
+	}
+	for _, l := range lines {
+		for _, r := range l {
+			if r < 0x20 || r == 0x7f || r == '\u202e' || r == '\ufffd' {
+				t.Errorf("line %q holds %U", l, r)
+			}
+		}
+		if len(l) > 600 {
+			t.Errorf("line of %d bytes", len(l))
+		}
+	}
+	checkGolden(t, "diff-hostile.golden", strings.Join(lines, "\n")+"\n")
+}
+
+func TestDiffGolden(t *testing.T) {
+	old := lst("lambdas/** !lambdas/**/*.md", "node22", files(
+		"lambdas/fn1/index.js=1", "lambdas/fn1/old.js=2", "lambdas/fn2/handler.py=3", "lambdas/fn2/run.sh=4",
+		"lambdas/fn3/a.js=5", "lambdas/fn3/b.js=6", "lambdas/fn3/c.js=7"))
+	cur := lst("lambdas/** !lambdas/**/*.md shared/**", "node22", files(
+		"lambdas/fn1/index.js=1 edited", "lambdas/fn1/util.js=8", "lambdas/fn2/handler.py=3", "lambdas/fn2/run.sh=4@755",
+		"lambdas/fn3/a.js=5", "lambdas/fn3/lib/b.js=6", "shared/x.js=9"))
+	d := Compare(old, cur)
+	var b strings.Builder
+	b.WriteString(d.Headline() + "\n")
+	for _, l := range d.Lines(5) {
+		b.WriteString("  " + l + "\n")
+	}
+	b.WriteString("short: " + d.Short(100) + "\n")
+	checkGolden(t, "diff-capped.golden", b.String())
+}
+
+func sortFiles(fs []gitrepo.File) {
+	for i := 1; i < len(fs); i++ {
+		for j := i; j > 0 && fs[j].Path < fs[j-1].Path; j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+		}
+	}
+}
+
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func TestListRoundTrip(t *testing.T) {
+	fs := files("a b/c.js=1", "a/run.sh=2@755", "a/link=../x@link", "line\nbreak=3", `"q"=4`, "ünï=5")
+	sortFiles(fs)
+	l := lst("a/** !a/*.md \"x", "salt with spaces", fs)
+	data, err := l.EncodeBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeList(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.CodeHash != l.CodeHash || got.Salt != l.Salt || strings.Join(got.Patterns, "|") != strings.Join(l.Patterns, "|") {
+		t.Fatalf("header: %+v", got)
+	}
+	if len(got.Files) != len(fs) {
+		t.Fatalf("%d files back, want %d", len(got.Files), len(fs))
+	}
+	for i := range fs {
+		if got.Files[i].Path != fs[i].Path || got.Files[i].Mode != fs[i].Mode || got.Files[i].ID != fs[i].ID {
+			t.Errorf("file %d: %+v, want %+v", i, got.Files[i], fs[i])
+		}
+	}
+	if d := Compare(l, got); !d.Same() {
+		t.Errorf("round trip differs: %v", d.Lines(0))
+	}
+}
+
+// The uncompressed form is the documented one (zcat shows it).
+func TestListText(t *testing.T) {
+	l := lst("src/**", "v1", files("src/a.go=1", "src/run.sh=2@755"))
+	data, err := l.EncodeBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "list.txt", gunzip(t, data))
+}
+
+func TestDecodeListRefuses(t *testing.T) {
+	good, err := lst("**", "", files("a=1", "b=2")).EncodeBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := gunzip(t, good)
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)-10] ^= 0x40 // in the stream's checksum or length
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"not gzip", []byte("{\"format\":\"x\"}")},
+		{"truncated", good[:len(good)-5]},
+		{"checksum", flipped},
+		{"other format", gz(t, strings.Replace(text, ListFormat, "s3-asset-manager file list v9", 1))},
+		{"no code hash", gz(t, ListFormat+"\nsalt \n")},
+		{"out of order", gz(t, strings.Replace(text, " a\n", " c\n", 1))},
+		{"repeated", gz(t, text+strings.SplitAfter(text, "\n")[4])},
+		{"short id", gz(t, text+"100644 abc d\n")},
+		{"bad mode", gz(t, text+"10064x "+strings.Repeat("0", 40)+" z\n")},
+		{"pattern after files", gz(t, text+"pattern x\n")},
+		{"too big", make([]byte, MaxListSize+1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := DecodeList(tc.data); !errors.Is(err, ErrBadList) {
+				t.Fatalf("got %v, want ErrBadList", err)
+			}
+		})
+	}
+}
+
+func gz(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := newGzip(&b)
+	w.Write([]byte(s))
+	w.Close()
+	return b.Bytes()
+}
+
+func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+func gunzip(t *testing.T, data []byte) string {
+	t.Helper()
+	r, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
