@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 )
@@ -32,6 +33,8 @@ type ComponentCode struct {
 	Name  string
 	Hash  string
 	Files int // source files it covers
+	// List is what went into the hash, to explain a miss (nil: none).
+	List *codehash.List
 }
 
 // ComponentState is one component's state: what check found, and after
@@ -52,6 +55,9 @@ type ComponentState struct {
 	// Reason is one line saying why the component is to build (the outcome
 	// of its lookups), for logs and summaries.
 	Reason string `json:"reason,omitempty"`
+	// Miss says, on one short line, what differs from the component's
+	// nearest earlier build when its cache missed (the components output).
+	Miss string `json:"-"`
 	// Files and Bytes of the component's stored set, when known.
 	Files int   `json:"-"`
 	Bytes int64 `json:"-"`
@@ -92,7 +98,9 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	}
 	files := 0
 	states := make([]ComponentState, len(codes))
+	lists := make([]*codehash.List, len(codes))
 	for i, c := range codes {
+		lists[i] = c.List
 		states[i] = ComponentState{Name: c.Name, CodeHash: c.Hash}
 		files += c.Files
 	}
@@ -105,7 +113,7 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	sets := make([]Set, len(states))
 	err = parallel(ctx, r.Config.Concurrency, len(sel), func(ctx context.Context, k int) error {
 		i := sel[k]
-		return r.checkComponent(ctx, commit, &states[i], &sets[i])
+		return r.checkComponent(ctx, commit, &states[i], &sets[i], lists[i])
 	})
 	if err != nil {
 		return err
@@ -162,7 +170,7 @@ func (r *Runner) selectComponents(states []ComponentState) ([]int, error) {
 // checkComponent looks one component up: complete under the commit, else a
 // complete cache entry under its code hash copied to the commit, else to
 // build. set receives the component's set as it is afterwards.
-func (r *Runner) checkComponent(ctx context.Context, commit string, st *ComponentState, set *Set) error {
+func (r *Runner) checkComponent(ctx context.Context, commit string, st *ComponentState, set *Set, list *codehash.List) error {
 	st.Checked = true
 	dst, err := r.LookupSet(ctx, ComponentSet(commit, st.Name))
 	if err != nil {
@@ -187,12 +195,14 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 	if src.State != SetComplete {
 		st.Build, st.Reason = true, "cache miss: "+src.Reason
 		r.logf("component %s: to build (%s; %s)", st.Name, dst.Reason, st.Reason)
+		r.componentMissed(ctx, st, list)
 		return nil
 	}
 	rec, err := r.copyFromCache(ctx, src, dst, commit, st.CodeHash, st.Name)
 	if errors.Is(err, errCacheChanged) {
 		st.Build, st.Reason = true, "cache miss: "+err.Error()
 		r.logf("component %s: to build (%s)", st.Name, st.Reason)
+		r.componentMissed(ctx, st, list)
 		return nil
 	}
 	if err != nil {
@@ -202,6 +212,18 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 	set.State, set.Record = SetComplete, rec
 	r.logf("component %s: copied from the cache, %d files, %s", st.Name, st.Files, progress.Size(st.Bytes))
 	return nil
+}
+
+// componentMissed keeps a component's file list for upload and explains its
+// miss against the component's nearest earlier build: in the log, and in
+// its reason (the components output) on one short line.
+func (r *Runner) componentMissed(ctx context.Context, st *ComponentState, list *codehash.List) {
+	kept := make(chan struct{})
+	go func() { defer close(kept); r.keepList(list, st.Name) }()
+	e := r.explainMiss(ctx, st.Name, list)
+	<-kept
+	e.Log(func(format string, args ...any) { r.logf("component "+st.Name+": "+format, args...) }, time.Now())
+	st.Miss = e.ShortSentence()
 }
 
 // writeComponentMarkers leaves in the package directory what the build and
@@ -255,6 +277,9 @@ func (r *Runner) removeComponentMarkers() error {
 		if _, err := removeIfExists(r.pkgPath(name)); err != nil {
 			return fmt.Errorf("remove stale %s: %w", name, err)
 		}
+	}
+	if err := os.RemoveAll(r.pkgPath(ComponentListDir)); err != nil {
+		return fmt.Errorf("remove stale %s: %w", ComponentListDir, err)
 	}
 	ents, err := os.ReadDir(r.Config.PackageDir)
 	if err != nil {

@@ -40,6 +40,8 @@ const (
 	// CodeHashListFile is the list check leaves in the package directory on
 	// a miss, for upload to store beside the cache entry it fills.
 	CodeHashListFile = ".code-hash-files.gz"
+	// ComponentListDir holds a component's list, <name>.gz, likewise.
+	ComponentListDir = ".code-hash-files"
 )
 
 const (
@@ -120,6 +122,22 @@ func (e Explanation) Text(now time.Time) []string {
 		out = append(out, "  "+l)
 	}
 	return out
+}
+
+// ShortSentence is the explanation on one short line, for a component's
+// reason: "2 files differ from 4f2a9c1: modified a.js; added b.js".
+func (e Explanation) ShortSentence() string {
+	if e.CodeHash == "" {
+		return NoEarlierBuild
+	}
+	against := short(e.Against)
+	if e.Against == "" {
+		against = "code hash " + short(e.CodeHash)
+	}
+	if e.Short == e.Headline {
+		return e.Headline + " from " + against
+	}
+	return e.Headline + " from " + against + ": " + e.Short
 }
 
 // Log writes the explanation under "cache miss: ".
@@ -307,6 +325,9 @@ func (r *Runner) keepList(list *codehash.List, component string) {
 	path := r.listPath(component)
 	data, err := list.EncodeBytes()
 	if err == nil {
+		err = os.MkdirAll(filepath.Dir(path), 0o755)
+	}
+	if err == nil {
 		err = os.WriteFile(path, data, 0o644)
 	}
 	if err != nil {
@@ -315,9 +336,12 @@ func (r *Runner) keepList(list *codehash.List, component string) {
 }
 
 // listPath is where check keeps the file list of the whole filter (""), or
-// of a component, in the component's directory.
+// of a component (not in the component's directory, which the build makes).
 func (r *Runner) listPath(component string) string {
-	return filepath.Join(r.Config.PackageDir, component, CodeHashListFile)
+	if component == "" {
+		return r.pkgPath(CodeHashListFile)
+	}
+	return filepath.Join(r.Config.PackageDir, ComponentListDir, component+".gz")
 }
 
 // storeList uploads the package directory's file list beside a cache entry

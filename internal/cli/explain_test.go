@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"compress/gzip"
 	"fmt"
 	"net/http"
@@ -397,6 +398,52 @@ func TestHashDiff(t *testing.T) {
 		delete(env, "PACKAGE_ASSETS_BUCKET")
 		if r := run(t, env, "hash", "--diff", "built"); r.code != ExitUsage || !strings.Contains(r.stderr, "PACKAGE_ASSETS_BUCKET") {
 			t.Errorf("hash --diff without a bucket: %v", r)
+		}
+	})
+}
+
+// With components, each component's miss is explained against its own
+// earlier build, in the log and, on one line, in its reason.
+func TestComponentMissExplained(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		build(t, d.pkg, "v1", allComponents...)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("upload: %v", r)
+		}
+		for _, n := range allComponents {
+			if _, body := srv.Get(t, bucket, "cache/"+assets.LatestDir+n+".json"); !strings.Contains(string(body), d.head) {
+				t.Errorf("%s: pointer %s", n, body)
+			}
+		}
+		commit(t, d.repo, map[string]string{"lambdas/fn2/index.js": "exports.fn2 = 2\n", "lambdas/fn2/util.js": "u\n"})
+		freshPackages(t, env)
+		r, out := checkOutputs(t, env)
+		if r.code != ExitOK {
+			t.Fatal(r)
+		}
+		var states map[string]struct {
+			Build  bool
+			Reason string
+		}
+		if err := json.Unmarshal([]byte(out["components"]), &states); err != nil {
+			t.Fatal(err)
+		}
+		want := "2 files differ from " + d.head[:7] + ": modified lambdas/fn2/index.js; added lambdas/fn2/util.js"
+		if fn2 := states["fn2"]; !fn2.Build || fn2.Reason != want {
+			t.Errorf("fn2's reason %q, want %q", fn2.Reason, want)
+		}
+		if fn1 := states["fn1"]; fn1.Build || fn1.Reason != "" {
+			t.Errorf("fn1 (a hit): %+v", fn1)
+		}
+		wantLog := "component fn2: cache miss: 2 files differ from the build of " + d.head[:7] + " (just now):\n" +
+			"component fn2:   modified lambdas/fn2/index.js\ncomponent fn2:   added lambdas/fn2/util.js\n"
+		if !strings.Contains(r.stderr, wantLog) {
+			t.Errorf("log lacks\n%s\nlog:\n%s", wantLog, r.stderr)
 		}
 	})
 }

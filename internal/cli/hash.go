@@ -54,7 +54,8 @@ func (c *checkout) Components(ctx context.Context) ([]assets.ComponentCode, erro
 	}
 	out := make([]assets.ComponentCode, len(res))
 	for i, r := range res {
-		out[i] = assets.ComponentCode{Name: r.Name, Hash: r.Hash, Files: len(r.Files)}
+		out[i] = assets.ComponentCode{Name: r.Name, Hash: r.Hash, Files: len(r.Files),
+			List: codehash.NewComponentList(r, c.filter, c.components, c.salt)}
 	}
 	return out, nil
 }

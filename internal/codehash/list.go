@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,6 +47,23 @@ func NewList(res Result, pats []Pattern, salt string) *List {
 		ps[i] = p.String()
 	}
 	return &List{CodeHash: res.Hash, Salt: salt, Patterns: ps, Files: res.Files}
+}
+
+// NewComponentList is the list of one component's code hash: its patterns
+// are the shared ones, then the component's own ("<dir>/**" for a
+// directory-glob component), so a change of either is named.
+func NewComponentList(c ComponentHash, shared []Pattern, comps []Component, salt string) *List {
+	pats := slices.Clone(shared)
+	if c.Dir != "" {
+		pats = append(pats, Pattern{Glob: c.Dir + "/**"})
+	} else {
+		for _, k := range comps {
+			if k.Name == c.Name {
+				pats = append(pats, k.Patterns...)
+			}
+		}
+	}
+	return NewList(c.Result, pats, salt)
 }
 
 // Encode writes the list gzip-compressed, so `zcat` reads it:

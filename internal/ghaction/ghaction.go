@@ -43,6 +43,9 @@ type Component struct {
 	CacheHit bool   `json:"cacheHit"` // copied from the cache by this check
 	Build    bool   `json:"build"`    // to be built and uploaded
 	CodeHash string `json:"codeHash"`
+	// Reason: on a cache miss, what differs from the component's nearest
+	// earlier build, on one short line (printable already).
+	Reason string `json:"reason,omitempty"`
 }
 
 // ToBuildJSON is the components-to-build output: a JSON array of names,
