@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
