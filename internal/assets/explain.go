@@ -243,10 +243,13 @@ var ErrNoStoredBuild = errors.New("no stored build to compare with")
 // artifacts record gives the code hash) or by its code hash, for
 // `hash --diff`: every difference, uncapped. Unlike the explanation of a
 // miss, what cannot be read is an error.
-func (r *Runner) DiffStored(ctx context.Context, commit, codeHash string, cur *codehash.List) (Explanation, error) {
+//
+// component names a component's build (its record under the commit's); ""
+// the whole filter's.
+func (r *Runner) DiffStored(ctx context.Context, commit, codeHash, component string, cur *codehash.List) (Explanation, error) {
 	var created time.Time
 	if codeHash == "" {
-		key := r.prefix(Artifacts(commit)) + manifest.Name
+		key := r.prefix(ComponentSet(commit, component)) + manifest.Name
 		data, err := r.Store.ReadSmall(ctx, key, manifest.MaxSize)
 		if errors.Is(err, s3store.ErrNotFound) {
 			return Explanation{}, fmt.Errorf("%w: no build of commit %s at %s", ErrNoStoredBuild, commit, r.Store.URL(key))

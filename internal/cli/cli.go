@@ -292,7 +292,8 @@ Usage:
                    (PACKAGE_COMPONENT: that one's hash alone)
   %[1]s hash --diff REF
                    what differs from the stored build of REF (a commit, branch or tag,
-                   or a code hash): files, patterns, salt; needs the bucket settings
+                   or a code hash): files, patterns, salt; needs the bucket settings.
+                   With components: the one PACKAGE_COMPONENT names
   %[1]s --version
 Also runs as "check" and "upload" through links of those names.
 

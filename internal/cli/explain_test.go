@@ -445,5 +445,19 @@ func TestComponentMissExplained(t *testing.T) {
 		if !strings.Contains(r.stderr, wantLog) {
 			t.Errorf("log lacks\n%s\nlog:\n%s", wantLog, r.stderr)
 		}
+
+		// hash --diff compares one component, named by PACKAGE_COMPONENT.
+		if r := run(t, env, "hash", "--diff", d.head); r.code != ExitUsage || !strings.Contains(r.stderr, "PACKAGE_COMPONENT") {
+			t.Errorf("hash --diff without PACKAGE_COMPONENT: %v", r)
+		}
+		env["PACKAGE_COMPONENT"] = "fn2"
+		wantOut := "2 files differ from the build of " + d.head[:7] + " (just now):\n  modified lambdas/fn2/index.js\n  added lambdas/fn2/util.js\n"
+		if r := run(t, env, "hash", "--diff", d.head[:10]); r.code != ExitOK || r.stdout != wantOut {
+			t.Errorf("hash --diff of fn2: %v\nwant:\n%s", r, wantOut)
+		}
+		env["PACKAGE_COMPONENT"] = "fn1"
+		if r := run(t, env, "hash", "--diff", d.head); r.code != ExitOK || !strings.HasPrefix(r.stdout, "nothing differs from the build of ") {
+			t.Errorf("hash --diff of fn1: %v", r)
+		}
 	})
 }

@@ -145,7 +145,7 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 			return failed(err)
 		}
 		if diffRef != "" {
-			return diffStored(ctx, cfg, lookup, repo.Repo, codehash.NewList(res, cfg.Filter, cfg.Salt), diffRef, stdout, logger)
+			return diffStored(ctx, cfg, lookup, repo.Repo, codehash.NewList(res, cfg.Filter, cfg.Salt), "", diffRef, stdout, logger)
 		}
 		if code := list(res); code != ExitOK {
 			return code
@@ -163,6 +163,14 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 	if comps, err = codehash.Select(comps, cfg.Component); err != nil {
 		return failed(err)
 	}
+	if diffRef != "" {
+		if cfg.Component == "" {
+			logger.Printf("error: --diff with PACKAGE_COMPONENTS compares one component: set PACKAGE_COMPONENT")
+			return ExitUsage
+		}
+		c := comps[0]
+		return diffStored(ctx, cfg, lookup, repo.Repo, codehash.NewComponentList(c, cfg.Filter, cfg.Components, cfg.Salt), c.Name, diffRef, stdout, logger)
+	}
 	for _, c := range comps {
 		if code := list(c.Result); code != ExitOK {
 			return code
@@ -179,7 +187,7 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 // diffStored prints what differs between the checkout and the stored build
 // of ref: a 64-hex code hash, or a commit (anything the checkout resolves:
 // branch, tag, abbreviated id; or a full id it does not have).
-func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, repo *gitrepo.Repo, cur *codehash.List, ref string, stdout io.Writer, logger *log.Logger) int {
+func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, repo *gitrepo.Repo, cur *codehash.List, component, ref string, stdout io.Writer, logger *log.Logger) int {
 	var commit, codeHash string
 	if len(ref) == 64 && manifest.ValidCodeHash(strings.ToLower(ref)) {
 		codeHash = strings.ToLower(ref)
@@ -195,7 +203,7 @@ func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, r
 		return report(ctx, logger, &assets.Failure{Kind: assets.KindS3, Err: err})
 	}
 	runner := &assets.Runner{Config: cfg, Store: store, Log: logger}
-	e, err := runner.DiffStored(ctx, commit, codeHash, cur)
+	e, err := runner.DiffStored(ctx, commit, codeHash, component, cur)
 	if errors.Is(err, assets.ErrNoStoredBuild) {
 		logger.Printf("error: %v", err)
 		return ExitNotFound
