@@ -31,6 +31,20 @@ func monoSetup(t *testing.T, srv *s3test.Server, bucket string) (map[string]stri
 	return env, d
 }
 
+// monoBuilt is monoSetup, then check → build every component → upload.
+func monoBuilt(t *testing.T, srv *s3test.Server, bucket string) (map[string]string, dirs) {
+	t.Helper()
+	env, d := monoSetup(t, srv, bucket)
+	if r := run(t, env, "check"); r.code != ExitOK {
+		t.Fatal(r)
+	}
+	build(t, d.pkg, "v1", allComponents...)
+	if r := run(t, env, "upload"); r.code != ExitOK {
+		t.Fatalf("upload: %v", r)
+	}
+	return env, d
+}
+
 // toBuild reads the build list check left in the package directory.
 func toBuild(t *testing.T, pkg string) []string {
 	t.Helper()
@@ -249,14 +263,7 @@ func TestComponentsSingleJob(t *testing.T) {
 func TestComponentsBuildList(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
-		env, d := monoSetup(t, srv, bucket)
-		if r := run(t, env, "check"); r.code != ExitOK {
-			t.Fatal(r)
-		}
-		build(t, d.pkg, "v1", allComponents...)
-		if r := run(t, env, "upload"); r.code != ExitOK {
-			t.Fatal(r)
-		}
+		env, d := monoBuilt(t, srv, bucket)
 		tests := []struct {
 			name   string
 			files  map[string]string

@@ -407,14 +407,7 @@ func TestHashDiff(t *testing.T) {
 func TestComponentMissExplained(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
-		env, d := monoSetup(t, srv, bucket)
-		if r := run(t, env, "check"); r.code != ExitOK {
-			t.Fatal(r)
-		}
-		build(t, d.pkg, "v1", allComponents...)
-		if r := run(t, env, "upload"); r.code != ExitOK {
-			t.Fatalf("upload: %v", r)
-		}
+		env, d := monoBuilt(t, srv, bucket)
 		for _, n := range allComponents {
 			if _, body := srv.Get(t, bucket, "cache/"+assets.LatestDir+n+".json"); !strings.Contains(string(body), d.head) {
 				t.Errorf("%s: pointer %s", n, body)
