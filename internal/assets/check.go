@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -138,15 +136,5 @@ func makePackageDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	parent, err := os.Stat(filepath.Dir(filepath.Clean(dir)))
-	if err != nil {
-		return nil
-	}
-	if st, ok := parent.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-		return os.Chown(dir, int(st.Uid), int(st.Gid))
-	}
-	return nil
+	return chownLikeParent(dir)
 }
