@@ -28,8 +28,9 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
-// toolBin is the binary under test, built once by TestMain.
-var toolBin string
+// toolBin is the binary under test, built once by TestMain; testDir is a
+// directory for the whole run, removed at its end.
+var toolBin, testDir string
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
@@ -42,6 +43,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer removeImages()
+	testDir = dir
 	toolBin = filepath.Join(dir, "s3-asset-manager")
 	cmd := exec.Command("go", "build", "-o", toolBin, ".")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -50,6 +53,13 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// actionInput is one input of an action.
+type actionInput struct {
+	Description string  `yaml:"description"`
+	Required    bool    `yaml:"required"`
+	Default     *string `yaml:"default"`
 }
 
 // actionMeta is the part of action.yml the runner reads.
@@ -61,11 +71,7 @@ type actionMeta struct {
 		Icon  string `yaml:"icon"`
 		Color string `yaml:"color"`
 	} `yaml:"branding"`
-	Inputs map[string]struct {
-		Description string  `yaml:"description"`
-		Required    bool    `yaml:"required"`
-		Default     *string `yaml:"default"`
-	} `yaml:"inputs"`
+	Inputs  map[string]actionInput `yaml:"inputs"`
 	Outputs map[string]struct {
 		Description string `yaml:"description"`
 	} `yaml:"outputs"`
@@ -172,17 +178,19 @@ func TestActionMetadata(t *testing.T) {
 		t.Errorf("runs.args %q, want [${{ inputs.mode }}]", a.Runs.Args)
 	}
 
-	// The image the action pulls is the one release.yml pushes.
+	// The image the action pulls is the one the release pushes.
 	repo, tag, _ := strings.Cut(image, ":")
-	rel, err := os.ReadFile(".github/workflows/release.yml")
-	if err != nil {
-		t.Fatal(err)
+	d := loadGoreleaser(t).DockersV2[0]
+	if !slices.Contains(d.Images, repo) {
+		t.Errorf(".goreleaser.yaml pushes %v, not %s", d.Images, repo)
 	}
-	if !strings.Contains(string(rel), repo) {
-		t.Errorf("release.yml does not push %s", repo)
+	// A release of the action's major version moves the tag it pulls.
+	var tags []string
+	for _, tpl := range d.Tags {
+		tags = append(tags, applyTemplate(t, tpl, tmplData(loadGoreleaser(t), "linux", "amd64")))
 	}
-	if regexp.MustCompile(`^v\d+$`).MatchString(tag) && !strings.Contains(string(rel), "pattern=v{{major}}") {
-		t.Errorf("action.yml uses tag %s; release.yml makes no v{{major}} tag", tag)
+	if !slices.Contains(tags, tag) {
+		t.Errorf("action.yml pulls tag %s; a %s release is tagged %q", tag, releaseTag, tags)
 	}
 }
 
@@ -223,27 +231,49 @@ type actionRun struct {
 // runActionFull is runAction with the container's stdout and stderr.
 func runActionFull(t *testing.T, workspace string, inputs map[string]string) actionRun {
 	t.Helper()
+	return runActionOn(t, runOnHost, workspace, inputs)
+}
+
+// runnerDirs are the directories the runner mounts into a docker action's
+// container (ContainerActionHandler in actions/runner), as the host sees them.
+type runnerDirs struct {
+	workspace    string // /github/workspace, the working directory
+	home         string // /github/home, HOME
+	workflow     string // /github/workflow
+	fileCommands string // /github/file_commands: GITHUB_OUTPUT, GITHUB_STEP_SUMMARY
+}
+
+// actionHost starts the action's container: args after the entry point,
+// env as the runner passes it with docker run -e (host paths).
+type actionHost func(t *testing.T, dirs runnerDirs, env map[string]string, args []string) (code int, stdout, stderr string)
+
+// imageEnv is the image's ENV besides PATH (TestImageConfig checks it
+// against the built image); runOnHost gives it to the binary.
+var imageEnv = map[string]string{"GIT_REPO_PATH": "./repo", "PACKAGE_DIRECTORY": "./packages"}
+
+// runOnHost runs the binary under test in the workspace with the image's
+// ENV and the runner's variables: the container without the container.
+func runOnHost(t *testing.T, dirs runnerDirs, runnerEnv map[string]string, args []string) (int, string, string) {
+	t.Helper()
+	env := map[string]string{}
+	for k, v := range imageEnv {
+		env[k] = v
+	}
+	for k, v := range runnerEnv { // docker run -e wins over the image's ENV
+		env[k] = v
+	}
+	return runExe(t, toolBin, dirs.workspace, env, args...)
+}
+
+// runActionOn runs the action's container entry point as the runner would,
+// with the workspace as working directory, on host.
+func runActionOn(t *testing.T, host actionHost, workspace string, inputs map[string]string) actionRun {
+	t.Helper()
 	a := loadAction(t)
 	if a.Runs.Entrypoint != "" {
 		t.Fatalf("runs.entrypoint %q: runAction only knows the image's ENTRYPOINT", a.Runs.Entrypoint)
 	}
-	values := map[string]string{}
-	for name, in := range a.Inputs {
-		if in.Default != nil {
-			values[name] = *in.Default
-		}
-	}
-	for name, v := range inputs {
-		if _, ok := a.Inputs[name]; !ok {
-			t.Fatalf("input %q is not in action.yml", name)
-		}
-		values[name] = v
-	}
-	for name, in := range a.Inputs {
-		if _, given := inputs[name]; in.Required && !given {
-			t.Fatalf("required input %q not given", name)
-		}
-	}
+	values := actionInputs(t, a.Inputs, inputs)
 	subst := func(s string) string {
 		return expr.ReplaceAllStringFunc(s, func(m string) string {
 			name, ok := strings.CutPrefix(expr.FindStringSubmatch(m)[1], "inputs.")
@@ -257,8 +287,19 @@ func runActionFull(t *testing.T, workspace string, inputs map[string]string) act
 		})
 	}
 
-	files := t.TempDir()
-	outFile, sumFile := filepath.Join(files, "output"), filepath.Join(files, "summary")
+	temp := t.TempDir() // the runner's temp directory
+	dirs := runnerDirs{
+		workspace:    workspace,
+		home:         filepath.Join(temp, "_github_home"),
+		workflow:     filepath.Join(temp, "_github_workflow"),
+		fileCommands: filepath.Join(temp, "_runner_file_commands"),
+	}
+	for _, d := range []string{dirs.home, dirs.workflow, dirs.fileCommands} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outFile, sumFile := filepath.Join(dirs.fileCommands, "set_output_1"), filepath.Join(dirs.fileCommands, "step_summary_1")
 	for _, f := range []string{outFile, sumFile} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -267,7 +308,7 @@ func runActionFull(t *testing.T, workspace string, inputs map[string]string) act
 	// What the runner passes with docker run -e: the step's env (here the
 	// AWS_* credentials), its own variables and the inputs.
 	runnerEnv := map[string]string{
-		"HOME":                t.TempDir(),
+		"HOME":                dirs.home,
 		"CI":                  "true",
 		"GITHUB_ACTIONS":      "true",
 		"GITHUB_WORKSPACE":    workspace,
@@ -288,34 +329,13 @@ func runActionFull(t *testing.T, workspace string, inputs map[string]string) act
 			runnerEnv[k] = subst(v)
 		}
 	}
-	// docker run -e wins over the image's ENV.
-	env := readDockerfile(t).finalEnv(t)
-	for k, v := range runnerEnv {
-		env[k] = v
-	}
 	var args []string
 	for _, arg := range a.Runs.Args {
 		args = append(args, subst(arg))
 	}
 
-	cmd := exec.Command(toolBin, args...)
-	cmd.Dir = workspace
-	cmd.Env = []string{}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	r := actionRun{}
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run action: %v", err)
-	}
-	r.stdout, r.stderr = stdout.String(), stderr.String()
+	r.code, r.stdout, r.stderr = host(t, dirs, runnerEnv, args)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("action %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
@@ -331,6 +351,30 @@ func runActionFull(t *testing.T, workspace string, inputs map[string]string) act
 	}
 	r.outputs, r.summary = parseOutputFile(t, string(outText)), string(sumText)
 	return r
+}
+
+// actionInputs is every input's value as the runner computes it: given,
+// else the default; required inputs must be given.
+func actionInputs(t *testing.T, declared map[string]actionInput, given map[string]string) map[string]string {
+	t.Helper()
+	values := map[string]string{}
+	for name, in := range declared {
+		if in.Default != nil {
+			values[name] = *in.Default
+		}
+	}
+	for name, v := range given {
+		if _, ok := declared[name]; !ok {
+			t.Fatalf("input %q is not in the action", name)
+		}
+		values[name] = v
+	}
+	for name, in := range declared {
+		if _, ok := given[name]; in.Required && !ok {
+			t.Fatalf("required input %q not given", name)
+		}
+	}
+	return values
 }
 
 func parseOutputFile(t *testing.T, text string) map[string]string {
@@ -375,59 +419,69 @@ func wantOutputs(t *testing.T, step string, got, want map[string]string) {
 
 func TestActionCheckUpload(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		bucket := srv.NewBucket(t)
 		ws, head := newWorkspace(t)
-		with := func(mode string) map[string]string {
-			return map[string]string{"mode": mode, "bucket": bucket, "endpoint": srv.Endpoint, "package-directory": "dist"}
-		}
-
-		r := runActionFull(t, ws, with("check"))
-		code, out, sum := r.code, r.outputs, r.summary
-		if code != 0 {
-			t.Fatalf("first check: exit %d", code)
-		}
-		if !strings.Contains(r.stdout, "::group::") || !strings.Contains(r.stdout, "::endgroup::") {
-			t.Errorf("first check: no log group on stdout:\n%s", r.stdout)
-		}
-		wantOutputs(t, "first check", out, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
-		wantSummary(t, "first check", sum, head, "Not found")
-		if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("first check left dist/.found: %v", err)
-		}
-
-		// The build the check did not skip.
-		if err := os.WriteFile(filepath.Join(ws, "dist", "app.tar.gz"), bytes.Repeat([]byte("artifact "), 1000), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		code, out, sum = runAction(t, ws, with("upload"))
-		if code != 0 {
-			t.Fatalf("upload: exit %d", code)
-		}
-		wantOutputs(t, "upload", out, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
-		wantSummary(t, "upload", sum, head, "app.tar.gz")
-
-		code, out, sum = runAction(t, ws, with("check"))
-		if code != 0 {
-			t.Fatalf("second check: exit %d", code)
-		}
-		wantOutputs(t, "second check", out, map[string]string{"found": "true", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
-		wantSummary(t, "second check", sum, head, "Found")
-		if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); err != nil {
-			t.Errorf("second check: dist/.found: %v", err)
-		}
-
-		// The upload step after a skipped build sends nothing.
-		code, out, sum = runAction(t, ws, with("upload"))
-		if code != 0 {
-			t.Fatalf("upload after found: exit %d", code)
-		}
-		if out["found"] != "true" || out["cache-hit"] != "false" || len(out) != len(ghaction.OutputNames) {
-			t.Errorf("upload after found: outputs %q, want all of them with found=true cache-hit=false", out)
-		}
-		if !strings.Contains(sum, "Nothing uploaded") {
-			t.Errorf("upload after found: summary does not say nothing was uploaded:\n%s", sum)
-		}
+		actionCheckUpload(t, srv, ws, head, func(t *testing.T, ws string, inputs map[string]string) actionRun {
+			return runActionFull(t, ws, inputs)
+		})
 	})
+}
+
+// actionCheckUpload is the main job through an action: check misses, the
+// build runs, upload stores, check finds, upload then sends nothing. run
+// runs one step of the action (docker on the host, in the image, or the
+// native action's steps).
+func actionCheckUpload(t *testing.T, srv *s3test.Server, ws, head string, run func(t *testing.T, ws string, inputs map[string]string) actionRun) {
+	t.Helper()
+	bucket := srv.NewBucket(t)
+	with := func(mode string) map[string]string {
+		return map[string]string{"mode": mode, "bucket": bucket, "endpoint": srv.Endpoint, "package-directory": "dist"}
+	}
+
+	r := run(t, ws, with("check"))
+	if r.code != 0 {
+		t.Fatalf("first check: exit %d", r.code)
+	}
+	if !strings.Contains(r.stdout, "::group::") || !strings.Contains(r.stdout, "::endgroup::") {
+		t.Errorf("first check: no log group on stdout:\n%s", r.stdout)
+	}
+	wantOutputs(t, "first check", r.outputs, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+	wantSummary(t, "first check", r.summary, head, "Not found")
+	if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("first check left dist/.found: %v", err)
+	}
+
+	// The build the check did not skip.
+	if err := os.WriteFile(filepath.Join(ws, "dist", "app.tar.gz"), bytes.Repeat([]byte("artifact "), 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, ws, with("upload"))
+	if r.code != 0 {
+		t.Fatalf("upload: exit %d", r.code)
+	}
+	wantOutputs(t, "upload", r.outputs, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+	wantSummary(t, "upload", r.summary, head, "app.tar.gz")
+
+	r = run(t, ws, with("check"))
+	if r.code != 0 {
+		t.Fatalf("second check: exit %d", r.code)
+	}
+	wantOutputs(t, "second check", r.outputs, map[string]string{"found": "true", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+	wantSummary(t, "second check", r.summary, head, "Found")
+	if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); err != nil {
+		t.Errorf("second check: dist/.found: %v", err)
+	}
+
+	// The upload step after a skipped build sends nothing.
+	r = run(t, ws, with("upload"))
+	if r.code != 0 {
+		t.Fatalf("upload after found: exit %d", r.code)
+	}
+	if r.outputs["found"] != "true" || r.outputs["cache-hit"] != "false" || len(r.outputs) != len(ghaction.OutputNames) {
+		t.Errorf("upload after found: outputs %q, want all of them with found=true cache-hit=false", r.outputs)
+	}
+	if !strings.Contains(r.summary, "Nothing uploaded") {
+		t.Errorf("upload after found: summary does not say nothing was uploaded:\n%s", r.summary)
+	}
 }
 
 // A failed step still writes found=false and cache-hit=false, so that
@@ -512,4 +566,26 @@ func TestActionCacheHit(t *testing.T) {
 		wantOutputs(t, "cache check", out, map[string]string{"found": "true", "cache-hit": "true", "commit-hash": next, "code-hash": codeHash})
 		wantSummary(t, "cache check", sum, next, "cache")
 	})
+}
+
+// runExe runs exe in dir with exactly env as its environment.
+func runExe(t *testing.T, exe, dir string, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{} // not nil: nil would inherit this process's environment
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	case err != nil:
+		t.Fatalf("run %s: %v", exe, err)
+	}
+	return 0, stdout.String(), stderr.String()
 }

@@ -1,549 +1,563 @@
 package main
 
-// No Docker engine runs the tests, so these check the image's shape instead:
-// the Dockerfile is parsed, the binary built with its exact go build line,
-// and run the way the scratch image runs it (its ENV and nothing else).
+// The image, built from the release's binary as GoReleaser builds it (the
+// same build context: Dockerfile, extra files, linux/<arch>/<binary>) and run
+// with podman the ways users run it: docker run as the README shows, as the
+// Actions runner starts a docker action, as Concourse runs a task, and over
+// HTTPS. Podman runs as root, in storage of its own under the test's
+// directory, with the settings these machines need (see README, Development).
+//
+// Without podman the tests skip, unless S3AM_IMAGE_TESTS=require (set by
+// scripts/test): CI must prove the image.
 
 import (
+	"archive/tar"
 	"bytes"
+	"crypto/tls"
 	"debug/elf"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/cli"
+	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
 const (
 	imageBinary   = "/usr/local/bin/s3-asset-manager"
 	maxImageBytes = 25_000_000
-	testVersion   = "v0.0.0-imagetest"
 )
 
-// instruction is one Dockerfile instruction, continuation lines joined.
-type instruction struct {
-	cmd   string // upper-cased: FROM, RUN, ENV, ...
-	args  string
-	stage int // index of the FROM it belongs to
-	line  int
+var (
+	imageOnce sync.Once
+	imageID   string
+	imageErr  string
+	podmanDir string // podman's storage, run directory and containers.conf
+)
+
+// podman returns a podman command with this test run's storage.
+func podman(args ...string) *exec.Cmd {
+	cmd := exec.Command("podman", append([]string{
+		"--root", filepath.Join(podmanDir, "root"),
+		"--runroot", filepath.Join(podmanDir, "run"),
+		"--storage-driver", "vfs", // no overlay mounts inside these machines
+		"--runtime", "runc",
+		"--cgroup-manager", "cgroupfs",
+	}, args...)...)
+	// Without default_ulimits = [] the runtime's setrlimit is refused.
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+filepath.Join(podmanDir, "containers.conf"))
+	return cmd
 }
 
-type dockerfile struct {
-	instrs []instruction
-	stages int
+// removeImages removes the test run's podman storage (TestMain).
+func removeImages() {
+	if podmanDir == "" {
+		return
+	}
+	_ = podman("rm", "--all", "--force").Run()
+	_ = podman("rmi", "--all", "--force").Run()
+	os.RemoveAll(podmanDir)
 }
 
-func readDockerfile(t *testing.T) dockerfile {
+// testImage builds the image once for all tests and returns its id.
+func testImage(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("Dockerfile")
-	if err != nil {
-		t.Fatal(err)
+	if _, err := exec.LookPath("podman"); err != nil {
+		requireImage(t, "podman is not installed (apt-get install podman runc)")
 	}
-	var df dockerfile
-	var cur strings.Builder
-	start := 0
-	for i, raw := range strings.Split(string(b), "\n") {
-		line := strings.TrimSpace(raw)
-		if strings.HasPrefix(line, "#") || (line == "" && cur.Len() == 0) {
-			continue // comments, also inside continued instructions
+	if os.Geteuid() != 0 {
+		requireImage(t, "the image tests run podman as root")
+	}
+	bin := releaseBinary(t)
+	imageOnce.Do(func() {
+		imageErr = "building the image failed (see the first test that tried)"
+		c := loadGoreleaser(t)
+		podmanDir = filepath.Join(testDir, "podman")
+		if err := os.MkdirAll(podmanDir, 0o755); err != nil {
+			t.Fatal(err)
 		}
-		if cur.Len() == 0 {
-			start = i + 1
+		conf := "[containers]\ndefault_ulimits = []\n"
+		if err := os.WriteFile(filepath.Join(podmanDir, "containers.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		if cont, ok := strings.CutSuffix(line, `\`); ok {
-			cur.WriteString(cont + " ")
-			continue
+		// GoReleaser's build context (dockers_v2): the Dockerfile, the extra
+		// files at their paths, and each platform's binary under os/arch.
+		d := c.DockersV2[0]
+		ctx := filepath.Join(testDir, "image-context")
+		copyTree(t, d.Dockerfile, filepath.Join(ctx, "Dockerfile"))
+		for _, f := range d.ExtraFiles {
+			copyTree(t, f, filepath.Join(ctx, f))
 		}
-		cur.WriteString(line)
-		full := strings.TrimSpace(cur.String())
-		cur.Reset()
-		if full == "" {
-			continue
+		copyTree(t, bin, filepath.Join(ctx, "linux", runtime.GOARCH, c.Builds[0].Binary))
+		idFile := filepath.Join(testDir, "image-id")
+		cmd := podman("build", "--platform", "linux/"+runtime.GOARCH, "--iidfile", idFile, ctx)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("podman build: %v\n%s", err, out)
 		}
-		cmd, args, _ := strings.Cut(full, " ")
-		cmd = strings.ToUpper(cmd)
-		if cmd == "FROM" {
-			df.stages++
-		}
-		df.instrs = append(df.instrs, instruction{cmd: cmd, args: strings.TrimSpace(args), stage: df.stages - 1, line: start})
-	}
-	if cur.Len() > 0 {
-		t.Fatal("Dockerfile ends inside a continued line")
-	}
-	if df.stages == 0 {
-		t.Fatal("Dockerfile has no FROM")
-	}
-	return df
-}
-
-func (df dockerfile) all(cmd string) []instruction {
-	var out []instruction
-	for _, in := range df.instrs {
-		if in.cmd == cmd {
-			out = append(out, in)
-		}
-	}
-	return out
-}
-
-// finalEnv is the final stage's ENV: what every process in the image sees.
-func (df dockerfile) finalEnv(t *testing.T) map[string]string {
-	t.Helper()
-	env := map[string]string{}
-	for _, in := range df.all("ENV") {
-		if in.stage != df.stages-1 {
-			continue
-		}
-		words := shellWords(t, in.args)
-		if len(words) > 0 && !strings.Contains(words[0], "=") { // legacy "ENV KEY value"
-			k, v, _ := strings.Cut(in.args, " ")
-			env[k] = strings.TrimSpace(v)
-			continue
-		}
-		for _, w := range words {
-			k, v, ok := strings.Cut(w, "=")
-			if !ok {
-				t.Fatalf("Dockerfile:%d: ENV %q is not KEY=value", in.line, w)
-			}
-			env[k] = v
-		}
-	}
-	return env
-}
-
-// args are the ARG defaults of a stage.
-func (df dockerfile) args(stage int) map[string]string {
-	out := map[string]string{}
-	for _, in := range df.all("ARG") {
-		if in.stage == stage {
-			for _, a := range strings.Fields(in.args) {
-				k, v, _ := strings.Cut(a, "=")
-				out[k] = strings.Trim(v, `"'`)
-			}
-		}
-	}
-	return out
-}
-
-// goBuild is the Dockerfile's go build command: the variables set before it
-// and its arguments, with the build's ARGs expanded.
-type goBuild struct {
-	env   map[string]string
-	args  []string // after "go build"
-	stage int
-}
-
-func (df dockerfile) goBuild(t *testing.T, vars map[string]string) goBuild {
-	t.Helper()
-	var found []goBuild
-	for _, in := range df.all("RUN") {
-		for _, part := range strings.Split(in.args, "&&") {
-			words := shellWords(t, part)
-			i := slices.Index(words, "go")
-			if i < 0 || i+1 >= len(words) || words[i+1] != "build" {
-				continue
-			}
-			args := df.args(in.stage)
-			for k, v := range vars {
-				args[k] = v
-			}
-			expand := func(s string) string { return os.Expand(s, func(k string) string { return args[k] }) }
-			b := goBuild{env: map[string]string{}, stage: in.stage}
-			for _, w := range words[:i] {
-				k, v, ok := strings.Cut(w, "=")
-				if !ok {
-					t.Fatalf("Dockerfile:%d: %q before go build is not KEY=value", in.line, w)
-				}
-				b.env[k] = expand(v)
-			}
-			for _, w := range words[i+2:] {
-				b.args = append(b.args, expand(w))
-			}
-			found = append(found, b)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("Dockerfile has %d go build commands, want 1", len(found))
-	}
-	return found[0]
-}
-
-// shellWords splits like sh for what a Dockerfile uses here: blanks, single
-// and double quotes, backslash escapes. Expansion is left to the caller.
-func shellWords(t *testing.T, s string) []string {
-	t.Helper()
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	var quote rune
-	for i := 0; i < len(s); i++ {
-		c := rune(s[i])
-		switch {
-		case quote == '\'':
-			if c == '\'' {
-				quote = 0
-			} else {
-				cur.WriteRune(c)
-			}
-		case quote == '"':
-			switch {
-			case c == '"':
-				quote = 0
-			case c == '\\' && i+1 < len(s) && strings.ContainsRune(`"\$`, rune(s[i+1])):
-				i++
-				cur.WriteByte(s[i])
-			default:
-				cur.WriteRune(c)
-			}
-		case c == '\'' || c == '"':
-			quote, inWord = c, true
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-			inWord = true
-		case c == ' ' || c == '\t':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteRune(c)
-			inWord = true
-		}
-	}
-	if quote != 0 {
-		t.Fatalf("unclosed quote in %q", s)
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words
-}
-
-func TestDockerfileShape(t *testing.T) {
-	df := readDockerfile(t)
-	froms := df.all("FROM")
-	if len(froms) < 2 {
-		t.Fatalf("want a multi-stage build, got %d FROM", len(froms))
-	}
-	if last := strings.Fields(froms[len(froms)-1].args); last[0] != "scratch" {
-		t.Errorf("final stage is FROM %s, want scratch", last[0])
-	}
-	if users := df.all("USER"); len(users) > 0 {
-		t.Errorf("Dockerfile:%d: USER %s: docker actions run as the image's user and need the workspace", users[0].line, users[0].args)
-	}
-
-	b := df.goBuild(t, nil)
-	base := ""
-	for _, f := range strings.Fields(froms[b.stage].args) {
-		if !strings.HasPrefix(f, "--") {
-			base = f
-			break
-		}
-	}
-	if !regexp.MustCompile(`^golang:1\.26(\.\d+)?(-[a-z0-9.]+)?$`).MatchString(base) {
-		t.Errorf("build stage FROM %q, want golang:1.26 pinned by tag", base)
-	}
-	if b.env["CGO_ENABLED"] != "0" {
-		t.Errorf("go build runs with CGO_ENABLED=%q, want 0 (static binary for scratch)", b.env["CGO_ENABLED"])
-	}
-	if !slices.Contains(b.args, "-trimpath") {
-		t.Errorf("go build %v: no -trimpath", b.args)
-	}
-	if df.args(b.stage)["VERSION"] != "dev" {
-		t.Errorf("ARG VERSION default %q, want dev", df.args(b.stage)["VERSION"])
-	}
-	ld := flagValue(b.args, "-ldflags")
-	for _, want := range []string{"-s", "-w", "-X github.com/nsmithuk/s3-asset-manager/internal/version.Version="} {
-		if !strings.Contains(ld, want) {
-			t.Errorf("-ldflags %q lacks %q", ld, want)
-		}
-	}
-
-	env := df.finalEnv(t)
-	for k, want := range map[string]string{"PATH": "/usr/local/bin", "GIT_REPO_PATH": "./repo", "PACKAGE_DIRECTORY": "./packages"} {
-		if env[k] != want {
-			t.Errorf("ENV %s=%q, want %q", k, env[k], want)
-		}
-	}
-	eps := df.all("ENTRYPOINT")
-	if len(eps) == 0 || eps[len(eps)-1].args != `["`+imageBinary+`"]` {
-		t.Errorf("ENTRYPOINT %v, want [%q] (exec form)", eps, imageBinary)
-	}
-
-	// The command names Concourse runs (run: path: check) must exist in the
-	// build stage's output; /tmp must exist for os.MkdirTemp.
-	text := ""
-	for _, in := range df.all("RUN") {
-		text += in.args + "\n"
-	}
-	for _, name := range []string{"check", "upload"} {
-		if !regexp.MustCompile(`\bln (-s )?\S+ \S+/` + name + `\b`).MatchString(text) {
-			t.Errorf("no RUN makes a %s link to the binary", name)
-		}
-	}
-	var copied []string
-	for _, in := range df.all("COPY") {
-		if in.stage == df.stages-1 {
-			f := strings.Fields(in.args)
-			copied = append(copied, f[len(f)-1])
-		}
-	}
-	for _, want := range []string{"/usr/local/bin/", "/tmp", "/etc/ssl/certs/ca-certificates.crt"} {
-		if !slices.Contains(copied, want) {
-			t.Errorf("final stage copies to %v; nothing to %s", copied, want)
-		}
-	}
-}
-
-func flagValue(args []string, name string) string {
-	for i, a := range args {
-		if a == name && i+1 < len(args) {
-			return args[i+1]
-		}
-		if v, ok := strings.CutPrefix(a, name+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// buildContext copies what docker build would send: the repository minus
-// .dockerignore's patterns. Building from it catches an ignore rule that
-// drops a file the build needs.
-func buildContext(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(".dockerignore")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var patterns []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			patterns = append(patterns, line)
-		}
-	}
-	dst := t.TempDir()
-	err = filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == "." {
-			return err
-		}
-		if dockerIgnored(patterns, filepath.ToSlash(p)) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, p)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, data, 0o644)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// dockerIgnored applies .dockerignore patterns as docker does for the forms
-// used here: path.Match per pattern, a leading **/ at any depth, a leading
-// / ignored, ! re-includes, the last match wins.
-func dockerIgnored(patterns []string, rel string) bool {
-	ignored := false
-	for _, p := range patterns {
-		neg := strings.HasPrefix(p, "!")
-		p = strings.TrimPrefix(path.Clean(strings.TrimPrefix(p, "!")), "/")
-		if dockerMatch(p, rel) {
-			ignored = !neg
-		}
-	}
-	return ignored
-}
-
-func dockerMatch(pattern, rel string) bool {
-	if rest, ok := strings.CutPrefix(pattern, "**/"); ok {
-		parts := strings.Split(rel, "/")
-		for i := range parts {
-			if dockerMatch(rest, strings.Join(parts[i:], "/")) {
-				return true
-			}
-		}
-		return false
-	}
-	ok, _ := path.Match(pattern, rel)
-	return ok
-}
-
-func TestDockerIgnore(t *testing.T) {
-	patterns := []string{".git", "/check", "**/*_test.go", "*.md", "dist", "!keep.md"}
-	for rel, want := range map[string]bool{
-		".git": true, "check": true, "internal/check": false, "main_test.go": true, "internal/x/y_test.go": true,
-		"README.md": true, "docs/a.md": false, "keep.md": false, "dist": true, "main.go": false, "go.sum": false,
-	} {
-		if got := dockerIgnored(patterns, rel); got != want {
-			t.Errorf("dockerIgnored(%q) = %t, want %t", rel, got, want)
-		}
-	}
-}
-
-// buildImageBinary builds the binary exactly as the Dockerfile does, from
-// the build context, for the machine running the test.
-func buildImageBinary(t *testing.T) string {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("the image is linux; its binary cannot run here")
-	}
-	df := readDockerfile(t)
-	b := df.goBuild(t, map[string]string{"VERSION": testVersion, "TARGETOS": runtime.GOOS, "TARGETARCH": runtime.GOARCH})
-	out := filepath.Join(t.TempDir(), "s3-asset-manager")
-	var args []string
-	for i := 0; i < len(b.args); i++ {
-		if b.args[i] == "-o" {
-			i++ // the Dockerfile's output path; ours instead
-			continue
-		}
-		args = append(args, b.args[i])
-	}
-	args = append([]string{"build", "-o", out}, args...)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = buildContext(t)
-	cmd.Env = os.Environ()
-	for k, v := range b.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	if output, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, output)
-	}
-	return out
-}
-
-func TestImageBinary(t *testing.T) {
-	bin := buildImageBinary(t)
-	env := readDockerfile(t).finalEnv(t)
-
-	t.Run("static", func(t *testing.T) {
-		f, err := elf.Open(bin)
+		id, err := os.ReadFile(idFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
-				t.Errorf("program header %v: dynamically linked, scratch has no loader or libc", p.Type)
-			}
-		}
-		if s := f.Section(".dynamic"); s != nil {
-			t.Error("has a .dynamic section")
-		}
-		if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
-			t.Errorf("needs shared libraries %v", libs)
-		}
+		imageID, imageErr = strings.TrimSpace(string(id)), ""
 	})
-
-	t.Run("size", func(t *testing.T) {
-		fi, err := os.Stat(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("binary: %.1f MB", float64(fi.Size())/1e6)
-		if fi.Size() >= maxImageBytes {
-			t.Errorf("binary is %d bytes; the image must stay under %d", fi.Size(), maxImageBytes)
-		}
-	})
-
-	t.Run("version", func(t *testing.T) {
-		code, stdout, stderr := runImage(t, bin, t.TempDir(), env, "--version")
-		if code != 0 || stdout != "s3-asset-manager "+testVersion+"\n" {
-			t.Errorf("--version: exit %d, stdout %q, stderr %q; want the stamped %s", code, stdout, stderr, testVersion)
-		}
-	})
-
-	// Concourse runs check and upload by name, through the links, with only
-	// the image's ENV and the task's params. The image has symbolic links;
-	// hard links are what a user copying the binary around might make.
-	for _, hard := range []bool{false, true} {
-		for _, name := range []string{"check", "upload"} {
-			t.Run(fmt.Sprintf("%s/hard=%t", name, hard), func(t *testing.T) {
-				code, stdout, stderr := runImage(t, linkAs(t, bin, name, hard), t.TempDir(), env)
-				if code != cli.ExitUsage || !strings.Contains(stderr, "PACKAGE_ASSETS_BUCKET") {
-					t.Errorf("%s without a bucket: exit %d, stderr %q; want %d naming PACKAGE_ASSETS_BUCKET", name, code, stderr, cli.ExitUsage)
-				}
-				if stdout != "" {
-					t.Errorf("stdout %q", stdout)
-				}
-			})
-		}
+	if imageErr != "" {
+		t.Fatal(imageErr)
 	}
-
-	// With a bucket the defaults (./repo, ./packages) apply: the package
-	// directory is made, then the missing repository stops the run before
-	// any request is sent (the endpoint is never dialled).
-	t.Run("defaults", func(t *testing.T) {
-		dir := t.TempDir()
-		e := map[string]string{"PACKAGE_ASSETS_BUCKET": "some-bucket", "PACKAGE_ASSETS_ENDPOINT": "http://127.0.0.1:1"}
-		for k, v := range env {
-			e[k] = v
-		}
-		code, _, stderr := runImage(t, linkAs(t, bin, "check", false), dir, e)
-		if code != cli.ExitGit || !strings.Contains(stderr, "repo") {
-			t.Errorf("check in an empty directory: exit %d, stderr %q; want %d about ./repo", code, stderr, cli.ExitGit)
-		}
-		if fi, err := os.Stat(filepath.Join(dir, "packages")); err != nil || !fi.IsDir() {
-			t.Errorf("./packages not created: %v", err)
-		}
-	})
+	return imageID
 }
 
-// linkAs makes a link named name to bin in a temp dir.
-func linkAs(t *testing.T, bin, name string, hard bool) string {
+func requireImage(t *testing.T, why string) {
 	t.Helper()
-	exe := filepath.Join(t.TempDir(), name)
-	link := os.Symlink
-	if hard {
-		link = os.Link
+	if os.Getenv("S3AM_IMAGE_TESTS") == "require" {
+		t.Fatalf("%s; S3AM_IMAGE_TESTS=require", why)
 	}
-	if err := link(bin, exe); err != nil {
-		t.Fatal(err)
-	}
-	return exe
+	t.Skip(why)
 }
 
-// runImage runs exe in dir with exactly env as its environment.
-func runImage(t *testing.T, exe, dir string, env map[string]string, args ...string) (int, string, string) {
+// container is one podman run.
+type container struct {
+	mounts     map[string]string // host path: container path
+	workdir    string
+	env        map[string]string
+	entrypoint *string // nil: the image's
+	args       []string
+}
+
+// run runs c on the host's network (the S3 servers listen on loopback) and
+// returns the container's exit code and output.
+func (c container) run(t *testing.T) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(exe, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{} // not nil: nil would inherit this process's environment
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+	args := []string{"run", "--rm", "--network", "host"}
+	for host, ctr := range c.mounts {
+		args = append(args, "--volume", host+":"+ctr)
 	}
+	if c.workdir != "" {
+		args = append(args, "--workdir", c.workdir)
+	}
+	for k, v := range c.env {
+		args = append(args, "--env", k+"="+v)
+	}
+	if c.entrypoint != nil {
+		args = append(args, "--entrypoint", *c.entrypoint)
+	}
+	args = append(args, testImage(t))
+	args = append(args, c.args...)
+	cmd := podman(args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	code := 0
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
-		return ee.ExitCode(), stdout.String(), stderr.String()
+		code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("run %s: %v", exe, err)
+		t.Fatalf("podman run: %v", err)
 	}
-	return 0, stdout.String(), stderr.String()
+	// 125-127 are podman's own: the container did not run.
+	if code >= 125 && code <= 127 {
+		t.Fatalf("podman %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// awsEnv is the test credentials, as a user passes them with -e. Nothing
+// else of this machine's AWS_* (files, a CA bundle) exists in the container.
+func awsEnv() map[string]string {
+	return map[string]string{
+		"AWS_ACCESS_KEY_ID":     s3test.AccessKey,
+		"AWS_SECRET_ACCESS_KEY": s3test.SecretKey,
+		"AWS_REGION":            s3test.Region,
+	}
+}
+
+// TestImageConfig checks the image's configuration and file system: one
+// static binary, the links Concourse runs, /tmp, nothing else (no shell).
+func TestImageConfig(t *testing.T) {
+	id := testImage(t)
+	out, err := podman("image", "inspect", id).Output()
+	if err != nil {
+		t.Fatalf("podman image inspect: %v", err)
+	}
+	var inspect []struct {
+		Config struct {
+			Entrypoint []string
+			Cmd        []string
+			Env        []string
+			User       string
+			WorkingDir string
+		}
+		Size int64
+	}
+	if err := json.Unmarshal(out, &inspect); err != nil || len(inspect) != 1 {
+		t.Fatalf("podman image inspect: %v\n%s", err, out)
+	}
+	cfg := inspect[0].Config
+	if len(cfg.Entrypoint) != 1 || cfg.Entrypoint[0] != imageBinary {
+		t.Errorf("entrypoint %q, want [%s]", cfg.Entrypoint, imageBinary)
+	}
+	if cfg.User != "" {
+		t.Errorf("user %q: docker actions run as the image's user and need the workspace (root)", cfg.User)
+	}
+	env := map[string]string{}
+	for _, kv := range cfg.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	want := map[string]string{"PATH": "/usr/local/bin"}
+	for k, v := range imageEnv {
+		want[k] = v
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("image ENV %s=%q, want %q", k, env[k], v)
+		}
+	}
+	if len(env) != len(want) {
+		t.Errorf("image ENV %q, want exactly %q (runOnHost gives the binary imageEnv)", cfg.Env, want)
+	}
+	if inspect[0].Size >= maxImageBytes {
+		t.Errorf("image is %d bytes, want under %d", inspect[0].Size, maxImageBytes)
+	}
+
+	files := exportImage(t, id)
+	wantFiles := map[string]string{
+		"usr/local/bin/s3-asset-manager": "file 0755",
+		"usr/local/bin/check":            "link s3-asset-manager",
+		"usr/local/bin/upload":           "link s3-asset-manager",
+		"tmp/":                           "dir 1777",
+		"tmp/.keep":                      "", // any mode: git keeps no empty directory
+	}
+	for name, w := range wantFiles {
+		got, ok := files[name]
+		if !ok {
+			t.Errorf("image has no %s", name)
+		} else if w != "" && got.desc != w {
+			t.Errorf("image %s: %s, want %s", name, got.desc, w)
+		}
+	}
+	for name, f := range files {
+		if _, ok := wantFiles[name]; !ok && !strings.HasSuffix(name, "/") {
+			t.Errorf("image has %s (%s): want only the binary and its links", name, f.desc)
+		}
+	}
+
+	bin := files["usr/local/bin/s3-asset-manager"].data
+	f, err := elf.NewFile(bytes.NewReader(bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("program header %v: dynamically linked, scratch has no loader or libc", p.Type)
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("needs shared libraries %v", libs)
+	}
+}
+
+type imageFile struct {
+	desc string // "file 0755", "link TARGET", "dir 1777"
+	data []byte
+}
+
+// exportImage lists the file system of a container made from the image.
+func exportImage(t *testing.T, id string) map[string]imageFile {
+	t.Helper()
+	name := fmt.Sprintf("s3am-export-%d", os.Getpid())
+	if out, err := podman("create", "--name", name, id).CombinedOutput(); err != nil {
+		t.Fatalf("podman create: %v\n%s", err, out)
+	}
+	defer podman("rm", name).Run()
+	out, err := podman("export", name).Output()
+	if err != nil {
+		t.Fatalf("podman export: %v", err)
+	}
+	files := map[string]imageFile{}
+	tr := tar.NewReader(bytes.NewReader(out))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(h.Name, "./")
+		mode := h.FileInfo().Mode()
+		perm := fmt.Sprintf("%04o", mode.Perm())
+		if mode&os.ModeSticky != 0 {
+			perm = fmt.Sprintf("1%03o", mode.Perm())
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			files[strings.TrimSuffix(name, "/")+"/"] = imageFile{desc: "dir " + perm}
+		case tar.TypeSymlink:
+			files[name] = imageFile{desc: "link " + h.Linkname}
+		case tar.TypeReg:
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[name] = imageFile{desc: "file " + perm, data: data}
+		default:
+			files[name] = imageFile{desc: fmt.Sprintf("type %c", h.Typeflag)}
+		}
+	}
+	return files
+}
+
+func TestImageVersion(t *testing.T) {
+	code, stdout, stderr := container{args: []string{"--version"}}.run(t)
+	if code != 0 || stdout != "s3-asset-manager "+releaseTag+"\n" {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want the stamped %s", code, stdout, stderr, releaseTag)
+	}
+}
+
+// README, "docker run": the current directory at /app, the repository at
+// /app/repo, the defaults ./repo and ./packages; check, build, upload, check.
+func TestImageDockerRun(t *testing.T) {
+	testImage(t)
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "local-repo")
+	head := newRepo(t, repo)
+	env := awsEnv()
+	for k, v := range srv.Env(bucket) {
+		env[k] = v
+	}
+	run := func(cmd string) container {
+		return container{
+			mounts:  map[string]string{dir: "/app", repo: "/app/repo"},
+			workdir: "/app",
+			env:     env,
+			args:    []string{cmd},
+		}
+	}
+	if code, _, stderr := run("check").run(t); code != 0 {
+		t.Fatalf("check: exit %d\n%s", code, stderr)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "packages", ".commit-hash")); err != nil || string(got) != head {
+		t.Fatalf("packages/.commit-hash %q (%v), want %s", got, err, head)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "packages", ".found")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("first check left .found: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "packages", "fn1.zip"), []byte("built"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run("upload").run(t); code != 0 {
+		t.Fatalf("upload: exit %d\n%s", code, stderr)
+	}
+	if _, body := srv.Get(t, bucket, "artifacts/"+head+"/fn1.zip"); string(body) != "built" {
+		t.Errorf("stored fn1.zip %q, want %q", body, "built")
+	}
+	if code, _, stderr := run("check").run(t); code != 0 {
+		t.Fatalf("second check: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "packages", ".found")); err != nil {
+		t.Errorf("second check: no .found: %v", err)
+	}
+}
+
+// newRepo makes a git repository with one commit in dir and returns HEAD.
+func newRepo(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
+	if err := os.WriteFile(filepath.Join(dir, "main.c"), []byte("int main(void) { return 0; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Git(t, dir, "add", "-A")
+	gittest.Git(t, dir, "commit", "-q", "-m", "first")
+	return gittest.Git(t, dir, "rev-parse", "HEAD")
+}
+
+// runInImage starts the action's container as the Actions runner does
+// (ContainerActionHandler): the runner's directories mounted at /github/...,
+// /github/workspace the working directory, every variable whose value is a
+// host path under a mount translated to the container's path.
+func runInImage(t *testing.T, dirs runnerDirs, env map[string]string, args []string) (int, string, string) {
+	t.Helper()
+	mounts := map[string]string{
+		dirs.home:         "/github/home",
+		dirs.workflow:     "/github/workflow",
+		dirs.fileCommands: "/github/file_commands",
+		dirs.workspace:    "/github/workspace",
+	}
+	translated := map[string]string{}
+	for k, v := range env {
+		for host, ctr := range mounts {
+			if v == host || strings.HasPrefix(v, host+"/") {
+				v = ctr + strings.TrimPrefix(v, host)
+				break
+			}
+		}
+		translated[k] = v
+	}
+	// The step's env passes the credentials; nothing else of this
+	// machine's AWS_* exists in the container.
+	for k := range translated {
+		if strings.HasPrefix(k, "AWS_") {
+			delete(translated, k)
+		}
+	}
+	for k, v := range awsEnv() {
+		translated[k] = v
+	}
+	return container{mounts: mounts, workdir: "/github/workspace", env: translated, args: args}.run(t)
+}
+
+// The docker action through the image: the same scenario as
+// TestActionCheckUpload, and the package directory check creates belongs to
+// the workspace's owner (the runner's user), not to root.
+func TestImageAction(t *testing.T) {
+	testImage(t)
+	srv := s3test.Get(t, "minio")
+	ws, head := newWorkspace(t)
+	const runnerUID = 1001 // the runner's user on GitHub's machines
+	if err := os.Chown(ws, runnerUID, runnerUID); err != nil {
+		t.Fatal(err)
+	}
+	run := func(t *testing.T, ws string, inputs map[string]string) actionRun {
+		return runActionOn(t, runInImage, ws, inputs)
+	}
+	actionCheckUpload(t, srv, ws, head, run)
+	fi, err := os.Stat(filepath.Join(ws, "dist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fileOwner(fi); uid != runnerUID {
+		t.Errorf("dist/ made by check belongs to uid %d, want the workspace's owner %d", uid, runnerUID)
+	}
+}
+
+// Concourse: `run: path: check` executes check from PATH, bypassing the
+// entry point, in the task's directory holding its inputs and outputs (repo,
+// packages), with params as environment variables and the image's ENV.
+func TestImageConcourse(t *testing.T) {
+	testImage(t)
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	build := t.TempDir()
+	head := newRepo(t, filepath.Join(build, "repo"))
+	if err := os.Mkdir(filepath.Join(build, "packages"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	params := awsEnv()
+	for k, v := range srv.Env(bucket) {
+		params[k] = v
+	}
+	params["CODE_HASH_FIND_FILTER"] = "**/*.c"
+	task := func(path string) container {
+		return container{
+			mounts:     map[string]string{build: "/tmp/build/e55deab7"},
+			workdir:    "/tmp/build/e55deab7",
+			env:        params,
+			entrypoint: &path,
+		}
+	}
+	if code, _, stderr := task("check").run(t); code != 0 {
+		t.Fatalf("check: exit %d\n%s", code, stderr)
+	}
+	codeHash, err := os.ReadFile(filepath.Join(build, "packages", ".code-hash"))
+	if err != nil || len(codeHash) != 64 {
+		t.Fatalf("packages/.code-hash %q: %v", codeHash, err)
+	}
+	if err := os.WriteFile(filepath.Join(build, "packages", "fn1.zip"), []byte("built"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := task("upload").run(t); code != 0 {
+		t.Fatalf("upload: exit %d\n%s", code, stderr)
+	}
+	for _, key := range []string{"artifacts/" + head + "/fn1.zip", "cache/" + string(codeHash) + "/fn1.zip"} {
+		if _, body := srv.Get(t, bucket, key); string(body) != "built" {
+			t.Errorf("%s: %q, want %q", key, body, "built")
+		}
+	}
+	if code, _, stderr := task("check").run(t); code != 0 {
+		t.Fatalf("second check: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(build, "packages", ".found")); err != nil {
+		t.Errorf("second check: no .found: %v", err)
+	}
+}
+
+// An HTTPS endpoint from the image: a TLS proxy in front of MinIO with a
+// certificate from a test CA, which the image trusts through AWS_CA_BUNDLE
+// and, without it, refuses (exit 4, not a miss).
+func TestImageHTTPS(t *testing.T) {
+	testImage(t)
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		proxy.ServeHTTP(w, r)
+	}))
+	ts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	ts.StartTLS()
+	defer ts.Close()
+	certs := t.TempDir()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
+	if err := os.WriteFile(filepath.Join(certs, "ca.pem"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	head := newRepo(t, filepath.Join(dir, "repo"))
+	check := func(bundle bool) (int, string) {
+		env := awsEnv()
+		env["PACKAGE_ASSETS_BUCKET"] = bucket
+		env["PACKAGE_ASSETS_ENDPOINT"] = ts.URL // https://127.0.0.1:port
+		env["AWS_MAX_ATTEMPTS"] = "1"
+		if bundle {
+			env["AWS_CA_BUNDLE"] = "/certs/ca.pem"
+		}
+		code, _, stderr := container{
+			mounts:  map[string]string{dir: "/work", certs: "/certs"},
+			workdir: "/work",
+			env:     env,
+			args:    []string{"check"},
+		}.run(t)
+		return code, stderr
+	}
+
+	if code, stderr := check(false); code != cli.ExitS3 || !strings.Contains(stderr, "certificate") {
+		t.Errorf("check over HTTPS with an unknown CA: exit %d, want %d naming the certificate\n%s", code, cli.ExitS3, stderr)
+	}
+	before := requests.Load()
+	if code, stderr := check(true); code != 0 {
+		t.Fatalf("check over HTTPS with AWS_CA_BUNDLE: exit %d\n%s", code, stderr)
+	}
+	if requests.Load() == before {
+		t.Error("the check sent no request through the TLS proxy")
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "packages", ".commit-hash")); err != nil || string(got) != head {
+		t.Errorf(".commit-hash %q (%v), want %s", got, err, head)
+	}
 }

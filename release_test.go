@@ -1,0 +1,263 @@
+package main
+
+// What the release ships, built here the way .goreleaser.yaml builds it: the
+// image tests (image_test.go) put this binary in the image, and the native
+// action's tests (native_test.go) fetch it from a local "release".
+// GoReleaser itself cannot run in the tests (it needs docker buildx to build
+// images); `goreleaser check` in scripts/test validates the file, and these
+// tests read the parts that decide what ships: the build's flags, the names of
+// the bare binaries, the checksum file, the image's build context.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"text/template"
+
+	"gopkg.in/yaml.v3"
+)
+
+// releaseTag is the version the test release is stamped with.
+const releaseTag = "v1.10.0"
+
+// goreleaserConfig is the part of .goreleaser.yaml the tests follow.
+type goreleaserConfig struct {
+	ProjectName string `yaml:"project_name"`
+	Builds      []struct {
+		ID      string   `yaml:"id"`
+		Main    string   `yaml:"main"`
+		Binary  string   `yaml:"binary"`
+		Env     []string `yaml:"env"`
+		Goos    []string `yaml:"goos"`
+		Goarch  []string `yaml:"goarch"`
+		Flags   []string `yaml:"flags"`
+		Ldflags []string `yaml:"ldflags"`
+	} `yaml:"builds"`
+	Archives []struct {
+		ID           string   `yaml:"id"`
+		Formats      []string `yaml:"formats"`
+		NameTemplate string   `yaml:"name_template"`
+	} `yaml:"archives"`
+	Checksum struct {
+		NameTemplate string `yaml:"name_template"`
+		Algorithm    string `yaml:"algorithm"`
+	} `yaml:"checksum"`
+	DockersV2 []struct {
+		Dockerfile string   `yaml:"dockerfile"`
+		ExtraFiles []string `yaml:"extra_files"`
+		Images     []string `yaml:"images"`
+		Tags       []string `yaml:"tags"`
+		Platforms  []string `yaml:"platforms"`
+	} `yaml:"dockers_v2"`
+}
+
+func loadGoreleaser(t *testing.T) goreleaserConfig {
+	t.Helper()
+	b, err := os.ReadFile(".goreleaser.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c goreleaserConfig
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf(".goreleaser.yaml: %v", err)
+	}
+	if len(c.Builds) != 1 || len(c.DockersV2) != 1 {
+		t.Fatalf(".goreleaser.yaml: %d builds and %d dockers_v2; the tests know one of each", len(c.Builds), len(c.DockersV2))
+	}
+	return c
+}
+
+// tmplData is what GoReleaser's name templates see, for the fields used here.
+func tmplData(c goreleaserConfig, goos, goarch string) map[string]any {
+	return map[string]any{
+		"ProjectName": c.ProjectName,
+		"Tag":         releaseTag,
+		"Version":     strings.TrimPrefix(releaseTag, "v"),
+		"Os":          goos,
+		"Arch":        goarch,
+		"Major":       1, // of releaseTag
+		"Minor":       10,
+		"Patch":       0,
+		"Prerelease":  "",
+	}
+}
+
+func applyTemplate(t *testing.T, text string, data map[string]any) string {
+	t.Helper()
+	tpl, err := template.New("").Option("missingkey=error").Parse(text)
+	if err != nil {
+		t.Fatalf(".goreleaser.yaml template %q: %v", text, err)
+	}
+	var b strings.Builder
+	if err := tpl.Execute(&b, data); err != nil {
+		t.Fatalf(".goreleaser.yaml template %q: %v", text, err)
+	}
+	return b.String()
+}
+
+// buildReleaseBinary builds the binary for goos/goarch with the release's
+// environment, flags and ldflags, stamped with releaseTag, at out.
+func buildReleaseBinary(t *testing.T, c goreleaserConfig, goos, goarch, out string) {
+	t.Helper()
+	b := c.Builds[0]
+	data := tmplData(c, goos, goarch)
+	args := append([]string{"build", "-o", out}, b.Flags...)
+	var ld []string
+	for _, f := range b.Ldflags {
+		ld = append(ld, applyTemplate(t, f, data))
+	}
+	args = append(args, "-ldflags", strings.Join(ld, " "), b.Main)
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), b.Env...)
+	cmd.Env = append(cmd.Env, "GOOS="+goos, "GOARCH="+goarch)
+	if output, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, output)
+	}
+}
+
+var (
+	releaseOnce sync.Once
+	releaseBin  string // linux binary for this machine's architecture
+	releaseErr  string
+)
+
+// releaseBinary is the release's binary for the machine running the tests,
+// built once for all tests.
+func releaseBinary(t *testing.T) string {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the image and the local release are built for linux")
+	}
+	releaseOnce.Do(func() {
+		c := loadGoreleaser(t)
+		out := filepath.Join(testDir, "release", "linux", runtime.GOARCH, c.Builds[0].Binary)
+		ok := false
+		defer func() {
+			if !ok {
+				releaseErr = "building the release binary failed (see the first test that tried)"
+			}
+		}()
+		buildReleaseBinary(t, c, "linux", runtime.GOARCH, out)
+		releaseBin, ok = out, true
+	})
+	if releaseErr != "" {
+		t.Fatal(releaseErr)
+	}
+	return releaseBin
+}
+
+// releaseAssets writes what a GitHub release of releaseTag holds for the
+// native action, for this machine: the bare binary under its release name
+// and the checksums file. It returns the binary's release name.
+func releaseAssets(t *testing.T, dir string) string {
+	t.Helper()
+	c := loadGoreleaser(t)
+	var name string
+	for _, a := range c.Archives {
+		if len(a.Formats) == 1 && a.Formats[0] == "binary" {
+			name = applyTemplate(t, a.NameTemplate, tmplData(c, "linux", runtime.GOARCH))
+		}
+	}
+	if name == "" {
+		t.Fatal(".goreleaser.yaml has no archive of format binary: the native action downloads bare binaries")
+	}
+	data, err := os.ReadFile(releaseBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c.Checksum.Algorithm != "sha256" {
+		t.Fatalf(".goreleaser.yaml: checksum algorithm %q; the native action verifies sha256", c.Checksum.Algorithm)
+	}
+	sum := sha256.Sum256(data)
+	// GoReleaser's format, as sha256sum writes it. Another file is listed
+	// first so a reader that takes the first line fails.
+	lines := fmt.Sprintf("%s  %s_%s_windows_amd64.zip\n%s  %s\n",
+		strings.Repeat("0", 64), c.ProjectName, strings.TrimPrefix(releaseTag, "v"), hex.EncodeToString(sum[:]), name)
+	if err := os.WriteFile(filepath.Join(dir, c.Checksum.NameTemplate), []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// copyTree copies src to dst as GoReleaser copies extra files: symbolic
+// links stay links.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, fi.Mode().Perm())
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGoreleaserConfig checks what the actions depend on: every runner's
+// platform is built, the image tags include the one action.yml pulls.
+func TestGoreleaserConfig(t *testing.T) {
+	c := loadGoreleaser(t)
+	b := c.Builds[0]
+	for _, goos := range []string{"linux", "darwin", "windows"} {
+		if !slices.Contains(b.Goos, goos) {
+			t.Errorf("builds.goos %v lacks %s", b.Goos, goos)
+		}
+	}
+	for _, goarch := range []string{"amd64", "arm64"} {
+		if !slices.Contains(b.Goarch, goarch) {
+			t.Errorf("builds.goarch %v lacks %s", b.Goarch, goarch)
+		}
+	}
+	if !slices.Contains(b.Env, "CGO_ENABLED=0") {
+		t.Errorf("builds.env %v: want CGO_ENABLED=0 (static, for scratch and any runner's libc)", b.Env)
+	}
+	if !slices.Contains(b.Flags, "-trimpath") {
+		t.Errorf("builds.flags %v: no -trimpath", b.Flags)
+	}
+	if ld := strings.Join(b.Ldflags, " "); !strings.Contains(ld, "internal/version.Version={{ .Tag }}") {
+		t.Errorf("ldflags %q do not stamp internal/version.Version with the tag", ld)
+	}
+	d := c.DockersV2[0]
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		if !slices.Contains(d.Platforms, p) {
+			t.Errorf("dockers_v2 platforms %v lack %s", d.Platforms, p)
+		}
+	}
+}
