@@ -156,16 +156,22 @@ type compositeAction struct {
 	} `yaml:"runs"`
 }
 
-// The native action's inputs and outputs are the docker action's.
-func TestNativeActionMetadata(t *testing.T) {
+func loadNativeAction(t *testing.T) compositeAction {
+	t.Helper()
 	b, err := os.ReadFile(nativeAction)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c compositeAction
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", nativeAction, err)
 	}
+	return c
+}
+
+// The native action's inputs and outputs are the docker action's.
+func TestNativeActionMetadata(t *testing.T) {
+	c := loadNativeAction(t)
 	a := loadAction(t)
 	for name, in := range a.Inputs {
 		got, ok := c.Inputs[name]
@@ -282,14 +288,7 @@ func runnerArch() string {
 // action's outputs are evaluated last.
 func (n *nativeRunner) run(t *testing.T, ws string, inputs map[string]string) actionRun {
 	t.Helper()
-	b, err := os.ReadFile(nativeAction)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c compositeAction
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := loadNativeAction(t)
 	values := actionInputs(t, c.Inputs, inputs)
 	actionPath, err := filepath.Abs("native")
 	if err != nil {
