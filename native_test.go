@@ -447,6 +447,16 @@ func TestNativeActionVersion(t *testing.T) {
 	}
 }
 
+// An empty release list is a clear error, not a silent exit.
+func TestNativeActionNoReleases(t *testing.T) {
+	n := newNativeRunner(t, newRelease(t))
+	ws, _ := newWorkspace(t)
+	r := n.run(t, ws, map[string]string{"mode": "check"})
+	if r.code == 0 || !strings.Contains(r.stdout, "::error title=s3-asset-manager::no release of s3-asset-manager matches version 'v1'") {
+		t.Errorf("no releases: exit %d, want a failure with an error annotation", r.code)
+	}
+}
+
 // A binary that does not match the checksums file is not run and not cached.
 func TestNativeActionChecksum(t *testing.T) {
 	rel := newRelease(t, releaseTag)

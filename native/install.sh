@@ -50,22 +50,21 @@ case "$version" in
 v[0-9]*.[0-9]*.[0-9]*) tag=$version ;;
 v[0-9]* | v[0-9]*.[0-9]*)
 	list=$(mktemp)
-	auth=()
-	# The job's token is for its own GitHub; send it only to GitHub's API.
+	get=(curl --fail --silent --show-error --location --retry 3 --output "$list" "$releases?per_page=100")
+	# The job's token is for its own GitHub; send it only to GitHub's API,
+	# through curl's config on stdin so it is not in the process list.
 	if [ -n "${S3AM_TOKEN:-}" ] && [ "$releases" = "$default_releases" ]; then
-		auth=(--config -)
-	fi
-	if ! printf 'header = "Authorization: Bearer %s"\n' "${S3AM_TOKEN:-}" |
-		curl --fail --silent --show-error --location --retry 3 "${auth[@]+"${auth[@]}"}" \
-			--output "$list" "$releases?per_page=100"; then
-		fail "could not list the releases at $releases"
+		printf 'header = "Authorization: Bearer %s"\n' "$S3AM_TOKEN" | "${get[@]}" --config - ||
+			fail "could not list the releases at $releases"
+	else
+		"${get[@]}" || fail "could not list the releases at $releases"
 	fi
 	prefix=${version#v}.
 	tag=$(grep -o '"tag_name"[[:space:]]*:[[:space:]]*"v[0-9][0-9.]*"' "$list" |
 		sed 's/.*"v\([0-9.]*\)"$/\1/' |
 		grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' |
 		while read -r v; do case "$v" in "$prefix"*) echo "$v" ;; esac; done |
-		sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1)
+		sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1) || tag="" # grep finding nothing fails the pipe
 	rm -f "$list"
 	[ -n "$tag" ] || fail "no release of s3-asset-manager matches version '$version'"
 	tag=v$tag
