@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,14 +52,6 @@ func benchList(b *testing.B) *List {
 	}
 	slices.SortFunc(fs, func(a, b gitrepo.File) int { return strings.Compare(a.Path, b.Path) })
 	return &List{CodeHash: digest(fs, ""), Patterns: []string{"**"}, Files: fs}
-}
-
-// cpuTime is the process's user and system CPU time: on a shared machine
-// the CPU a benchmark uses is steadier than the wall time it takes.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // reportCPU adds the CPU milliseconds an op took, from start.
