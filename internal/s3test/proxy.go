@@ -49,6 +49,9 @@ type Proxy struct {
 	// Observe, when set, is told of each forwarded request and the status the
 	// server answered, before the client sees the answer.
 	Observe func(r *http.Request, status int)
+	// Throttle, if set, sees every request first and may answer 503
+	// SlowDown; it also counts the requests in flight.
+	Throttle *Throttle
 
 	n      atomic.Int64
 	mu     sync.Mutex
@@ -85,7 +88,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		}
 		return nil
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := Pass
 		if p.RefuseChecksums && carriesChecksum(r) {
 			f = NotImpl
@@ -135,6 +138,13 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			case <-time.After(maxStall):
 			}
 		}
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t := p.Throttle; t != nil {
+			t.Wrap(handler).ServeHTTP(w, r)
+			return
+		}
+		handler(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
