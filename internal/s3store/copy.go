@@ -32,10 +32,6 @@ func (s *Store) Copy(ctx context.Context, r CopyRequest) (string, error) {
 	if r.Size > s.copyLimit() {
 		return s.copyMultipart(ctx, r)
 	}
-	if err := s.acquire(ctx); err != nil {
-		return "", err
-	}
-	defer s.release()
 	in := &s3.CopyObjectInput{
 		Bucket:     &s.bucket,
 		Key:        &r.Dst,
@@ -82,10 +78,6 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (string, error
 	partSize := max(s.partSizeFor(r.Size), 5<<20)
 	return s.multipart(ctx, "copy", r.Dst, r.Size, partSize, meta, ct, false, false,
 		func(ctx context.Context, uploadID *string, num int32, off, n int64) (types.CompletedPart, error) {
-			if err := s.acquire(ctx); err != nil {
-				return types.CompletedPart{}, err
-			}
-			defer s.release()
 			in := &s3.UploadPartCopyInput{
 				Bucket: &s.bucket, Key: &r.Dst, UploadId: uploadID, PartNumber: &num,
 				CopySource:      aws.String(copySource(s.bucket, r.Src)),

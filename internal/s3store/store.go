@@ -45,7 +45,8 @@ type Options struct {
 	// with the job's OIDC token before anything else.
 	WebIdentityRole string
 	IDToken         func(context.Context) (string, error)
-	// Concurrency bounds the requests in flight for uploads and copies.
+	// Concurrency bounds the requests in flight; a store that throttles
+	// lowers the bound for a while (see limiter).
 	Concurrency int
 	// PartSize is the multipart part size; 0 means DefaultPartSize.
 	PartSize int64
@@ -87,8 +88,8 @@ type Store struct {
 	// copyPartThreshold: see Options.CopyPartThreshold.
 	copyPartThreshold int64
 	contentMD5        bool
-	crc               atomic.Int32  // crcUnknown, crcOn or crcOff: do parts carry CRC32C?
-	sem               chan struct{} // bounds requests in flight across files and parts
+	crc               atomic.Int32 // crcUnknown, crcOn or crcOff: do parts carry CRC32C?
+	limit             *limiter     // bounds requests in flight across files and parts
 }
 
 // New builds the S3 client from the standard AWS configuration chain (keys,
@@ -144,7 +145,10 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// The cache refreshes the role's credentials before they expire.
 		cfg.Credentials = aws.NewCredentialsCache(provider)
 	}
-	client := s3.NewFromConfig(cfg, attemptTimeout(o.RequestTimeout), func(so *s3.Options) {
+	limit := newLimiter(o.Concurrency)
+	// In this order: each attempt waits for a slot (withLimiter), then its
+	// timeout starts (attemptTimeout); both sit right after the retryer.
+	client := s3.NewFromConfig(cfg, attemptTimeout(o.RequestTimeout), withLimiter(limit), func(so *s3.Options) {
 		if o.Endpoint != "" {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
@@ -160,6 +164,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			// A body the store found damaged on the way is sent again. A file
 			// that changed while it was read is caught after (ErrChanged).
 			ro.Retryables = append(slices.Clone(retry.DefaultRetryables), retry.RetryableErrorCode{Codes: digestMismatch})
+			// A throttled request waits as briefly as any other before it
+			// is retried (50 ms, doubling), not the SDK's 1 s, doubling, for
+			// throttles: the limiter already holds the retry until the store
+			// has room, and would otherwise sit idle.
+			ro.Throttles = nil
 		})
 	})
 	return &Store{
@@ -168,7 +177,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		partSize:          o.PartSize,
 		copyPartThreshold: o.CopyPartThreshold,
 		contentMD5:        o.ContentMD5,
-		sem:               make(chan struct{}, o.Concurrency),
+		limit:             limit,
 	}, nil
 }
 
@@ -189,18 +198,6 @@ func hasEnvEndpoint(cfg aws.Config) bool {
 
 // URL names a key for logs.
 func (s *Store) URL(key string) string { return "s3://" + s.bucket + "/" + key }
-
-// acquire takes a request slot; release gives it back.
-func (s *Store) acquire(ctx context.Context) error {
-	select {
-	case s.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (s *Store) release() { <-s.sem }
 
 // idTokenRetriever adapts a token source to stscreds, which asks again
 // whenever the credentials are refreshed.

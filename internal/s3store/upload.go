@@ -341,10 +341,6 @@ func b64(b []byte) *string {
 }
 
 func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, size int64, sha, md5sum []byte, meta map[string]string, contentType string) (string, error) {
-	if err := s.acquire(ctx); err != nil {
-		return "", err
-	}
-	defer s.release()
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
 		Key:           &key,
@@ -372,11 +368,6 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before
 			if err != nil {
 				return types.CompletedPart{}, err
 			}
-			// The slot only now: other files' requests need not wait on hashing.
-			if err := s.acquire(ctx); err != nil {
-				return types.CompletedPart{}, err
-			}
-			defer s.release()
 			in := &s3.UploadPartInput{
 				Bucket:        &s.bucket,
 				Key:           &key,
