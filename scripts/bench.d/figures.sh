@@ -9,7 +9,8 @@ N=$BENCH_RUNS
 B=$PACKAGE_ASSETS_BUCKET
 tool=$BENCH_TOOL
 s5=$BENCH_S5CMD
-ep=$AWS_ENDPOINT_URL
+ep=$AWS_ENDPOINT_URL # MinIO itself: housekeeping always goes straight to it
+EP=$ep               # where the timed clients go: MinIO, or a netproxy in front of it (net_start)
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 want() { [[ "$BENCH_ONLY" == *",$1,"* ]]; }
@@ -125,7 +126,7 @@ upload_figure() { # NAME DIR AWS_RUNS [--rss]
 			settle
 			case $who in
 			tool)
-				PACKAGE_DIRECTORY=$dir PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ \
+				PACKAGE_DIRECTORY=$dir PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ PACKAGE_ASSETS_ENDPOINT=$EP \
 					timed "${name}_tool" $rss -- "$tool" upload
 				grep -q "result: uploaded" "$W/logs/${name}_tool.log" || {
 					echo "bench: the upload did not upload" >&2
@@ -135,11 +136,11 @@ upload_figure() { # NAME DIR AWS_RUNS [--rss]
 				rm_prefix "tool-$name/"
 				;;
 			s5cmd)
-				timed "${name}_s5cmd" $rss -- "$s5" --endpoint-url "$ep" cp --exclude '.*' "$dir/*" "s3://$B/s5cmd-$name/$i/"
+				timed "${name}_s5cmd" $rss -- "$s5" --endpoint-url "$EP" cp --exclude '.*' "$dir/*" "s3://$B/s5cmd-$name/$i/"
 				rm_prefix "s5cmd-$name/"
 				;;
 			aws)
-				timed "${name}_aws" $rss -- aws --endpoint-url "$ep" s3 cp --recursive --only-show-errors \
+				timed "${name}_aws" $rss -- aws --endpoint-url "$EP" s3 cp --recursive --only-show-errors \
 					--exclude '.*' "$dir" "s3://$B/aws-$name/$i/"
 				rm_prefix "aws-$name/"
 				;;
@@ -163,7 +164,7 @@ if want 4 || want 8; then
 	py gen "$W/set1g" one.bin:1073741824:1
 	quiet 4
 	upload_figure up1g "$W/set1g" "$N" --rss
-	rm -rf "$W/set1g"
+	want 13 || rm -rf "$W/set1g"
 fi
 
 if want 5; then
@@ -194,33 +195,42 @@ if want 10; then
 fi
 
 # ---------------------------------------------------------------- figure 6
-if want 6; then
-	step "figure 6: check that finds the commit (20,000-file repo, filter set)"
+# found_figure LABEL: check that finds the commit, against one `s5cmd head` of its
+# record through the same endpoint ($EP). Set up once per endpoint under its own prefix.
+found_figure() {
+	local l=$1 i
 	[ -d "$W/repo20k" ] || gen_repo "$W/repo20k"
-	quiet 6
 	(
-		export GIT_REPO_PATH=$W/repo20k PACKAGE_DIRECTORY=$W/pkg-found CODE_HASH_FIND_FILTER='lambdas/**'
-		export PACKAGE_ASSETS_KEY_PREFIX=found/
+		export GIT_REPO_PATH=$W/repo20k PACKAGE_DIRECTORY=$W/pkg-$l CODE_HASH_FIND_FILTER='lambdas/**'
+		export PACKAGE_ASSETS_KEY_PREFIX=$l/ PACKAGE_ASSETS_ENDPOINT=$EP
 		"$tool" check >/dev/null 2>&1
 		echo "a build" >"$PACKAGE_DIRECTORY/fn.zip"
 		rm -f "$PACKAGE_DIRECTORY/.code-hash"
 		"$tool" upload >/dev/null 2>&1
 		commit=$(cat "$PACKAGE_DIRECTORY/.commit-hash")
-		record="s3://$B/found/artifacts/$commit/.s3-asset-manager.json"
+		record="s3://$B/$l/artifacts/$commit/.s3-asset-manager.json"
 		"$tool" check >/dev/null 2>&1
-		"$s5" --endpoint-url "$ep" head "$record" >/dev/null
+		"$s5" --endpoint-url "$EP" head "$record" >/dev/null
 		for i in $(seq $((4 * N))); do
-			timed found_tool -- "$tool" check
+			timed "${l}_tool" -- "$tool" check
 			test -e "$PACKAGE_DIRECTORY/.found"
-			timed found_s5cmd -- "$s5" --endpoint-url "$ep" head "$record"
+			timed "${l}_s5cmd" -- "$s5" --endpoint-url "$EP" head "$record"
 		done
 	)
+}
+
+if want 6; then
+	step "figure 6: check that finds the commit (20,000-file repo, filter set)"
+	[ -d "$W/repo20k" ] || gen_repo "$W/repo20k"
+	quiet 6
+	found_figure found
 fi
 
 # ---------------------------------------------------------------- figure 7
-if want 7; then
-	step "figure 7: cache hit (check copies 208 objects, 551 MiB, inside S3) vs s5cmd server-side copy"
-	hit=$W/repo-hit
+# hit_figure LABEL: a cache hit (check copies 208 objects, 551 MiB, inside S3) against
+# s5cmd's server-side copy of the same objects, both through $EP.
+hit_figure() {
+	local l=$1 hit=$W/repo-$1 i who
 	mkdir -p "$hit/lambdas/fn1" "$hit/lambdas/fn2"
 	echo 'def handler(event, context): return "fn1"' >"$hit/lambdas/fn1/index.py"
 	echo 'def handler(event, context): return "fn2"' >"$hit/lambdas/fn2/index.py"
@@ -228,14 +238,13 @@ if want 7; then
 	git -C "$hit" -c init.defaultBranch=main init -q
 	git -C "$hit" add -A
 	git -C "$hit" commit -q -m first
-	quiet 7
 	(
-		export GIT_REPO_PATH=$hit PACKAGE_DIRECTORY=$W/pkg-hit CODE_HASH_FIND_FILTER='lambdas/**'
-		export PACKAGE_ASSETS_KEY_PREFIX=hit/ RESULT_DOTENV_FILE=$W/hit.env
+		export GIT_REPO_PATH=$hit PACKAGE_DIRECTORY=$W/pkg-$l CODE_HASH_FIND_FILTER='lambdas/**'
+		export PACKAGE_ASSETS_KEY_PREFIX=$l/ RESULT_DOTENV_FILE=$W/$l.env PACKAGE_ASSETS_ENDPOINT=$EP
 		echo "filling the cache: check, then upload with .code-hash" >&2
 		"$tool" check >/dev/null 2>&1
 		ln "$W"/set552/*.zip "$PACKAGE_DIRECTORY/"
-		"$tool" upload >"$W/logs/hit-fill.log" 2>&1
+		PACKAGE_ASSETS_ENDPOINT=$ep "$tool" upload >"$W/logs/$l-fill.log" 2>&1
 		code=$(cat "$PACKAGE_DIRECTORY/.code-hash")
 		for i in $(seq "$N"); do
 			for who in $(pair_order "$i"); do
@@ -246,18 +255,149 @@ if want 7; then
 				fi
 				settle # as for the uploads: the same state before every timed run
 				if [ "$who" = tool ]; then
-					timed hit_tool -- "$tool" check
+					timed "${l}_tool" -- "$tool" check
 					grep -qx 'CACHE_HIT=true' "$RESULT_DOTENV_FILE" || {
 						echo "bench: check did not hit the cache" >&2
-						cat "$W/logs/hit_tool.log" >&2
+						cat "$W/logs/${l}_tool.log" >&2
 						exit 1
 					}
-					rm_prefix "hit/artifacts/"
+					rm_prefix "$l/artifacts/"
 				else
-					timed hit_s5cmd -- "$s5" --endpoint-url "$ep" cp --exclude '.*' "s3://$B/hit/cache/$code/*" "s3://$B/s5copy/$i/"
-					rm_prefix "s5copy/"
+					timed "${l}_s5cmd" -- "$s5" --endpoint-url "$EP" cp --exclude '.*' "s3://$B/$l/cache/$code/*" "s3://$B/s5copy-$l/$i/"
+					rm_prefix "s5copy-$l/"
 				fi
 			done
 		done
 	)
+}
+
+if want 7; then
+	step "figure 7: cache hit (check copies 208 objects, 551 MiB, inside S3) vs s5cmd server-side copy"
+	quiet 7
+	hit_figure hit
+fi
+
+# ---------------------------------------------------------------- figures 11-16
+# The same work against a distant endpoint: scripts/bench.d/netproxy in front of MinIO,
+# HTTPS with the harness's certificate (AWS_CA_BUNDLE), HTTP/1.1 only as S3, and a round
+# trip of BENCH_RTTS milliseconds on every exchange (half each way, below TLS, so new
+# connections pay for their handshakes). Figure 16 adds throttling: 503 SlowDown above
+# BENCH_THROTTLE requests in flight, as S3 answers a busy prefix.
+NETPROXY_PID=""
+net_start() { # RTT_MS [netproxy flags...]: start a proxy, point EP at it
+	local rtt=$1 af=$W/netproxy.addr
+	shift
+	rm -f "$af"
+	"$BENCH_NETPROXY" serve -target "$ep" -cert "$W/tls/cert.pem" -key "$W/tls/key.pem" \
+		-rtt "${rtt}ms" -addr-file "$af" "$@" 2>>"$W/logs/netproxy.log" &
+	NETPROXY_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -s "$af" ] && break
+		sleep 0.05
+	done
+	[ -s "$af" ] || { echo "bench: netproxy did not start" >&2; exit 1; }
+	EP=$(cat "$af")
+}
+net_stop() { # the proxy's request counts go to its log
+	[ -n "$NETPROXY_PID" ] || return 0
+	kill "$NETPROXY_PID"
+	wait "$NETPROXY_PID" || true
+	NETPROXY_PID=""
+	EP=$ep
+}
+trap net_stop EXIT
+
+rtts=${BENCH_RTTS//,/ }
+if want 11 || want 16; then
+	[ -d "$W/set2k" ] || py gen "$W/set2k" small.js:10240:2000
+fi
+if want 11; then
+	for r in $rtts; do
+		step "figure 11: upload 2,000 files of 10 KiB over HTTPS with a ${r} ms round trip vs s5cmd and aws"
+		quiet 11
+		net_start "$r"
+		upload_figure "up2k_r$r" "$W/set2k" "$BENCH_AWS_SMALL_N"
+		net_stop
+	done
+fi
+if want 12 || want 15; then
+	[ -d "$W/set552" ] || py gen "$W/set552" big.zip:67108864:8 small.zip:204800:200
+fi
+if want 12; then
+	for r in $rtts; do
+		step "figure 12: upload 551 MiB in 208 files over HTTPS with a ${r} ms round trip vs s5cmd and aws"
+		quiet 12
+		net_start "$r"
+		upload_figure "up552_r$r" "$W/set552" "$N"
+		net_stop
+	done
+fi
+if want 13; then
+	[ -d "$W/set1g" ] || py gen "$W/set1g" one.bin:1073741824:1
+	for r in $rtts; do
+		step "figure 13: upload one 1 GiB file over HTTPS with a ${r} ms round trip vs s5cmd and aws, with peak RSS"
+		quiet 13
+		net_start "$r"
+		upload_figure "up1g_r$r" "$W/set1g" "$N" --rss
+		net_stop
+	done
+	rm -rf "$W/set1g"
+fi
+if want 14; then
+	for r in $rtts; do
+		step "figure 14: check that finds the commit over HTTPS with a ${r} ms round trip"
+		quiet 14
+		net_start "$r"
+		found_figure "found_r$r"
+		net_stop
+	done
+fi
+if want 15; then
+	for r in $rtts; do
+		step "figure 15: cache hit copying 208 objects over HTTPS with a ${r} ms round trip vs s5cmd"
+		quiet 15
+		net_start "$r"
+		hit_figure "hit_r$r"
+		net_stop
+	done
+fi
+if want 16; then
+	r=${rtts%% *}
+	step "figure 16: upload 2,000 files of 10 KiB, ${r} ms round trip, through a store throttling above $BENCH_THROTTLE requests in flight"
+	quiet 16
+	# The tool's upload unthrottled and throttled (alternating places), then s5cmd's
+	# throttled: each through a proxy of its own, whose count of 503s is recorded.
+	throttle_run() { # WHO MODE RUN
+		local who=$1 mode=$2 i=$3
+		if [ "$mode" = free ]; then net_start "$r"; else net_start "$r" -max-in-flight "$BENCH_THROTTLE"; fi
+		settle
+		if [ "$who" = tool ]; then
+			commit_id "throttle-$mode-$i" >"$W/set2k/.commit-hash"
+			rm -f "$W/set2k/.found" "$W/set2k/.code-hash"
+			PACKAGE_DIRECTORY=$W/set2k PACKAGE_ASSETS_KEY_PREFIX=tool-throttle/ PACKAGE_ASSETS_ENDPOINT=$EP \
+				timed "throttle_${mode}_tool" -- "$tool" upload
+			grep -q "result: uploaded" "$W/logs/throttle_${mode}_tool.log" || {
+				echo "bench: the upload did not upload" >&2
+				exit 1
+			}
+			rm_prefix "tool-throttle/"
+		else
+			timed "throttle_${mode}_s5cmd" -- "$s5" --endpoint-url "$EP" cp --exclude '.*' "$W/set2k/*" "s3://$B/s5cmd-throttle/$i/"
+			rm_prefix "s5cmd-throttle/"
+		fi
+		net_stop
+		tail -1 "$W/logs/netproxy.log" |
+			sed -n "s/^netproxy: \([0-9]*\) requests passed, \([0-9]*\) answered.*/slowdown_${mode}_${who}_$i=\2 \1/p" >>"$BENCH_META"
+	}
+	for i in $(seq "$N"); do
+		if [ $((i % 2)) = 1 ]; then
+			throttle_run tool free "$i"
+			throttle_run tool throttled "$i"
+		else
+			throttle_run tool throttled "$i"
+			throttle_run tool free "$i"
+		fi
+		throttle_run s5cmd throttled "$i"
+	done
 fi
