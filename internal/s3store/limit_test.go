@@ -114,7 +114,7 @@ func TestLimiterWaits(t *testing.T) {
 
 // Through a store that throttles above a few requests in flight, many
 // parallel uploads all complete, each request retried at most a few times
-// (MaxAttempts 4): the tool lowers its bound instead of retrying into the
+// (MaxAttempts 6: the bound needs three halvings): the tool lowers its bound instead of retrying into the
 // same refusal. Without throttling, no more requests than the concurrency
 // are ever in flight.
 func TestThrottledUploads(t *testing.T) {
@@ -136,7 +136,7 @@ func TestThrottledUploads(t *testing.T) {
 				proxy.Throttle = &s3test.Throttle{MaxInFlight: tc.maxInFlight}
 				const concurrency = 24
 				st, err := New(context.Background(), Options{
-					Bucket: bucket, Endpoint: proxy.URL, PathStyle: true, Concurrency: concurrency, MaxAttempts: 4,
+					Bucket: bucket, Endpoint: proxy.URL, PathStyle: true, Concurrency: concurrency, MaxAttempts: 6,
 				})
 				if err != nil {
 					t.Fatal(err)
