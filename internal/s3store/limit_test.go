@@ -1,6 +1,7 @@
 package s3store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -175,4 +178,69 @@ func TestThrottledUploads(t *testing.T) {
 			})
 		}
 	})
+}
+
+// Parts are sent no more than the bytes bound allows at once, however many
+// requests may be in flight.
+func TestBytesInFlight(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.Throttle = &s3test.Throttle{} // counts, refuses nothing
+		st, err := New(context.Background(), Options{
+			Bucket: bucket, Endpoint: proxy.URL, PathStyle: true, Concurrency: 16,
+			PartSize: 5 << 20, MaxBytesInFlight: 10 << 20,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "big")
+		body := filler(40 << 20)
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		up, err := st.UploadFile(context.Background(), UploadRequest{
+			Key: "big", Path: path, ContentType: "application/octet-stream",
+			Metadata: func([]byte) map[string]string { return nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if up.Parts != 8 {
+			t.Fatalf("%d parts, want 8", up.Parts)
+		}
+		if _, got := srv.Get(t, bucket, "big"); !bytes.Equal(got, body) {
+			t.Fatal("stored bytes differ")
+		}
+		// Two parts of 5 MiB fill the 10 MiB; nothing else runs beside the parts.
+		if peak := proxy.Throttle.Peak(); peak > 2 {
+			t.Errorf("%d requests in flight at once, want at most 2 parts", peak)
+		}
+	})
+}
+
+// A body small enough to be in memory never waits for the bytes bound; a
+// larger one waits until the bytes are free or its context ends.
+func TestSmallBodiesSkipTheBytesBound(t *testing.T) {
+	s := &Store{bytes: semaphore.NewWeighted(1 << 20), maxBytes: 1 << 20}
+	full, err := s.sending(context.Background(), 4<<20) // more than the bound: takes all of it
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := s.sending(context.Background(), smallFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.sending(ctx, smallFile+1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a larger body with the bound taken: %v, want it to wait until cancelled", err)
+	}
+	full()
+	again, err := s.sending(context.Background(), smallFile+1)
+	if err != nil {
+		t.Fatalf("a larger body with the bound free: %v", err)
+	}
+	again()
 }

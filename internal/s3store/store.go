@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"golang.org/x/sync/semaphore"
 )
 
 // Options configure a Store.
@@ -50,6 +51,13 @@ type Options struct {
 	Concurrency int
 	// PartSize is the multipart part size; 0 means DefaultPartSize.
 	PartSize int64
+	// MaxBytesInFlight bounds the bytes of the bodies streamed from disk at
+	// once (parts, and single uploads of files too big to be read into
+	// memory), apart from the bound on requests; 0 means 16 parts. With many
+	// requests in flight, a large file's parts would otherwise take every
+	// slot, each sharing the link with all the others (on a slow link, for
+	// longer than a request's timeout), and small files would wait behind them.
+	MaxBytesInFlight int64
 	// CopyPartThreshold is the size above which copies go in parts; 0 means
 	// DefaultCopyPartThreshold. Tests lower it.
 	CopyPartThreshold int64
@@ -88,8 +96,10 @@ type Store struct {
 	// copyPartThreshold: see Options.CopyPartThreshold.
 	copyPartThreshold int64
 	contentMD5        bool
-	crc               atomic.Int32 // crcUnknown, crcOn or crcOff: do parts carry CRC32C?
-	limit             *limiter     // bounds requests in flight across files and parts
+	crc               atomic.Int32        // crcUnknown, crcOn or crcOff: do parts carry CRC32C?
+	limit             *limiter            // bounds requests in flight across files and parts
+	bytes             *semaphore.Weighted // bounds the bytes of large bodies in flight (see sending)
+	maxBytes          int64
 }
 
 // New builds the S3 client from the standard AWS configuration chain (keys,
@@ -101,6 +111,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.PartSize == 0 {
 		o.PartSize = DefaultPartSize
+	}
+	if o.MaxBytesInFlight == 0 {
+		o.MaxBytesInFlight = 16 * o.PartSize
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
@@ -178,6 +191,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		copyPartThreshold: o.CopyPartThreshold,
 		contentMD5:        o.ContentMD5,
 		limit:             limit,
+		bytes:             semaphore.NewWeighted(o.MaxBytesInFlight),
+		maxBytes:          o.MaxBytesInFlight,
 	}, nil
 }
 

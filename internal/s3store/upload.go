@@ -174,6 +174,21 @@ func (s *Store) partSizeFor(size int64) int64 {
 // read twice (once to hash, once to send) from the file.
 const smallFile = 256 << 10
 
+// sending takes n bytes of the bound on bytes in flight (Options.MaxBytesInFlight;
+// all of it for a larger body) and returns what gives them back. Bodies up
+// to smallFile do not count: they are in memory, bounded by the workers,
+// and must not wait behind a large file's parts.
+func (s *Store) sending(ctx context.Context, n int64) (func(), error) {
+	if n <= smallFile {
+		return func() {}, nil
+	}
+	n = min(n, s.maxBytes)
+	if err := s.bytes.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	return func() { s.bytes.Release(n) }, nil
+}
+
 // readSmall reads a whole file of the given size, or reports ErrChanged if
 // it is no longer that size.
 func readSmall(f *os.File, size int64) ([]byte, error) {
@@ -341,6 +356,11 @@ func b64(b []byte) *string {
 }
 
 func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, size int64, sha, md5sum []byte, meta map[string]string, contentType string) (string, error) {
+	release, err := s.sending(ctx, size)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
 		Key:           &key,
@@ -385,6 +405,11 @@ func (s *Store) putMultipart(ctx context.Context, key string, f *os.File, before
 			} else {
 				payloadHash = hex.EncodeToString(sums.sha)
 			}
+			release, err := s.sending(ctx, n)
+			if err != nil {
+				return types.CompletedPart{}, err
+			}
+			defer release()
 			out, err := s.client.UploadPart(ctx, in, withPayloadHash(payloadHash))
 			if err != nil {
 				if crc && refusesChecksum(err) {
