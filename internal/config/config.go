@@ -41,7 +41,7 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_KEY_PREFIX", Input: "key-prefix", Doc: "Prefix before artifacts/ and cache/ in every key, e.g. team-a/."},
 	{Env: "PACKAGE_ASSETS_ENDPOINT", Input: "endpoint", Doc: "S3 endpoint URL of an S3-compatible store; empty: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS."},
 	{Env: "PACKAGE_ASSETS_PATH_STYLE", Input: "path-style", Default: "auto", Doc: "Path-style addressing: true, false, or auto (on with a custom endpoint)."},
-	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "16", Doc: "Requests in flight at once for uploads and copies (1-256)."},
+	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "128", Doc: "Most S3 requests in flight at once (1-256); a store answering 503 SlowDown lowers it for a while."},
 	{Env: "PACKAGE_ASSETS_REQUEST_TIMEOUT", Input: "request-timeout", Default: "2m", Doc: "Longest one attempt of one S3 request may go without finishing before it is retried (e.g. 30s, 2m)."},
 	{Env: "PACKAGE_ASSETS_CONTENT_MD5", Input: "content-md5", Default: "false", Doc: "Also send Content-MD5 with every upload: for a store that checks neither the signed SHA-256 of a body nor a CRC32C checksum, and for buckets with Object Lock retention."},
 	{Env: "PACKAGE_ASSETS_ACCEPT_LEGACY", Input: "accept-legacy", Default: "false", Doc: "Count objects under artifacts/<commit>/ without a completion record as found, as the original tool did (migration only)."},

@@ -15,7 +15,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Bucket: "my-bucket", RepoPath: "./repo", PackageDir: "./packages", Concurrency: 16}
+	want := Config{Bucket: "my-bucket", RepoPath: "./repo", PackageDir: "./packages", Concurrency: 128}
 	if c.Bucket != want.Bucket || c.RepoPath != want.RepoPath || c.PackageDir != want.PackageDir ||
 		c.Concurrency != want.Concurrency || c.PathStyle || c.KeyPrefix != "" || c.CacheEnabled() || c.AcceptLegacy || c.CacheReadOnly {
 		t.Errorf("defaults = %+v", c)
