@@ -143,7 +143,10 @@ func start(name, bin string) (*Server, error) {
 	return s, nil
 }
 
-// waitReady polls until the server answers HTTP (any status) or exits.
+// waitReady polls until the server is ready or exits: versitygw once it
+// answers HTTP (any status); MinIO once its cluster health check says so,
+// since it answers 503 XMinioServerNotInitialized for a while after it
+// starts listening (long enough to fail a test on a busy machine).
 func (s *Server) waitReady(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	client := &http.Client{Timeout: time.Second}
@@ -153,10 +156,16 @@ func (s *Server) waitReady(limit time.Duration) error {
 			return errors.New("server exited")
 		default:
 		}
-		resp, err := client.Get(s.Endpoint + "/")
+		url, ready := s.Endpoint+"/", func(int) bool { return true }
+		if s.Name == "minio" {
+			url, ready = s.Endpoint+"/minio/health/cluster", func(code int) bool { return code == http.StatusOK }
+		}
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			return nil
+			if ready(resp.StatusCode) {
+				return nil
+			}
 		}
 		select {
 		case <-s.done:
