@@ -267,10 +267,13 @@ def report(args):
             who = k.split("_")[2]
             refused, passed = (v.split() + ["0", "0"])[:2]
             slow.setdefault(who, []).append(f"{refused} of {int(refused) + int(passed)}")
+    failed = [f"run {k.rsplit('_', 1)[1]}: {v} files" for k, v in meta.items() if k.startswith("failed_throttled_s5cmd_")]
     if slow:
         w("")
         w(f"Figure 16: 503 SlowDown answers per throttled run (above {meta.get('throttle', '?')} requests in flight), "
           "of all requests: " + "; ".join(f"{who}: {', '.join(v)}" for who, v in sorted(slow.items())) + ".")
+        if failed:
+            w(f"s5cmd gave up on files (exit status not 0) in {'; '.join(failed)}.")
     seen, crow = set(), []
     for fig, what, tl, pname, pl, target, unit in rows:
         if unit == "rss" or (what, pl) in seen or not cpu.get(tl) or not cpu.get(pl):

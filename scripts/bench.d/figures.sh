@@ -383,7 +383,12 @@ if want 16; then
 			}
 			rm_prefix "tool-throttle/"
 		else
-			timed "throttle_${mode}_s5cmd" -- "$s5" --endpoint-url "$EP" cp --exclude '.*' "$W/set2k/*" "s3://$B/s5cmd-throttle/$i/"
+			# s5cmd may give up on some files (its 10 attempts spent): recorded, not fatal.
+			timed "throttle_${mode}_s5cmd" -- bash -c '"$@" || echo "s5cmd-exit-status=$?"' s5 \
+				"$s5" --endpoint-url "$EP" cp --exclude '.*' "$W/set2k/*" "s3://$B/s5cmd-throttle/$i/"
+			if grep -q '^s5cmd-exit-status=' "$W/logs/throttle_${mode}_s5cmd.log"; then
+				echo "failed_throttled_s5cmd_$i=$(grep -c '^ERROR' "$W/logs/throttle_${mode}_s5cmd.log" || true)" >>"$BENCH_META"
+			fi
 			rm_prefix "s5cmd-throttle/"
 		fi
 		net_stop
