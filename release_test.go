@@ -11,6 +11,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -76,12 +77,17 @@ func loadGoreleaser(t *testing.T) goreleaserConfig {
 	return c
 }
 
-// tmplData is what GoReleaser's name templates see, for the fields used here.
+// tmplData is what GoReleaser's name templates see for releaseTag, for the
+// fields used here.
 func tmplData(c goreleaserConfig, goos, goarch string) map[string]any {
+	return tmplDataFor(c, releaseTag, goos, goarch)
+}
+
+func tmplDataFor(c goreleaserConfig, tag, goos, goarch string) map[string]any {
 	return map[string]any{
 		"ProjectName": c.ProjectName,
-		"Tag":         releaseTag,
-		"Version":     strings.TrimPrefix(releaseTag, "v"),
+		"Tag":         tag,
+		"Version":     strings.TrimPrefix(tag, "v"),
 		"Os":          goos,
 		"Arch":        goarch,
 		"Major":       1, // of releaseTag
@@ -155,21 +161,102 @@ func releaseBinary(t *testing.T) string {
 	return releaseBin
 }
 
+// nativeBinaryName is the name of the bare binary the native action
+// downloads (native/install.sh builds the same name).
+func nativeBinaryName(t *testing.T, c goreleaserConfig, tag, goos, goarch string) string {
+	t.Helper()
+	for _, a := range c.Archives {
+		if len(a.Formats) == 1 && a.Formats[0] == "binary" {
+			name := applyTemplate(t, a.NameTemplate, tmplDataFor(c, tag, goos, goarch))
+			if goos == "windows" {
+				name += ".exe"
+			}
+			return name
+		}
+	}
+	t.Fatal(".goreleaser.yaml has no archive of format binary: the native action downloads bare binaries")
+	return ""
+}
+
+// TestGoreleaserSnapshot reads what `goreleaser release --snapshot` made
+// (scripts/test runs it and names its dist directory in
+// S3AM_GORELEASER_DIST): checksums.txt lists, with its SHA-256, the bare
+// binary the native action downloads for every runner platform, and the
+// binary prints the snapshot's version.
+func TestGoreleaserSnapshot(t *testing.T) {
+	dist := os.Getenv("S3AM_GORELEASER_DIST")
+	if dist == "" {
+		t.Skip("no GoReleaser snapshot (scripts/test makes one)")
+	}
+	c := loadGoreleaser(t)
+	var meta struct {
+		Version string `json:"version"`
+	}
+	readJSON(t, filepath.Join(dist, "metadata.json"), &meta)
+	var artifacts []distArtifact
+	readJSON(t, filepath.Join(dist, "artifacts.json"), &artifacts)
+	sums := map[string]string{}
+	text, err := os.ReadFile(filepath.Join(dist, c.Checksum.NameTemplate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+		sum, name, _ := strings.Cut(line, "  ")
+		sums[name] = sum
+	}
+	tag := "v" + meta.Version
+	b := c.Builds[0]
+	for _, goos := range b.Goos {
+		for _, goarch := range b.Goarch {
+			name := nativeBinaryName(t, c, tag, goos, goarch)
+			i := slices.IndexFunc(artifacts, func(a distArtifact) bool { return a.Name == name })
+			if i < 0 {
+				t.Errorf("%s/%s: the snapshot has no artifact %s", goos, goarch, name)
+				continue
+			}
+			// Paths in artifacts.json are relative to the project root.
+			data, err := os.ReadFile(filepath.Join(filepath.Dir(dist), artifacts[i].Path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(data)
+			if got := sums[name]; got != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s: checksums.txt has %q, the file's SHA-256 is %x", name, got, sum)
+			}
+			if goos == runtime.GOOS && goarch == runtime.GOARCH {
+				out, err := exec.Command(filepath.Join(filepath.Dir(dist), artifacts[i].Path), "--version").Output()
+				if err != nil || string(out) != "s3-asset-manager "+tag+"\n" {
+					t.Errorf("%s --version: %q, %v; want %s", name, out, err, tag)
+				}
+			}
+		}
+	}
+}
+
+// distArtifact is an entry of GoReleaser's dist/artifacts.json.
+type distArtifact struct {
+	Name string `json:"name"`
+	Path string `json:"path"` // relative to the project root
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
 // releaseAssets writes what a GitHub release of releaseTag holds for the
 // native action, for this machine: the bare binary under its release name
 // and the checksums file. It returns the binary's release name.
 func releaseAssets(t *testing.T, dir string) string {
 	t.Helper()
 	c := loadGoreleaser(t)
-	var name string
-	for _, a := range c.Archives {
-		if len(a.Formats) == 1 && a.Formats[0] == "binary" {
-			name = applyTemplate(t, a.NameTemplate, tmplData(c, "linux", runtime.GOARCH))
-		}
-	}
-	if name == "" {
-		t.Fatal(".goreleaser.yaml has no archive of format binary: the native action downloads bare binaries")
-	}
+	name := nativeBinaryName(t, c, releaseTag, "linux", runtime.GOARCH)
 	data, err := os.ReadFile(releaseBinary(t))
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +338,7 @@ func TestGoreleaserConfig(t *testing.T) {
 	if !slices.Contains(b.Flags, "-trimpath") {
 		t.Errorf("builds.flags %v: no -trimpath", b.Flags)
 	}
-	if ld := strings.Join(b.Ldflags, " "); !strings.Contains(ld, "internal/version.Version={{ .Tag }}") {
+	if ld := strings.Join(b.Ldflags, " "); !strings.Contains(ld, "internal/version.Version=v{{ .Version }}") {
 		t.Errorf("ldflags %q do not stamp internal/version.Version with the tag", ld)
 	}
 	d := c.DockersV2[0]
