@@ -134,7 +134,7 @@ func (e Explanation) ShortSentence() string {
 	if e.Against == "" {
 		against = "code hash " + short(e.CodeHash)
 	}
-	if e.Short == e.Headline {
+	if e.Short == "" {
 		return e.Headline + " from " + against
 	}
 	return e.Headline + " from " + against + ": " + e.Short

@@ -147,3 +147,26 @@ func TestAgo(t *testing.T) {
 		}
 	}
 }
+
+// A component's reason: the headline, the build, then the files if any.
+func TestShortSentence(t *testing.T) {
+	pats := []string{"**"}
+	cur := fileList(hashOf('c'), pats, "a", "b")
+	for _, tc := range []struct {
+		name string
+		old  *codehash.List
+		want string
+	}{
+		{"files", fileList(hashOf('1'), pats, "a"), "1 file differs from ddddddd: added b"},
+		{"salt", &codehash.List{CodeHash: hashOf('1'), Salt: "x", Patterns: pats, Files: cur.Files}, "the salt changed from ddddddd"},
+		{"patterns and files", fileList(hashOf('1'), []string{"a"}, "a"), "the patterns changed and 1 file differs from ddddddd: added b"},
+	} {
+		e := explain(commitOf('d'), hashOf('1'), time.Time{}, tc.old, cur, explainLines)
+		if got := e.ShortSentence(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := (Explanation{Headline: NoEarlierBuild}).ShortSentence(); got != NoEarlierBuild {
+		t.Errorf("none: %q", got)
+	}
+}

@@ -169,21 +169,16 @@ func (d Diff) Lines(max int) []string {
 	return lines
 }
 
-// Short is the difference on one line of about max bytes, for a component's
-// reason: "modified a.js; added b.js; and 3 more".
+// Short lists the files that differ on one line of about max bytes, for a
+// component's reason: "modified a.js; added b.js; and 3 more" ("" when no
+// file differs: the Headline says the rest).
 func (d Diff) Short(max int) string {
 	var items []string
-	if d.PatternsChanged {
-		items = append(items, "the patterns changed")
-	}
-	if d.SaltChanged {
-		items = append(items, "the salt changed")
-	}
 	for _, c := range d.Changes {
 		items = append(items, c.String())
 	}
 	if len(items) == 0 {
-		return d.Headline()
+		return ""
 	}
 	out := items[0]
 	for k := 1; k < len(items); k++ {
