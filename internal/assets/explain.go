@@ -260,7 +260,7 @@ func (r *Runner) DiffStored(ctx context.Context, commit, codeHash, component str
 		// Read for advice only: neither signature nor trust matters here.
 		rec, err := manifest.Decode(data, nil)
 		if err != nil {
-			return Explanation{}, fail(KindS3, fmt.Errorf("%s: %w", r.Store.URL(key), err))
+			return Explanation{}, fmt.Errorf("%w: %s: %w", ErrNoStoredBuild, r.Store.URL(key), err)
 		}
 		if rec.CodeHash == "" {
 			return Explanation{}, fmt.Errorf("%w: the build of %s was stored without a code hash", ErrNoStoredBuild, commit)
