@@ -388,6 +388,8 @@ func componentsMarkdown(b *strings.Builder, s CheckSummary) {
 			state = "copied from the cache"
 		case c.Found:
 			state = "found"
+		case c.Reason != "":
+			state = "to build: " + escape(c.Reason)
 		}
 		fmt.Fprintf(b, "| %s | %s | %s |\n", code(c.Name), state, code(c.CodeHash))
 	}

@@ -262,6 +262,7 @@ var checkCases = []struct {
 		{Name: "api", Found: true, CodeHash: codeHash},
 		{Name: "fn1", Build: true, CodeHash: codeHash},
 		{Name: "fn2", Found: true, CacheHit: true, CodeHash: codeHash},
+		{Name: "fn3", Build: true, CodeHash: codeHash, Reason: "2 files differ from 4f2a9c1: modified lambdas/fn3/index.js; added lambdas/fn3/<b>x</b>.js"},
 	}}},
 	{"check-components-found", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where, Components: []Component{
 		{Name: "api", Found: true, CodeHash: codeHash},
