@@ -40,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -135,19 +136,21 @@ func serve(args []string) error {
 	} else {
 		fmt.Print(addr)
 	}
+	var conns atomic.Int64
 	go func() {
 		for {
 			c, err := outer.Accept()
 			if err != nil {
 				return
 			}
+			conns.Add(1)
 			go relay(c, inner.Addr().String(), *rtt, *window)
 		}
 	}()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
-	fmt.Fprintf(os.Stderr, "netproxy: %d requests passed, %d answered 503 SlowDown\n", th.Passed(), th.Throttled())
+	fmt.Fprintf(os.Stderr, "netproxy: %d requests passed, %d answered 503 SlowDown, %d connections\n", th.Passed(), th.Throttled(), conns.Load())
 	return nil
 }
 
