@@ -360,3 +360,29 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// A shell loop that uploads each component as soon as it is built keeps
+// what was built when a later build fails: the re-run's check lists only the
+// components still missing.
+func TestComponentsRerunAfterFailedBuild(t *testing.T) {
+	f := newFake()
+	r, logs := newMonoRunner(t, f, "", "")
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// fn1 builds and is uploaded; api's build then fails, the job stops.
+	writeFile(t, filepath.Join(r.Config.PackageDir, "fn1", "fn1.zip"), "built fn1")
+	r.Config.Component = "fn1"
+	if _, err := r.Upload(context.Background()); err != nil {
+		t.Fatalf("upload of fn1: %v\n%s", err, logs)
+	}
+	// The re-run, in a fresh workspace.
+	r.Config.Component, r.Config.PackageDir = "", t.TempDir()
+	res, err := r.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readList(t, filepath.Join(r.Config.PackageDir, ToBuildFile)); !slices.Equal(got, []string{"api", "fn2"}) || res.Found {
+		t.Errorf("the re-run builds %q, want [api fn2]\n%s", got, logs)
+	}
+}
