@@ -224,7 +224,8 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	for _, a := range order {
 		if a.dir != "" {
 			if err := ValidName(a.name); err != nil {
-				errs = append(errs, fmt.Errorf("directory %s (matched by %s): %w", a.dir, comps[a.glob].DirGlob, err))
+				errs = append(errs, fmt.Errorf("directory %s (matched by %s): %s (lambdas/[!.]* leaves out hidden directories)",
+					a.dir, comps[a.glob].DirGlob, strings.TrimPrefix(err.Error(), ErrComponentName.Error()+": ")))
 				continue
 			}
 		}
@@ -235,11 +236,11 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	}
 	for _, n := range names {
 		if from := byName[n]; len(from) > 1 {
-			errs = append(errs, fmt.Errorf("%w: %d components named %q: %s", ErrComponentName, len(from), n, strings.Join(from, ", ")))
+			errs = append(errs, fmt.Errorf("%d components named %q: %s", len(from), n, strings.Join(from, ", ")))
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("code hash: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("code hash: %w: %w", ErrComponentName, errors.Join(errs...))
 	}
 
 	out := make([]ComponentHash, 0, len(order))
