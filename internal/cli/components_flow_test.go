@@ -379,3 +379,45 @@ func TestComponentsMatrix(t *testing.T) {
 		}
 	})
 }
+
+// Under a key prefix and with a signing key, a component's set written
+// without the key (an untrusted pipeline's) is rebuilt, not used, and the
+// next signed upload replaces it.
+func TestComponentsSigned(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+		env["PACKAGE_ASSETS_KEY_PREFIX"] = "team-a"
+		// An unsigned upload of everything (a pipeline without the key).
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		build(t, d.pkg, "unsigned", allComponents...)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		// The signed pipeline trusts none of it.
+		env["PACKAGE_ASSETS_SIGNING_KEY"] = "the-signing-key-0123456789"
+		pkg := freshPackages(t, env)
+		r := run(t, env, "check")
+		if got := toBuild(t, pkg); r.code != ExitOK || !slices.Equal(got, allComponents) {
+			t.Fatalf("signed check over unsigned sets: to build %q: %v", got, r)
+		}
+		build(t, pkg, "signed", allComponents...)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("signed upload: %v", r)
+		}
+		_, body := srv.Get(t, bucket, "team-a/artifacts/"+d.head+"/fn1/fn1.zip")
+		if string(body) != "fn1 signed" {
+			t.Errorf("fn1: %q, want the signed build", body)
+		}
+		pkg = freshPackages(t, env)
+		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) {
+			t.Errorf("signed check after the signed upload: %v", r)
+		}
+		_, rec := srv.Get(t, bucket, "team-a/artifacts/"+d.head+"/.s3-asset-manager.json")
+		if !strings.Contains(string(rec), `"signature": "hmac-sha256:`) || !strings.Contains(string(rec), `"components"`) {
+			t.Errorf("the commit's record is not the signed record of components:\n%s", rec)
+		}
+	})
+}
