@@ -35,9 +35,10 @@ func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy) string {
 		"CODE_HASH_FIND_FILTER":   "lambdas/**",
 	}
 	if proxy.Plan != nil {
-		// A stalled attempt is retried after this. (Not otherwise: on a busy
-		// machine a copy of 40 MiB can take longer.)
-		env["PACKAGE_ASSETS_REQUEST_TIMEOUT"] = "1s"
+		// A stalled attempt is retried after this. Long enough for a 40 MiB
+		// copy or a 16 MiB part on a busy machine (1s was not: every attempt
+		// of the copy timed out), short enough that the stalls stay cheap.
+		env["PACKAGE_ASSETS_REQUEST_TIMEOUT"] = "5s"
 	}
 	if r := run(t, env, "check"); r.code != ExitOK {
 		t.Fatalf("check: %v\nproxy: %s", r, proxy.Counts())
