@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
@@ -172,7 +173,7 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	}
 	var sharedFiles []gitrepo.File
 	for i, f := range files {
-		if len(shared) > 0 && Match(shared, f.Path) {
+		if d := sel.forDir(f.Path); d.shared == decidedYes || d.shared == perFile && Match(shared, f.Path) {
 			sharedIdx = append(sharedIdx, i)
 			sharedFiles = append(sharedFiles, f)
 		}
@@ -300,6 +301,7 @@ type selector struct {
 	anywhere  []int            // components with a pattern that can match anything
 	globSegs  []int            // per directory glob: its segment count, or 0 with '**'
 	positives []Pattern        // every positive pattern, for the walk's pruning
+	dirs      sync.Map         // directory → *dirSelection
 }
 
 func newSelector(shared []Pattern, comps []Component) *selector {
@@ -342,7 +344,8 @@ func newSelector(shared []Pattern, comps []Component) *selector {
 
 // any reports whether the shared patterns or any component select path.
 func (s *selector) any(p string) bool {
-	if len(s.shared) > 0 && Match(s.shared, p) {
+	d := s.forDir(p)
+	if d.shared == decidedYes || d.shared == perFile && Match(s.shared, p) {
 		return true
 	}
 	found := false
@@ -354,56 +357,125 @@ func (s *selector) any(p string) bool {
 // line, and for a directory glob the matching directory (a file under two
 // matching directories, with '**', belongs to both).
 func (s *selector) members(p string, fn func(ci int, dir string)) {
-	visit := func(ci int) {
-		c := s.comps[ci]
-		if c.DirGlob == "" {
-			if Match(c.Patterns, p) {
-				fn(ci, "")
-			}
-			return
-		}
-		if n := s.globSegs[ci]; n > 0 {
-			// The directory is the path's first n segments, if more follow.
-			end := -1
-			for range n {
-				j := strings.IndexByte(p[end+1:], '/')
-				if j < 0 {
-					return
-				}
-				end += j + 1
-			}
-			if dir := p[:end]; doublestar.MatchUnvalidated(c.DirGlob, dir) {
-				fn(ci, dir)
-			}
-			return
-		}
-		for j := range len(p) {
-			if p[j] == '/' && doublestar.MatchUnvalidated(c.DirGlob, p[:j]) {
-				fn(ci, p[:j])
-			}
+	d := s.forDir(p)
+	for _, m := range d.all {
+		fn(m.ci, m.dir)
+	}
+	for _, ci := range d.perFile {
+		s.visit(ci, p, fn)
+	}
+	// A literal pattern names a file: the path itself is a candidate
+	// prefix too, unless its component was met above.
+	for _, ci := range s.byPrefix[p] {
+		if !slices.Contains(d.seen, ci) {
+			s.visit(ci, p, fn)
 		}
 	}
-	// The candidates: under each directory of the path, and the path itself
-	// (a literal pattern names a file). A component listed under two of
-	// them (patterns "a/**" and "a/b/**") is visited once.
-	var seen []int
-	lookup := func(prefix string) {
-		for _, ci := range s.byPrefix[prefix] {
-			if !slices.Contains(seen, ci) {
-				seen = append(seen, ci)
-				visit(ci)
-			}
+}
+
+// visit calls fn if component ci selects p.
+func (s *selector) visit(ci int, p string, fn func(ci int, dir string)) {
+	c := s.comps[ci]
+	if c.DirGlob == "" {
+		if Match(c.Patterns, p) {
+			fn(ci, "")
 		}
+		return
+	}
+	if n := s.globSegs[ci]; n > 0 {
+		// The directory is the path's first n segments, if more follow.
+		end := -1
+		for range n {
+			j := strings.IndexByte(p[end+1:], '/')
+			if j < 0 {
+				return
+			}
+			end += j + 1
+		}
+		if dir := p[:end]; doublestar.MatchUnvalidated(c.DirGlob, dir) {
+			fn(ci, dir)
+		}
+		return
 	}
 	for j := range len(p) {
-		if p[j] == '/' {
-			lookup(p[:j])
+		if p[j] == '/' && doublestar.MatchUnvalidated(c.DirGlob, p[:j]) {
+			fn(ci, p[:j])
 		}
 	}
-	lookup(p)
-	for _, ci := range s.anywhere {
-		visit(ci)
+}
+
+// dirSelection is what the selector decides once for all the files
+// directly in one directory: matching every component's patterns against
+// every path was most of the time of hashing 100 components.
+type dirSelection struct {
+	shared  decision
+	all     []member // components that select every file of the directory
+	perFile []int    // candidates to match file by file
+	seen    []int    // every candidate met through the directory's prefixes
+}
+
+type member struct {
+	ci  int
+	dir string
+}
+
+type decision int8
+
+const (
+	perFile decision = iota
+	decidedYes
+	decidedNo
+)
+
+// forDir gives the decisions for the directory of the file at p, computed
+// on first use (the walk asks from several goroutines).
+func (s *selector) forDir(p string) *dirSelection {
+	dir, depth := "", 0
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		dir, depth = p[:i], strings.Count(p[:i], "/")+1
 	}
+	if d, ok := s.dirs.Load(dir); ok {
+		return d.(*dirSelection)
+	}
+	// Every file of the directory gives the same answers as this one, for
+	// the patterns forDir decides (see sameForDir).
+	probe := "x"
+	if dir != "" {
+		probe = dir + "/x"
+	}
+	d := &dirSelection{}
+	if len(s.shared) == 0 {
+		d.shared = decidedNo
+	} else if sameForDir(s.shared, depth) {
+		d.shared = decidedNo
+		if Match(s.shared, probe) {
+			d.shared = decidedYes
+		}
+	}
+	candidate := func(ci int) {
+		if slices.Contains(d.seen, ci) {
+			return // listed under two prefixes (patterns "a/**" and "a/b/**")
+		}
+		d.seen = append(d.seen, ci)
+		// A directory glob depends on the directories of a path alone.
+		if c := s.comps[ci]; c.DirGlob != "" || sameForDir(c.Patterns, depth) {
+			s.visit(ci, probe, func(ci int, dir string) { d.all = append(d.all, member{ci, dir}) })
+			return
+		}
+		d.perFile = append(d.perFile, ci)
+	}
+	for j := range len(probe) {
+		if probe[j] == '/' {
+			for _, ci := range s.byPrefix[probe[:j]] {
+				candidate(ci)
+			}
+		}
+	}
+	for _, ci := range s.anywhere {
+		candidate(ci)
+	}
+	actual, _ := s.dirs.LoadOrStore(dir, d)
+	return actual.(*dirSelection)
 }
 
 func positivesOf(pats []Pattern) []Pattern {

@@ -355,3 +355,56 @@ func copyRepo(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSelectorMembers holds the selector's per-directory decisions to
+// matching every component against every path.
+func TestSelectorMembers(t *testing.T) {
+	spec := "lambdas/*\nsvc/**/cmd\n" +
+		"api: services/api/** !services/api/**/*.md\n" +
+		"one: services/one/main.go lambdas/fn1/**\n" +
+		"pkgs: lambdas/*/src/pkg0*/** !lambdas/fn2/**\n" +
+		"py: **/*.py\n" +
+		"brace: {lambdas,services}/fn1/**\n" +
+		"all: **\n"
+	comps, err := ParseComponents(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, _ := ParsePatterns("libs/** go.mod")
+	paths := []string{
+		"go.mod", "main.py", "libs/a.go", "lambdas/fn1/index.js", "lambdas/fn1/src/pkg03/a.py",
+		"lambdas/fn2/src/pkg01/b.js", "lambdas/fn3/src/pkg11/c.py", "services/api/x.go",
+		"services/api/doc/readme.md", "services/one/main.go", "services/one/other.go",
+		"svc/a/cmd/main.go", "svc/a/b/cmd/x/y.go", "svc/cmd/z.go", "services/fn1/q.txt", "lambdas/x",
+	}
+	type hit struct {
+		ci  int
+		dir string
+	}
+	for _, fresh := range []bool{true, false} {
+		sel := newSelector(shared, comps)
+		if !fresh { // decisions cached by a walk over every path first
+			for _, p := range paths {
+				sel.any(p)
+			}
+		}
+		for _, p := range paths {
+			var got, want []hit
+			sel.members(p, func(ci int, dir string) { got = append(got, hit{ci, dir}) })
+			for ci := range comps {
+				sel.visit(ci, p, func(ci int, dir string) { want = append(want, hit{ci, dir}) })
+			}
+			sortHits := func(h []hit) {
+				slices.SortFunc(h, func(a, b hit) int { return cmp.Or(a.ci-b.ci, strings.Compare(a.dir, b.dir)) })
+			}
+			sortHits(got)
+			sortHits(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: members %v, want %v", p, got, want)
+			}
+			if a, w := sel.any(p), len(want) > 0 || Match(shared, p); a != w {
+				t.Errorf("%s: any = %v, want %v", p, a, w)
+			}
+		}
+	}
+}

@@ -99,3 +99,24 @@ func Match(pats []Pattern, path string) bool {
 	}
 	return selected
 }
+
+// sameForDir reports whether Match(pats, dir+"/"+name) is the same for
+// every file name in a directory of depth segments (0: the root), so that
+// it can be decided once for the directory: when every pattern is "**" or
+// "P/**" with P of at most depth segments, free of '**', braces and
+// brackets (whose '/' or ',' could change the count). P then matches the
+// directory's leading segments or not, whatever the name, and '**' takes
+// the rest.
+func sameForDir(pats []Pattern, depth int) bool {
+	for _, p := range pats {
+		if p.Glob == "**" {
+			continue
+		}
+		prefix, ok := strings.CutSuffix(p.Glob, "/**")
+		if !ok || strings.Contains(prefix, "**") || strings.ContainsAny(prefix, `{}[]\`) ||
+			strings.Count(prefix, "/")+1 > depth {
+			return false
+		}
+	}
+	return true
+}

@@ -102,3 +102,48 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestSameForDir: where sameForDir says a directory decides, every file
+// name in it gets the answer of the probe name the selector uses.
+func TestSameForDir(t *testing.T) {
+	filters := []string{
+		"**", "lambdas/**", "lambdas/*/**", "lambdas/fn?/src/**", "lambdas/** !lambdas/fn1/**",
+		"lambdas/*/src/pkg0*/** !lambdas/fn2/**", "**/*.py", "lambdas/fn1/main.py", "{a,b}/**",
+		"lambdas/[ab]/**", "lambdas/**/x/**", "*/**", "lambdas/fn1/*",
+	}
+	dirs := []string{"", "lambdas", "lambdas/fn1", "lambdas/fn2/src", "lambdas/fn1/src/pkg03",
+		"lambdas/fn2/src/pkg0x/deep", "a", "b/c", "docs/x"}
+	names := []string{"x", "main.py", ".env", "a.md", "src", "pkg01", "fn1", "**", "y z"}
+	decided := 0
+	for _, filter := range filters {
+		pats, err := ParsePatterns(filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dir := range dirs {
+			depth := 0
+			if dir != "" {
+				depth = strings.Count(dir, "/") + 1
+			}
+			if !sameForDir(pats, depth) {
+				continue
+			}
+			decided++
+			join := func(name string) string {
+				if dir == "" {
+					return name
+				}
+				return dir + "/" + name
+			}
+			want := Match(pats, join("x"))
+			for _, name := range names {
+				if got := Match(pats, join(name)); got != want {
+					t.Errorf("%q in %q: %s selected = %v, but x = %v", filter, dir, name, got, want)
+				}
+			}
+		}
+	}
+	if decided < 20 {
+		t.Errorf("only %d (filter, directory) pairs decided: the test checks too little", decided)
+	}
+}
