@@ -471,34 +471,39 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 	if ctx.Err() != nil {
 		return
 	}
-	ents, err := readDir(filepath.Join(w.root, filepath.FromSlash(rel)))
+	od, err := readDirAt(filepath.Join(w.root, filepath.FromSlash(rel)))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errNotDir) {
 			w.fail(fmt.Errorf("read directory %s: %w", cmp.Or(rel, "."), err))
 		}
 		return
 	}
+	ents := od.ents
 	d := &walkDir{files: make([]walkFile, 0, len(ents))}
 	if rel != "" {
 		d.domain = strings.Split(rel, "/")
 	}
 	for _, e := range ents {
-		switch e.Name() {
+		switch e.name {
 		case ".git":
 			if rel != "" {
+				od.close()
 				return // a nested repository or submodule: not ours to walk
 			}
 		case ".gitignore":
-			if !e.IsDir() {
+			if !e.typ.IsDir() {
 				ignore = append(slices.Clip(ignore), readIgnore(filepath.Join(w.root, filepath.FromSlash(rel), ".gitignore"), d.domain)...)
 			}
 		case ".gitattributes":
-			d.attributes = e.Type().IsRegular()
+			d.attributes = e.typ.IsRegular()
 		}
 	}
 	d.ignore = gitignore.NewMatcher(ignore)
+	// The files first, then the subdirectories, so the directory is closed
+	// before the walk goes deeper.
+	var subdirs []string
 	for _, e := range ents {
-		name := e.Name()
+		name := e.name
 		if name == ".git" {
 			continue
 		}
@@ -506,26 +511,16 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 		if rel != "" {
 			p = rel + "/" + name
 		}
-		if e.IsDir() {
-			if !w.descend(p) || d.ignore.Match(append(slices.Clip(d.domain), name), true) {
-				continue
-			}
-			w.wg.Add(1)
-			select {
-			case w.sem <- struct{}{}:
-				go func() {
-					defer func() { <-w.sem }()
-					w.dir(ctx, p, ignore)
-				}()
-			default:
-				w.dir(ctx, p, ignore)
+		if e.typ.IsDir() {
+			if w.descend(p) && !d.ignore.Match(append(slices.Clip(d.domain), name), true) {
+				subdirs = append(subdirs, p)
 			}
 			continue
 		}
-		if t := e.Type(); t&^(fs.ModeSymlink) != 0 || !w.include(p) {
+		if e.typ&^(fs.ModeSymlink) != 0 || !w.include(p) {
 			continue // sockets, pipes and devices are not source
 		}
-		info, err := e.Info()
+		info, err := od.lstat(name)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				w.fail(fmt.Errorf("stat %s: %w", p, err))
@@ -534,21 +529,24 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 		}
 		d.files = append(d.files, walkFile{p, info})
 	}
+	od.close()
 	if len(d.files) > 0 || d.attributes {
 		w.mu.Lock()
 		w.dirs = append(w.dirs, d)
 		w.mu.Unlock()
 	}
-}
-
-// readDir is os.ReadDir without the sort, which the walk does not need.
-func readDir(dir string) ([]fs.DirEntry, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
+	for _, p := range subdirs {
+		w.wg.Add(1)
+		select {
+		case w.sem <- struct{}{}:
+			go func() {
+				defer func() { <-w.sem }()
+				w.dir(ctx, p, ignore)
+			}()
+		default:
+			w.dir(ctx, p, ignore)
+		}
 	}
-	defer f.Close()
-	return f.ReadDir(-1)
 }
 
 func (w *walker) fail(err error) {
