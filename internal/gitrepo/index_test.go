@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 )
 
@@ -199,4 +201,39 @@ func BenchmarkDecodeIndex(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTrackedEntries: the binary search over a sorted index and the map an
+// index out of order takes find the same entries, an unmerged path once.
+func TestTrackedEntries(t *testing.T) {
+	names := []string{".gitignore", "a.c", "a/b", "a/b.txt", "a/b/c", "a/b/c", "a/b/d", "a0", "b", "b", "b", "lambdas/fn1/x.py"}
+	var sorted []*index.Entry
+	for i, n := range names {
+		sorted = append(sorted, &index.Entry{Name: n, Stage: index.Stage(i % 3)})
+	}
+	shuffled := slices.Clone(sorted)
+	slices.Reverse(shuffled)
+	want := slices.Compact(slices.Clone(names))
+	for name, entries := range map[string][]*index.Entry{"sorted": sorted, "out of order": shuffled} {
+		tr, err := trackedEntries(entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tr.byPath == nil) != (name == "sorted") {
+			t.Errorf("%s: map used = %v", name, tr.byPath != nil)
+		}
+		if len(tr.entries) != len(want) {
+			t.Errorf("%s: %d entries, want %d", name, len(tr.entries), len(want))
+		}
+		for _, p := range append(want, "a", "a/b/e", "c", "lambdas/fn1/y.py", "a/b.tx") {
+			prefix := p[:strings.LastIndexByte(p, '/')+1]
+			i, ok := tr.dir(prefix).find(p)
+			if ok != slices.Contains(want, p) || ok && tr.entries[i].Name != p {
+				t.Errorf("%s: find(%q) = %d, %v", name, p, i, ok)
+			}
+		}
+	}
+	if _, err := trackedEntries([]*index.Entry{{Name: "a", Mode: filemode.Dir}}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("directory entry: error %v, want ErrUnsupported", err)
+	}
 }
