@@ -105,6 +105,36 @@ if want 2; then
 	gen_repo "$W/repo200k" -trees 10 -files 20000 -size 1600
 	quiet 2
 	hash_figure "$W/repo200k" 200k
+	want 17 || rm -rf "$W/repo200k"
+fi
+
+# ---------------------------------------------------------------- figure 17
+# check (a miss: nothing uploaded, an empty cache) and hash of 100 components over the
+# 200,000-file repository, each component the files of ten of its package directories
+# (fNN-pM: lambdas/fnNN/src/pkgM*/**), with .gitignore shared; against git status.
+if want 17; then
+	step "figure 17: check of 100 components vs git status, 200,000 files"
+	[ -d "$W/repo200k" ] || gen_repo "$W/repo200k" -trees 10 -files 20000 -size 1600
+	quiet 17
+	(
+		repo=$W/repo200k
+		export GIT_REPO_PATH=$repo PACKAGE_DIRECTORY=$W/pkg-c100 CODE_HASH_FIND_FILTER=.gitignore
+		export PACKAGE_ASSETS_KEY_PREFIX=miss-c100/
+		PACKAGE_COMPONENTS=$(for t in 0 1 2 3 4 5 6 7 8 9; do for m in 0 1 2 3 4 5 6 7 8 9; do
+			echo "fn0$t-pkg$m: lambdas/fn0$t/src/pkg$m*/**"
+		done; done)
+		export PACKAGE_COMPONENTS
+		echo "warm-up: one untimed run of each" >&2
+		git -C "$repo" status --porcelain >/dev/null
+		"$tool" check >/dev/null 2>&1
+		test "$("$tool" hash | wc -l)" = 100
+		for i in $(seq "$N"); do
+			timed check_c100 -- "$tool" check
+			test ! -e "$PACKAGE_DIRECTORY/.found"
+			timed hash_c100 -- "$tool" hash
+			timed git_c100 -- git -C "$repo" status --porcelain
+		done
+	)
 	rm -rf "$W/repo200k"
 fi
 
