@@ -140,9 +140,29 @@ func TestLookupSet(t *testing.T) {
 			f.put("artifacts/"+commitA+"/"+manifest.Name, make([]byte, manifest.MaxSize+1), nil, "")
 		}, SetUntrusted, "too large"},
 		// Item 10: records of a later version.
-		{"newer format", Artifacts(commitA), true, func(f *fakeStore) {
+		{"newer format", Artifacts(commitA), false, func(f *fakeStore) {
 			f.put("artifacts/"+commitA+"/"+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
 		}, SetNewer, "completion/v2"},
+		// With a key, a record this version cannot verify is not trusted:
+		// else an unsigned "newer" record wedges the commit.
+		{"newer format, key set", Artifacts(commitA), true, func(f *fakeStore) {
+			f.put("artifacts/"+commitA+"/"+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
+		}, SetUntrusted, "cannot verify"},
+		{"unknown field, key set", Artifacts(commitA), true, func(f *fakeStore) {
+			f.seed("artifacts/"+commitA+"/", artifactsOf(commitA, ""), build, key, nil)
+			o, _ := f.get("artifacts/" + commitA + "/" + manifest.Name)
+			f.put("artifacts/"+commitA+"/"+manifest.Name, bytes.Replace(o.body, []byte(`"kind"`), []byte(`"variant": "arm64", "kind"`), 1), nil, "")
+		}, SetUntrusted, "cannot verify"},
+		// A hostile ETag in the record: refused, and its line break never
+		// reaches the reason (a log line the Actions runner would obey).
+		{"line break in a recorded etag", Artifacts(commitA), false, func(f *fakeStore) {
+			f.seed("artifacts/"+commitA+"/", artifactsOf(commitA, ""), build, nil, nil)
+			rewriteRecord(f, "artifacts/"+commitA+"/", `"etag": "`, `"etag": "\"x\"\n::error::forged`)
+		}, SetUntrusted, "is not an ETag"},
+		{"line break in a recorded content type", Cache(hashX), false, func(f *fakeStore) {
+			f.seed("cache/"+hashX+"/", cacheOf(hashX, commitA), build, nil, nil)
+			rewriteRecord(f, "cache/"+hashX+"/", `"name": "fn1.zip",`, `"name": "fn1.zip", "contentType": "application/zip\r\nX-Evil: 1",`)
+		}, SetUntrusted, "contentType"},
 		{"unknown field", Artifacts(commitA), false, func(f *fakeStore) {
 			f.seed("artifacts/"+commitA+"/", artifactsOf(commitA, ""), build, nil, nil)
 			o, _ := f.get("artifacts/" + commitA + "/" + manifest.Name)
@@ -165,11 +185,21 @@ func TestLookupSet(t *testing.T) {
 			if set.State != tt.want || !strings.Contains(set.Reason, tt.reason) {
 				t.Errorf("state %v (%s), want %v naming %q", set.State, set.Reason, tt.want, tt.reason)
 			}
+			if strings.ContainsAny(set.Reason, "\r\n") {
+				t.Errorf("reason is more than one line: %q", set.Reason)
+			}
 			if (set.State == SetComplete || set.State == SetDiffers) && set.Record == nil {
 				t.Error("no record with a complete or differing set")
 			}
 		})
 	}
+}
+
+// rewriteRecord edits the stored record's JSON, once: a record no writer of
+// this version would make.
+func rewriteRecord(f *fakeStore, prefix, old, new string) {
+	o, _ := f.get(prefix + manifest.Name)
+	f.put(prefix+manifest.Name, bytes.Replace(o.body, []byte(old), []byte(new), 1), nil, "application/json")
 }
 
 // Check, over every state the commit's set and the cache entry can be in.
@@ -232,11 +262,21 @@ func TestCheckDecisions(t *testing.T) {
 			f.put(cch+"fn2.zip", []byte("EVIL"), nil, "")
 		}, false, false, false},
 		// Item 10: a later version's set is a miss, and no cache hit is copied over it.
-		{"newer record", theKey, false, func(f *fakeStore) {
+		// Without a signing key, that is.
+		{"newer record", "", false, func(f *fakeStore) {
 			f.put(art+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
 			goodCache(f)
 		}, false, false, false},
-		{"newer cache record", theKey, false, func(f *fakeStore) {
+		{"newer cache record", "", false, func(f *fakeStore) {
+			f.put(cch+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v3"}`), nil, "")
+		}, false, false, false},
+		// With one, a record this version cannot verify is untrusted: the
+		// cache hit replaces it, or the commit would be wedged.
+		{"newer record, key set", theKey, false, func(f *fakeStore) {
+			f.put(art+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
+			goodCache(f)
+		}, true, true, true},
+		{"newer cache record, key set", theKey, false, func(f *fakeStore) {
 			f.put(cch+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v3"}`), nil, "")
 		}, false, false, false},
 	}
@@ -312,12 +352,20 @@ func TestUploadDecisions(t *testing.T) {
 		}, "", true, true},
 		{"complete cache entry of another commit", theKey, func(f *fakeStore) { f.seed(cch, cacheOf(hashX, commitB), build, key, nil) }, "", true, false},
 		// Item 10: a later version's set is left alone.
-		{"newer record", theKey, func(f *fakeStore) {
+		// Without a signing key, that is.
+		{"newer record", "", func(f *fakeStore) {
 			f.put(art+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
 		}, SkippedNewer, false, false},
-		{"newer cache record", theKey, func(f *fakeStore) {
+		{"newer cache record", "", func(f *fakeStore) {
 			f.put(cch+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
 		}, "", true, false},
+		// With one, such a record (unverifiable) is replaced like an unsigned one.
+		{"newer record, key set", theKey, func(f *fakeStore) {
+			f.put(art+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
+		}, "", true, true},
+		{"newer cache record, key set", theKey, func(f *fakeStore) {
+			f.put(cch+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
+		}, "", true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

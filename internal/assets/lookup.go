@@ -176,6 +176,12 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		err = fmt.Errorf("%w: %w", manifest.ErrInvalid, readErr)
 	}
 	switch {
+	case errors.Is(err, manifest.ErrNewerFormat) && len(r.Config.SigningKey) > 0:
+		// This version cannot verify a later format's signature: with a key
+		// set, such a record is as untrusted as an unsigned one, or anyone
+		// who can write to the bucket could wedge a commit with one.
+		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v: this version cannot verify its signature, so with PACKAGE_ASSETS_SIGNING_KEY set it is not trusted and may be replaced", r.Store.URL(key), err)
+		return set, nil
 	case errors.Is(err, manifest.ErrNewerFormat):
 		set.State, set.Reason = SetNewer, fmt.Sprintf("%s: %v: written by a later version of this tool, left as it is", r.Store.URL(key), err)
 		return set, nil
@@ -240,7 +246,9 @@ func compareListing(files []manifest.File, prefix string, objs []s3store.Object)
 		case o.Size != f.Size:
 			return fmt.Sprintf("%s was replaced (%d bytes, recorded %d)", f.Name, o.Size, f.Size)
 		case f.ETag != "" && o.ETag != s3store.NormalizeETag(f.ETag):
-			return fmt.Sprintf("%s was replaced (ETag %s, recorded %s)", f.Name, o.ETag, s3store.NormalizeETag(f.ETag))
+			// %q: both come from the bucket (the record was validated, but
+			// a log line is no place to rely on that).
+			return fmt.Sprintf("%s was replaced (ETag %q, recorded %q)", f.Name, o.ETag, s3store.NormalizeETag(f.ETag))
 		}
 	}
 	return ""

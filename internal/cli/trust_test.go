@@ -222,3 +222,58 @@ func TestNewerRecordFormat(t *testing.T) {
 		}
 	})
 }
+
+// With a signing key, an unsigned record "of a newer format" (which this
+// version cannot verify) does not wedge the commit: check misses, upload
+// replaces it, and the next check finds the set. And a record whose ETag
+// would forge a workflow command or break a copy's headers is untrusted:
+// no line of the log starts with it, and upload replaces it.
+func TestPlantedRecords(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for name, tc := range map[string]struct {
+			key   string
+			plant func(rec []byte) []byte
+		}{
+			"newer format, key set": {signingKey, func([]byte) []byte { return []byte(`{"format":"s3-asset-manager/completion/v2","sets":{}}`) }},
+			// Without a key: with one, the edit breaks the signature first.
+			"hostile etag": {"", func(rec []byte) []byte {
+				return bytes.Replace(rec, []byte(`"etag": "`), []byte(`"etag": "\n::error::forged`), 1)
+			}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				bucket := srv.NewBucket(t)
+				env, d := setup(t, srv, bucket)
+				if tc.key != "" {
+					env["PACKAGE_ASSETS_SIGNING_KEY"] = tc.key
+				}
+				key := "artifacts/" + d.head + "/.s3-asset-manager.json"
+				run(t, env, "check")
+				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "one"})
+				if r := run(t, env, "upload"); r.code != ExitOK {
+					t.Fatal(r)
+				}
+				_, rec := srv.Get(t, bucket, key)
+				planted := tc.plant(rec)
+				putObject(t, srv, bucket, key, planted)
+				r := run(t, env, "check")
+				if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
+					t.Fatalf("want a miss, got %v", r)
+				}
+				for _, line := range strings.Split(r.stdout+"\n"+r.stderr, "\n") {
+					if strings.HasPrefix(line, "::error::forged") {
+						t.Errorf("a forged workflow command reached the log:\n%s", r.stderr)
+					}
+				}
+				if r := run(t, env, "upload"); r.code != ExitOK {
+					t.Fatalf("upload: %v", r)
+				}
+				if _, got := srv.Get(t, bucket, key); bytes.Equal(got, planted) {
+					t.Fatal("upload left the planted record")
+				}
+				if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
+					t.Fatalf("after the upload the set is not found: %v", r)
+				}
+			})
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"regexp"
 	"sort"
 	"strconv"
@@ -201,9 +202,62 @@ func (r *Record) Validate() error {
 		if !hexSHA256.MatchString(f.SHA256) {
 			errs = append(errs, fmt.Errorf("file %q: sha256 %q is not 64 lower-case hex", f.Name, f.SHA256))
 		}
+		if f.ETag != "" && !ValidETag(f.ETag) {
+			errs = append(errs, fmt.Errorf("file %q: etag %q is not an ETag (printable ASCII, no space or quote inside)", f.Name, truncate(f.ETag, 80)))
+		}
+		if f.ContentType != "" {
+			if err := validContentType(f.ContentType); err != nil {
+				errs = append(errs, fmt.Errorf("file %q: contentType %q: %w", f.Name, truncate(f.ContentType, 80), err))
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// maxHeaderValue bounds a recorded ETag or content type: both go into request
+// headers of copies, and are printed.
+const maxHeaderValue = 256
+
+// ValidETag reports whether etag can be an ETag a store returned: one token
+// of printable ASCII without spaces or quotes, optionally in quotes and with
+// a weak "W/" prefix. Stores differ in what is inside (MD5 hex, hex-N for
+// multipart uploads, other digests), so nothing stricter is asked; what is
+// refused is what could break a request header or forge a log line.
+func ValidETag(etag string) bool {
+	if len(etag) > maxHeaderValue {
+		return false
+	}
+	t := strings.TrimPrefix(etag, "W/")
+	if len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' {
+		t = t[1 : len(t)-1]
+	}
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c >= 0x7f || c == '"' {
+			return false
+		}
+	}
+	return true
+}
+
+// validContentType: printable ASCII (it is sent as a header) that parses as
+// a media type.
+func validContentType(ct string) error {
+	if len(ct) > maxHeaderValue {
+		return fmt.Errorf("longer than %d bytes", maxHeaderValue)
+	}
+	for i := 0; i < len(ct); i++ {
+		if c := ct[i]; c < ' ' || c >= 0x7f {
+			return errors.New("not printable ASCII")
+		}
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil {
+		return err
 	}
 	return nil
 }

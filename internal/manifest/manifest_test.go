@@ -84,6 +84,12 @@ func TestInvalid(t *testing.T) {
 		"escape in name": `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a\u001b[2Kb","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"version zero":   `{"format":"s3-asset-manager/completion/v0","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `"}]}`,
 		"foreign":        `{"format":"other-tool/v9","files":[]}`,
+		// Recorded ETags and content types go into copy headers and logs.
+		"newline in etag":        `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `","etag":"\"abc\"\n::error::forged"}]}`,
+		"space in etag":          `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `","etag":"ab cd"}]}`,
+		"quote inside etag":      `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `","etag":"\"ab\"cd\""}]}`,
+		"newline in contentType": `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `","contentType":"application/zip\r\nX-Evil: 1"}]}`,
+		"contentType not a type": `{"format":"` + Format + `","kind":"artifacts","commit":"` + commit + `","created":"2026-01-01T00:00:00Z","files":[{"name":"a","size":1,"sha256":"` + strings.Repeat("a", 64) + `","contentType":"not a type"}]}`,
 	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -91,6 +97,22 @@ func TestInvalid(t *testing.T) {
 				t.Errorf("err = %v, want ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// ETags stores really return are accepted: MD5 hex, multipart hex-N,
+// quoted or not, weak, and other stores' tokens.
+func TestValidETag(t *testing.T) {
+	for _, e := range []string{`"d41d8cd98f00b204e9800998ecf8427e"`, "d41d8cd98f00b204e9800998ecf8427e",
+		`"9b2cf535f27731c974343645a3985328-12"`, `W/"abc"`, `"AbC+/=_.:-123"`} {
+		if !ValidETag(e) {
+			t.Errorf("ValidETag(%q) = false", e)
+		}
+	}
+	for _, e := range []string{`""`, `"a b"`, "a\nb", `"a"b"`, "\x7f", strings.Repeat("a", 300)} {
+		if ValidETag(e) {
+			t.Errorf("ValidETag(%q) = true", e)
+		}
 	}
 }
 
