@@ -276,6 +276,9 @@ func TestDecodeListRefuses(t *testing.T) {
 		{"bad mode", gz(t, text+"10064x "+strings.Repeat("0", 40)+" z\n")},
 		{"pattern after files", gz(t, text+"pattern x\n")},
 		{"too big", make([]byte, MaxListSize+1)},
+		// Bombs: small compressed, large expanded.
+		{"too many patterns", gz(t, ListFormat+"\ncode-hash x\nsalt \n"+strings.Repeat("pattern **\n", maxListPatterns+1))},
+		{"expands beyond 80 MiB", bomb(t, 80<<20+1)}, // about 4x a 200,000-file list
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := DecodeList(tc.data); !errors.Is(err, ErrBadList) {
@@ -283,6 +286,25 @@ func TestDecodeListRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bomb is a well-formed list of at least n bytes expanded: few lines with
+// long paths, so it is cheap to make and to parse.
+func bomb(t *testing.T, n int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	fmt.Fprintf(w, "%s\ncode-hash x\nsalt \n", ListFormat)
+	long := strings.Repeat("a", 60000)
+	for i, size := 0, 0; size < n; i++ {
+		k, _ := fmt.Fprintf(w, "100644 %s %08d%s\n", strings.Repeat("0", 40), i, long)
+		size += k
+	}
+	w.Close()
+	if b.Len() > MaxListSize {
+		t.Fatalf("the bomb is %d bytes compressed", b.Len())
+	}
+	return b.Bytes()
 }
 
 func gz(t *testing.T, s string) []byte {

@@ -19,12 +19,17 @@ import (
 // ListFormat is the first line of an encoded List; a reader refuses any other.
 const ListFormat = "s3-asset-manager file list v1"
 
-// Limits on what DecodeList accepts, so a foreign or damaged object cannot
-// exhaust memory: a list of 2,000,000 files of 100-byte paths fits.
+// Limits on what DecodeList accepts, so a foreign or damaged object (a gzip
+// bomb planted by anyone who can write to the bucket) cannot exhaust memory:
+// every missing check decodes the nearest earlier list. A list of 200,000
+// files (scripts/gen-repo -trees 10 -files 20000) is 5.5 MiB compressed and
+// 17 MiB expanded; the limits allow about four times that, and no real filter
+// has thousands of patterns. A list beyond them is only an explanation lost.
 const (
-	MaxListSize     = 64 << 20  // compressed
-	maxListExpanded = 512 << 20 // uncompressed
+	MaxListSize     = 32 << 20 // compressed
+	maxListExpanded = 80 << 20 // uncompressed
 	maxListLine     = 64 << 10
+	maxListPatterns = 10000
 )
 
 // ErrBadList marks a list that is not a well-formed file list.
@@ -173,6 +178,9 @@ func decodeList(r io.Reader, headerOnly bool) (*List, error) {
 			p, err := unquoteField(p)
 			if err != nil {
 				return nil, bad(n, err.Error())
+			}
+			if len(l.Patterns) == maxListPatterns {
+				return nil, bad(n, fmt.Sprintf("more than %d patterns", maxListPatterns))
 			}
 			l.Patterns = append(l.Patterns, p)
 			continue
