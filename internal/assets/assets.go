@@ -39,7 +39,7 @@ type Store interface {
 	UploadFile(ctx context.Context, req s3store.UploadRequest) (s3store.Uploaded, error)
 	WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error
 	Copy(ctx context.Context, r s3store.CopyRequest) (etag string, err error)
-	// List returns the objects directly under prefix, every page of them.
+	// List returns the objects under prefix at any depth, every page of them.
 	List(ctx context.Context, prefix string) ([]s3store.Object, error)
 }
 

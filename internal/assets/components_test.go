@@ -3,6 +3,8 @@ package assets
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
@@ -384,5 +387,71 @@ func TestComponentsRerunAfterFailedBuild(t *testing.T) {
 	}
 	if got := readList(t, filepath.Join(r.Config.PackageDir, ToBuildFile)); !slices.Equal(got, []string{"api", "fn2"}) || res.Found {
 		t.Errorf("the re-run builds %q, want [api fn2]\n%s", got, logs)
+	}
+}
+
+// seedCommitOfComponents stores every component's set under commitA and the
+// commit's record of them, naming each file "<component>/<file>".
+func seedCommitOfComponents(f *fakeStore, key []byte) {
+	rec := manifest.Record{Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commitA,
+		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	for _, c := range monoCodes {
+		seedComponent(f, commitA, c.Name, key)
+		o, _ := f.get(componentPrefix(commitA, c.Name) + c.Name + ".zip")
+		sum := sha256.Sum256(o.body)
+		rec.Components = append(rec.Components, manifest.ComponentRef{Name: c.Name, CodeHash: c.Hash})
+		rec.Files = append(rec.Files, manifest.File{Name: c.Name + "/" + c.Name + ".zip", Size: int64(len(o.body)), SHA256: hex.EncodeToString(sum[:]), ETag: o.etag})
+	}
+	body, err := manifest.Encode(rec, key)
+	if err != nil {
+		panic(err)
+	}
+	f.put("artifacts/"+commitA+"/"+manifest.Name, body, nil, "application/json")
+}
+
+// A commit's record of components counts only while every component file it
+// names is stored as recorded, for any reader (a check without
+// PACKAGE_COMPONENTS included): it is not a way around the listing.
+func TestLookupCommitOfComponents(t *testing.T) {
+	tests := []struct {
+		name   string
+		spoil  func(f *fakeStore)
+		want   SetState
+		reason string
+	}{
+		{"complete", func(*fakeStore) {}, SetComplete, "3 files"},
+		{"a component file replaced", func(f *fakeStore) {
+			f.put(componentPrefix(commitA, "fn1")+"fn1.zip", []byte("EVIL"), nil, "")
+		}, SetDiffers, "fn1/fn1.zip was replaced"},
+		{"a component file deleted", func(f *fakeStore) { f.del(componentPrefix(commitA, "api") + "api.zip") }, SetDiffers, "api/api.zip was deleted"},
+	}
+	for _, tt := range tests {
+		for _, key := range []string{"", theKey} {
+			t.Run(tt.name+map[string]string{"": ", unsigned", theKey: ", signed"}[key], func(t *testing.T) {
+				f := newFake()
+				var k []byte
+				if key != "" {
+					k = []byte(key)
+				}
+				seedCommitOfComponents(f, k)
+				tt.spoil(f)
+				r, _ := newRunner(t, f, key, false, false)
+				set, err := r.LookupSet(context.Background(), Artifacts(commitA))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if set.State != tt.want || !strings.Contains(set.Reason, tt.reason) {
+					t.Errorf("state %v (%s), want %v naming %q", set.State, set.Reason, tt.want, tt.reason)
+				}
+				// A check without PACKAGE_COMPONENTS follows the lookup.
+				res, err := r.Check(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Found != (tt.want == SetComplete) {
+					t.Errorf("check found %v, want %v", res.Found, tt.want == SetComplete)
+				}
+			})
+		}
 	}
 }

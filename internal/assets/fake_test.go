@@ -24,8 +24,8 @@ import (
 
 // fakeStore is an in-memory bucket with S3's semantics where the
 // orchestrator's decisions depend on them: conditional record writes,
-// conditional copies, ETags that change with the content, listings directly
-// under a prefix.
+// conditional copies, ETags that change with the content, listings of a
+// prefix at any depth.
 type fakeStore struct {
 	mu   sync.Mutex
 	objs map[string]fakeObject
@@ -151,7 +151,7 @@ func (f *fakeStore) List(_ context.Context, prefix string) ([]s3store.Object, er
 	defer f.mu.Unlock()
 	var out []s3store.Object
 	for k, o := range f.objs {
-		if rest, ok := strings.CutPrefix(k, prefix); ok && !strings.Contains(rest, "/") {
+		if strings.HasPrefix(k, prefix) {
 			out = append(out, s3store.Object{Key: k, Size: int64(len(o.body)), ETag: s3store.NormalizeETag(o.etag)})
 		}
 	}

@@ -108,6 +108,9 @@ type Set struct {
 	// Objects lists what is stored directly under the prefix, the record
 	// itself left out.
 	Objects []s3store.Object
+	// tree is everything under the prefix at any depth (a commit's set of
+	// components records its components' files too), the record left out.
+	tree []s3store.Object
 }
 
 // LookupSet reads a set's record and lists its prefix at the same time (one
@@ -155,7 +158,13 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		return set, err
 	}
 	for _, o := range objs {
-		if o.Key != key {
+		if o.Key == key {
+			continue
+		}
+		set.tree = append(set.tree, o)
+		// Sub-prefixes are other sets (a commit's components): whether this
+		// set is missing or unrecorded is about its own objects.
+		if !strings.Contains(strings.TrimPrefix(o.Key, set.Prefix), "/") {
 			set.Objects = append(set.Objects, o)
 		}
 	}
@@ -198,7 +207,7 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		set.Reason = fmt.Sprintf("%s belongs to %s, not %s (a record counts only at its own place)", r.Store.URL(key), got, ref)
 		return set, nil
 	}
-	if diff := compareListing(rec.Files, set.Prefix, set.Objects); diff != "" {
+	if diff := compareListing(rec.Files, set.Prefix, set.tree); diff != "" {
 		set.State, set.Reason = SetDiffers, fmt.Sprintf("%s: %s since its record was written", where, diff)
 		return set, nil
 	}
@@ -228,17 +237,15 @@ func recordRef(rec *manifest.Record) SetRef {
 // its ETag), naming the first file that differs. Objects the record does not
 // list are not part of the set and do not matter: copies and downloads
 // follow the record. A commit's record of components names its files
-// "<component>/<file>": those are under the components' own prefixes, each
-// compared by its component's lookup, and left out here.
+// "<component>/<file>", under the components' own prefixes: they are
+// compared too (objs is the listing at any depth), so such a record counts,
+// for any reader, only while every component file it names is stored.
 func compareListing(files []manifest.File, prefix string, objs []s3store.Object) string {
 	stored := make(map[string]s3store.Object, len(objs))
 	for _, o := range objs {
 		stored[strings.TrimPrefix(o.Key, prefix)] = o
 	}
 	for _, f := range files {
-		if strings.Contains(f.Name, "/") {
-			continue
-		}
 		o, ok := stored[f.Name]
 		switch {
 		case !ok:

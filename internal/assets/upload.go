@@ -279,7 +279,7 @@ func (r *Runner) reconcile(ctx context.Context, ref SetRef, ours manifest.Record
 	case SetDiffers:
 		r.logf("%s was completed by another writer at the same time, and the two stored different builds: recording what is stored", where)
 		fixed := *set.Record
-		fixed.Files = storedOf(set.Record.Files, ours.Files, set.Prefix, set.Objects)
+		fixed.Files = storedOf(set.Record.Files, ours.Files, set.Prefix, set.tree)
 		fixed.Created = time.Now().UTC().Truncate(time.Second)
 		return r.writeRecord(ctx, ref, fixed, false)
 	default:

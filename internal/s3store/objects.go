@@ -98,13 +98,14 @@ type Object struct {
 	ETag string
 }
 
-// List returns every object directly under prefix (keys in sub-prefixes,
-// such as another set's "<prefix><component>/...", are left out), over as
-// many pages as it takes, in key order.
+// List returns every object under prefix at any depth (one listing without a
+// delimiter: a commit's set of components is checked against its
+// components' objects, "<prefix><component>/<file>"), over as many pages as
+// it takes, in key order.
 func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
 	var objs []Object
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-		Bucket: &s.bucket, Prefix: &prefix, Delimiter: aws.String("/"),
+		Bucket: &s.bucket, Prefix: &prefix,
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
