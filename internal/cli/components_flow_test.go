@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -418,6 +419,30 @@ func TestComponentsSigned(t *testing.T) {
 		_, rec := srv.Get(t, bucket, "team-a/artifacts/"+d.head+"/.s3-asset-manager.json")
 		if !strings.Contains(string(rec), `"signature": "hmac-sha256:`) || !strings.Contains(string(rec), `"components"`) {
 			t.Errorf("the commit's record is not the signed record of components:\n%s", rec)
+		}
+	})
+}
+
+// A commit's record of components is checked file by file even by a check
+// without PACKAGE_COMPONENTS: with one component file replaced, the commit
+// is not found (the lookup lists the commit's prefix at any depth).
+func TestCommitOfComponentsChecksFiles(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoBuilt(t, srv, bucket)
+		wantCommitRecord(t, srv, bucket, d.head)
+		plain := maps.Clone(env)
+		delete(plain, "PACKAGE_COMPONENTS")
+		if r := run(t, plain, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
+			t.Fatalf("the complete commit is not found: %v", r)
+		}
+		putObject(t, srv, bucket, "artifacts/"+d.head+"/fn1/fn1.zip", []byte("EVIL"))
+		r := run(t, plain, "check")
+		if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
+			t.Fatalf("found with a component file replaced: %v", r)
+		}
+		if !strings.Contains(r.stderr, "fn1/fn1.zip was replaced") {
+			t.Errorf("the miss does not name the file:\n%s", r.stderr)
 		}
 	})
 }
