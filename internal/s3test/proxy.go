@@ -1,6 +1,8 @@
 package s3test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,11 +28,22 @@ const (
 	NotImpl                // 501 NotImplemented: refused a checksum header or aws-chunked body
 	Forbidden              // 403 AccessDenied
 	Corrupt                // forward an object or part upload (a PUT) with one byte of its body flipped
+	// Faults in a response body, applied to a GET that returns one (others pass):
+	FlipResponse  // one byte flipped in the middle of the body
+	CutResponse   // the headers and half the body, then the connection is closed
+	StallResponse // the headers and half the body, then nothing until the client gives up
 )
 
+// lastFault is the last of the faults above.
+const lastFault = StallResponse
+
 func (f Fault) String() string {
-	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented", "403 AccessDenied", "corrupted body"}[f]
+	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented",
+		"403 AccessDenied", "corrupted body", "flipped byte in a response", "response cut short", "stalled response"}[f]
 }
+
+// bodyFault marks a request whose response body the proxy is to spoil.
+type bodyFault struct{}
 
 // Proxy sits between the tool and a real server and misbehaves on purpose.
 type Proxy struct {
@@ -79,6 +92,14 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		if p.Observe != nil {
 			p.Observe(resp.Request, resp.StatusCode)
 		}
+		if f, ok := resp.Request.Context().Value(bodyFault{}).(Fault); ok {
+			if resp.StatusCode/100 == 2 && resp.ContentLength > 1 {
+				resp.Body = &spoilReader{r: resp.Body, fault: f, at: resp.ContentLength / 2, done: resp.Request.Context().Done()}
+			} else {
+				f = Pass // nothing to spoil
+			}
+			p.count(f)
+		}
 		if p.HideChecksums {
 			for k := range resp.Header {
 				if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {
@@ -98,15 +119,23 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		if f == Corrupt && (r.Method != http.MethodPut || r.ContentLength <= 0) {
 			f = Pass // no object data to corrupt
 		}
-		p.mu.Lock()
-		p.counts[f]++
-		p.mu.Unlock()
+		switch f {
+		case FlipResponse, CutResponse, StallResponse:
+			if r.Method != http.MethodGet {
+				f = Pass
+			}
+		}
+		if f < FlipResponse {
+			p.count(f) // a response fault is counted once it is known to apply
+		}
 		if p.Hold != nil && (f == Pass || f == Corrupt) {
 			p.Hold(r)
 		}
 		switch f {
 		case Pass:
 			rp.ServeHTTP(w, r)
+		case FlipResponse, CutResponse, StallResponse:
+			rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyFault{}, f)))
 		case Corrupt:
 			// In the middle, where neither headers nor framing notice it:
 			// only a store that checks the body against its digest can.
@@ -151,6 +180,12 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
+func (p *Proxy) count(f Fault) {
+	p.mu.Lock()
+	p.counts[f]++
+	p.mu.Unlock()
+}
+
 // Count is how often the proxy applied a fault.
 func (p *Proxy) Count(f Fault) int {
 	p.mu.Lock()
@@ -163,7 +198,7 @@ func (p *Proxy) Counts() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
-	for f := Pass; f <= Corrupt; f++ {
+	for f := Pass; f <= lastFault; f++ {
 		fmt.Fprintf(&b, "%s: %d; ", f, p.counts[f])
 	}
 	return b.String()
@@ -212,3 +247,36 @@ func (f *flipReader) Read(b []byte) (int, error) {
 }
 
 func (f *flipReader) Close() error { return f.r.Close() }
+
+// spoilReader passes a response body on until its middle, then flips a
+// byte there, or fails (the proxy then closes the connection), or waits
+// until the client hangs up.
+type spoilReader struct {
+	r       io.ReadCloser
+	fault   Fault
+	pos, at int64
+	done    <-chan struct{}
+}
+
+func (s *spoilReader) Read(b []byte) (int, error) {
+	if s.fault != FlipResponse && s.pos >= s.at {
+		if s.fault == StallResponse {
+			select {
+			case <-s.done:
+			case <-time.After(maxStall):
+			}
+		}
+		return 0, errors.New("s3test proxy: response body cut short on purpose")
+	}
+	if s.fault != FlipResponse && int64(len(b)) > s.at-s.pos {
+		b = b[:s.at-s.pos]
+	}
+	n, err := s.r.Read(b)
+	if i := s.at - s.pos; s.fault == FlipResponse && i >= 0 && i < int64(n) {
+		b[i] ^= 0xff
+	}
+	s.pos += int64(n)
+	return n, err
+}
+
+func (s *spoilReader) Close() error { return s.r.Close() }

@@ -1,0 +1,282 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// stored is an object put straight on the server, as the record describes it.
+type stored struct {
+	key  string
+	body []byte
+	etag string
+}
+
+func putStored(t *testing.T, srv *s3test.Server, bucket, key string, body []byte) stored {
+	t.Helper()
+	out, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body)})
+	if err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+	return stored{key, body, aws.ToString(out.ETag)}
+}
+
+func (o stored) request(dir, name string) DownloadRequest {
+	sum := sha256.Sum256(o.body)
+	return DownloadRequest{Key: o.key, Path: filepath.Join(dir, name), Size: int64(len(o.body)), SHA256: sum[:], ETag: o.etag, Mode: 0o644}
+}
+
+// dirNames lists a directory, hidden files too.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// Files of every size, with odd names, arrive byte for byte under their own
+// names, with the mode asked for, and leave no temporary file behind; a large
+// one is fetched in parts, and progress counts every byte once.
+func TestDownload(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		st := newStore(t, srv, bucket, Options{PartSize: 1 << 20})
+		dir := t.TempDir()
+		for _, tc := range []struct {
+			name  string
+			size  int
+			parts int
+			mode  os.FileMode
+		}{
+			{"empty", 0, 0, 0o644},
+			{"small + odd %2F name ü.zip", 1000, 0, 0o644},
+			{"two parts' worth.bin", 2 << 20, 0, 0o755},
+			{"large.bin", 5<<20 + 17, 6, 0o644},
+		} {
+			o := putStored(t, srv, bucket, "a/"+tc.name, filler(tc.size))
+			req := o.request(dir, tc.name)
+			req.Mode = tc.mode
+			var got atomic.Int64
+			req.Progress = func(n int64) { got.Add(n) }
+			d, err := st.Download(ctx, req)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if d.Parts != tc.parts || d.Size != int64(tc.size) || d.Refetched != 0 {
+				t.Errorf("%s: %+v, want %d parts", tc.name, d, tc.parts)
+			}
+			b, err := os.ReadFile(req.Path)
+			if err != nil || !bytes.Equal(b, o.body) {
+				t.Fatalf("%s: bytes differ (%v)", tc.name, err)
+			}
+			if fi, _ := os.Stat(req.Path); fi.Mode().Perm()&0o111 != tc.mode&0o111 {
+				t.Errorf("%s: mode %v, want %v", tc.name, fi.Mode(), tc.mode)
+			}
+			if got.Load() != int64(tc.size) {
+				t.Errorf("%s: progress counted %d bytes of %d", tc.name, got.Load(), tc.size)
+			}
+		}
+		for _, n := range dirNames(t, dir) {
+			if strings.HasPrefix(n, ".") {
+				t.Errorf("left behind: %s", n)
+			}
+		}
+	})
+}
+
+// Through a proxy that spoils response bodies (a flipped byte, a connection
+// cut mid-body, a stall) and fails requests (503, 500, dropped), every file
+// arrives intact; a flipped byte is noticed by the SHA-256 and only the
+// spoiled parts are fetched again.
+func TestDownloadFaults(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		small := putStored(t, srv, bucket, "small", filler(300<<10))
+		large := putStored(t, srv, bucket, "large", filler(12<<20+3))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		faults := []s3test.Fault{s3test.FlipResponse, s3test.CutResponse, s3test.StallResponse, s3test.SlowDown, s3test.Internal, s3test.Drop}
+		// One GET in four is spoiled: each fault once, then faults picked at
+		// random (a fixed seed), as a cycle would hit the same part every round.
+		var mu sync.Mutex
+		rnd := rand.New(rand.NewPCG(1, 2))
+		spoiled := 0
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Method != http.MethodGet || rnd.IntN(4) != 0 {
+				return s3test.Pass
+			}
+			spoiled++
+			if spoiled <= len(faults) {
+				return faults[spoiled-1]
+			}
+			return faults[rnd.IntN(len(faults))]
+		}
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 1 << 20, RequestTimeout: time.Second})
+		dir := t.TempDir()
+		refetched := 0
+		for round := range 3 {
+			for _, o := range []stored{small, large} {
+				req := o.request(dir, o.key)
+				d, err := st.Download(ctx, req)
+				if err != nil {
+					t.Fatalf("round %d, %s: %v\nproxy: %s", round, o.key, err, proxy.Counts())
+				}
+				refetched += d.Refetched
+				if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
+					t.Fatalf("round %d, %s: bytes differ", round, o.key)
+				}
+			}
+		}
+		for _, f := range faults {
+			if proxy.Count(f) == 0 {
+				t.Errorf("the proxy never injected %s: %s", f, proxy.Counts())
+			}
+		}
+		if refetched == 0 {
+			t.Errorf("flipped bytes went unnoticed: nothing was fetched again (proxy: %s)", proxy.Counts())
+		}
+		if got := dirNames(t, dir); len(got) != 2 {
+			t.Errorf("directory holds %q, want the two files only", got)
+		}
+		t.Logf("proxy: %s", proxy.Counts())
+	})
+}
+
+// A body damaged on every attempt fails the download, naming the object,
+// and neither the file nor a temporary one is left; a file of that name from
+// before stays as it was. The same when the store holds other bytes than
+// the record says.
+func TestDownloadDamaged(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault { return s3test.FlipResponse }
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 1 << 20})
+		direct := newStore(t, srv, bucket, Options{PartSize: 1 << 20})
+		for _, size := range []int{1000, 4 << 20} {
+			o := putStored(t, srv, bucket, fmt.Sprint("f", size), filler(size))
+			dir := t.TempDir()
+			_, err := st.Download(ctx, o.request(dir, "f"))
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), o.key) || !strings.Contains(err.Error(), "each of 4 fetches") {
+				t.Errorf("%d bytes, damaged every time: %v", size, err)
+			}
+			if got := dirNames(t, dir); len(got) != 0 {
+				t.Errorf("%d bytes: left %q", size, got)
+			}
+
+			if err := os.WriteFile(filepath.Join(dir, "f"), []byte("before"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			req := o.request(dir, "f")
+			req.SHA256[0] ^= 1 // the record says otherwise
+			_, err = direct.Download(ctx, req)
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "the same other bytes on each of 4") {
+				t.Errorf("%d bytes, other than recorded: %v", size, err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "f")); string(b) != "before" || len(dirNames(t, dir)) != 1 {
+				t.Errorf("%d bytes: the file from before was touched, or more left: %q", size, dirNames(t, dir))
+			}
+		}
+	})
+}
+
+// An object replaced since it was recorded is refused at once (its ETag, or
+// its size, differs), and nothing is left of it.
+func TestDownloadReplaced(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		st := newStore(t, srv, bucket, Options{PartSize: 1 << 20})
+		for _, tc := range []struct {
+			name        string
+			size, newTo int
+			keepETag    bool
+		}{
+			{"same size, ETag recorded", 1000, 1000, true},
+			{"large, ETag recorded", 4 << 20, 4 << 20, true},
+			{"smaller, no ETag", 1000, 999, false},
+			{"large, smaller, no ETag", 4 << 20, 3 << 20, false},
+		} {
+			o := putStored(t, srv, bucket, "r", filler(tc.size))
+			dir := t.TempDir()
+			req := o.request(dir, "r")
+			if !tc.keepETag {
+				req.ETag = ""
+			}
+			body := filler(tc.newTo)
+			body[0] ^= 1
+			putStored(t, srv, bucket, "r", body)
+			_, err := st.Download(ctx, req)
+			if !errors.Is(err, ErrSourceChanged) || !strings.Contains(err.Error(), "/r") {
+				t.Errorf("%s: %v, want ErrSourceChanged naming the object", tc.name, err)
+			}
+			if got := dirNames(t, dir); len(got) != 0 {
+				t.Errorf("%s: left %q", tc.name, got)
+			}
+		}
+		// Gone altogether: not found, naming it.
+		dir := t.TempDir()
+		_, err := st.Download(ctx, DownloadRequest{Key: "gone", Path: filepath.Join(dir, "gone"), Size: 1, SHA256: make([]byte, 32), Mode: 0o644})
+		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "/gone") {
+			t.Errorf("a deleted object: %v", err)
+		}
+		if got := dirNames(t, dir); len(got) != 0 {
+			t.Errorf("left %q", got)
+		}
+	})
+}
+
+// Cancelled while parts are in flight, the download stops, and neither the
+// file nor its temporary file is left.
+func TestDownloadCancelled(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		o := putStored(t, srv, bucket, "big", filler(6<<20))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		ctx, cancel := context.WithCancel(context.Background())
+		var once sync.Once
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodGet {
+				once.Do(cancel) // the download is surely under way
+				return s3test.StallResponse
+			}
+			return s3test.Pass
+		}
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 1 << 20})
+		dir := t.TempDir()
+		_, err := st.Download(ctx, o.request(dir, "big"))
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled download: %v", err)
+		}
+		if got := dirNames(t, dir); len(got) != 0 {
+			t.Errorf("left %q", got)
+		}
+	})
+}
