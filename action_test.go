@@ -7,6 +7,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -444,7 +446,7 @@ func actionCheckUpload(t *testing.T, srv *s3test.Server, ws, head string, run fu
 	if !strings.Contains(r.stdout, "::group::") || !strings.Contains(r.stdout, "::endgroup::") {
 		t.Errorf("first check: no log group on stdout:\n%s", r.stdout)
 	}
-	wantOutputs(t, "first check", r.outputs, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+	wantOutputs(t, "first check", r.outputs, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": "", "prefix": "", "files": "{}"})
 	wantSummary(t, "first check", r.summary, head, "Not found")
 	if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("first check left dist/.found: %v", err)
@@ -458,14 +460,17 @@ func actionCheckUpload(t *testing.T, srv *s3test.Server, ws, head string, run fu
 	if r.code != 0 {
 		t.Fatalf("upload: exit %d", r.code)
 	}
-	wantOutputs(t, "upload", r.outputs, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+	wantOutputs(t, "upload", r.outputs, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": head, "code-hash": "", "prefix": "", "files": "{}"})
 	wantSummary(t, "upload", r.summary, head, "app.tar.gz")
 
 	r = run(t, ws, with("check"))
 	if r.code != 0 {
 		t.Fatalf("second check: exit %d", r.code)
 	}
-	wantOutputs(t, "second check", r.outputs, map[string]string{"found": "true", "cache-hit": "false", "commit-hash": head, "code-hash": ""})
+	artifact := bytes.Repeat([]byte("artifact "), 1000)
+	files := `{"app.tar.gz":{"key":"artifacts/` + head + `/app.tar.gz","size":9000,"packageHash":"` + packageHash(artifact) + `"}}`
+	wantOutputs(t, "second check", r.outputs, map[string]string{"found": "true", "cache-hit": "false", "commit-hash": head, "code-hash": "",
+		"prefix": "artifacts/" + head + "/", "files": files})
 	wantSummary(t, "second check", r.summary, head, "Found")
 	if _, err := os.Stat(filepath.Join(ws, "dist", ".found")); err != nil {
 		t.Errorf("second check: dist/.found: %v", err)
@@ -481,6 +486,32 @@ func actionCheckUpload(t *testing.T, srv *s3test.Server, ws, head string, run fu
 	}
 	if !strings.Contains(r.summary, "Nothing uploaded") {
 		t.Errorf("upload after found: summary does not say nothing was uploaded:\n%s", r.summary)
+	}
+
+	// A deploy job: a fresh workspace with no checkout, the commit by id.
+	deploy := t.TempDir()
+	r = run(t, deploy, map[string]string{"mode": "download", "bucket": bucket, "endpoint": srv.Endpoint,
+		"package-directory": "deploy", "commit": head})
+	if r.code != 0 {
+		t.Fatalf("download: exit %d", r.code)
+	}
+	wantOutputs(t, "download", r.outputs, map[string]string{"found": "true", "cache-hit": "false", "commit-hash": head, "code-hash": "",
+		"prefix": "artifacts/" + head + "/", "files": files})
+	wantSummary(t, "download", r.summary, head, "Downloaded", "app.tar.gz", packageHash(artifact))
+	if got, err := os.ReadFile(filepath.Join(deploy, "deploy", "app.tar.gz")); err != nil || !bytes.Equal(got, artifact) {
+		t.Errorf("download: app.tar.gz is not what was uploaded (%v)", err)
+	}
+
+	// Another commit, not there: exit 6, found=false.
+	other := strings.Repeat("0", 40)
+	r = run(t, deploy, map[string]string{"mode": "download", "bucket": bucket, "endpoint": srv.Endpoint,
+		"package-directory": "deploy", "commit": other})
+	if r.code != cli.ExitNotFound {
+		t.Errorf("download of a missing set: exit %d, want %d", r.code, cli.ExitNotFound)
+	}
+	wantOutputs(t, "download not found", r.outputs, map[string]string{"found": "false", "cache-hit": "false", "commit-hash": other, "code-hash": "", "prefix": "", "files": "{}"})
+	if !regexp.MustCompile(`(?m)^::error[^:]*::.*not found.*artifacts/` + other).MatchString(r.stdout) {
+		t.Errorf("download of a missing set: no error annotation naming what was looked up:\n%s", r.stdout)
 	}
 }
 
@@ -563,7 +594,9 @@ func TestActionCacheHit(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("check after a docs-only commit: exit %d", code)
 		}
-		wantOutputs(t, "cache check", out, map[string]string{"found": "true", "cache-hit": "true", "commit-hash": next, "code-hash": codeHash})
+		files := `{"app.tar.gz":{"key":"artifacts/` + next + `/app.tar.gz","size":5,"packageHash":"` + packageHash([]byte("built")) + `"}}`
+		wantOutputs(t, "cache check", out, map[string]string{"found": "true", "cache-hit": "true", "commit-hash": next, "code-hash": codeHash,
+			"prefix": "artifacts/" + next + "/", "files": files})
 		wantSummary(t, "cache check", sum, next, "cache")
 	})
 }
@@ -588,4 +621,10 @@ func runExe(t *testing.T, exe, dir string, env map[string]string, args ...string
 		t.Fatalf("run %s: %v", exe, err)
 	}
 	return 0, stdout.String(), stderr.String()
+}
+
+// packageHash is a file's package-hash: base64 of its SHA-256.
+func packageHash(b []byte) string {
+	s := sha256.Sum256(b)
+	return base64.StdEncoding.EncodeToString(s[:])
 }

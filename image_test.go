@@ -240,6 +240,7 @@ func TestImageConfig(t *testing.T) {
 		"usr/local/bin/s3-asset-manager": "file 0755",
 		"usr/local/bin/check":            "link s3-asset-manager",
 		"usr/local/bin/upload":           "link s3-asset-manager",
+		"usr/local/bin/download":         "link s3-asset-manager",
 		"tmp/":                           "dir 1777",
 		"tmp/.keep":                      "", // any mode: git keeps no empty directory
 	}

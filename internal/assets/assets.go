@@ -1,6 +1,7 @@
-// Package assets is the orchestrator: check and upload, over three concerns
-// it reaches through small interfaces: the git checkout (which commit), the
-// code hash (which build), and the S3 store (look up, copy, upload).
+// Package assets is the orchestrator: check, upload and download, over three
+// concerns it reaches through small interfaces: the git checkout (which
+// commit), the code hash (which build), and the S3 store (look up, copy,
+// upload, download).
 package assets
 
 import (
@@ -41,6 +42,7 @@ type Store interface {
 	Copy(ctx context.Context, r s3store.CopyRequest) (etag string, err error)
 	// List returns the objects under prefix at any depth, every page of them.
 	List(ctx context.Context, prefix string) ([]s3store.Object, error)
+	Download(ctx context.Context, req s3store.DownloadRequest) (s3store.Downloaded, error)
 }
 
 var _ Store = (*s3store.Store)(nil)
@@ -64,6 +66,7 @@ const (
 	KindGit
 	KindS3
 	KindPackage
+	KindNotFound // a set that was required is not there (download; check with fail-on-miss)
 )
 
 // Failure is an error attributed to a concern.
@@ -89,7 +92,7 @@ func fail(k Kind, err error) error {
 // ErrNoCommitHash: upload ran without a check before it.
 var ErrNoCommitHash = errors.New("no " + CommitFile + " in the package directory: run check first (in the same package directory)")
 
-// Runner runs check and upload.
+// Runner runs check, upload and download.
 type Runner struct {
 	Config   *config.Config
 	Store    Store
@@ -101,6 +104,9 @@ type Runner struct {
 	// there instead of writing a line every few seconds.
 	ProgressTo io.Writer
 	Terminal   bool
+	// clock stands in for the real one while download waits (tests); nil
+	// is the real one.
+	clock waitClock
 }
 
 func (r *Runner) logf(format string, args ...any) { r.Log.Printf(format, args...) }

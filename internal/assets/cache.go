@@ -56,6 +56,7 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Se
 		return err
 	}
 	res.Found, res.CacheHit, res.Where, res.Files, res.Bytes = true, true, r.Store.URL(dst.Prefix), len(out.Files), out.TotalSize()
+	res.Prefix, res.FileList = dst.Prefix, out.Files
 	return nil
 }
 

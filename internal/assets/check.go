@@ -18,7 +18,11 @@ type CheckResult struct {
 	Found    bool
 	CacheHit bool   // found by copying from the cache
 	Where    string // s3:// URL of the set found
+	Prefix   string // its key prefix, when found
 	Files    int
+	// FileList is the files of the set found, from its record (none for a
+	// set without one, found with PACKAGE_ASSETS_ACCEPT_LEGACY).
+	FileList []manifest.File
 	Bytes    int64
 	// Components, with PACKAGE_COMPONENTS: every component's state, sorted
 	// by name (those this check looked up are Checked).
@@ -85,11 +89,12 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	case SetComplete:
 		rec := set.Record
 		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(set.Prefix), len(rec.Files), rec.TotalSize()
+		res.Prefix, res.FileList = set.Prefix, rec.Files
 		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), progress.Size(rec.TotalSize()),
 			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
 	case SetUnrecorded:
 		if r.Config.AcceptLegacy {
-			res.Found, res.Where = true, r.Store.URL(set.Prefix)
+			res.Found, res.Where, res.Prefix = true, r.Store.URL(set.Prefix), set.Prefix
 			r.logf("found objects under %s without a completion record; counted as found (PACKAGE_ASSETS_ACCEPT_LEGACY)", r.Store.URL(set.Prefix))
 		} else {
 			r.logf("not found: %s (an interrupted upload, or written by the original tool; PACKAGE_ASSETS_ACCEPT_LEGACY=true accepts the latter)", set.Reason)
@@ -120,6 +125,13 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		}
 		r.logf("result: %s, the build can be skipped (%s written)", how, r.pkgPath(FoundFile))
 		return res, nil
+	}
+	if r.Config.FailOnMiss {
+		looked := r.Store.URL(set.Prefix)
+		if res.CodeHash != "" {
+			looked += " nor " + r.Store.URL(r.prefix(Cache(res.CodeHash)))
+		}
+		return res, fail(KindNotFound, fmt.Errorf("%w: no complete set at %s, and PACKAGE_ASSETS_FAIL_ON_MISS is set", ErrSetNotFound, looked))
 	}
 	r.logf("result: not found, the build must run and upload")
 	return res, nil

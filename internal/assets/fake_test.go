@@ -40,6 +40,9 @@ type fakeStore struct {
 	// every ReadSmall's answer (a store that refuses or fails).
 	reads   []string
 	readErr error
+	// beforeDownload, when set, runs once before the first Download: the
+	// bucket changing while a download runs.
+	beforeDownload func(f *fakeStore, key string)
 }
 
 type fakeObject struct {
@@ -144,6 +147,34 @@ func (f *fakeStore) Copy(_ context.Context, r s3store.CopyRequest) (string, erro
 	}
 	f.objs[r.Dst] = dst
 	return dst.etag, nil
+}
+
+// Download writes an object to req.Path, as the real store does once every
+// check has passed, and refuses what the real one refuses: an object that is
+// gone (ErrNotFound), one of another ETag or size (ErrSourceChanged), bytes
+// that do not match the SHA-256 (ErrDamaged).
+func (f *fakeStore) Download(_ context.Context, req s3store.DownloadRequest) (s3store.Downloaded, error) {
+	f.mu.Lock()
+	hook := f.beforeDownload
+	f.beforeDownload = nil
+	f.mu.Unlock()
+	if hook != nil {
+		hook(f, req.Key)
+	}
+	o, ok := f.get(req.Key)
+	sum := sha256.Sum256(o.body)
+	switch {
+	case !ok:
+		return s3store.Downloaded{}, fmt.Errorf("get %s: %w", f.URL(req.Key), s3store.ErrNotFound)
+	case req.ETag != "" && o.etag != req.ETag, int64(len(o.body)) != req.Size:
+		return s3store.Downloaded{}, fmt.Errorf("get %s: %w", f.URL(req.Key), s3store.ErrSourceChanged)
+	case !bytes.Equal(sum[:], req.SHA256):
+		return s3store.Downloaded{}, fmt.Errorf("%s: %w", f.URL(req.Key), s3store.ErrDamaged)
+	}
+	if err := os.WriteFile(req.Path, o.body, req.Mode); err != nil {
+		return s3store.Downloaded{}, err
+	}
+	return s3store.Downloaded{Size: req.Size}, nil
 }
 
 func (f *fakeStore) List(_ context.Context, prefix string) ([]s3store.Object, error) {

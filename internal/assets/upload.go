@@ -176,17 +176,12 @@ func (r *Runner) fillCacheAfter(ctx context.Context, set Set, codeHash string) e
 func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFile, commit, codeHash string) ([]manifest.File, error) {
 	// In the directory's order, which is by name, as the record lists them.
 	stored := make([]manifest.File, len(files))
-	var rep *progress.Reporter
-	if r.ProgressTo != nil {
-		var total int64
-		for _, f := range files {
-			total += f.size
-		}
-		rep = progress.Start(r.ProgressTo, r.Terminal, total, len(files), nil)
-		out := r.Log.Writer()
-		r.Log.SetOutput(rep.Writer())
-		defer func() { rep.Stop(); r.Log.SetOutput(out) }()
+	var total int64
+	for _, f := range files {
+		total += f.size
 	}
+	rep, stop := r.startProgress("uploading", total, len(files))
+	defer stop()
 	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
 		path := files[i].path
 		name := filepath.Base(path)

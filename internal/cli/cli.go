@@ -1,5 +1,5 @@
 // Package cli is the program: it reads the command line and the settings,
-// builds the git, hash and S3 parts, runs check or upload through the
+// builds the git, hash and S3 parts, runs check, upload or download through the
 // orchestrator, and turns the outcome into logs and an exit code.
 package cli
 
@@ -21,6 +21,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 	"github.com/nsmithuk/s3-asset-manager/internal/version"
 )
@@ -33,14 +34,14 @@ const (
 	ExitGit         = 3   // the git repository could not be read
 	ExitS3          = 4   // S3 refused, failed or could not be reached
 	ExitPackage     = 5   // the package directory is missing something or unreadable
-	ExitNotFound    = 6   // what was asked for is not in the bucket
+	ExitNotFound    = 6   // what was asked for is not in the bucket (download; check with fail-on-miss; hash --diff)
 	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM
 )
 
 const name = "s3-asset-manager"
 
 // Run is the whole program. args[0] selects the command when the binary is
-// invoked as "check" or "upload" (Concourse's run: path: check).
+// invoked as "check", "upload" or "download" (Concourse's run: path: check).
 func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
 	logger := log.New(stderr, "", 0)
 	if path, ok := lookup("S3AM_CPUPROFILE"); ok && path != "" {
@@ -110,6 +111,8 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			out.check, err = runner.Check(ctx)
 		case "upload":
 			out.upload, err = runner.Upload(ctx)
+		case "download":
+			out.download, err = runner.Download(ctx)
 		}
 		return err
 	}()
@@ -152,8 +155,9 @@ func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh
 
 // outcome holds the result of whichever command ran.
 type outcome struct {
-	check  assets.CheckResult
-	upload assets.UploadResult
+	check    assets.CheckResult
+	upload   assets.UploadResult
+	download assets.DownloadResult
 }
 
 // publish tells the CI system the result: step outputs and a job summary on
@@ -163,11 +167,21 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 	o := ghaction.Outputs{}
 	switch cmd {
 	case "check":
-		o = ghaction.Outputs{Found: out.check.Found, CacheHit: out.check.CacheHit, CommitHash: out.check.Commit, CodeHash: out.check.CodeHash,
-			Components: componentOutputs(out.check.Components)}
+		c := out.check
+		o = ghaction.Outputs{Found: c.Found, CacheHit: c.CacheHit, CommitHash: c.Commit, CodeHash: c.CodeHash,
+			Components: componentOutputs(c.Components)}
+		if c.Found {
+			o.Prefix, o.Files = c.Prefix, setFiles(c.Prefix, c.FileList)
+		}
 	case "upload":
 		o = ghaction.Outputs{Found: out.upload.Skipped == assets.SkippedFound, CommitHash: out.upload.Commit, CodeHash: out.upload.CodeHash,
 			Components: componentOutputs(out.upload.Components)}
+	case "download":
+		d := out.download
+		o = ghaction.Outputs{CommitHash: d.Commit}
+		if runErr == nil {
+			o.Found, o.Prefix, o.Files = true, d.Prefix, setFiles(d.Prefix, d.Files)
+		}
 	}
 	var errs []error
 	if err := gh.SetOutputs(o); err != nil {
@@ -186,11 +200,10 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 			err = gh.SummarizeCheck(s)
 		case "upload":
 			u := out.upload
-			files := make([]ghaction.File, 0, len(u.Files))
-			for _, f := range u.Files {
-				files = append(files, ghaction.File{Name: f.Name, Size: f.Size, PackageHash: f.PackageHash()})
-			}
-			err = gh.SummarizeUpload(ghaction.UploadSummary{Commit: u.Commit, Where: u.Where, Skipped: u.Skipped, Files: files})
+			err = gh.SummarizeUpload(ghaction.UploadSummary{Commit: u.Commit, Where: u.Where, Skipped: u.Skipped, Files: setFiles("", u.Files)})
+		case "download":
+			d := out.download
+			err = gh.SummarizeDownload(ghaction.DownloadSummary{Commit: d.Commit, Where: d.Where, Files: o.Files})
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("write job summary: %w", err))
@@ -216,6 +229,15 @@ func componentOutputs(states []assets.ComponentState) []ghaction.Component {
 	return out
 }
 
+// setFiles describes a set's files for the outputs and summaries.
+func setFiles(prefix string, files []manifest.File) []ghaction.File {
+	out := make([]ghaction.File, 0, len(files))
+	for _, f := range files {
+		out = append(out, ghaction.File{Name: f.Name, Key: prefix + f.Name, Size: f.Size, PackageHash: f.PackageHash()})
+	}
+	return out
+}
+
 // report logs a failure and picks its exit code.
 func report(ctx context.Context, logger *log.Logger, err error) int {
 	if ctx.Err() != nil {
@@ -234,12 +256,14 @@ func report(ctx context.Context, logger *log.Logger, err error) int {
 			return ExitS3
 		case assets.KindPackage:
 			return ExitPackage
+		case assets.KindNotFound:
+			return ExitNotFound
 		}
 	}
 	return ExitFailure
 }
 
-// parseArgs finds the command: from the program's name (check, upload), else
+// parseArgs finds the command: from the program's name (check, upload, download), else
 // the first argument, else the action input "mode".
 func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, err error) {
 	var prog string
@@ -260,21 +284,21 @@ func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, 
 		positional = append(positional, a)
 	}
 	switch prog {
-	case "check", "upload":
+	case "check", "upload", "download":
 		return prog, positional, nil
 	}
 	if len(positional) == 0 {
 		if m, ok := lookup(config.InputEnv("mode")); ok && strings.TrimSpace(m) != "" {
 			positional = []string{strings.TrimSpace(m)}
 		} else {
-			return "", nil, errors.New("no command: give check, upload or hash")
+			return "", nil, errors.New("no command: give check, upload, download or hash")
 		}
 	}
 	switch positional[0] {
-	case "check", "upload", "hash":
+	case "check", "upload", "download", "hash":
 		return positional[0], positional[1:], nil
 	}
-	return "", nil, fmt.Errorf("unknown command %q: give check, upload or hash", positional[0])
+	return "", nil, fmt.Errorf("unknown command %q: give check, upload, download or hash", positional[0])
 }
 
 func usage(w io.Writer) {
@@ -286,6 +310,8 @@ Usage:
                    one, the names to build in $PACKAGE_DIRECTORY/.components-to-build
   %[1]s upload    upload the package directory's files, unless .found exists.
                    With components: each one check listed, from $PACKAGE_DIRECTORY/<name>/
+  %[1]s download  fetch a commit's complete set into the package directory, every file
+                   verified against its completion record; exit 6 when it is not there
   %[1]s hash [-v]  print the code hash of GIT_REPO_PATH for CODE_HASH_FIND_FILTER;
                    -v also lists every file that went in (mode, id, path).
                    With PACKAGE_COMPONENTS: "<hash>  <name>" a component
@@ -295,7 +321,7 @@ Usage:
                    or a code hash): files, patterns, salt; needs the bucket settings.
                    With components: the one PACKAGE_COMPONENT names
   %[1]s --version
-Also runs as "check" and "upload" through links of those names.
+Also runs as "check", "upload" and "download" through links of those names.
 
 Settings (environment variables; GitHub Action inputs win when set):
 `, name, version.Version)
@@ -314,8 +340,8 @@ AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_UR
 AWS_CA_BUNDLE, AWS_MAX_ATTEMPTS, AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE.
 
 Exit codes: 0 success (found or not), 1 unexpected error, 2 bad usage or settings,
-3 git error, 4 S3 error, 5 package directory problem, 6 not found (hash --diff: no
-stored build of REF), 130 interrupted.
+3 git error, 4 S3 error, 5 package directory problem, 6 not found (download, check with
+PACKAGE_ASSETS_FAIL_ON_MISS, hash --diff: no stored build of REF), 130 interrupted.
 `)
 }
 

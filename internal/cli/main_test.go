@@ -21,7 +21,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
-// binDir holds the tool built once, with links named check and upload.
+// binDir holds the tool built once, with links named check, upload and download.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "build:", err)
 			return 1
 		}
-		for _, n := range []string{"check", "upload"} {
+		for _, n := range []string{"check", "upload", "download"} {
 			if err := os.Link(filepath.Join(dir, "s3-asset-manager"), filepath.Join(dir, n)); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 )
 
 // Lookup returns an environment variable's value and whether it is set.
@@ -31,24 +32,27 @@ type Setting struct {
 // variables (credentials, region, AWS_ENDPOINT_URL, AWS_CA_BUNDLE,
 // AWS_MAX_ATTEMPTS, ...) are read by the SDK as usual and are not listed.
 var Settings = []Setting{
-	{Env: "PACKAGE_ASSETS_BUCKET", Input: "bucket", Doc: "S3 bucket holding the artifacts (required for check and upload)."},
+	{Env: "PACKAGE_ASSETS_BUCKET", Input: "bucket", Doc: "S3 bucket holding the artifacts (required for check, upload and download)."},
 	{Env: "GIT_REPO_PATH", Input: "git-repo-path", Default: "./repo", Doc: "Root (or any directory) of the git checkout; check and hash."},
 	{Env: "PACKAGE_DIRECTORY", Input: "package-directory", Default: "./packages", Doc: "Directory for the marker files and the files to upload; must persist between tasks."},
 	{Env: "CODE_HASH_FIND_FILTER", Input: "code-hash-find-filter", Doc: "Patterns of the files whose contents make the artifacts; enables the code-hash cache."},
 	{Env: "PACKAGE_COMPONENTS", Input: "components", Doc: "Components of a monorepo, one a line: \"name: pattern ...\" or a directory glob such as lambdas/*. Each is looked up, cached, built and uploaded on its own; CODE_HASH_FIND_FILTER then names the sources every component shares."},
-	{Env: "PACKAGE_COMPONENT", Input: "component", Doc: "One component's name: check and upload deal with that component alone (a matrix job per component)."},
+	{Env: "PACKAGE_COMPONENT", Input: "component", Doc: "One component's name: check and upload deal with that component alone (a matrix job per component); download fetches that component's set alone."},
 	{Env: "AWS_ROLE", Input: "aws-role", Doc: "Role ARN to assume (session name s3-asset-manager), refreshed before it expires."},
 	{Env: "PACKAGE_ASSETS_KEY_PREFIX", Input: "key-prefix", Doc: "Prefix before artifacts/ and cache/ in every key, e.g. team-a/."},
 	{Env: "PACKAGE_ASSETS_ENDPOINT", Input: "endpoint", Doc: "S3 endpoint URL of an S3-compatible store; empty: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS."},
 	{Env: "PACKAGE_ASSETS_PATH_STYLE", Input: "path-style", Default: "auto", Doc: "Path-style addressing: true, false, or auto (on with a custom endpoint)."},
-	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "128", Doc: "Most S3 requests in flight at once (1-256); a store answering 503 SlowDown lowers it for a while."},
+	{Env: "PACKAGE_UPLOAD_CONCURRENCY", Input: "upload-concurrency", Default: "128", Doc: "Most S3 requests in flight at once (1-256), for uploads, copies and downloads; a store answering 503 SlowDown lowers it for a while."},
 	{Env: "PACKAGE_ASSETS_REQUEST_TIMEOUT", Input: "request-timeout", Default: "2m", Doc: "Longest one attempt of one S3 request may go without finishing before it is retried (e.g. 30s, 2m)."},
 	{Env: "PACKAGE_ASSETS_CONTENT_MD5", Input: "content-md5", Default: "false", Doc: "Also send Content-MD5 with every upload: for a store that checks neither the signed SHA-256 of a body nor a CRC32C checksum, and for buckets with Object Lock retention."},
 	{Env: "PACKAGE_ASSETS_ACCEPT_LEGACY", Input: "accept-legacy", Default: "false", Doc: "Count objects under artifacts/<commit>/ without a completion record as found, as the original tool did (migration only)."},
 	{Env: "CODE_HASH_SALT", Input: "code-hash-salt", Doc: "Mixed into the code hash (e.g. a toolchain version): change it to invalidate the cache on purpose."},
 	{Env: "CODE_HASH_CACHE_READ_ONLY", Input: "cache-read-only", Default: "false", Doc: "Read the cache but never write it (builds of untrusted code, such as pull requests from forks)."},
 	{Env: "PACKAGE_ASSETS_SIGNING_KEY", Input: "signing-key", Secret: true, Doc: "Secret for signing completion records (HMAC-SHA256); unsigned or wrongly signed sets then count as missing."},
-	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH=, COMPONENTS_TO_BUILD=, COMPONENTS= lines to this file (GitLab artifacts:reports:dotenv)."},
+	{Env: "PACKAGE_ASSETS_COMMIT", Input: "commit", Doc: "download: the commit whose artifacts to fetch (full 40 or 64 hex id); else .commit-hash in the package directory, else HEAD of GIT_REPO_PATH."},
+	{Env: "PACKAGE_ASSETS_WAIT", Input: "wait", Default: "0", Doc: "download: how long to wait for the set to be complete (e.g. 10m), polling with backoff; 0 fails at once when it is not there."},
+	{Env: "PACKAGE_ASSETS_FAIL_ON_MISS", Input: "fail-on-miss", Default: "false", Doc: "check: a miss (not found, no cache hit) ends with exit 6 instead of 0, for pipelines that must never build."},
+	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH=, COMPONENTS_TO_BUILD=, COMPONENTS=, PREFIX= lines to this file (GitLab artifacts:reports:dotenv)."},
 }
 
 // Config is the validated settings of one run.
@@ -75,6 +79,12 @@ type Config struct {
 	Salt          string
 	CacheReadOnly bool
 	SigningKey    []byte
+	// Commit is the commit download fetches; empty: .commit-hash, then HEAD.
+	Commit string
+	// Wait is how long download waits for the set to be complete.
+	Wait time.Duration
+	// FailOnMiss makes a check that finds nothing a failure (exit 6).
+	FailOnMiss bool
 	// Secrets are the values of the settings marked Secret, for masking in logs.
 	Secrets    []string
 	DotenvFile string
@@ -203,6 +213,18 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		}
 		c.SigningKey = []byte(k)
 	}
+	if v := vals["PACKAGE_ASSETS_COMMIT"]; v != "" {
+		c.Commit = strings.ToLower(v)
+		if !manifest.ValidCommit(c.Commit) {
+			bad("PACKAGE_ASSETS_COMMIT", "%q is not a full commit id (40 or 64 hex digits; a short id cannot be resolved without the repository)", v)
+		}
+	}
+	if d, err := time.ParseDuration(vals["PACKAGE_ASSETS_WAIT"]); err != nil || d < 0 || d > 24*time.Hour {
+		bad("PACKAGE_ASSETS_WAIT", "%q is not a duration from 0 to 24h (e.g. 0, 30s, 10m)", vals["PACKAGE_ASSETS_WAIT"])
+	} else {
+		c.Wait = d
+	}
+	c.FailOnMiss = flag("PACKAGE_ASSETS_FAIL_ON_MISS")
 	c.DotenvFile = vals["RESULT_DOTENV_FILE"]
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -31,6 +31,10 @@ type Outputs struct {
 	CacheHit   bool
 	CommitHash string
 	CodeHash   string
+	// Prefix is the key prefix of the set found or downloaded; empty otherwise.
+	Prefix string
+	// Files of that set, written as one JSON object (FilesJSON); "{}" when none.
+	Files []File
 	// Components, sorted by name; empty without PACKAGE_COMPONENTS.
 	Components []Component
 }
@@ -80,10 +84,12 @@ const (
 	OutputCodeHash          = "code-hash"
 	OutputComponentsToBuild = "components-to-build"
 	OutputComponents        = "components"
+	OutputPrefix            = "prefix"
+	OutputFiles             = "files"
 )
 
 // OutputNames lists every output SetOutputs writes, in that order.
-var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash, OutputComponentsToBuild, OutputComponents}
+var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash, OutputComponentsToBuild, OutputComponents, OutputPrefix, OutputFiles}
 
 // output is one value under its step-output name and its dotenv name.
 type output struct {
@@ -99,6 +105,9 @@ func (o Outputs) list() []output {
 		{OutputCodeHash, "CODE_HASH", o.CodeHash},
 		{OutputComponentsToBuild, "COMPONENTS_TO_BUILD", o.ToBuildJSON()},
 		{OutputComponents, "COMPONENTS", o.ComponentsJSON()},
+		{OutputPrefix, "PREFIX", o.Prefix},
+		// Not in the dotenv file: GitLab limits a dotenv report to a few KiB.
+		{OutputFiles, "", FilesJSON(o.Files)},
 	}
 }
 
@@ -116,11 +125,36 @@ func checkValue(name, value string) error {
 	return nil
 }
 
-// File is one row of the upload summary.
+// File is one file of a set, for the outputs and the summaries.
 type File struct {
 	Name        string
+	Key         string // its S3 key
 	Size        int64
 	PackageHash string // base64 SHA-256, as in the object's metadata
+}
+
+// FilesJSON is the files output: one JSON object keyed by file name, each
+// with its S3 key, size and packageHash (the package-hash: what AWS Lambda reports as
+// CodeSha256 and Terraform's source_code_hash wants), so that a deploy step
+// can pick a file by name: fromJSON(steps.x.outputs.files)['fn1.zip'].key.
+// One line, "{}" for no files.
+func FilesJSON(files []File) string {
+	type entry struct {
+		Key         string `json:"key"`
+		Size        int64  `json:"size"`
+		PackageHash string `json:"packageHash"`
+	}
+	m := make(map[string]entry, len(files))
+	for _, f := range files {
+		m[f.Name] = entry{f.Key, f.Size, f.PackageHash}
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // names stay readable: "a&b.zip", not "a\u0026b.zip"
+	if err := enc.Encode(m); err != nil {
+		return "{}" // cannot happen: strings and numbers only
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // CheckSummary is what a check looked up and found.
@@ -147,6 +181,13 @@ type UploadSummary struct {
 	Where   string
 	Skipped string // why nothing was uploaded, if so
 	Files   []File
+}
+
+// DownloadSummary is what a download fetched.
+type DownloadSummary struct {
+	Commit string
+	Where  string
+	Files  []File
 }
 
 // Reporter talks to the Actions runner through its environment files.
@@ -244,6 +285,9 @@ func WriteDotenv(path string, o Outputs) error {
 	var b strings.Builder
 	var errs []error
 	for _, v := range o.list() {
+		if v.env == "" {
+			continue
+		}
 		if err := checkValue(v.env, v.value); err != nil {
 			errs = append(errs, err)
 			continue
@@ -269,6 +313,11 @@ func appendFile(path, text string) error {
 // SummarizeCheck appends the check's result to the job summary.
 func (r *Reporter) SummarizeCheck(s CheckSummary) error {
 	return r.summary(CheckMarkdown(s))
+}
+
+// SummarizeDownload appends the downloaded files to the job summary.
+func (r *Reporter) SummarizeDownload(s DownloadSummary) error {
+	return r.summary(DownloadMarkdown(s))
 }
 
 // SummarizeUpload appends the upload's files to the job summary.
@@ -425,12 +474,34 @@ func UploadMarkdown(s UploadSummary) string {
 		if s.Skipped != "" {
 			b.WriteString("Already stored:\n\n")
 		}
-		b.WriteString("| File | Size | package-hash |\n|---|--:|---|\n")
-		for _, f := range s.Files {
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", code(f.Name), progress.Size(f.Size), code(f.PackageHash))
-		}
+		filesTable(&b, s.Files)
 	}
 	return b.String()
+}
+
+// DownloadMarkdown renders the job summary of a download.
+func DownloadMarkdown(s DownloadSummary) string {
+	var b strings.Builder
+	b.WriteString("### s3-asset-manager download\n\n")
+	var total int64
+	for _, f := range s.Files {
+		total += f.Size
+	}
+	fmt.Fprintf(&b, "**Downloaded** %d %s (%s), each verified against the completion record.\n\n", len(s.Files), plural(len(s.Files), "file", "files"), progress.Size(total))
+	b.WriteString("| | |\n|---|---|\n")
+	row(&b, "Commit", code(s.Commit))
+	row(&b, "Location", code(s.Where))
+	b.WriteString("\n")
+	filesTable(&b, s.Files)
+	return b.String()
+}
+
+// filesTable renders files with their size and package-hash.
+func filesTable(b *strings.Builder, files []File) {
+	b.WriteString("| File | Size | package-hash |\n|---|--:|---|\n")
+	for _, f := range files {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", code(f.Name), progress.Size(f.Size), code(f.PackageHash))
+	}
 }
 
 func row(b *strings.Builder, k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }

@@ -76,6 +76,10 @@ func TestSetOutputs(t *testing.T) {
 			{Name: "fn2", Found: true, CacheHit: true, CodeHash: "c3"},
 			{Name: "fn3", Build: true, CodeHash: "c4"},
 		}},
+		{Found: true, CommitHash: strings.Repeat("c", 40), Prefix: "p/artifacts/cc/", Files: []File{
+			{Name: "fn1.zip", Key: "p/artifacts/cc/fn1.zip", Size: 3, PackageHash: "n4bQ+/="},
+			{Name: "a&b <c>.zip", Key: "p/artifacts/cc/a&b <c>.zip", Size: 0, PackageHash: "47DE"},
+		}},
 	} {
 		r := newRunner(t)
 		if err := r.reporter().SetOutputs(o); err != nil {
@@ -89,6 +93,13 @@ func TestSetOutputs(t *testing.T) {
 			"code-hash":           o.CodeHash,
 			"components-to-build": "[]",
 			"components":          "{}",
+			"prefix":              o.Prefix,
+			"files":               "{}",
+		}
+		if o.Files != nil {
+			// Keyed by name, sorted, one line, not escaped for HTML.
+			want["files"] = `{"a&b <c>.zip":{"key":"p/artifacts/cc/a&b <c>.zip","size":0,"packageHash":"47DE"},` +
+				`"fn1.zip":{"key":"p/artifacts/cc/fn1.zip","size":3,"packageHash":"n4bQ+/="}}`
 		}
 		if len(o.Components) > 0 {
 			want["components-to-build"] = `["fn1","fn3"]`
@@ -297,6 +308,9 @@ func TestSummaryGolden(t *testing.T) {
 	for _, c := range uploadCases {
 		cases = append(cases, tc{c.name, func(gh *Reporter) error { return gh.SummarizeUpload(c.s) }})
 	}
+	cases = append(cases, tc{"download-files", func(gh *Reporter) error {
+		return gh.SummarizeDownload(DownloadSummary{Commit: commit, Where: where, Files: uploadCases[0].s.Files})
+	}})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := newRunner(t)
@@ -404,7 +418,8 @@ func TestDotenvGolden(t *testing.T) {
 		name string
 		o    Outputs
 	}{
-		{"dotenv-found.env", Outputs{Found: true, CacheHit: true, CommitHash: commit, CodeHash: codeHash}},
+		{"dotenv-found.env", Outputs{Found: true, CacheHit: true, CommitHash: commit, CodeHash: codeHash, Prefix: "artifacts/" + commit + "/",
+			Files: []File{{Name: "fn1.zip", Key: "artifacts/" + commit + "/fn1.zip", Size: 3, PackageHash: "n4bQ"}}}},
 		{"dotenv-not-found.env", Outputs{CommitHash: commit}},
 		{"dotenv-components.env", Outputs{CommitHash: commit, Components: []Component{
 			{Name: "api", Found: true, CodeHash: codeHash},
@@ -429,7 +444,7 @@ func TestUnsafeValuesRefused(t *testing.T) {
 			t.Errorf("SetOutputs(code-hash %q): %v, want ErrUnsafeValue naming %s", v, err, OutputCodeHash)
 		}
 		got := parseOutputs(t, readFile(t, r.output))
-		want := map[string]string{OutputFound: "true", OutputCacheHit: "false", OutputCommitHash: commit, OutputComponentsToBuild: "[]", OutputComponents: "{}"}
+		want := map[string]string{OutputFound: "true", OutputCacheHit: "false", OutputCommitHash: commit, OutputComponentsToBuild: "[]", OutputComponents: "{}", OutputPrefix: "", OutputFiles: "{}"}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("code-hash %q: outputs %q, want %q", v, got, want)
 		}
@@ -439,7 +454,7 @@ func TestUnsafeValuesRefused(t *testing.T) {
 		if !errors.Is(err, ErrUnsafeValue) || !strings.Contains(err.Error(), "COMMIT_HASH") {
 			t.Errorf("WriteDotenv(commit %q): %v, want ErrUnsafeValue naming COMMIT_HASH", v, err)
 		}
-		if got, want := readFile(t, path), "FOUND=false\nCACHE_HIT=false\nCODE_HASH="+codeHash+"\nCOMPONENTS_TO_BUILD=[]\nCOMPONENTS={}\n"; got != want {
+		if got, want := readFile(t, path), "FOUND=false\nCACHE_HIT=false\nCODE_HASH="+codeHash+"\nCOMPONENTS_TO_BUILD=[]\nCOMPONENTS={}\nPREFIX=\n"; got != want {
 			t.Errorf("commit %q: dotenv file %q, want %q", v, got, want)
 		}
 	}

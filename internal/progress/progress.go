@@ -31,16 +31,16 @@ type Reporter struct {
 	wg   sync.WaitGroup
 }
 
-// Start reports on a transfer of total bytes in files files. On a terminal
-// it draws a bar; elsewhere it writes a line at every tick (nil: every
+// Start reports on a transfer of total bytes in files files (what:
+// "uploading", "downloading"). On a terminal it draws a bar; elsewhere it writes a line at every tick (nil: every
 // Interval). Lines start only after the first tick, so short transfers stay quiet.
-func Start(w io.Writer, terminal bool, total int64, files int, tick <-chan time.Time) *Reporter {
+func Start(w io.Writer, terminal bool, what string, total int64, files int, tick <-chan time.Time) *Reporter {
 	r := &Reporter{total: total, files: files, start: time.Now(), w: w, stop: make(chan struct{})}
 	if terminal {
 		r.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription("uploading"),
+			progressbar.OptionSetDescription(what),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionSetWidth(30),
@@ -72,7 +72,7 @@ func Start(w io.Writer, terminal bool, total int64, files int, tick <-chan time.
 	return r
 }
 
-// Add counts n more bytes sent.
+// Add counts n more bytes transferred.
 func (r *Reporter) Add(n int64) {
 	r.done.Add(n)
 	if r.bar != nil {

@@ -29,7 +29,7 @@ func (s *syncBuffer) String() string {
 func TestLogLines(t *testing.T) {
 	var out syncBuffer
 	tick := make(chan time.Time)
-	r := Start(&out, false, 4<<20, 3, tick)
+	r := Start(&out, false, "uploading", 4<<20, 3, tick)
 	r.Add(1 << 20)
 	r.FileDone()
 	if out.String() != "" {
@@ -50,7 +50,7 @@ func TestLogLines(t *testing.T) {
 // On a terminal: a bar, and log lines written through Writer do not tear it.
 func TestBar(t *testing.T) {
 	var out syncBuffer
-	r := Start(&out, true, 1000, 1, nil)
+	r := Start(&out, true, "uploading", 1000, 1, nil)
 	r.Add(500)
 	r.Writer().Write([]byte("a log line\n"))
 	r.Add(500)

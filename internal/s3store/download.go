@@ -205,7 +205,7 @@ func (d *download) run(ctx context.Context) (int, error) {
 	}
 }
 
-// fetch fetches the given parts (in parallel, each holding a request slot)
+// fetch fetches the given parts (in parallel, bounded by the bytes in flight)
 // while hashing the whole file in order as it becomes complete, and returns
 // the file's SHA-256 and each part's CRC32C.
 func (d *download) fetch(ctx context.Context, todo []int) ([]byte, []uint32, error) {
@@ -240,7 +240,9 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, []uint32, err
 	var firstErr error
 	var once sync.Once
 	work := make(chan int)
-	for range min(len(todo), cap(d.s.sem)) {
+	// As many parts at once as the bound on bytes in flight lets through
+	// (getRange holds its part's share while the body streams).
+	for range min(len(todo), max(1, int(d.s.maxBytes/d.partSize))) {
 		wg.Go(func() {
 			for i := range work {
 				if err := d.fetchPart(ctx, i); err != nil {
@@ -330,10 +332,14 @@ func (e *cutError) Unwrap() error { return e.err }
 // getRange makes one GET for bytes off to off+n of the object and writes them
 // into the file at off.
 func (d *download) getRange(ctx context.Context, i int, off, n int64, hs []hash.Hash) error {
-	if err := d.s.acquire(ctx); err != nil {
+	// A request slot is taken per attempt by the limiter; the body, read
+	// after the request returns, holds a share of the bytes in flight, as an
+	// upload's does: a large file's parts must not starve the small files.
+	release, err := d.s.sending(ctx, n)
+	if err != nil {
 		return err
 	}
-	defer d.s.release()
+	defer release()
 	in := &s3.GetObjectInput{Bucket: &d.s.bucket, Key: &d.req.Key}
 	if d.parts > 1 {
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))

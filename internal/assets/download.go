@@ -1,0 +1,256 @@
+package assets
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/progress"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+)
+
+// DownloadResult is what download fetched.
+type DownloadResult struct {
+	Commit   string
+	Prefix   string // the set's key prefix, "<prefix>artifacts/<commit>/"
+	Where    string // its s3:// URL
+	Files    []manifest.File
+	Bytes    int64
+	Duration time.Duration
+}
+
+// ErrSetNotFound: a set that was required is not there complete and trusted.
+var ErrSetNotFound = errors.New("not found")
+
+// Polling while PACKAGE_ASSETS_WAIT lasts: the first look again after
+// firstPoll, each later one half as long again after the one before, at
+// most maxPoll apart; a log line at most every waitLogEvery.
+const (
+	firstPoll    = 2 * time.Second
+	maxPoll      = 30 * time.Second
+	waitLogEvery = 30 * time.Second
+)
+
+// Download fetches the commit's complete set into the package directory,
+// every file verified against the completion record.
+func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
+	var res DownloadResult
+	commit, from, err := r.downloadCommit()
+	if err != nil {
+		return res, err
+	}
+	res.Commit = commit
+	ref := Artifacts(commit)
+	prefix := r.prefix(ref)
+	res.Prefix, res.Where = prefix, r.Store.URL(prefix)
+	r.logf("commit %s (%s)", commit, from)
+	r.logf("looking up %s", r.Store.URL(prefix+manifest.Name))
+
+	rec, err := r.awaitSet(ctx, ref)
+	if err != nil {
+		return res, err
+	}
+	dir := r.Config.PackageDir
+	if err := makePackageDir(dir); err != nil {
+		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
+	}
+	r.logf("found: %d files, %s, complete since %s; downloading to %s", len(rec.Files), progress.Size(rec.TotalSize()),
+		rec.Created.UTC().Format(time.RFC3339), dir)
+	start := time.Now()
+	if err := r.downloadFiles(ctx, prefix, rec.Files, dir); err != nil {
+		return res, err
+	}
+	res.Files, res.Bytes, res.Duration = rec.Files, rec.TotalSize(), time.Since(start)
+	r.logf("result: downloaded %d files, %s in %s (%s), each verified against the completion record", len(rec.Files),
+		progress.Size(res.Bytes), res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration))
+	return res, nil
+}
+
+// downloadCommit picks the commit to download: the setting, else the
+// package directory's .commit-hash (a deploy task after check), else HEAD.
+func (r *Runner) downloadCommit() (commit, from string, err error) {
+	if c := r.Config.Commit; c != "" {
+		return c, "PACKAGE_ASSETS_COMMIT", nil
+	}
+	path := r.pkgPath(CommitFile)
+	c, err := readMarker(path)
+	switch {
+	case err == nil && manifest.ValidCommit(c):
+		return c, "from " + path, nil
+	case err == nil:
+		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", path, truncate(c, 80)))
+	case !errors.Is(err, os.ErrNotExist):
+		return "", "", fail(KindPackage, err)
+	}
+	repo, err := r.OpenRepo(r.Config.RepoPath)
+	if err == nil {
+		c, err = repo.Head()
+	}
+	if err != nil {
+		return "", "", fail(KindGit, fmt.Errorf("no commit to download: PACKAGE_ASSETS_COMMIT is not set, %s does not exist, and HEAD of %s: %w", path, r.Config.RepoPath, err))
+	}
+	return c, "HEAD of " + r.Config.RepoPath, nil
+}
+
+// awaitSet returns the record of the set when it is complete (the same
+// decision as check's: LookupSet's SetComplete, and nothing else), looking
+// again with backoff while PACKAGE_ASSETS_WAIT lasts; a set still not
+// there is ErrSetNotFound, naming what was looked up and why it does not
+// count. Every other state is waited on: an upload may be under way
+// (unrecorded objects), or the next trusted upload may replace an untrusted
+// record or objects that differ from theirs.
+func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (*manifest.Record, error) {
+	clock := r.clock
+	if clock == nil {
+		clock = realClock{}
+	}
+	start := clock.Now()
+	deadline := start.Add(r.Config.Wait)
+	delay := firstPoll
+	var logged time.Time
+	for looks := 1; ; looks++ {
+		set, err := r.LookupSet(ctx, ref)
+		if err != nil {
+			return nil, fail(KindS3, err)
+		}
+		if set.State == SetComplete {
+			return set.Record, nil
+		}
+		why := set.Reason
+		if set.State == SetUnrecorded {
+			why += " (an upload under way or interrupted; download never takes a set without one)"
+		}
+		now := clock.Now()
+		left := deadline.Sub(now)
+		if left <= 0 {
+			waited := ""
+			if r.Config.Wait > 0 {
+				waited = fmt.Sprintf(", still after waiting %s (%d lookups; PACKAGE_ASSETS_WAIT)", now.Sub(start).Round(time.Second), looks)
+			}
+			return nil, fail(KindNotFound, fmt.Errorf("%w: %s%s", ErrSetNotFound, why, waited))
+		}
+		if looks == 1 || now.Sub(logged) >= waitLogEvery {
+			r.logf("not there yet: %s; waiting up to %s more (PACKAGE_ASSETS_WAIT)", why, left.Round(time.Second))
+			logged = now
+		}
+		if err := clock.Sleep(ctx, min(delay, left)); err != nil {
+			return nil, err
+		}
+		delay = min(delay*3/2, maxPoll)
+	}
+}
+
+// waitClock is the time download waits by: the real one, or a test's.
+type waitClock interface {
+	Now() time.Time
+	// Sleep returns after d, or ctx's error when it is done first.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// downloadFiles fetches a set's files into dir in parallel (the store bounds
+// requests in flight). If any fails, every file of the set not verified in
+// this run is removed from dir: a file under a recorded name is then always
+// the recorded one, never an older or damaged one.
+func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manifest.File, dir string) error {
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	rep, stop := r.startProgress("downloading", total, len(files))
+	verified := make([]bool, len(files))
+	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
+		f := files[i]
+		sum, err := hex.DecodeString(f.SHA256)
+		if err != nil {
+			return fail(KindS3, fmt.Errorf("%s: sha256 %q: %w", f.Name, f.SHA256, err))
+		}
+		req := s3store.DownloadRequest{Key: prefix + f.Name, Path: filePath(dir, f.Name), Size: f.Size, SHA256: sum, ETag: f.ETag, Mode: 0o644}
+		if err := os.MkdirAll(filepath.Dir(req.Path), 0o755); err != nil {
+			return fail(KindPackage, err)
+		}
+		if rep != nil {
+			req.Progress = rep.Add
+		}
+		got, err := r.Store.Download(ctx, req)
+		if err != nil {
+			return r.downloadFailed(f.Name, err)
+		}
+		verified[i] = true
+		if rep != nil {
+			rep.FileDone()
+		}
+		how := "1 request"
+		if got.Parts > 0 {
+			how = fmt.Sprintf("%d parts", got.Parts)
+		}
+		if got.Refetched > 0 {
+			how += fmt.Sprintf(", %d fetched again (damaged on the way)", got.Refetched)
+		}
+		r.logf("  %s  %s in %s (%s, %s, SHA-256 verified)", f.Name, progress.Size(got.Size), got.Duration.Round(time.Millisecond), humanRate(got.Size, got.Duration), how)
+		return nil
+	})
+	stop()
+	if err != nil {
+		for i, f := range files {
+			if verified[i] {
+				continue
+			}
+			if removed, rerr := removeIfExists(filePath(dir, f.Name)); rerr != nil {
+				r.logf("could not remove %s: %v", filePath(dir, f.Name), rerr)
+			} else if removed {
+				r.logf("removed %s: not verified in this run", filePath(dir, f.Name))
+			}
+		}
+	}
+	return err
+}
+
+// downloadFailed attributes a failed file: an object that is gone or is no
+// longer the recorded one makes the set not there (as for check); damage
+// on every fetch is an S3 failure; the directory's problems are the package
+// directory's.
+func (r *Runner) downloadFailed(name string, err error) error {
+	err = fmt.Errorf("download %s: %w", name, err)
+	switch {
+	case errors.Is(err, s3store.ErrSourceChanged), errors.Is(err, s3store.ErrNotFound):
+		return fail(KindNotFound, fmt.Errorf("%w: the set is not complete: %w", ErrSetNotFound, err))
+	case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist):
+		return fail(KindPackage, err)
+	}
+	return fail(KindS3, err)
+}
+
+// filePath is where a set's file goes in dir.
+func filePath(dir, name string) string { return filepath.Join(dir, filepath.FromSlash(name)) }
+
+// startProgress reports a transfer's progress to ProgressTo, with log lines
+// kept from tearing a bar; rep is nil without ProgressTo. stop ends it.
+func (r *Runner) startProgress(what string, total int64, files int) (rep *progress.Reporter, stop func()) {
+	if r.ProgressTo == nil {
+		return nil, func() {}
+	}
+	rep = progress.Start(r.ProgressTo, r.Terminal, what, total, files, nil)
+	out := r.Log.Writer()
+	r.Log.SetOutput(rep.Writer())
+	return rep, func() { rep.Stop(); r.Log.SetOutput(out) }
+}

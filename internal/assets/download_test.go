@@ -1,0 +1,278 @@
+package assets
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+)
+
+// dirFiles reads every file in dir (hidden ones too); nil if dir does not exist.
+func dirFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+func sameMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Download takes a set exactly when check would count it found (LookupSet's
+// SetComplete); every other state is not found (exit 6), saying why, and
+// nothing is written. An object that changes while the download runs is
+// not found too, and no file of the set is left unverified.
+func TestDownloadDecisions(t *testing.T) {
+	key := []byte(theKey)
+	prefix := "artifacts/" + commitA + "/"
+	tests := []struct {
+		name    string
+		signed  bool
+		seed    func(f *fakeStore)
+		before  map[string]string // in the directory before
+		kind    Kind              // 0: success
+		reason  string            // the error names this
+		after   map[string]string // in the directory after; nil: not even created
+		lookups int               // record reads
+	}{
+		{"complete", false, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), build, nil, nil)
+		}, nil, 0, "", build, 1},
+		{"complete, signed", true, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), build, key, nil)
+		}, map[string]string{"fn1.zip": "older", "notes.txt": "mine"}, 0, "", map[string]string{"fn1.zip": "one", "fn2.zip": "two", "notes.txt": "mine"}, 1},
+		{"nothing", false, func(f *fakeStore) {}, nil, KindNotFound, "nothing under s3://fake/" + prefix, nil, 1},
+		{"upload under way", false, func(f *fakeStore) {
+			f.put(prefix+"fn1.zip", []byte("one"), nil, "")
+		}, nil, KindNotFound, "no completion record", nil, 1},
+		{"unsigned, key set", true, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), build, nil, nil)
+		}, nil, KindNotFound, "not signed", nil, 1},
+		{"signed with another key", true, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), build, []byte("another-key-0123456789"), nil)
+		}, nil, KindNotFound, "another key", nil, 1},
+		{"altered after signing", true, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), build, key, nil)
+			o, _ := f.get(prefix + manifest.Name)
+			f.put(prefix+manifest.Name, []byte(strings.Replace(string(o.body), `"size": 3`, `"size": 4`, 1)), nil, "")
+		}, nil, KindNotFound, "altered", nil, 1},
+		{"another commit's record", true, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitB, ""), build, key, nil)
+		}, nil, KindNotFound, "belongs to artifacts " + commitB, nil, 1},
+		{"newer format", false, func(f *fakeStore) {
+			f.put(prefix+manifest.Name, []byte(`{"format":"s3-asset-manager/completion/v2"}`), nil, "")
+		}, nil, KindNotFound, "completion/v2", nil, 1},
+		{"object replaced before", false, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), build, nil, nil)
+			f.put(prefix+"fn2.zip", []byte("TWO"), nil, "")
+		}, nil, KindNotFound, "fn2.zip was replaced", nil, 1},
+		{"object deleted before", false, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), build, nil, nil)
+			f.del(prefix + "fn1.zip")
+		}, nil, KindNotFound, "fn1.zip was deleted", nil, 1},
+		// After the lookup: the GET is refused; an older file of the name goes too.
+		{"object replaced during", false, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), map[string]string{"fn1.zip": "one"}, nil, nil)
+			f.beforeDownload = func(f *fakeStore, key string) { f.put(key, []byte("ONE"), nil, "") }
+		}, map[string]string{"fn1.zip": "older"}, KindNotFound, "download fn1.zip", map[string]string{}, 1},
+		{"object deleted during", false, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), map[string]string{"fn1.zip": "one"}, nil, nil)
+			f.beforeDownload = func(f *fakeStore, key string) { f.del(key) }
+		}, nil, KindNotFound, "download fn1.zip", map[string]string{}, 1},
+		{"damaged every time", false, func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitA, ""), map[string]string{"fn1.zip": "one"}, nil, func(r *manifest.Record) {
+				r.Files[0].SHA256 = sha("other")
+			})
+		}, nil, KindS3, "download fn1.zip", map[string]string{}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			tt.seed(f)
+			k := ""
+			if tt.signed {
+				k = theKey
+			}
+			r, logs := newRunner(t, f, k, false, false)
+			r.Config.PackageDir = filepath.Join(t.TempDir(), "deploy")
+			r.Config.Commit = commitA
+			if tt.before != nil {
+				if err := os.MkdirAll(r.Config.PackageDir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				writePackage(t, r.Config.PackageDir, "", "", tt.before)
+				os.Remove(filepath.Join(r.Config.PackageDir, CommitFile))
+			}
+			res, err := r.Download(context.Background())
+			var fl *Failure
+			switch {
+			case tt.kind == 0 && err != nil:
+				t.Fatalf("error %v\n%s", err, logs)
+			case tt.kind != 0 && (!errors.As(err, &fl) || fl.Kind != tt.kind || !strings.Contains(err.Error(), tt.reason)):
+				t.Fatalf("error %v, want kind %d naming %q\n%s", err, tt.kind, tt.reason, logs)
+			case tt.kind == KindNotFound && !errors.Is(err, ErrSetNotFound):
+				t.Errorf("error %v is not ErrSetNotFound", err)
+			}
+			if tt.kind == 0 && (res.Prefix != prefix || len(res.Files) != len(build) || res.Commit != commitA) {
+				t.Errorf("result %+v", res)
+			}
+			after := tt.after
+			if after == nil && tt.before != nil {
+				after = tt.before
+			}
+			if got := dirFiles(t, r.Config.PackageDir); !sameMap(got, after) || (after == nil) != (got == nil) {
+				t.Errorf("directory holds %q, want %q", got, after)
+			}
+			if len(f.reads) != tt.lookups {
+				t.Errorf("%d lookups, want %d (no waiting asked for)", len(f.reads), tt.lookups)
+			}
+		})
+	}
+}
+
+// The commit comes from the setting, else .commit-hash, else HEAD; a
+// malformed .commit-hash is the package directory's problem.
+func TestDownloadCommit(t *testing.T) {
+	for _, tt := range []struct {
+		name, setting, marker string
+		want                  string
+		kind                  Kind
+	}{
+		{"setting wins", commitA, commitB, commitA, 0},
+		{"marker", "", commitB + "\n", commitB, 0},
+		{"HEAD", "", "", commitA, 0},
+		{"malformed marker", "", "abc", "", KindPackage},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			r, _ := newRunner(t, f, "", false, false)
+			r.Config.Commit = tt.setting
+			if tt.marker != "" {
+				writePackage(t, r.Config.PackageDir, tt.marker, "", nil)
+			}
+			got, _, err := r.downloadCommit()
+			var fl *Failure
+			if tt.kind != 0 {
+				if !errors.As(err, &fl) || fl.Kind != tt.kind {
+					t.Fatalf("error %v, want kind %d", err, tt.kind)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("commit %q, %v; want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// fakeClock advances only when slept on; each sleep may change the bucket.
+type fakeClock struct {
+	now    time.Time
+	slept  []time.Duration
+	onWake func(n int)
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
+	c.slept = append(c.slept, d)
+	c.now = c.now.Add(d)
+	if c.onWake != nil {
+		c.onWake(len(c.slept))
+	}
+	return nil
+}
+
+// With PACKAGE_ASSETS_WAIT, download looks again with growing pauses (2 s,
+// then half as long again each time, at most 30 s, never past the end of
+// the wait) and takes the set once it is complete, whichever state it was
+// in before; one that never is, is not found when the wait is over.
+func TestDownloadWaits(t *testing.T) {
+	prefix := "artifacts/" + commitA + "/"
+	for _, tt := range []struct {
+		name       string
+		seed       func(f *fakeStore)
+		completeAt int // complete the set after this many pauses; 0: never
+		wait       time.Duration
+		slept      []time.Duration
+	}{
+		{"appears", func(f *fakeStore) {}, 3, 10 * time.Minute, []time.Duration{2 * time.Second, 3 * time.Second, 4500 * time.Millisecond}},
+		{"upload under way, then complete", func(f *fakeStore) {
+			f.put(prefix+"fn1.zip", []byte("one"), nil, "")
+		}, 1, time.Minute, []time.Duration{2 * time.Second}},
+		{"untrusted, then replaced", func(f *fakeStore) {
+			f.seed(prefix, artifactsOf(commitB, ""), build, nil, nil)
+		}, 2, time.Minute, []time.Duration{2 * time.Second, 3 * time.Second}},
+		{"never", func(f *fakeStore) {}, 0, time.Minute, []time.Duration{
+			2 * time.Second, 3 * time.Second, 4500 * time.Millisecond, 6750 * time.Millisecond, 10125 * time.Millisecond,
+			15187500 * time.Microsecond, 18437500 * time.Microsecond, // the rest of the minute
+		}},
+		{"never, long", func(f *fakeStore) {}, 0, 2 * time.Minute, []time.Duration{
+			2 * time.Second, 3 * time.Second, 4500 * time.Millisecond, 6750 * time.Millisecond, 10125 * time.Millisecond,
+			15187500 * time.Microsecond, 22781250 * time.Microsecond, 30 * time.Second, 25656250 * time.Microsecond,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			tt.seed(f)
+			r, logs := newRunner(t, f, "", false, false)
+			r.Config.Commit, r.Config.Wait = commitA, tt.wait
+			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			clock.onWake = func(n int) {
+				if n == tt.completeAt {
+					f.seed(prefix, artifactsOf(commitA, ""), build, nil, nil)
+				}
+			}
+			r.clock = clock
+			_, err := r.Download(context.Background())
+			if tt.completeAt > 0 {
+				if err != nil {
+					t.Fatalf("%v\n%s", err, logs)
+				}
+				if got := dirFiles(t, r.Config.PackageDir); !sameMap(got, build) {
+					t.Errorf("directory holds %q", got)
+				}
+			} else if !errors.Is(err, ErrSetNotFound) || !strings.Contains(err.Error(), "still after waiting") {
+				t.Fatalf("error %v, want not found after waiting\n%s", err, logs)
+			}
+			if !slices.Equal(clock.slept, tt.slept) {
+				t.Errorf("paused %v, want %v", clock.slept, tt.slept)
+			}
+			if len(f.reads) != len(tt.slept)+1 {
+				t.Errorf("%d lookups after %d pauses", len(f.reads), len(tt.slept))
+			}
+			// A log line at the first look, then at most one every 30 s.
+			if n := strings.Count(logs.String(), "not there yet"); n < 1 || n > 1+int(tt.wait/waitLogEvery) {
+				t.Errorf("%d waiting lines in %s:\n%s", n, tt.wait, logs)
+			}
+		})
+	}
+}
