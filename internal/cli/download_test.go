@@ -268,7 +268,7 @@ func TestDownloadWaits(t *testing.T) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		var lookups atomic.Int64
 		uploads := make(chan result, 1)
-		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
 			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/.s3-asset-manager.json") {
 				// The second lookup, once download has seen nothing and
 				// waited: the build completes the set before it is answered.
@@ -277,7 +277,7 @@ func TestDownloadWaits(t *testing.T) {
 				}
 			}
 			return s3test.Pass
-		}
+		})
 		denv, dir := deployEnv(t, srv, bucket, d.head)
 		denv["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 		denv["PACKAGE_ASSETS_WAIT"] = "10m"
@@ -355,30 +355,47 @@ func TestDownloadSignedRecords(t *testing.T) {
 }
 
 // An object replaced after its record was written is refused, naming it,
-// and no file of that name is left, not even one from before; the other
-// files, verified, stay.
+// and no file of that name is left: replaced before the download started
+// (the lookup sees it), or while it runs (the GET, conditional on the
+// recorded ETag, is refused); then a file of that name from before is
+// removed too, and the other files, verified, stay.
 func TestDownloadReplacedObject(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		artifacts := map[string][]byte{"fn1.zip": []byte("one"), "fn2.zip": randomBytes(4000, 2), "big.bin": randomBytes(40<<20, 3)}
 		for _, name := range []string{"fn2.zip", "big.bin"} {
-			bucket := srv.NewBucket(t)
-			_, d := uploaded(t, srv, bucket, artifacts)
-			body := bytes.Clone(artifacts[name])
-			body[len(body)/2] ^= 1 // same size
-			putObject(t, srv, bucket, "artifacts/"+d.head+"/"+name, body)
-			env, dir := deployEnv(t, srv, bucket, d.head)
-			writeFiles(t, dir, map[string]string{name: "an older build"})
-			r := run(t, env, "download")
-			if r.code != ExitNotFound || !strings.Contains(r.stderr, name) || !strings.Contains(r.stderr, "replaced") {
-				t.Errorf("%s replaced: %v", name, r)
-			}
-			if exists(filepath.Join(dir, name)) {
-				t.Errorf("%s replaced: a file of that name is left", name)
-			}
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				if b, _ := os.ReadFile(filepath.Join(dir, e.Name())); !bytes.Equal(b, artifacts[e.Name()]) {
-					t.Errorf("%s replaced: %s left and not the recorded bytes", name, e.Name())
+			for _, during := range []bool{false, true} {
+				bucket := srv.NewBucket(t)
+				_, d := uploaded(t, srv, bucket, artifacts)
+				key := "artifacts/" + d.head + "/" + name
+				body := bytes.Clone(artifacts[name])
+				body[len(body)/2] ^= 1 // same size
+				env, dir := deployEnv(t, srv, bucket, d.head)
+				if during {
+					proxy := s3test.NewProxy(t, srv.Endpoint)
+					var once sync.Once
+					proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+						if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/"+name) {
+							once.Do(func() { putObject(t, srv, bucket, key, body) })
+						}
+						return s3test.Pass
+					})
+					env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+					writeFiles(t, dir, map[string]string{name: "an older build"})
+				} else {
+					putObject(t, srv, bucket, key, body)
+				}
+				r := run(t, env, "download")
+				if r.code != ExitNotFound || !strings.Contains(r.stderr, name) || !strings.Contains(r.stderr, "replaced") {
+					t.Errorf("%s replaced (during: %t): %v", name, during, r)
+				}
+				if exists(filepath.Join(dir, name)) {
+					t.Errorf("%s replaced (during: %t): a file of that name is left", name, during)
+				}
+				entries, _ := os.ReadDir(dir)
+				for _, e := range entries {
+					if b, _ := os.ReadFile(filepath.Join(dir, e.Name())); !bytes.Equal(b, artifacts[e.Name()]) {
+						t.Errorf("%s replaced (during: %t): %s left and not the recorded bytes", name, during, e.Name())
+					}
 				}
 			}
 		}
@@ -399,7 +416,7 @@ func TestDownloadFaultyStore(t *testing.T) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		faults := []s3test.Fault{s3test.FlipResponse, s3test.CutResponse, s3test.StallResponse, s3test.SlowDown, s3test.Internal, s3test.Drop}
 		var n atomic.Int64
-		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
 			// Artifacts only: the record has no digest to check it by.
 			if r.Method != http.MethodGet || strings.HasSuffix(r.URL.Path, ".json") || r.URL.Query().Has("list-type") {
 				return s3test.Pass
@@ -410,7 +427,7 @@ func TestDownloadFaultyStore(t *testing.T) {
 				return faults[(i/3-1)%int64(len(faults))]
 			}
 			return s3test.Pass
-		}
+		})
 		env, dir := deployEnv(t, srv, bucket, d.head)
 		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 		env["PACKAGE_ASSETS_REQUEST_TIMEOUT"] = "1s"
@@ -441,13 +458,13 @@ func TestSignalStopsDownload(t *testing.T) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		started := make(chan struct{})
 		var once sync.Once
-		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
 			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/big.bin") {
 				once.Do(func() { close(started) })
 				return s3test.StallResponse // half a part has arrived
 			}
 			return s3test.Pass
-		}
+		})
 		env, dir := deployEnv(t, srv, bucket, d.head)
 		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 		env["PACKAGE_UPLOAD_CONCURRENCY"] = "1" // small.zip is not done before the stall, or is: either way

@@ -65,7 +65,7 @@ func TestForgedMarkerCannotAddOutputs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			line := regexp.MustCompile(`^(FOUND|CACHE_HIT|COMMIT_HASH|CODE_HASH|COMPONENTS_TO_BUILD|COMPONENTS)=[^\r]*$`)
+			line := regexp.MustCompile(`^(FOUND|CACHE_HIT|COMMIT_HASH|CODE_HASH|COMPONENTS_TO_BUILD|COMPONENTS|PREFIX)=[^\r]*$`)
 			for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 				if !line.MatchString(l) {
 					t.Errorf("dotenv file gained line %q:\n%s", l, b)

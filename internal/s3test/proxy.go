@@ -111,10 +111,13 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := Pass
+		p.mu.Lock()
+		plan := p.Plan
+		p.mu.Unlock()
 		if p.RefuseChecksums && carriesChecksum(r) {
 			f = NotImpl
-		} else if p.Plan != nil {
-			f = p.Plan(p.n.Add(1), r)
+		} else if plan != nil {
+			f = plan(p.n.Add(1), r)
 		}
 		if f == Corrupt && (r.Method != http.MethodPut || r.ContentLength <= 0) {
 			f = Pass // no object data to corrupt
@@ -178,6 +181,15 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
+}
+
+// SetPlan sets Plan where the requests that read it may come from another
+// process: the race detector sees no order through a socket, and this lock
+// gives it one.
+func (p *Proxy) SetPlan(plan func(n int64, r *http.Request) Fault) {
+	p.mu.Lock()
+	p.Plan = plan
+	p.mu.Unlock()
 }
 
 func (p *Proxy) count(f Fault) {
