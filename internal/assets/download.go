@@ -36,8 +36,8 @@ const (
 	waitLogEvery = 30 * time.Second
 )
 
-// Download fetches the commit's complete set into the package directory,
-// every file verified against the completion record.
+// Download fetches the commit's complete set (or one component's) into the
+// package directory, every file verified against the completion record.
 func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
 	var res DownloadResult
 	commit, from, err := r.downloadCommit()
@@ -45,7 +45,13 @@ func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
 		return res, err
 	}
 	res.Commit = commit
-	ref := Artifacts(commit)
+	// The whole commit (with components, its record lists every component's
+	// files as "<component>/<file>", which land in <component>/ here), or
+	// PACKAGE_COMPONENT's set alone, into <component>/ as the build wrote it.
+	ref, dir := Artifacts(commit), r.Config.PackageDir
+	if c := r.Config.Component; c != "" {
+		ref, dir = ComponentSet(commit, c), filepath.Join(dir, c)
+	}
 	prefix := r.prefix(ref)
 	res.Prefix, res.Where = prefix, r.Store.URL(prefix)
 	r.logf("commit %s (%s)", commit, from)
@@ -55,7 +61,6 @@ func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
 	if err != nil {
 		return res, err
 	}
-	dir := r.Config.PackageDir
 	if err := makePackageDir(dir); err != nil {
 		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
 	}

@@ -524,3 +524,54 @@ func TestCheckFailOnMiss(t *testing.T) {
 		}
 	})
 }
+
+// With components, download fetches the whole commit (every component's
+// files into <component>/) or, with PACKAGE_COMPONENT, one component's set.
+func TestDownloadComponents(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		build(t, d.pkg, "v1", allComponents...)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		want := map[string][]byte{}
+		for _, n := range allComponents {
+			for _, f := range []string{n + ".zip", n + ".txt"} {
+				b, err := os.ReadFile(filepath.Join(d.pkg, n, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[n+"/"+f] = b
+			}
+		}
+
+		denv, dir := deployEnv(t, srv, bucket, d.head)
+		if r := run(t, denv, "download"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		for _, n := range allComponents {
+			sub := map[string][]byte{}
+			for k, b := range want {
+				if name, ok := strings.CutPrefix(k, n+"/"); ok {
+					sub[name] = b
+				}
+			}
+			sameFiles(t, filepath.Join(dir, n), sub)
+		}
+
+		denv, dir = deployEnv(t, srv, bucket, d.head)
+		denv["PACKAGE_COMPONENT"] = "fn2"
+		out := actionsOutputs(t, denv, "download")
+		sameFiles(t, filepath.Join(dir, "fn2"), map[string][]byte{"fn2.zip": want["fn2/fn2.zip"], "fn2.txt": want["fn2/fn2.txt"]})
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Errorf("%s holds more than fn2/", dir)
+		}
+		if p := "artifacts/" + d.head + "/fn2/"; out[ghaction.OutputPrefix] != p || !strings.Contains(out[ghaction.OutputFiles], `"key":"`+p+`fn2.zip"`) {
+			t.Errorf("outputs %q", out)
+		}
+	})
+}
