@@ -3,6 +3,7 @@ package assets
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,18 +33,6 @@ func dirFiles(t *testing.T, dir string) map[string]string {
 		out[e.Name()] = string(b)
 	}
 	return out
-}
-
-func sameMap(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // Download takes a set exactly when check would count it found (LookupSet's
@@ -148,7 +137,7 @@ func TestDownloadDecisions(t *testing.T) {
 			if after == nil && tt.before != nil {
 				after = tt.before
 			}
-			if got := dirFiles(t, r.Config.PackageDir); !sameMap(got, after) || (after == nil) != (got == nil) {
+			if got := dirFiles(t, r.Config.PackageDir); !maps.Equal(got, after) || (after == nil) != (got == nil) {
 				t.Errorf("directory holds %q, want %q", got, after)
 			}
 			if len(f.reads) != tt.lookups {
@@ -257,7 +246,7 @@ func TestDownloadWaits(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%v\n%s", err, logs)
 				}
-				if got := dirFiles(t, r.Config.PackageDir); !sameMap(got, build) {
+				if got := dirFiles(t, r.Config.PackageDir); !maps.Equal(got, build) {
 					t.Errorf("directory holds %q", got)
 				}
 			} else if !errors.Is(err, ErrSetNotFound) || !strings.Contains(err.Error(), "still after waiting") {

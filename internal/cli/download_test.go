@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -161,7 +162,7 @@ func TestDownloadOutputs(t *testing.T) {
 			if err := json.Unmarshal([]byte(out[ghaction.OutputFiles]), &got); err != nil {
 				t.Fatalf("%s: files output %q: %v", tc.cmd, out[ghaction.OutputFiles], err)
 			}
-			if !mapsEqual(got, want) || out[ghaction.OutputPrefix] != prefix || out["found"] != "true" {
+			if !maps.Equal(got, want) || out[ghaction.OutputPrefix] != prefix || out["found"] != "true" {
 				t.Errorf("%s: outputs %q\nwant files %v, prefix %s", tc.cmd, out, want, prefix)
 			}
 			if strings.Contains(out[ghaction.OutputFiles], "\\u0026") {
@@ -176,18 +177,6 @@ func TestDownloadOutputs(t *testing.T) {
 			t.Errorf("check not found: outputs %q", out)
 		}
 	})
-}
-
-func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // actionsOutputs runs the command as a GitHub Actions step and returns its
