@@ -194,7 +194,7 @@ if want 4 || want 8; then
 	py gen "$W/set1g" one.bin:1073741824:1
 	quiet 4
 	upload_figure up1g "$W/set1g" "$N" --rss
-	want 13 || rm -rf "$W/set1g"
+	want 13 || want 19 || rm -rf "$W/set1g"
 fi
 
 if want 5; then
@@ -372,7 +372,7 @@ if want 13; then
 		upload_figure "up1g_r$r" "$W/set1g" "$N" --rss
 		net_stop
 	done
-	rm -rf "$W/set1g"
+	want 19 || rm -rf "$W/set1g"
 fi
 if want 14; then
 	for r in $rtts; do
@@ -435,4 +435,60 @@ if want 16; then
 		fi
 		throttle_run s5cmd throttled "$i"
 	done
+fi
+
+# ---------------------------------------------------------------- figures 18, 19
+# Downloads: a set the tool uploaded (so it has its completion record) fetched into an empty
+# directory by `download`, by `s5cmd cp` and by `aws s3 cp --recursive` (the record left out),
+# the tool and s5cmd swapping places each run, aws last; each after the previous run's files
+# are deleted and written back, and the pause. 18: the 551 MiB in 208 files; 19: one 1 GiB
+# file, with peak RSS.
+download_figure() { # NAME DIR [--rss]
+	local name=$1 dir=$2 rss=${3:-} out=$W/dl-out i who commit want_n
+	commit=$(commit_id "$name")
+	echo "$commit" >"$dir/.commit-hash"
+	rm -f "$dir/.found" "$dir/.code-hash"
+	PACKAGE_DIRECTORY=$dir PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ "$tool" upload >"$W/logs/$name-fill.log" 2>&1
+	want_n=$(find "$dir" -type f ! -name '.*' | wc -l)
+	local src="s3://$B/tool-$name/artifacts/$commit/"
+	for i in $(seq "$N"); do
+		for who in $(pair_order "$i") aws; do
+			rm -rf "$out"
+			mkdir -p "$out"
+			settle
+			case $who in
+			tool)
+				PACKAGE_DIRECTORY=$out PACKAGE_ASSETS_COMMIT=$commit PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ \
+					PACKAGE_ASSETS_ENDPOINT=$EP timed "${name}_tool" $rss -- "$tool" download
+				;;
+			s5cmd)
+				timed "${name}_s5cmd" $rss -- "$s5" --endpoint-url "$EP" cp --exclude '.*' "$src*" "$out/"
+				;;
+			aws)
+				timed "${name}_aws" $rss -- aws --endpoint-url "$EP" s3 cp --recursive --only-show-errors \
+					--exclude '.*' "$src" "$out"
+				;;
+			esac
+			[ "$(find "$out" -type f ! -name '.*' | wc -l)" = "$want_n" ] || {
+				echo "bench: $who fetched $(find "$out" -type f | wc -l) files, not $want_n" >&2
+				exit 1
+			}
+		done
+	done
+	rm -rf "$out"
+	rm_prefix "tool-$name/"
+}
+
+if want 18; then
+	[ -d "$W/set552" ] || py gen "$W/set552" big.zip:67108864:8 small.zip:204800:200
+	step "figure 18: download 551 MiB in 208 files vs s5cmd and aws"
+	quiet 18
+	download_figure dl552 "$W/set552"
+fi
+if want 19; then
+	[ -d "$W/set1g" ] || py gen "$W/set1g" one.bin:1073741824:1
+	step "figure 19: download one 1 GiB file vs s5cmd and aws, with peak RSS (GNU time)"
+	quiet 19
+	download_figure dl1g "$W/set1g" --rss
+	rm -rf "$W/set1g"
 fi
