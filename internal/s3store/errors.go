@@ -2,6 +2,8 @@ package s3store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +34,15 @@ var (
 	ErrUnreachable = errors.New("S3 endpoint unreachable")
 	// ErrCredentials: no credentials could be found, or they were refused.
 	ErrCredentials = errors.New("AWS credentials missing or refused")
+	// ErrConflict: a conditional write met another one in progress on the
+	// same key (AWS: 409 ConditionalRequestConflict) on every attempt.
+	ErrConflict = errors.New("a concurrent conditional write to the same key was still in progress")
+	// ErrForeign404: a 404 that is not S3 saying the key does not exist: no
+	// NoSuchKey code, as a web server, a proxy or a wrong endpoint answers.
+	ErrForeign404 = errors.New("HTTP 404 without NoSuchKey")
+	// ErrCertificate: the endpoint's TLS certificate is not trusted (unknown
+	// authority, another host's, expired). Not retried: it will not change.
+	ErrCertificate = errors.New("the endpoint's TLS certificate is not trusted")
 )
 
 // classify turns an SDK error into one that names the cause for a person,
@@ -44,12 +55,20 @@ func (s *Store) classify(op, key string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s %s: %w", op, where, err)
 	}
+	// Before the network errors below: it is one of them, but retrying or
+	// calling it "unreachable" misleads.
+	if isCertificateError(err) {
+		return fmt.Errorf("%s %s: %w (for a private CA, set AWS_CA_BUNDLE to its PEM file): %w", op, where, ErrCertificate, err)
+	}
 	var apiErr smithy.APIError
+	code := ""
 	if errors.As(err, &apiErr) {
-		code := apiErr.ErrorCode()
+		code = apiErr.ErrorCode()
 		switch code {
-		case "NoSuchKey", "NotFound":
+		case "NoSuchKey":
 			return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
+		case "ConditionalRequestConflict":
+			return fmt.Errorf("%s %s: %w (409 %s on every attempt: run it again): %w", op, where, ErrConflict, code, err)
 		case "NoSuchBucket":
 			return fmt.Errorf("%s %s: %w: %q (check PACKAGE_ASSETS_BUCKET and the endpoint/region)", op, where, ErrNoBucket, s.bucket)
 		case "AccessDenied", "Forbidden", "AllAccessDisabled", "AccountProblem":
@@ -64,8 +83,18 @@ func (s *Store) classify(op, key string, err error) error {
 	if errors.As(err, &respErr) {
 		switch respErr.HTTPStatusCode() {
 		case 404:
-			// HEAD responses carry no error code: a 404 there is the key's.
-			return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
+			// HEAD responses carry no body, so no error code: a 404 there is
+			// the key's (the SDK names it "NotFound").
+			if op == "head" {
+				return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
+			}
+			// Elsewhere S3 says which thing is missing (NoSuchKey,
+			// NoSuchBucket, NoSuchUpload, ...). A 404 with no code, or one
+			// the SDK made up from the status ("NotFound"), is not S3's.
+			if code == "" || code == "NotFound" {
+				return fmt.Errorf("%s %s: %w: the endpoint answered 404 as a web server or proxy does, not as S3 does;"+
+					" check PACKAGE_ASSETS_ENDPOINT (the S3 API's address, with no path) and any proxy in between: %w", op, where, ErrForeign404, err)
+			}
 		case 403:
 			return fmt.Errorf("%s %s: %w (HTTP 403: wrong credentials or missing permission): %w", op, where, ErrAccessDenied, err)
 		case 412:
@@ -94,4 +123,14 @@ func endpointHint(err error) string {
 		}
 	}
 	return "check the endpoint and the network"
+}
+
+// isCertificateError reports whether err is a TLS certificate that did not
+// verify.
+func isCertificateError(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify)
 }

@@ -174,9 +174,21 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			ro.RateLimiter = ratelimit.None
 			ro.MaxAttempts = o.MaxAttempts
 			ro.MaxBackoff = 10 * time.Second
+			// A certificate that did not verify will not verify on the next
+			// attempt either: the SDK would retry it as a connection error.
+			ro.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				if isCertificateError(err) {
+					return aws.FalseTernary
+				}
+				return aws.UnknownTernary
+			})}, slices.Clone(retry.DefaultRetryables)...)
 			// A body the store found damaged on the way is sent again. A file
 			// that changed while it was read is caught after (ErrChanged).
-			ro.Retryables = append(slices.Clone(retry.DefaultRetryables), retry.RetryableErrorCode{Codes: digestMismatch})
+			// AWS answers a conditional write racing another on the same key
+			// with 409 ConditionalRequestConflict, and documents it as to be
+			// retried: the next attempt meets the winner's object (412).
+			ro.Retryables = append(ro.Retryables, retry.RetryableErrorCode{Codes: digestMismatch},
+				retry.RetryableErrorCode{Codes: map[string]struct{}{"ConditionalRequestConflict": {}}})
 			// A throttled request waits as briefly as any other before it
 			// is retried (50 ms, doubling), not the SDK's 1 s, doubling, for
 			// throttles: the limiter already holds the retry until the store

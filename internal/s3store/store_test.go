@@ -435,3 +435,48 @@ func TestList(t *testing.T) {
 		}
 	})
 }
+
+// Which errors are which, through a proxy that answers as something other
+// than the store would: only S3's own NoSuchKey (or a HEAD's bare 404) is
+// ErrNotFound; a conflict that never clears is ErrConflict after every
+// attempt was made.
+func TestErrorClassification(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		for _, tc := range []struct {
+			name  string
+			fault s3test.Fault
+			op    func(st *Store) error
+			want  error
+			tries int64 // requests the proxy saw
+		}{
+			{"GET of a missing key", s3test.Pass, func(st *Store) error { _, err := st.ReadSmall(ctx, "missing", 10); return err }, ErrNotFound, 1},
+			{"HEAD of a missing key", s3test.Pass, func(st *Store) error { _, err := st.Head(ctx, "missing"); return err }, ErrNotFound, 1},
+			{"GET answered by an HTML 404", s3test.HTMLNotFound, func(st *Store) error { _, err := st.ReadSmall(ctx, "missing", 10); return err }, ErrForeign404, 1},
+			{"GET answered by an empty 404", s3test.EmptyNotFound, func(st *Store) error { _, err := st.ReadSmall(ctx, "missing", 10); return err }, ErrForeign404, 1},
+			{"list answered by an HTML 404", s3test.HTMLNotFound, func(st *Store) error { _, err := st.List(ctx, "p/"); return err }, ErrForeign404, 1},
+			{"conditional write in conflict", s3test.Conflict, func(st *Store) error { return st.WriteRecord(ctx, "r.json", []byte("{}"), true) }, ErrConflict, 3},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				var n atomic.Int64
+				proxy.Plan = func(int64, *http.Request) s3test.Fault { n.Add(1); return tc.fault }
+				st, err := New(ctx, Options{Bucket: bucket, Endpoint: proxy.URL, PathStyle: true, Concurrency: 1, MaxAttempts: 3})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = tc.op(st)
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err = %v, want %v", err, tc.want)
+				}
+				if tc.want != ErrNotFound && errors.Is(err, ErrNotFound) {
+					t.Errorf("err = %v: also ErrNotFound", err)
+				}
+				if got := n.Load(); got != tc.tries {
+					t.Errorf("%d requests, want %d", got, tc.tries)
+				}
+			})
+		}
+	})
+}

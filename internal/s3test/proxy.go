@@ -2,9 +2,11 @@ package s3test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -32,14 +34,18 @@ const (
 	FlipResponse  // one byte flipped in the middle of the body
 	CutResponse   // the headers and half the body, then the connection is closed
 	StallResponse // the headers and half the body, then nothing until the client gives up
+	Conflict      // 409 ConditionalRequestConflict, as AWS answers a conditional write racing another
+	HTMLNotFound  // 404 with an HTML page, as a web server or reverse proxy answers a path it does not serve
+	EmptyNotFound // 404 with no body, as some gateways answer
 )
 
 // lastFault is the last of the faults above.
-const lastFault = StallResponse
+const lastFault = EmptyNotFound
 
 func (f Fault) String() string {
 	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented",
-		"403 AccessDenied", "corrupted body", "flipped byte in a response", "response cut short", "stalled response"}[f]
+		"403 AccessDenied", "corrupted body", "flipped byte in a response", "response cut short", "stalled response",
+		"409 ConditionalRequestConflict", "404 HTML page", "404 empty"}[f]
 }
 
 // bodyFault marks a request whose response body the proxy is to spoil.
@@ -66,9 +72,10 @@ type Proxy struct {
 	// SlowDown; it also counts the requests in flight.
 	Throttle *Throttle
 
-	n      atomic.Int64
-	mu     sync.Mutex
-	counts map[Fault]int
+	n          atomic.Int64
+	handshakes atomic.Int64
+	mu         sync.Mutex
+	counts     map[Fault]int
 }
 
 // maxStall bounds a stall, so a client without timeouts cannot hang a test forever.
@@ -76,6 +83,38 @@ const maxStall = 60 * time.Second
 
 // NewProxy starts a proxy in front of the server; it stops with the test.
 func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p, srv := newProxy(t, target)
+	srv.Start()
+	p.URL = srv.URL
+	return p
+}
+
+// NewTLSProxy starts a proxy that serves HTTPS with cert in front of the
+// server (plain HTTP behind it); it stops with the test.
+func NewTLSProxy(t testing.TB, target string, cert tls.Certificate) *Proxy {
+	t.Helper()
+	p, srv := newProxy(t, target)
+	srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		// Called once for every ClientHello: a count of handshakes tried,
+		// failed ones included, which never reach the handler.
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			p.handshakes.Add(1)
+			return nil, nil
+		},
+	}
+	// Failed handshakes are what the tests make happen: not worth a log line.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	p.URL = srv.URL
+	return p
+}
+
+// Handshakes is how many TLS handshakes clients began with a TLS proxy.
+func (p *Proxy) Handshakes() int64 { return p.handshakes.Load() }
+
+func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -128,7 +167,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 				f = Pass
 			}
 		}
-		if f < FlipResponse {
+		if f != FlipResponse && f != CutResponse && f != StallResponse {
 			p.count(f) // a response fault is counted once it is known to apply
 		}
 		if p.Hold != nil && (f == Pass || f == Corrupt) {
@@ -150,6 +189,14 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			s3Error(w, 500, "InternalError", "We encountered an internal error. Please try again.")
 		case Forbidden:
 			s3Error(w, 403, "AccessDenied", "Access Denied")
+		case Conflict:
+			s3Error(w, 409, "ConditionalRequestConflict", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
+		case HTMLNotFound:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(404)
+			fmt.Fprint(w, "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+		case EmptyNotFound:
+			w.WriteHeader(404)
 		case NotImpl:
 			s3Error(w, 501, "NotImplemented", "A header you provided implies functionality that is not implemented.")
 		case Drop:
@@ -171,7 +218,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			}
 		}
 	})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t := p.Throttle; t != nil {
 			t.Wrap(handler).ServeHTTP(w, r)
 			return
@@ -179,8 +226,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		handler(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	p.URL = srv.URL
-	return p
+	return p, srv
 }
 
 // SetPlan sets Plan where the requests that read it may come from another
