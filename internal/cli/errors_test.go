@@ -117,7 +117,7 @@ func TestForeign404IsAnError(t *testing.T) {
 }
 
 // An endpoint whose TLS certificate is not trusted is reported as a
-// certificate problem after one handshake, not retried as "unreachable".
+// certificate problem after one attempt of each request, not retried as "unreachable".
 // With the certificate in AWS_CA_BUNDLE the same endpoint works.
 func TestUntrustedCertificate(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
@@ -159,8 +159,11 @@ func TestUntrustedCertificate(t *testing.T) {
 					!strings.Contains(r.stderr, "AWS_CA_BUNDLE") || strings.Contains(r.stderr, "unreachable") {
 					t.Fatalf("want exit %d naming the certificate (%q), got %v", ExitS3, tt.want, r)
 				}
-				if n := proxy.Handshakes(); n != 1 {
-					t.Errorf("%d TLS handshakes, want 1: a certificate problem is not retried", n)
+				// The lookup reads the record and lists the prefix at once:
+				// one handshake each (the second may be cancelled before
+				// it starts), never one per retry.
+				if n := proxy.Handshakes(); n < 1 || n > 2 {
+					t.Errorf("%d TLS handshakes, want 1 or 2 (one per request): a certificate problem is not retried", n)
 				}
 				if exists(filepath.Join(d.pkg, ".found")) {
 					t.Error(".found written")

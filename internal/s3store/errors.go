@@ -90,8 +90,9 @@ func (s *Store) classify(op, key string, err error) error {
 			}
 			// Elsewhere S3 says which thing is missing (NoSuchKey,
 			// NoSuchBucket, NoSuchUpload, ...). A 404 with no code, or one
-			// the SDK made up from the status ("NotFound"), is not S3's.
-			if code == "" || code == "NotFound" {
+			// the SDK made up ("NotFound" from the status, "UnknownError"),
+			// is not S3's.
+			if code == "" || code == "NotFound" || code == "UnknownError" {
 				return fmt.Errorf("%s %s: %w: the endpoint answered 404 as a web server or proxy does, not as S3 does;"+
 					" check PACKAGE_ASSETS_ENDPOINT (the S3 API's address, with no path) and any proxy in between: %w", op, where, ErrForeign404, err)
 			}
