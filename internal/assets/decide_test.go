@@ -63,6 +63,19 @@ func newRunner(t *testing.T, f *fakeStore, key string, cache, legacy bool) (*Run
 }
 
 // The lookup's verdict on each shape a set can be in.
+// A listing that fails is an error, whatever it says: only the record's
+// read tells what is stored. (A proxy answering a LIST with NoSuchKey used to
+// leave an empty listing, and a complete set looked deleted.)
+func TestLookupSetListFailure(t *testing.T) {
+	f := newFake()
+	f.seed("artifacts/"+commitA+"/", artifactsOf(commitA, ""), build, nil, nil)
+	f.listErr = errors.Join(errors.New("list"), s3store.ErrNotFound)
+	r, _ := newRunner(t, f, "", false, false)
+	if set, err := r.LookupSet(context.Background(), Artifacts(commitA)); !errors.Is(err, s3store.ErrNotFound) {
+		t.Fatalf("LookupSet = %v, %v; want the listing's error", set.State, err)
+	}
+}
+
 func TestLookupSet(t *testing.T) {
 	key := []byte(theKey)
 	tests := []struct {

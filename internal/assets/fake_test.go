@@ -40,6 +40,8 @@ type fakeStore struct {
 	// every ReadSmall's answer (a store that refuses or fails).
 	reads   []string
 	readErr error
+	// listErr, when set, is every List's answer.
+	listErr error
 	// beforeDownload, when set, runs once before the first Download: the
 	// bucket changing while a download runs.
 	beforeDownload func(f *fakeStore, key string)
@@ -180,6 +182,9 @@ func (f *fakeStore) Download(_ context.Context, req s3store.DownloadRequest) (s3
 func (f *fakeStore) List(_ context.Context, prefix string) ([]s3store.Object, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
 	var out []s3store.Object
 	for k, o := range f.objs {
 		if strings.HasPrefix(k, prefix) {

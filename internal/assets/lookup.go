@@ -148,11 +148,14 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		}
 	})
 	wg.Wait()
-	// A real failure is the one to report: the other may only be its cancellation.
-	for _, err := range []error{readErr, listErr} {
-		if err != nil && !stored(err) && !errors.Is(err, context.Canceled) {
-			return set, err
-		}
+	// A real failure is the one to report: the other may only be its
+	// cancellation. Only the record's read can say what is stored; a failed
+	// listing says nothing about the set.
+	if readErr != nil && !stored(readErr) && !errors.Is(readErr, context.Canceled) {
+		return set, readErr
+	}
+	if listErr != nil && !errors.Is(listErr, context.Canceled) {
+		return set, listErr
 	}
 	if err := outer.Err(); err != nil {
 		return set, err
