@@ -10,6 +10,8 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // fromCache computes the code hash and, when a complete cache entry exists
@@ -23,7 +25,7 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Se
 	}
 	hash := list.CodeHash
 	res.CodeHash = hash
-	r.logf("code hash %s over %d files (%s)", hash, len(list.Files), time.Since(start).Round(time.Millisecond))
+	r.logf("code hash %s over %s (%s)", hash, words.Count(len(list.Files), "file", "files"), time.Since(start).Round(time.Millisecond))
 	if err := writeMarker(r.pkgPath(CodeHashFile), hash); err != nil {
 		return fail(KindPackage, err)
 	}
@@ -71,7 +73,7 @@ var errCacheChanged = errors.New("the cache entry changed while it was copied")
 func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, component string) (*manifest.Record, error) {
 	rec := src.Record
 	start := time.Now()
-	r.logf("%scache hit: copying %d files, %s, from %s", componentTag(component), len(rec.Files), progress.Size(rec.TotalSize()), r.Store.URL(src.Prefix))
+	r.logf("%scache hit: copying %s, %s, from %s", componentTag(component), words.Count(len(rec.Files), "file", "files"), progress.Size(rec.TotalSize()), r.Store.URL(src.Prefix))
 	files, err := r.copySet(ctx, rec.Files, src.Prefix, dst.Prefix, func(f manifest.File) map[string]string {
 		return map[string]string{MetaCommit: commit, MetaPackageHash: f.PackageHash(), MetaCodeHash: hash}
 	})
@@ -89,7 +91,7 @@ func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, 
 		return nil, err
 	}
 	d := time.Since(start)
-	r.logf("%scopied %d files, %s in %s (%s)", componentTag(component), len(files), progress.Size(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
+	r.logf("%scopied %s, %s in %s (%s)", componentTag(component), words.Count(len(files), "file", "files"), progress.Size(out.TotalSize()), d.Round(time.Millisecond), humanRate(out.TotalSize(), d))
 	return &out, nil
 }
 
@@ -122,7 +124,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 	}
 	switch existing.State {
 	case SetComplete:
-		r.logf("cache entry %s exists already (%d files)", r.Store.URL(to), len(existing.Record.Files))
+		r.logf("cache entry %s exists already (%s)", r.Store.URL(to), words.Count(len(existing.Record.Files), "file", "files"))
 		return nil
 	case SetNewer:
 		r.logf("warning: cache not filled: %s", existing.Reason)
@@ -150,7 +152,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 	if err := r.writeRecord(ctx, ref, out, !existing.State.Replaceable()); err != nil {
 		return err
 	}
-	r.logf("%scache filled: %d files copied to %s in %s", componentTag(rec.Component), len(files), r.Store.URL(to), time.Since(start).Round(time.Millisecond))
+	r.logf("%scache filled: %s copied to %s in %s", componentTag(rec.Component), words.Count(len(files), "file", "files"), r.Store.URL(to), time.Since(start).Round(time.Millisecond))
 	if list != nil {
 		r.noteLatest(ctx, rec.Component, LatestEntry{CodeHash: codeHash, Commit: rec.Commit, Created: out.Created, Filter: FilterID(list.Patterns)})
 	}

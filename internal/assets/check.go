@@ -9,6 +9,8 @@ import (
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // CheckResult is what check found.
@@ -90,7 +92,7 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		rec := set.Record
 		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(set.Prefix), len(rec.Files), rec.TotalSize()
 		res.Prefix, res.FileList = set.Prefix, rec.Files
-		r.logf("found: %d files, %s, complete since %s (%s)", len(rec.Files), progress.Size(rec.TotalSize()),
+		r.logf("found: %s, %s, complete since %s (%s)", words.Count(len(rec.Files), "file", "files"), progress.Size(rec.TotalSize()),
 			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
 	case SetUnrecorded:
 		if r.Config.AcceptLegacy {

@@ -15,6 +15,8 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Files in the package directory for components (PACKAGE_COMPONENTS). A
@@ -52,12 +54,10 @@ type ComponentState struct {
 	Found    bool `json:"found"`
 	CacheHit bool `json:"cacheHit"` // copied from the cache by this check
 	Build    bool `json:"build"`    // to be built and uploaded
-	// Reason is one line saying why the component is to build (the outcome
-	// of its lookups), for logs and summaries.
+	// Reason is one short line saying why the component is to build: on a
+	// cache miss, what differs from its nearest earlier build. The same
+	// line in ComponentsFile, the components output and the dotenv file.
 	Reason string `json:"reason,omitempty"`
-	// Miss says, on one short line, what differs from the component's
-	// nearest earlier build when its cache missed (the components output).
-	Miss string `json:"-"`
 	// Files and Bytes of the component's stored set, when known.
 	Files int   `json:"-"`
 	Bytes int64 `json:"-"`
@@ -104,7 +104,7 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 		states[i] = ComponentState{Name: c.Name, CodeHash: c.Hash}
 		files += c.Files
 	}
-	r.logf("code hashes of %d components over %d files (%s)", len(codes), files, time.Since(start).Round(time.Millisecond))
+	r.logf("code hashes of %s over %s (%s)", words.Count(len(codes), "component", "components"), words.Count(files, "file", "files"), time.Since(start).Round(time.Millisecond))
 	sel, err := r.selectComponents(states)
 	if err != nil {
 		return err
@@ -180,7 +180,7 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 	switch dst.State {
 	case SetComplete:
 		st.Found, st.Files, st.Bytes = true, len(dst.Record.Files), dst.Record.TotalSize()
-		r.logf("component %s: found, %d files, %s", st.Name, st.Files, progress.Size(st.Bytes))
+		r.logf("component %s: found, %s, %s", st.Name, words.Count(st.Files, "file", "files"), progress.Size(st.Bytes))
 		return nil
 	case SetNewer:
 		// A cache copy would overwrite the objects the later version recorded.
@@ -193,15 +193,15 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 		return fail(KindS3, err)
 	}
 	if src.State != SetComplete {
-		st.Build, st.Reason = true, "cache miss: "+src.Reason
-		r.logf("component %s: to build (%s; %s)", st.Name, dst.Reason, st.Reason)
+		st.Build = true
+		r.logf("component %s: to build (%s; cache miss: %s)", st.Name, dst.Reason, src.Reason)
 		r.componentMissed(ctx, st, list)
 		return nil
 	}
 	rec, err := r.copyFromCache(ctx, src, dst, commit, st.CodeHash, st.Name)
 	if errors.Is(err, errCacheChanged) {
-		st.Build, st.Reason = true, "cache miss: "+err.Error()
-		r.logf("component %s: to build (%s)", st.Name, st.Reason)
+		st.Build = true
+		r.logf("component %s: to build (cache miss: %v)", st.Name, err)
 		r.componentMissed(ctx, st, list)
 		return nil
 	}
@@ -210,20 +210,20 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 	}
 	st.Found, st.CacheHit, st.Files, st.Bytes = true, true, len(rec.Files), rec.TotalSize()
 	set.State, set.Record = SetComplete, rec
-	r.logf("component %s: copied from the cache, %d files, %s", st.Name, st.Files, progress.Size(st.Bytes))
+	r.logf("component %s: copied from the cache, %s, %s", st.Name, words.Count(st.Files, "file", "files"), progress.Size(st.Bytes))
 	return nil
 }
 
 // componentMissed keeps a component's file list for upload and explains its
 // miss against the component's nearest earlier build: in the log, and in
-// its reason (the components output) on one short line.
+// its reason on one short line.
 func (r *Runner) componentMissed(ctx context.Context, st *ComponentState, list *codehash.List) {
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.keepList(list, st.Name) }()
 	e := r.explainMiss(ctx, st.Name, list)
 	<-kept
 	e.Log(func(format string, args ...any) { r.logf("component "+st.Name+": "+format, args...) }, time.Now())
-	st.Miss = e.ShortSentence()
+	st.Reason = e.ShortSentence()
 }
 
 // writeComponentMarkers leaves in the package directory what the build and
@@ -264,7 +264,7 @@ func (r *Runner) writeComponentMarkers(commit string, states []ComponentState, a
 		return nil
 	}
 	n := strings.Count(build.String(), "\n")
-	r.logf("result: %d %s to build, listed in %s: %s", n, plural(n, "component", "components"),
+	r.logf("result: %s to build, listed in %s: %s", words.Count(n, "component", "components"),
 		r.pkgPath(ToBuildFile), strings.ReplaceAll(strings.TrimSpace(build.String()), "\n", ", "))
 	return nil
 }
@@ -315,7 +315,7 @@ func (r *Runner) readComponentsState(commit string) (st componentsState, ok bool
 		return st, false, bad("not this version's JSON: %v", err)
 	}
 	if st.Commit != commit {
-		return st, false, bad("for commit %q, not %s", truncate(st.Commit, 80), commit)
+		return st, false, bad("for commit %q, not %s", words.Truncate(st.Commit, 80), commit)
 	}
 	if len(st.Components) == 0 {
 		return st, false, bad("lists no components")
@@ -323,11 +323,11 @@ func (r *Runner) readComponentsState(commit string) (st componentsState, ok bool
 	seen := map[string]bool{}
 	for _, c := range st.Components {
 		if err := manifest.ValidComponent(c.Name); err != nil || seen[c.Name] {
-			return st, false, bad("component name %q is not valid or listed twice", truncate(c.Name, 80))
+			return st, false, bad("component name %q is not valid or listed twice", words.Truncate(c.Name, 80))
 		}
 		seen[c.Name] = true
 		if !manifest.ValidCodeHash(c.CodeHash) {
-			return st, false, bad("component %s: code hash %q is malformed", c.Name, truncate(c.CodeHash, 80))
+			return st, false, bad("component %s: code hash %q is malformed", c.Name, words.Truncate(c.CodeHash, 80))
 		}
 	}
 	return st, true, nil
@@ -411,7 +411,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 		case SetUntrusted, SetDiffers:
 			r.logf("component %s: replacing the set: %s", s.Name, j.set.Reason)
 		}
-		r.logf("component %s: %d files to upload from %s", s.Name, len(j.files), j.dir)
+		r.logf("component %s: %s to upload from %s", s.Name, words.Count(len(j.files), "file", "files"), j.dir)
 		stored, err := r.uploadAll(ctx, j.set.Prefix, j.files, commit, s.CodeHash)
 		if err != nil {
 			return err
@@ -433,7 +433,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	}
 	res.Duration = time.Since(start)
 	if len(res.Files) > 0 {
-		r.logf("result: uploaded %d files, %s in %s (%s)", len(res.Files), progress.Size(res.Bytes),
+		r.logf("result: uploaded %s, %s in %s (%s)", words.Count(len(res.Files), "file", "files"), progress.Size(res.Bytes),
 			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration))
 	}
 
@@ -480,7 +480,7 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 	}
 	where := r.Store.URL(r.prefix(Artifacts(commit)))
 	if len(waiting) > 0 {
-		r.logf("%s: the commit's record waits for %d %s: %s", where, len(waiting), plural(len(waiting), "component", "components"), strings.Join(waiting, ", "))
+		r.logf("%s: the commit's record waits for %s: %s", where, words.Count(len(waiting), "component", "components"), strings.Join(waiting, ", "))
 		return nil
 	}
 	rec := manifest.Record{
@@ -528,11 +528,4 @@ func componentTag(name string) string {
 		return ""
 	}
 	return "component " + name + ": "
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // DownloadResult is what download fetched.
@@ -64,14 +66,14 @@ func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
 	if err := makePackageDir(dir); err != nil {
 		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
 	}
-	r.logf("found: %d files, %s, complete since %s; downloading to %s", len(rec.Files), progress.Size(rec.TotalSize()),
+	r.logf("found: %s, %s, complete since %s; downloading to %s", words.Count(len(rec.Files), "file", "files"), progress.Size(rec.TotalSize()),
 		rec.Created.UTC().Format(time.RFC3339), dir)
 	start := time.Now()
 	if err := r.downloadFiles(ctx, prefix, rec.Files, dir); err != nil {
 		return res, err
 	}
 	res.Files, res.Bytes, res.Duration = rec.Files, rec.TotalSize(), time.Since(start)
-	r.logf("result: downloaded %d files, %s in %s (%s), each verified against the completion record", len(rec.Files),
+	r.logf("result: downloaded %s, %s in %s (%s), each verified against the completion record", words.Count(len(rec.Files), "file", "files"),
 		progress.Size(res.Bytes), res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration))
 	return res, nil
 }
@@ -88,7 +90,7 @@ func (r *Runner) downloadCommit() (commit, from string, err error) {
 	case err == nil && manifest.ValidCommit(c):
 		return c, "from " + path, nil
 	case err == nil:
-		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", path, truncate(c, 80)))
+		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", path, words.Truncate(c, 80)))
 	case !errors.Is(err, os.ErrNotExist):
 		return "", "", fail(KindPackage, err)
 	}
@@ -135,7 +137,7 @@ func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (*manifest.Record, er
 		if left <= 0 {
 			waited := ""
 			if r.Config.Wait > 0 {
-				waited = fmt.Sprintf(", still after waiting %s (%d lookups; PACKAGE_ASSETS_WAIT)", now.Sub(start).Round(time.Second), looks)
+				waited = fmt.Sprintf(", still after waiting %s (%s; PACKAGE_ASSETS_WAIT)", now.Sub(start).Round(time.Second), words.Count(looks, "lookup", "lookups"))
 			}
 			return nil, fail(KindNotFound, fmt.Errorf("%w: %s%s", ErrSetNotFound, why, waited))
 		}

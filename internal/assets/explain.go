@@ -94,15 +94,23 @@ type Explanation struct {
 	Why      string    // with no build to compare with: why not
 }
 
-// NoEarlierBuild is the headline when nothing could be compared.
-const NoEarlierBuild = "no earlier build to compare with"
+// The headlines when nothing could be compared: nothing in the cache yet
+// (a fresh bucket, or a new component), or an earlier build that could not
+// be read (Why says what).
+const (
+	NothingCached  = "no earlier build in the cache yet"
+	NoEarlierBuild = "no earlier build to compare with"
+)
 
 // Sentence is the explanation's first line: "3 files differ from the build
-// of 4f2a9c1 (2 hours ago)", or "no earlier build to compare with (why)".
+// of 4f2a9c1 (2 hours ago)", "no earlier build in the cache yet", or "no
+// earlier build to compare with (why)".
 func (e Explanation) Sentence(now time.Time) string {
 	switch {
+	case e.CodeHash == "" && e.Why == "":
+		return e.Headline
 	case e.CodeHash == "":
-		return NoEarlierBuild + " (" + e.Why + ")"
+		return e.Headline + " (" + e.Why + ")"
 	case e.Against == "":
 		return fmt.Sprintf("%s from the build of code hash %s", e.Headline, short(e.CodeHash))
 	case e.Created.IsZero():
@@ -128,7 +136,7 @@ func (e Explanation) Text(now time.Time) []string {
 // reason: "2 files differ from 4f2a9c1: modified a.js; added b.js".
 func (e Explanation) ShortSentence() string {
 	if e.CodeHash == "" {
-		return NoEarlierBuild
+		return e.Headline
 	}
 	against := short(e.Against)
 	if e.Against == "" {
@@ -176,9 +184,10 @@ func ago(t, now time.Time) string {
 // explainMiss compares the list of this code hash with the nearest earlier
 // build of the same filter (or component). It makes at most two requests,
 // and never fails: whatever goes wrong is "no earlier build to compare with".
+// With no pointer yet, there is simply nothing in the cache to compare with.
 func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehash.List) Explanation {
 	none := func(why string) Explanation {
-		return Explanation{Headline: NoEarlierBuild, Short: NoEarlierBuild, Why: why}
+		return Explanation{Headline: NoEarlierBuild, Why: why}
 	}
 	if cur == nil {
 		return none("this check has no file list")
@@ -186,7 +195,7 @@ func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehas
 	key := r.latestKey(component)
 	data, err := r.Store.ReadSmall(ctx, key, maxLatestSize)
 	if errors.Is(err, s3store.ErrNotFound) {
-		return none("no cache entry has been written yet by a version that keeps file lists")
+		return Explanation{Headline: NothingCached}
 	}
 	if err != nil {
 		return none("could not read " + r.Store.URL(key))

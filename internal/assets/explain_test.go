@@ -56,7 +56,7 @@ func TestExplainMiss(t *testing.T) {
 		{"never this code hash", pointer(entry('c', 'a', time.Minute, pats), entry('2', 'e', 50*time.Hour, pats)), nil, nil,
 			"2 files differ from the build of eeeeeee (2 days ago)", 2},
 		{"only this code hash", pointer(entry('c', 'a', time.Minute, pats)), nil, nil, "", 1},
-		{"no pointer", nil, nil, nil, "", 1},
+		{"no pointer: nothing in the cache yet", nil, nil, nil, NothingCached, 1},
 		{"pointer unreadable", pointer(entry('1', 'd', time.Hour, pats)), nil, errors.New("access denied"), "", 1},
 		{"pointer not JSON", []byte("\x1b[2J"), nil, nil, "", 1},
 		{"pointer of another format", []byte(`{"format":"s3-asset-manager/latest/v2","entries":[]}`), nil, nil, "", 1},

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // SetRef names a set: what a lookup must find, and so where.
@@ -179,7 +181,7 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 			return set, nil
 		}
 		set.State = SetUnrecorded
-		set.Reason = fmt.Sprintf("%d objects under %s but no completion record", len(set.Objects), where)
+		set.Reason = fmt.Sprintf("%s under %s but no completion record", words.Count(len(set.Objects), "object", "objects"), where)
 		return set, nil
 	}
 
@@ -215,7 +217,7 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		return set, nil
 	}
 	set.State = SetComplete
-	set.Reason = fmt.Sprintf("complete: %d files under %s, recorded %s", len(rec.Files), where, rec.Created.UTC().Format("2006-01-02T15:04:05Z"))
+	set.Reason = fmt.Sprintf("complete: %s under %s, recorded %s", words.Count(len(rec.Files), "file", "files"), where, rec.Created.UTC().Format("2006-01-02T15:04:05Z"))
 	return set, nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // UploadResult is what upload did.
@@ -96,7 +98,7 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	if err != nil {
 		return res, fail(KindPackage, err)
 	}
-	r.logf("commit %s: %d files to upload from %s", commit, len(files), dir)
+	r.logf("commit %s: %s to upload from %s", commit, words.Count(len(files), "file", "files"), dir)
 
 	ref := Artifacts(commit)
 	set, err := r.LookupSet(ctx, ref)
@@ -109,7 +111,7 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	case SetComplete:
 		res.Skipped = SkippedComplete
 		res.Files = set.Record.Files
-		r.logf("%s is already complete (%d files, since %s): nothing uploaded", res.Where, len(set.Record.Files), set.Record.Created.UTC().Format(time.RFC3339))
+		r.logf("%s is already complete (%s, since %s): nothing uploaded", res.Where, words.Count(len(set.Record.Files), "file", "files"), set.Record.Created.UTC().Format(time.RFC3339))
 		return res, r.fillCacheAfter(ctx, set, codeHash)
 	case SetNewer:
 		// Uploading would overwrite the objects the later version recorded.
@@ -138,7 +140,7 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	if err := r.writeRecord(ctx, ref, rec, !set.State.Replaceable()); err != nil {
 		return res, err
 	}
-	r.logf("result: uploaded %d files, %s in %s (%s) to %s", len(stored), progress.Size(res.Bytes),
+	r.logf("result: uploaded %s, %s in %s (%s) to %s", words.Count(len(stored), "file", "files"), progress.Size(res.Bytes),
 		res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), r.Store.URL(prefix))
 	set.State, set.Record = SetComplete, &rec
 	return res, r.fillCacheAfter(ctx, set, codeHash)
@@ -152,14 +154,14 @@ func (r *Runner) readMarkers() (commit, codeHash string, err error) {
 		return "", "", fail(KindPackage, err)
 	}
 	if commit != "" && !manifest.ValidCommit(commit) {
-		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", r.pkgPath(CommitFile), truncate(commit, 80)))
+		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", r.pkgPath(CommitFile), words.Truncate(commit, 80)))
 	}
 	codeHash, err = readMarker(r.pkgPath(CodeHashFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", "", fail(KindPackage, err)
 	}
 	if codeHash != "" && !manifest.ValidCodeHash(codeHash) {
-		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", r.pkgPath(CodeHashFile), truncate(codeHash, 80)))
+		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", r.pkgPath(CodeHashFile), words.Truncate(codeHash, 80)))
 	}
 	return commit, codeHash, nil
 }
@@ -346,11 +348,4 @@ func packageFiles(dir string, logf func(string, ...any)) ([]packageFile, error) 
 		return nil, fmt.Errorf("%s: %w (upload sends the non-hidden files directly inside it; did the build write them elsewhere?)", dir, ErrNoFiles)
 	}
 	return files, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -223,7 +223,7 @@ func componentOutputs(states []assets.ComponentState) []ghaction.Component {
 	var out []ghaction.Component
 	for _, s := range states {
 		if s.Checked {
-			out = append(out, ghaction.Component{Name: s.Name, Found: s.Found, CacheHit: s.CacheHit, Build: s.Build, CodeHash: s.CodeHash, Reason: s.Miss})
+			out = append(out, ghaction.Component{Name: s.Name, Found: s.Found, CacheHit: s.CacheHit, Build: s.Build, CodeHash: s.CodeHash, Reason: s.Reason})
 		}
 	}
 	return out

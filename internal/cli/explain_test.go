@@ -41,7 +41,7 @@ func missAfter(t *testing.T, env map[string]string, repo string, change func()) 
 func explanation(r result) []string {
 	lines := strings.Split(r.stderr, "\n")
 	for i, l := range lines {
-		if strings.HasPrefix(l, "cache miss: ") && (strings.Contains(l, "from the build of") || strings.Contains(l, assets.NoEarlierBuild)) {
+		if strings.HasPrefix(l, "cache miss: ") && (strings.Contains(l, "from the build of") || strings.Contains(l, assets.NoEarlierBuild) || strings.Contains(l, assets.NothingCached)) {
 			out := []string{l}
 			for _, m := range lines[i+1:] {
 				if !strings.HasPrefix(m, "  ") {
@@ -223,8 +223,13 @@ func TestDamagedExplanationIsHarmless(t *testing.T) {
 				tt.damage(t, bucket, codeHash)
 				r := missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n"}) })
 				got := explanation(r)
-				if len(got) != 1 || !strings.HasPrefix(got[0], "cache miss: "+assets.NoEarlierBuild+" (") {
-					t.Fatalf("explanation: %q\n%s", got, r.stderr)
+				// No pointer at all: simply nothing in the cache yet.
+				want := "cache miss: " + assets.NoEarlierBuild + " ("
+				if tt.name == "no pointer" {
+					want = "cache miss: " + assets.NothingCached
+				}
+				if len(got) != 1 || !strings.HasPrefix(got[0], want) || tt.name == "no pointer" && got[0] != want {
+					t.Fatalf("explanation: %q, want %q\n%s", got, want, r.stderr)
 				}
 				if strings.ContainsAny(r.stderr, "\x1b\r") {
 					t.Errorf("the log holds a control character: %q", r.stderr)
@@ -451,6 +456,100 @@ func TestComponentMissExplained(t *testing.T) {
 		env["PACKAGE_COMPONENT"] = "fn1"
 		if r := run(t, env, "hash", "--diff", d.head); r.code != ExitOK || !strings.HasPrefix(r.stdout, "nothing differs from the build of ") {
 			t.Errorf("hash --diff of fn1: %v", r)
+		}
+	})
+}
+
+// A component's reason is one line, the same in .components.json, the
+// components output and the dotenv file: on a fresh bucket, that nothing is
+// in the cache yet; after a change, what differs.
+func TestComponentReasonSameEverywhere(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+		env["RESULT_DOTENV_FILE"] = filepath.Join(t.TempDir(), "result.env")
+		reasons := func(t *testing.T, want map[string]string) {
+			t.Helper()
+			r, out := checkOutputs(t, env)
+			if r.code != ExitOK {
+				t.Fatal(r)
+			}
+			dotenv, err := os.ReadFile(env["RESULT_DOTENV_FILE"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fromDotenv string
+			for _, l := range strings.Split(string(dotenv), "\n") {
+				if v, ok := strings.CutPrefix(l, "COMPONENTS="); ok {
+					fromDotenv = v
+				}
+			}
+			state, err := os.ReadFile(filepath.Join(env["PACKAGE_DIRECTORY"], ".components.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var file struct {
+				Components []struct{ Name, Reason string }
+			}
+			if err := json.Unmarshal(state, &file); err != nil {
+				t.Fatal(err)
+			}
+			fromFile := map[string]string{}
+			for _, c := range file.Components {
+				fromFile[c.Name] = c.Reason
+			}
+			for where, text := range map[string]string{"components output": out["components"], "dotenv": fromDotenv} {
+				var states map[string]struct{ Reason string }
+				if err := json.Unmarshal([]byte(text), &states); err != nil {
+					t.Fatalf("%s: %v: %q", where, err, text)
+				}
+				for name, w := range want {
+					if got := states[name].Reason; got != w {
+						t.Errorf("%s: %s's reason %q, want %q", where, name, got, w)
+					}
+				}
+			}
+			for name, w := range want {
+				if got := fromFile[name]; got != w {
+					t.Errorf(".components.json: %s's reason %q, want %q", name, got, w)
+				}
+			}
+		}
+		reasons(t, map[string]string{"api": assets.NothingCached, "fn1": assets.NothingCached, "fn2": assets.NothingCached})
+
+		build(t, d.pkg, "v1", allComponents...)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("upload: %v", r)
+		}
+		commit(t, d.repo, map[string]string{"lambdas/fn2/index.js": "exports.fn2 = 2\n"})
+		freshPackages(t, env)
+		reasons(t, map[string]string{"fn1": "", "fn2": "1 file differs from " + d.head[:7] + ": modified lambdas/fn2/index.js"})
+	})
+}
+
+// One file is "1 file", in every line that counts files.
+func TestOneFileIsSingular(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := setupWith(t, srv, bucket, map[string]string{"lambdas/fn1/index.py": "1\n", "README.md": "docs\n"})
+		env["CODE_HASH_FIND_FILTER"] = lambdaFilter
+		r := run(t, env, "check")
+		if r.code != ExitOK || !strings.Contains(r.stderr, " over 1 file (") || !strings.Contains(r.stderr, "cache miss: "+assets.NothingCached+"\n") {
+			t.Fatalf("check: %v", r)
+		}
+		writeFiles(t, d.pkg, map[string]string{"fn1.zip": "one"})
+		r = run(t, env, "upload")
+		if r.code != ExitOK || !strings.Contains(r.stderr, ": 1 file to upload from ") || !strings.Contains(r.stderr, "result: uploaded 1 file, ") {
+			t.Fatalf("upload: %v", r)
+		}
+		commit(t, d.repo, map[string]string{"README.md": "more docs\n"})
+		freshPackages(t, env)
+		r = run(t, env, "check")
+		if r.code != ExitOK || !strings.Contains(r.stderr, "cache hit: copying 1 file, ") || !strings.Contains(r.stderr, "copied 1 file, ") {
+			t.Fatalf("check after a docs change: %v", r)
+		}
+		if strings.Contains(r.stderr, " 1 files") {
+			t.Errorf("the log says \"1 files\":\n%s", r.stderr)
 		}
 	})
 }

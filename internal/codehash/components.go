@@ -13,6 +13,8 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Component is one line of PACKAGE_COMPONENTS: either a named component with
@@ -62,7 +64,7 @@ func ParseComponents(text string) ([]Component, error) {
 			continue
 		}
 		bad := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("line %d %q: %s", n+1, truncate(line, 60), fmt.Sprintf(format, args...)))
+			errs = append(errs, fmt.Errorf("line %d %q: %s", n+1, words.Truncate(line, 60), fmt.Sprintf(format, args...)))
 		}
 		if name, rest, ok := strings.Cut(line, ":"); ok && !strings.ContainsAny(name, " \t") {
 			if err := ValidName(name); err != nil {
@@ -233,7 +235,7 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 		if _, ok := byName[a.name]; !ok {
 			names = append(names, a.name)
 		}
-		byName[a.name] = append(byName[a.name], cmp.Or(a.dir, "the line \""+truncate(comps[a.glob].String(), 40)+"\""))
+		byName[a.name] = append(byName[a.name], cmp.Or(a.dir, "the line \""+words.Truncate(comps[a.glob].String(), 40)+"\""))
 	}
 	for _, n := range names {
 		if from := byName[n]; len(from) > 1 {
@@ -493,11 +495,4 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // ChangeKind is how one file differs between two lists.
@@ -224,7 +226,7 @@ func patternText(ps []string) string {
 	for i, p := range ps {
 		q[i] = Printable(p)
 	}
-	return truncateText(strings.Join(q, " "), 200)
+	return words.Truncate(strings.Join(q, " "), 200)
 }
 
 // Printable returns s as it may be printed in a log line: unchanged when it
@@ -236,16 +238,5 @@ func Printable(s string) string {
 	if !utf8.ValidString(s) || strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) {
 		s = strconv.QuoteToGraphic(s)
 	}
-	return truncateText(s, 512)
-}
-
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return words.Truncate(s, 512)
 }

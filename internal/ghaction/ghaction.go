@@ -22,6 +22,8 @@ import (
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Outputs of the action; Found and CacheHit are always written as exactly
@@ -416,9 +418,9 @@ func componentsMarkdown(b *strings.Builder, s CheckSummary) {
 	n := len(s.Components)
 	switch {
 	case len(build) == 0:
-		fmt.Fprintf(b, "**Found**: all %d %s complete", n, plural(n, "component", "components"))
+		fmt.Fprintf(b, "**Found**: all %d %s complete", n, words.Plural(n, "component", "components"))
 	default:
-		fmt.Fprintf(b, "**%d of %d %s to build**: %s", len(build), n, plural(n, "component", "components"), strings.Join(build, ", "))
+		fmt.Fprintf(b, "**%d of %d %s to build**: %s", len(build), n, words.Plural(n, "component", "components"), strings.Join(build, ", "))
 	}
 	if hits > 0 {
 		fmt.Fprintf(b, " (%d copied from the cache)", hits)
@@ -458,7 +460,7 @@ func UploadMarkdown(s UploadSummary) string {
 	case len(s.Files) == 0:
 		b.WriteString("**Nothing uploaded**: no files.\n\n")
 	default:
-		fmt.Fprintf(&b, "**Uploaded** %d %s (%s).\n\n", len(s.Files), plural(len(s.Files), "file", "files"), progress.Size(total))
+		fmt.Fprintf(&b, "**Uploaded** %d %s (%s).\n\n", len(s.Files), words.Plural(len(s.Files), "file", "files"), progress.Size(total))
 	}
 	if s.Commit != "" || s.Where != "" {
 		b.WriteString("| | |\n|---|---|\n")
@@ -487,7 +489,7 @@ func DownloadMarkdown(s DownloadSummary) string {
 	for _, f := range s.Files {
 		total += f.Size
 	}
-	fmt.Fprintf(&b, "**Downloaded** %d %s (%s), each verified against the completion record.\n\n", len(s.Files), plural(len(s.Files), "file", "files"), progress.Size(total))
+	fmt.Fprintf(&b, "**Downloaded** %d %s (%s), each verified against the completion record.\n\n", len(s.Files), words.Plural(len(s.Files), "file", "files"), progress.Size(total))
 	b.WriteString("| | |\n|---|---|\n")
 	row(&b, "Commit", code(s.Commit))
 	row(&b, "Location", code(s.Where))
@@ -505,13 +507,6 @@ func filesTable(b *strings.Builder, files []File) {
 }
 
 func row(b *strings.Builder, k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
 
 // code renders s as a code span inside a table cell: file names may hold
 // backticks, pipes or newlines, none of which may break the table.

@@ -265,7 +265,7 @@ var checkCases = []struct {
 		Miss:      "the patterns changed and 3 files differ from the build of 4f2a9c1 (2 hours ago)",
 		MissLines: []string{"patterns were lambdas/**, now lambdas/** !**/*.md", "modified lambdas/fn1/index.js", "added lambdas/fn1/<b>util</b>.js", "mode changed lambdas/fn2/run.sh (100644 → 100755)"}}},
 	{"check-miss-unexplained", CheckSummary{Bucket: bucket, Commit: commit, CodeHash: codeHash,
-		Miss: "no earlier build to compare with (no cache entry has been written yet by a version that keeps file lists)"}},
+		Miss: "no earlier build in the cache yet"}},
 	{"check-found", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where, Files: 3, Bytes: 5<<20 + 123}},
 	{"check-cache-hit", CheckSummary{Bucket: bucket, Commit: commit, CodeHash: codeHash, Found: true, CacheHit: true, Where: where, Files: 1, Bytes: 2048}},
 	{"check-found-legacy", CheckSummary{Bucket: bucket, Commit: commit, Found: true, Where: where}},

@@ -21,6 +21,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Name is the record's object name inside a set's prefix. The leading dot keeps
@@ -203,11 +205,11 @@ func (r *Record) Validate() error {
 			errs = append(errs, fmt.Errorf("file %q: sha256 %q is not 64 lower-case hex", f.Name, f.SHA256))
 		}
 		if f.ETag != "" && !ValidETag(f.ETag) {
-			errs = append(errs, fmt.Errorf("file %q: etag %q is not an ETag (printable ASCII, no space or quote inside)", f.Name, truncate(f.ETag, 80)))
+			errs = append(errs, fmt.Errorf("file %q: etag %q is not an ETag (printable ASCII, no space or quote inside)", f.Name, words.Truncate(f.ETag, 80)))
 		}
 		if f.ContentType != "" {
 			if err := validContentType(f.ContentType); err != nil {
-				errs = append(errs, fmt.Errorf("file %q: contentType %q: %w", f.Name, truncate(f.ContentType, 80), err))
+				errs = append(errs, fmt.Errorf("file %q: contentType %q: %w", f.Name, words.Truncate(f.ContentType, 80), err))
 			}
 		}
 	}
@@ -346,7 +348,7 @@ func Decode(data []byte, key []byte) (*Record, error) {
 				return nil, fmt.Errorf("%w: %q (this version reads %q)", ErrNewerFormat, probe.Format, Format)
 			}
 		}
-		return nil, fmt.Errorf("%w: format %q, want %q", ErrInvalid, truncate(probe.Format, 80), Format)
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrInvalid, words.Truncate(probe.Format, 80), Format)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -380,13 +382,6 @@ func Decode(data []byte, key []byte) (*Record, error) {
 		r.Signature = got
 	}
 	return &r, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func marshal(r Record) ([]byte, error) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Interval between lines in a CI log.
@@ -97,8 +99,8 @@ func (r *Reporter) Line() string {
 	if el > 0 {
 		rate = float64(done) / el
 	}
-	return fmt.Sprintf("  progress: %s of %s (%.0f%%), %d of %d files, %s/s",
-		Size(done), Size(r.total), pct, r.filesDone.Load(), r.files, Size(int64(rate)))
+	return fmt.Sprintf("  progress: %s of %s (%.0f%%), %d of %s, %s/s",
+		Size(done), Size(r.total), pct, r.filesDone.Load(), words.Count(int(r.files), "file", "files"), Size(int64(rate)))
 }
 
 // Writer returns a writer for log lines that keeps them from tearing the bar.

@@ -23,6 +23,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // DownloadRequest is one object to fetch into a file, and what its bytes
@@ -190,9 +192,9 @@ func (d *download) run(ctx context.Context) (int, error) {
 		if round == maxRounds {
 			key := d.s.URL(d.req.Key)
 			if len(suspect) == 0 {
-				return refetched, fmt.Errorf("%s: %w: the same other bytes on each of %d fetches (SHA-256 %x): the object is not what the record says, or something on the way changes it the same way every time", key, ErrDamaged, round, sum)
+				return refetched, fmt.Errorf("%s: %w: the same other bytes on each of %s (SHA-256 %x): the object is not what the record says, or something on the way changes it the same way every time", key, ErrDamaged, words.Count(round, "fetch", "fetches"), sum)
 			}
-			return refetched, fmt.Errorf("%s: %w: damaged on the way on each of %d fetches", key, ErrDamaged, round)
+			return refetched, fmt.Errorf("%s: %w: damaged on the way on each of %s", key, ErrDamaged, words.Count(round, "fetch", "fetches"))
 		}
 		todo = suspect
 		if len(todo) == 0 {
@@ -310,7 +312,7 @@ func (d *download) fetchPart(ctx context.Context, i int, hs ...hash.Hash) error 
 			return err
 		}
 		if attempt >= attempts {
-			return fmt.Errorf("get %s: %w (after %d attempts)", d.s.URL(d.req.Key), err, attempt)
+			return fmt.Errorf("get %s: %w (after %s)", d.s.URL(d.req.Key), err, words.Count(attempt, "attempt", "attempts"))
 		}
 		wait, _ := backoff.BackoffDelay(attempt, err)
 		t := time.NewTimer(wait)
