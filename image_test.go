@@ -5,7 +5,7 @@ package main
 // with podman the ways users run it: docker run as the README shows, as the
 // Actions runner starts a docker action, as Concourse runs a task, and over
 // HTTPS. Podman runs as root, in storage of its own under the test's
-// directory, with the settings these machines need (see README, Development).
+// directory, with the settings these machines need (see docs/development.md).
 //
 // Without podman the tests skip, unless S3AM_IMAGE_TESTS=require (set by
 // scripts/test): CI must prove the image.
@@ -331,7 +331,7 @@ func TestImageVersion(t *testing.T) {
 	}
 }
 
-// README, "docker run": the current directory at /app, the repository at
+// docs/docker.md, "docker run": the current directory at /app, the repository at
 // /app/repo, the defaults ./repo and ./packages; check, build, upload, check.
 func TestImageDockerRun(t *testing.T) {
 	testImage(t)

@@ -19,7 +19,8 @@ import (
 type Lookup func(name string) (string, bool)
 
 // Setting describes one setting: its environment variable, its action input
-// and its default. The table drives Load, the README and action.yml's tests.
+// and its default. The table drives Load, --help, and the tests of action.yml
+// and of docs/configuration.md (internal/docscheck).
 type Setting struct {
 	Env     string
 	Input   string

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -201,19 +200,4 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("bad prefix %q accepted", c.KeyPrefix)
 		}
 	})
-}
-
-// The README's settings table names every setting with its input and default.
-func TestREADMEListsEverySetting(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	for _, s := range Settings {
-		row := "| `" + s.Env + "` | `" + s.Input + "` |"
-		if !strings.Contains(readme, row) {
-			t.Errorf("README has no row starting %q", row)
-		}
-	}
 }

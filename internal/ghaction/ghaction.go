@@ -93,6 +93,16 @@ const (
 // OutputNames lists every output SetOutputs writes, in that order.
 var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash, OutputComponentsToBuild, OutputComponents, OutputPrefix, OutputFiles}
 
+// DotenvNames maps every output to its name in the dotenv file ("" when the
+// file leaves it out), for the test that checks the documentation.
+func DotenvNames() map[string]string {
+	m := make(map[string]string, len(OutputNames))
+	for _, o := range (Outputs{}).list() {
+		m[o.name] = o.env
+	}
+	return m
+}
+
 // output is one value under its step-output name and its dotenv name.
 type output struct {
 	name, env, value string
