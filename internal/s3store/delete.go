@@ -1,0 +1,179 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// What prune needs beyond the other commands: a listing with times, deletes
+// in batches, and the multipart uploads never completed.
+
+// Listed is one object of a walk over a prefix.
+type Listed struct {
+	Key          string
+	Size         int64
+	ETag         string
+	LastModified time.Time
+}
+
+// Walk lists every object under prefix, in key order, handing fn one page
+// (at most 1,000 objects) at a time, so that a caller keeping only what it
+// needs holds no more than that.
+func (s *Store) Walk(ctx context.Context, prefix string, fn func([]Listed) error) error {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return s.classify("list", prefix, err)
+		}
+		objs := make([]Listed, 0, len(page.Contents))
+		for _, o := range page.Contents {
+			objs = append(objs, Listed{
+				Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size),
+				ETag: NormalizeETag(aws.ToString(o.ETag)), LastModified: aws.ToTime(o.LastModified),
+			})
+		}
+		if err := fn(objs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteBatch is the most keys one DeleteObjects request takes.
+const DeleteBatch = 1000
+
+// deleteWorkers is how many DeleteObjects requests run at once: each is a
+// thousand deletes for the store, so a few keep it busy.
+const deleteWorkers = 8
+
+// ErrNotDeleted: the store answered a batch but refused some of its keys
+// (its per-key errors, inside a 200 answer).
+var ErrNotDeleted = errors.New("not deleted")
+
+// Delete removes keys, DeleteBatch a request, a few requests at once. A key
+// that is not there counts as deleted (S3 says so itself). It returns the
+// keys the store confirmed deleted, whatever else failed, so that a caller
+// deleting in steps (records before objects) goes on only with those;
+// done, when set, is told of each batch as it is confirmed.
+func (s *Store) Delete(ctx context.Context, keys []string, done func(n int)) (deleted []string, err error) {
+	batches := (len(keys) + DeleteBatch - 1) / DeleteBatch
+	ok := make([][]string, batches)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteWorkers)
+	var refused []error
+	refusedCh := make(chan error, batches)
+	for b := range batches {
+		batch := keys[b*DeleteBatch : min(len(keys), (b+1)*DeleteBatch)]
+		g.Go(func() error {
+			got, err := s.deleteBatch(gctx, batch)
+			ok[b] = got
+			if done != nil && len(got) > 0 {
+				done(len(got))
+			}
+			if errors.Is(err, ErrNotDeleted) {
+				refusedCh <- err // the other batches go on
+				return nil
+			}
+			return err
+		})
+	}
+	err = g.Wait()
+	close(refusedCh)
+	for e := range refusedCh {
+		refused = append(refused, e)
+	}
+	for _, b := range ok {
+		deleted = append(deleted, b...)
+	}
+	return deleted, errors.Join(append([]error{err}, refused...)...)
+}
+
+// deleteBatch deletes at most DeleteBatch keys in one request (Quiet: the
+// store answers only the keys it failed to delete).
+func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error) {
+	objs := make([]types.ObjectIdentifier, len(keys))
+	for i := range keys {
+		objs[i] = types.ObjectIdentifier{Key: &keys[i]}
+	}
+	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: &s.bucket,
+		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+	})
+	if err != nil {
+		return nil, s.classify("delete", keys[0]+fmt.Sprintf(" and %d more keys", len(keys)-1), err)
+	}
+	failed := make(map[string]bool, len(out.Errors))
+	var first []string
+	for _, e := range out.Errors {
+		k := aws.ToString(e.Key)
+		if aws.ToString(e.Code) == "NoSuchKey" {
+			continue // gone already: what was asked
+		}
+		failed[k] = true
+		if len(first) < 3 {
+			first = append(first, fmt.Sprintf("%s (%s: %s)", s.URL(k), aws.ToString(e.Code), aws.ToString(e.Message)))
+		}
+	}
+	deleted := keys
+	if len(failed) > 0 {
+		deleted = make([]string, 0, len(keys)-len(failed))
+		for _, k := range keys {
+			if !failed[k] {
+				deleted = append(deleted, k)
+			}
+		}
+		return deleted, fmt.Errorf("delete: %d of %d keys %w: %s", len(failed), len(keys), ErrNotDeleted, strings.Join(first, "; "))
+	}
+	return deleted, nil
+}
+
+// Upload is a multipart upload never completed nor aborted.
+type Upload struct {
+	Key       string
+	ID        string
+	Initiated time.Time
+}
+
+// Uploads lists the multipart uploads in progress under prefix, every page.
+// The bucket's whole list is asked for and filtered here: MinIO answers a
+// prefix only when it is an object's whole key (an empty list otherwise).
+func (s *Store) Uploads(ctx context.Context, prefix string) ([]Upload, error) {
+	var ups []Upload
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket}
+	for {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, s.classify("list multipart uploads under", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			if !strings.HasPrefix(aws.ToString(u.Key), prefix) {
+				continue
+			}
+			ups = append(ups, Upload{Key: aws.ToString(u.Key), ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+		}
+		if !aws.ToBool(out.IsTruncated) || (aws.ToString(out.NextKeyMarker) == "" && aws.ToString(out.NextUploadIdMarker) == "") {
+			return ups, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// Abort ends a multipart upload and frees its parts. One already gone
+// (completed or aborted meanwhile) is not an error.
+func (s *Store) Abort(ctx context.Context, u Upload) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &u.Key, UploadId: &u.ID})
+	var nsu *types.NoSuchUpload
+	if errors.As(err, &nsu) {
+		return nil
+	}
+	return s.classify("abort multipart upload of", u.Key, err)
+}

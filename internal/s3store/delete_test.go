@@ -1,0 +1,96 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// Delete takes more keys than one request holds (2,500: three batches),
+// missing keys included, and removes exactly those; Walk sees the rest with
+// their times; a multipart upload left open is listed and aborted.
+func TestDeleteWalkUploads(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		t.Parallel()
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		st := newStore(t, srv, bucket, Options{Concurrency: 32})
+		var keys []string
+		for i := range 2500 {
+			keys = append(keys, fmt.Sprintf("p/a/%04d", i))
+		}
+		keep := []string{"p/b/1", "p/b/2"}
+		for _, k := range append(slices.Clone(keys), keep...) {
+			if err := st.WriteRecord(ctx, k, []byte("x"), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var confirmed atomic.Int64
+		deleted, err := st.Delete(ctx, append(keys, "p/a/never-there"), func(n int) { confirmed.Add(int64(n)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(deleted) != len(keys)+1 || confirmed.Load() != int64(len(keys)+1) {
+			t.Errorf("deleted %d keys (%d confirmed), want %d", len(deleted), confirmed.Load(), len(keys)+1)
+		}
+		var left []string
+		err = st.Walk(ctx, "p/", func(objs []Listed) error {
+			for _, o := range objs {
+				if o.LastModified.IsZero() || o.Size != 1 {
+					t.Errorf("listed %+v: want a time and size 1", o)
+				}
+				left = append(left, o.Key)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(left, keep) {
+			t.Errorf("left %v, want %v", left, keep)
+		}
+
+		key := "p/c/big"
+		if _, err := srv.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key}); err != nil {
+			t.Fatal(err)
+		}
+		ups, err := st.Uploads(ctx, "p/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ups) != 1 || ups[0].Key != key || ups[0].Initiated.IsZero() {
+			t.Fatalf("uploads %+v, want one of %s with a time", ups, key)
+		}
+		if err := st.Abort(ctx, ups[0]); err != nil {
+			t.Fatal(err)
+		}
+		if n := srv.PendingUploads(t, bucket); n != 0 {
+			t.Errorf("%d uploads left after the abort", n)
+		}
+		if err := st.Abort(ctx, ups[0]); err != nil {
+			t.Errorf("aborting an upload already aborted: %v", err)
+		}
+	})
+}
+
+// A missing bucket is an error, never an empty listing.
+func TestWalkMissingBucket(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		t.Parallel()
+		st := newStore(t, srv, "no-such-bucket-here", Options{})
+		err := st.Walk(context.Background(), "", func([]Listed) error { return nil })
+		if !errors.Is(err, ErrNoBucket) {
+			t.Errorf("walk of a missing bucket: %v, want ErrNoBucket", err)
+		}
+		if _, err := st.Delete(context.Background(), []string{"a"}, nil); err == nil {
+			t.Error("delete in a missing bucket: no error")
+		}
+	})
+}
