@@ -162,6 +162,14 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	if err := outer.Err(); err != nil {
 		return set, err
 	}
+	return r.judgeSet(set, data, readErr, objs), nil
+}
+
+// judgeSet decides a set's state from its record's read (data, or readErr
+// wrapping ErrNotFound or ErrTooLarge) and the listing of its prefix at any
+// depth: the one decision LookupSet and prune share.
+func (r *Runner) judgeSet(set Set, data []byte, readErr error, objs []s3store.Object) Set {
+	ref, key := set.Ref, set.Prefix+manifest.Name
 	for _, o := range objs {
 		if o.Key == key {
 			continue
@@ -178,11 +186,11 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	if errors.Is(readErr, s3store.ErrNotFound) {
 		if len(set.Objects) == 0 {
 			set.State, set.Reason = SetMissing, "nothing under "+where
-			return set, nil
+			return set
 		}
 		set.State = SetUnrecorded
 		set.Reason = fmt.Sprintf("%s under %s but no completion record", words.Count(len(set.Objects), "object", "objects"), where)
-		return set, nil
+		return set
 	}
 
 	rec, err := manifest.Decode(data, r.Config.SigningKey)
@@ -195,30 +203,30 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		// set, such a record is as untrusted as an unsigned one, or anyone
 		// who can write to the bucket could wedge a commit with one.
 		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v: this version cannot verify its signature, so with PACKAGE_ASSETS_SIGNING_KEY set it is not trusted and may be replaced", r.Store.URL(key), err)
-		return set, nil
+		return set
 	case errors.Is(err, manifest.ErrNewerFormat):
 		set.State, set.Reason = SetNewer, fmt.Sprintf("%s: %v: written by a later version of this tool, left as it is", r.Store.URL(key), err)
-		return set, nil
+		return set
 	case errors.Is(err, manifest.ErrSignature):
 		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v (only records signed with PACKAGE_ASSETS_SIGNING_KEY are trusted)", r.Store.URL(key), err)
-		return set, nil
+		return set
 	case err != nil:
 		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v (not written by this tool, or damaged)", r.Store.URL(key), err)
-		return set, nil
+		return set
 	}
 	set.Record = rec
 	if got := recordRef(rec); got != ref {
 		set.State = SetUntrusted
 		set.Reason = fmt.Sprintf("%s belongs to %s, not %s (a record counts only at its own place)", r.Store.URL(key), got, ref)
-		return set, nil
+		return set
 	}
 	if diff := compareListing(rec.Files, set.Prefix, set.tree); diff != "" {
 		set.State, set.Reason = SetDiffers, fmt.Sprintf("%s: %s since its record was written", where, diff)
-		return set, nil
+		return set
 	}
 	set.State = SetComplete
 	set.Reason = fmt.Sprintf("complete: %s under %s, recorded %s", words.Count(len(rec.Files), "file", "files"), where, rec.Created.UTC().Format("2006-01-02T15:04:05Z"))
-	return set, nil
+	return set
 }
 
 // stored reports whether a failed read says something about what is stored

@@ -113,6 +113,8 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			out.upload, err = runner.Upload(ctx)
 		case "download":
 			out.download, err = runner.Download(ctx)
+		case "prune":
+			out.prune, err = runner.PruneAt(ctx, pruneNow(ctx))
 		}
 		return err
 	}()
@@ -158,6 +160,7 @@ type outcome struct {
 	check    assets.CheckResult
 	upload   assets.UploadResult
 	download assets.DownloadResult
+	prune    assets.PruneResult
 }
 
 // publish tells the CI system the result: step outputs and a job summary on
@@ -182,6 +185,8 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 		if runErr == nil {
 			o.Found, o.Prefix, o.Files = true, d.Prefix, setFiles(d.Prefix, d.Files)
 		}
+	case "prune":
+		o.Prune = pruneOutputs(out.prune)
 	}
 	var errs []error
 	if err := gh.SetOutputs(o); err != nil {
@@ -204,6 +209,8 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 		case "download":
 			d := out.download
 			err = gh.SummarizeDownload(ghaction.DownloadSummary{Commit: d.Commit, Where: d.Where, Files: o.Files})
+		case "prune":
+			err = gh.SummarizePrune(pruneSummary(cfg, out.prune))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("write job summary: %w", err))
@@ -263,7 +270,7 @@ func report(ctx context.Context, logger *log.Logger, err error) int {
 	return ExitFailure
 }
 
-// parseArgs finds the command: from the program's name (check, upload, download), else
+// parseArgs finds the command: from the program's name (check, upload, download, prune), else
 // the first argument, else the action input "mode".
 func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, err error) {
 	var prog string
@@ -284,21 +291,21 @@ func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, 
 		positional = append(positional, a)
 	}
 	switch prog {
-	case "check", "upload", "download":
+	case "check", "upload", "download", "prune":
 		return prog, positional, nil
 	}
 	if len(positional) == 0 {
 		if m, ok := lookup(config.InputEnv("mode")); ok && strings.TrimSpace(m) != "" {
 			positional = []string{strings.TrimSpace(m)}
 		} else {
-			return "", nil, errors.New("no command: give check, upload, download or hash")
+			return "", nil, errors.New("no command: give check, upload, download, prune or hash")
 		}
 	}
 	switch positional[0] {
-	case "check", "upload", "download", "hash":
+	case "check", "upload", "download", "prune", "hash":
 		return positional[0], positional[1:], nil
 	}
-	return "", nil, fmt.Errorf("unknown command %q: give check, upload, download or hash", positional[0])
+	return "", nil, fmt.Errorf("unknown command %q: give check, upload, download, prune or hash", positional[0])
 }
 
 func usage(w io.Writer) {
@@ -312,6 +319,9 @@ Usage:
                    With components: each one check listed, from $PACKAGE_DIRECTORY/<name>/
   %[1]s download  fetch a commit's complete set into the package directory, every file
                    verified against its completion record; exit 6 when it is not there
+  %[1]s prune     plan what no pipeline will use again (old commit sets, unused cache
+                   entries, sets without a record, abandoned multipart uploads) and
+                   print it; delete it with PACKAGE_ASSETS_PRUNE_APPLY=true
   %[1]s hash [-v]  print the code hash of GIT_REPO_PATH for CODE_HASH_FIND_FILTER;
                    -v also lists every file that went in (mode, id, path).
                    With PACKAGE_COMPONENTS: "<hash>  <name>" a component
@@ -321,7 +331,7 @@ Usage:
                    or a code hash): files, patterns, salt; needs the bucket settings.
                    With components: the one PACKAGE_COMPONENT names
   %[1]s --version
-Also runs as "check", "upload" and "download" through links of those names.
+Also runs as "check", "upload", "download" and "prune" through links of those names.
 
 Settings (environment variables; GitHub Action inputs win when set):
 `, name, version.Version)

@@ -53,6 +53,11 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_COMMIT", Input: "commit", Doc: "download: the commit whose artifacts to fetch (full 40 or 64 hex id); else .commit-hash in the package directory, else HEAD of GIT_REPO_PATH."},
 	{Env: "PACKAGE_ASSETS_WAIT", Input: "wait", Default: "0", Doc: "download: how long to wait for the set to be complete (e.g. 10m), polling with backoff; 0 fails at once when it is not there."},
 	{Env: "PACKAGE_ASSETS_FAIL_ON_MISS", Input: "fail-on-miss", Default: "false", Doc: "check: a miss (not found, no cache hit) ends with exit 6 instead of 0, for pipelines that must never build."},
+	{Env: "PACKAGE_ASSETS_PRUNE_APPLY", Input: "prune-apply", Default: "false", Doc: "prune: delete what the plan lists; false (the default) prints the plan and deletes nothing."},
+	{Env: "PACKAGE_ASSETS_PRUNE_COMMIT_AGE", Input: "prune-commit-age", Default: "90d", Doc: "prune: a commit's set (with components, each component's) recorded longer ago than this goes, unless among the newest PACKAGE_ASSETS_PRUNE_KEEP_COMMITS; 'off' keeps every one (e.g. 30d, 720h)."},
+	{Env: "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS", Input: "prune-keep-commits", Default: "10", Doc: "prune: the newest this many commit sets (with components, of each component) are kept whatever their age, for a rollback."},
+	{Env: "PACKAGE_ASSETS_PRUNE_CACHE_AGE", Input: "prune-cache-age", Default: "30d", Doc: "prune: a cache entry not used (filled, or copied from by a hit) for longer than this goes; 'off' keeps every one."},
+	{Env: "PACKAGE_ASSETS_PRUNE_GRACE", Input: "prune-grace", Default: "24h", Doc: "prune: nothing written more recently than this is touched (an upload or copy in progress); sets without a record and multipart uploads older than this go (at least 1h)."},
 	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH=, COMPONENTS_TO_BUILD=, COMPONENTS=, PREFIX= lines to this file (GitLab artifacts:reports:dotenv)."},
 }
 
@@ -86,9 +91,52 @@ type Config struct {
 	Wait time.Duration
 	// FailOnMiss makes a check that finds nothing a failure (exit 6).
 	FailOnMiss bool
+	// Prune: see PruneSettings.
+	Prune PruneSettings
 	// Secrets are the values of the settings marked Secret, for masking in logs.
 	Secrets    []string
 	DotenvFile string
+}
+
+// PruneSettings say what prune deletes. An age of 0 turns its rule off.
+type PruneSettings struct {
+	// Apply deletes; without it prune only prints its plan.
+	Apply bool
+	// CommitAge: commit sets (per component, with components) recorded
+	// longer ago go, except the newest KeepCommits.
+	CommitAge   time.Duration
+	KeepCommits int
+	// CacheAge: cache entries not used for longer go.
+	CacheAge time.Duration
+	// Grace: nothing written more recently is touched; sets without a
+	// record and multipart uploads older than this go.
+	Grace time.Duration
+}
+
+// parseAge reads an age: "off" (0), a number of days ("30d"), or a Go
+// duration ("12h"); at least an hour.
+func parseAge(s string) (time.Duration, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "off" {
+		return 0, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("not a number of days: %q", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, err
+		}
+	}
+	if d < time.Hour {
+		return 0, fmt.Errorf("%s is less than an hour", d)
+	}
+	return d, nil
 }
 
 // CacheEnabled reports whether a code-hash filter is set.
@@ -227,6 +275,34 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 	}
 	c.FailOnMiss = flag("PACKAGE_ASSETS_FAIL_ON_MISS")
 	c.DotenvFile = vals["RESULT_DOTENV_FILE"]
+	c.Prune.Apply = flag("PACKAGE_ASSETS_PRUNE_APPLY")
+	age := func(env string) time.Duration {
+		d, err := parseAge(vals[env])
+		if err != nil {
+			bad(env, "%q is not an age of at least 1h (e.g. 30d, 12h) or off", vals[env])
+		}
+		return d
+	}
+	c.Prune.CommitAge = age("PACKAGE_ASSETS_PRUNE_COMMIT_AGE")
+	c.Prune.CacheAge = age("PACKAGE_ASSETS_PRUNE_CACHE_AGE")
+	if g := vals["PACKAGE_ASSETS_PRUNE_GRACE"]; strings.EqualFold(g, "off") {
+		bad("PACKAGE_ASSETS_PRUNE_GRACE", "cannot be off: it protects uploads and copies in progress")
+	} else {
+		c.Prune.Grace = age("PACKAGE_ASSETS_PRUNE_GRACE")
+	}
+	for _, a := range []struct {
+		env string
+		d   time.Duration
+	}{{"PACKAGE_ASSETS_PRUNE_COMMIT_AGE", c.Prune.CommitAge}, {"PACKAGE_ASSETS_PRUNE_CACHE_AGE", c.Prune.CacheAge}} {
+		if a.d > 0 && c.Prune.Grace > 0 && a.d < c.Prune.Grace {
+			bad(a.env, "%s is shorter than PACKAGE_ASSETS_PRUNE_GRACE (%s)", a.d, c.Prune.Grace)
+		}
+	}
+	if n, err := strconv.Atoi(vals["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"]); err != nil || n < 0 || n > 1000000 {
+		bad("PACKAGE_ASSETS_PRUNE_KEEP_COMMITS", "%q is not a whole number from 0 to 1000000", vals["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"])
+	} else {
+		c.Prune.KeepCommits = n
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

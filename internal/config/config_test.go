@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func lookupOf(m map[string]string) Lookup {
@@ -200,4 +201,40 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("bad prefix %q accepted", c.KeyPrefix)
 		}
 	})
+}
+
+// Prune's settings: defaults, days, off, and every problem at once.
+func TestPruneSettings(t *testing.T) {
+	c, err := Load(lookupOf(map[string]string{}), Requirements{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PruneSettings{CommitAge: 90 * 24 * time.Hour, KeepCommits: 10, CacheAge: 30 * 24 * time.Hour, Grace: 24 * time.Hour}
+	if c.Prune != want {
+		t.Errorf("defaults %+v, want %+v", c.Prune, want)
+	}
+	c, err = Load(lookupOf(map[string]string{"INPUT_PRUNE-APPLY": "true", "PACKAGE_ASSETS_PRUNE_COMMIT_AGE": "off",
+		"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "36h", "PACKAGE_ASSETS_PRUNE_GRACE": "2h", "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS": "0"}), Requirements{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = PruneSettings{Apply: true, CacheAge: 36 * time.Hour, Grace: 2 * time.Hour}
+	if c.Prune != want {
+		t.Errorf("set %+v, want %+v", c.Prune, want)
+	}
+	_, err = Load(lookupOf(map[string]string{"PACKAGE_ASSETS_PRUNE_APPLY": "please", "PACKAGE_ASSETS_PRUNE_COMMIT_AGE": "30",
+		"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "10m", "PACKAGE_ASSETS_PRUNE_GRACE": "off", "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS": "-1"}), Requirements{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, env := range []string{"PACKAGE_ASSETS_PRUNE_APPLY:", "PACKAGE_ASSETS_PRUNE_COMMIT_AGE:", "PACKAGE_ASSETS_PRUNE_CACHE_AGE:",
+		"PACKAGE_ASSETS_PRUNE_GRACE: cannot be off", "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS:"} {
+		if !strings.Contains(err.Error(), env) {
+			t.Errorf("error lacks %q:\n%v", env, err)
+		}
+	}
+	_, err = Load(lookupOf(map[string]string{"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "2d", "PACKAGE_ASSETS_PRUNE_GRACE": "3d"}), Requirements{})
+	if err == nil || !strings.Contains(err.Error(), "PACKAGE_ASSETS_PRUNE_CACHE_AGE: 48h0m0s is shorter than PACKAGE_ASSETS_PRUNE_GRACE") {
+		t.Errorf("cache age below the grace: %v", err)
+	}
 }

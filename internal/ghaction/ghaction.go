@@ -39,6 +39,8 @@ type Outputs struct {
 	Files []File
 	// Components, sorted by name; empty without PACKAGE_COMPONENTS.
 	Components []Component
+	// Prune, for prune alone: its counts (other commands write none).
+	Prune *PruneOutputs
 }
 
 // Component is one component's state, as the components output, the dotenv
@@ -110,7 +112,7 @@ type output struct {
 
 // list is every output, in the order of OutputNames.
 func (o Outputs) list() []output {
-	return []output{
+	return append([]output{
 		{OutputFound, "FOUND", fmt.Sprint(o.Found)},
 		{OutputCacheHit, "CACHE_HIT", fmt.Sprint(o.CacheHit)},
 		{OutputCommitHash, "COMMIT_HASH", o.CommitHash},
@@ -120,7 +122,7 @@ func (o Outputs) list() []output {
 		{OutputPrefix, "PREFIX", o.Prefix},
 		// Not in the dotenv file: GitLab limits a dotenv report to a few KiB.
 		{OutputFiles, "", FilesJSON(o.Files)},
-	}
+	}, o.Prune.list()...)
 }
 
 // ErrUnsafeValue: an output value holds a line break or another control

@@ -63,8 +63,9 @@ var ErrNotDeleted = errors.New("not deleted")
 // that is not there counts as deleted (S3 says so itself). It returns the
 // keys the store confirmed deleted, whatever else failed, so that a caller
 // deleting in steps (records before objects) goes on only with those;
-// done, when set, is told of each batch as it is confirmed.
-func (s *Store) Delete(ctx context.Context, keys []string, done func(n int)) (deleted []string, err error) {
+// done, when set, is given each batch's confirmed keys (from several
+// goroutines at once).
+func (s *Store) Delete(ctx context.Context, keys []string, done func(keys []string)) (deleted []string, err error) {
 	batches := (len(keys) + DeleteBatch - 1) / DeleteBatch
 	ok := make([][]string, batches)
 	g, gctx := errgroup.WithContext(ctx)
@@ -77,7 +78,7 @@ func (s *Store) Delete(ctx context.Context, keys []string, done func(n int)) (de
 			got, err := s.deleteBatch(gctx, batch)
 			ok[b] = got
 			if done != nil && len(got) > 0 {
-				done(len(got))
+				done(got)
 			}
 			if errors.Is(err, ErrNotDeleted) {
 				refusedCh <- err // the other batches go on

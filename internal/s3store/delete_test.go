@@ -33,7 +33,7 @@ func TestDeleteWalkUploads(t *testing.T) {
 			}
 		}
 		var confirmed atomic.Int64
-		deleted, err := st.Delete(ctx, append(keys, "p/a/never-there"), func(n int) { confirmed.Add(int64(n)) })
+		deleted, err := st.Delete(ctx, append(keys, "p/a/never-there"), func(ks []string) { confirmed.Add(int64(len(ks))) })
 		if err != nil {
 			t.Fatal(err)
 		}

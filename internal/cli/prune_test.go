@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/assets"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+)
+
+// runAt runs the program in-process as run does, with prune's clock at now.
+func runAt(t *testing.T, now time.Time, env map[string]string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	ctx := context.WithValue(context.Background(), nowKey{}, now)
+	code := Run(ctx, append([]string{"s3-asset-manager"}, args...), lookup, &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// fakeID makes a 40-hex commit id (or a 64-hex code hash) from a name.
+func fakeID(name string, n int) string { return sha256hex([]byte(name))[:n] }
+
+// putSet stores a set as a writer would: its files, then (unless rec is
+// nil) its record naming them, with the time and source the test picks.
+func putSet(t *testing.T, srv *s3test.Server, bucket, prefix string, files map[string]string, rec *manifest.Record, key []byte) {
+	t.Helper()
+	ctx := context.Background()
+	var recorded []manifest.File
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		body := []byte(files[n])
+		k := prefix + n
+		out, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &k, Body: bytes.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recorded = append(recorded, manifest.File{Name: n, Size: int64(len(body)), SHA256: sha256hex(body), ETag: aws.ToString(out.ETag)})
+	}
+	if rec == nil {
+		return
+	}
+	rec.Format, rec.Files = manifest.Format, recorded
+	if rec.Files == nil {
+		rec.Files = []manifest.File{}
+	}
+	body, err := manifest.Encode(*rec, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putObject(t, srv, bucket, prefix+manifest.Name, body)
+}
+
+// pruneBucket is a bucket with one set of every kind prune judges, its
+// times relative to now. want lists the prefixes the first prune deletes.
+type pruneBucket struct {
+	bucket, prefix string
+	now            time.Time
+	keep, gone     []string // set prefixes (without the key prefix)
+}
+
+func newPruneBucket(t *testing.T, srv *s3test.Server, keyPrefix string) *pruneBucket {
+	t.Helper()
+	b := &pruneBucket{bucket: srv.NewBucket(t), prefix: keyPrefix, now: time.Now().UTC().Truncate(time.Second)}
+	day := 24 * time.Hour
+	ago := func(d time.Duration) time.Time { return b.now.Add(-d) }
+	add := func(keep bool, rel string, files map[string]string, rec *manifest.Record) {
+		putSet(t, srv, b.bucket, keyPrefix+rel, files, rec, nil)
+		if keep {
+			b.keep = append(b.keep, rel)
+		} else {
+			b.gone = append(b.gone, rel)
+		}
+	}
+	art := func(name string, created time.Time, source string) *manifest.Record {
+		return &manifest.Record{Kind: manifest.KindArtifacts, Commit: fakeID(name, 40), Created: created, Source: source}
+	}
+	cache := func(name string, created time.Time) *manifest.Record {
+		return &manifest.Record{Kind: manifest.KindCache, CodeHash: fakeID(name, 64), Commit: fakeID("c1", 40), Created: created}
+	}
+	files := map[string]string{"fn1.zip": "one", "fn2.zip": "two two"}
+	cp := func(name string) string { return keyPrefix + "cache/" + fakeID(name, 64) + "/" }
+	// Commits, keep 2 newest, 30d: c5 and c4 are the newest two (c4 past
+	// the age); c3, c2, c1 are older than 30 days.
+	add(false, "artifacts/"+fakeID("c1", 40)+"/", files, art("c1", ago(100*day), ""))
+	add(false, "artifacts/"+fakeID("c2", 40)+"/", files, art("c2", ago(90*day), ""))
+	add(false, "artifacts/"+fakeID("c3", 40)+"/", files, art("c3", ago(60*day), cp("h1")))
+	add(true, "artifacts/"+fakeID("c4", 40)+"/", files, art("c4", ago(40*day), cp("h1")))
+	add(true, "artifacts/"+fakeID("c5", 40)+"/", files, art("c5", ago(time.Hour), cp("h2")))
+	// Cache entries, 10d: h1 last copied 40 days ago, h4 filled 20 days ago
+	// and never used: both go; h2 was filled long ago but copied an hour
+	// ago, h3 filled 5 days ago: both stay.
+	add(false, "cache/"+fakeID("h1", 64)+"/", files, cache("h1", ago(50*day)))
+	add(true, "cache/"+fakeID("h2", 64)+"/", files, cache("h2", ago(50*day)))
+	add(true, "cache/"+fakeID("h3", 64)+"/", files, cache("h3", ago(5*day)))
+	add(false, "cache/"+fakeID("h4", 64)+"/", files, cache("h4", ago(20*day)))
+	// Components api and web, per component the same rule: d1 goes (both
+	// components and the commit's record of them), d2 and d3 stay.
+	for i, age := range []time.Duration{100 * day, 80 * day, 70 * day} {
+		name := fmt.Sprintf("d%d", i+1)
+		commit := fakeID(name, 40)
+		keep := i > 0
+		var all []manifest.File
+		for _, comp := range []string{"api", "web"} {
+			rec := &manifest.Record{Kind: manifest.KindArtifacts, Commit: commit, Component: comp, Created: ago(age)}
+			add(keep, "artifacts/"+commit+"/"+comp+"/", map[string]string{comp + ".zip": comp + name}, rec)
+			for _, f := range rec.Files {
+				f.Name = comp + "/" + f.Name
+				all = append(all, f)
+			}
+		}
+		rec := manifest.Record{Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, Created: ago(age), Files: all,
+			Components: []manifest.ComponentRef{{Name: "api", CodeHash: fakeID("api"+name, 64)}, {Name: "web", CodeHash: fakeID("web"+name, 64)}}}
+		body, err := manifest.Encode(rec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		putObject(t, srv, b.bucket, keyPrefix+"artifacts/"+commit+"/"+manifest.Name, body)
+		if keep {
+			b.keep = append(b.keep, "artifacts/"+commit+"/"+manifest.Name)
+		} else {
+			b.gone = append(b.gone, "artifacts/"+commit+"/"+manifest.Name)
+		}
+	}
+	// Objects without a record, written just now: young, kept (the next
+	// test moves the clock past the grace period).
+	add(true, "artifacts/"+fakeID("u1", 40)+"/", files, nil)
+	// A record written by a later version: never this version's to prune.
+	newer := []byte(`{"format":"s3-asset-manager/completion/v9","kind":"artifacts","commit":"` + fakeID("n1", 40) + `","created":"2000-01-01T00:00:00Z","files":[]}`)
+	putObject(t, srv, b.bucket, keyPrefix+"artifacts/"+fakeID("n1", 40)+"/"+manifest.Name, newer)
+	b.keep = append(b.keep, "artifacts/"+fakeID("n1", 40)+"/")
+	// Not sets of this tool: left alone.
+	putObject(t, srv, b.bucket, keyPrefix+"artifacts/README", []byte("x"))
+	putObject(t, srv, b.bucket, keyPrefix+"other/"+fakeID("c1", 40)+"/x", []byte("x"))
+	b.keep = append(b.keep, "artifacts/README", "other/")
+	// The pointer names h1 (which goes) and h2.
+	latest, _ := json.Marshal(assets.Latest{Format: assets.LatestFormat, Entries: []assets.LatestEntry{
+		{CodeHash: fakeID("h2", 64), Commit: fakeID("c1", 40), Created: ago(50 * day)},
+		{CodeHash: fakeID("h1", 64), Commit: fakeID("c1", 40), Created: ago(50 * day)},
+	}})
+	putObject(t, srv, b.bucket, keyPrefix+"cache/"+assets.LatestName, latest)
+	return b
+}
+
+func (b *pruneBucket) env(srv *s3test.Server) map[string]string {
+	env := srv.Env(b.bucket)
+	env["PACKAGE_ASSETS_KEY_PREFIX"] = b.prefix
+	env["PACKAGE_ASSETS_PRUNE_COMMIT_AGE"] = "30d"
+	env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "2"
+	env["PACKAGE_ASSETS_PRUNE_CACHE_AGE"] = "10d"
+	env["PACKAGE_ASSETS_PRUNE_GRACE"] = "24h"
+	return env
+}
+
+// under reports whether key lies under one of the set prefixes (or is one).
+func under(key string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Each rule keeps and deletes exactly what it says: a dry run deletes
+// nothing and plans exactly the sets that then go; the pointer drops the
+// pruned cache entry; a later prune, past the grace period, takes the
+// objects without a record and the abandoned multipart upload, and
+// nothing else.
+func TestPruneRules(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, keyPrefix := range []string{"", "team-a/"} {
+			t.Run("prefix="+keyPrefix, func(t *testing.T) {
+				t.Parallel()
+				b := newPruneBucket(t, srv, keyPrefix)
+				env := b.env(srv)
+				upKey := keyPrefix + "artifacts/" + fakeID("m1", 40) + "/big.zip"
+				if _, err := srv.Client().CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: &upKey}); err != nil {
+					t.Fatal(err)
+				}
+				before := listAll(t, srv, b.bucket)
+
+				r := runAt(t, b.now, env, "prune")
+				if r.code != ExitOK {
+					t.Fatal(r)
+				}
+				if after := listAll(t, srv, b.bucket); !slices.Equal(keysOf(after), keysOf(before)) {
+					t.Fatalf("a dry run deleted something:\n%v", r)
+				}
+				// c1-c3 and d1's two components and commit record: 6 commit
+				// sets; h1, h4; 14 objects (records included in the sets).
+				for _, want := range []string{"dry run", "commit", "component", "cache", "total"} {
+					if !strings.Contains(r.stderr, want) {
+						t.Errorf("plan lacks %q:\n%s", want, r.stderr)
+					}
+				}
+
+				env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+				r = runAt(t, b.now, env, "prune")
+				if r.code != ExitOK {
+					t.Fatal(r)
+				}
+				after := listAll(t, srv, b.bucket)
+				for _, o := range before {
+					rel := strings.TrimPrefix(o.Key, keyPrefix)
+					gone := !slices.Contains(keysOf(after), o.Key)
+					switch {
+					case strings.HasPrefix(rel, "cache/"+assets.LatestName):
+					case under(rel, b.gone) && !gone:
+						t.Errorf("%s kept, want it deleted", o.Key)
+					case under(rel, b.keep) && gone:
+						t.Errorf("%s deleted, want it kept", o.Key)
+					case !under(rel, b.gone) && !under(rel, b.keep):
+						t.Errorf("%s: in neither list", o.Key)
+					}
+				}
+				_, latest := srv.Get(t, b.bucket, keyPrefix+"cache/"+assets.LatestName)
+				if strings.Contains(string(latest), fakeID("h1", 64)) || !strings.Contains(string(latest), fakeID("h2", 64)) {
+					t.Errorf("pointer after prune: %s, want h2 alone", latest)
+				}
+				if n := srv.PendingUploads(t, b.bucket); n != 1 {
+					t.Errorf("%d multipart uploads, want the young one kept", n)
+				}
+
+				// Past the grace period: the objects without a record and the
+				// upload go, nothing else.
+				r = runAt(t, b.now.Add(25*time.Hour), env, "prune")
+				if r.code != ExitOK {
+					t.Fatal(r)
+				}
+				last := listAll(t, srv, b.bucket)
+				for _, o := range after {
+					rel := strings.TrimPrefix(o.Key, keyPrefix)
+					gone := !slices.Contains(keysOf(last), o.Key)
+					if want := strings.HasPrefix(rel, "artifacts/"+fakeID("u1", 40)+"/"); gone != want {
+						t.Errorf("second prune: %s deleted %t, want %t", o.Key, gone, want)
+					}
+				}
+				if n := srv.PendingUploads(t, b.bucket); n != 0 {
+					t.Errorf("%d multipart uploads left, want the abandoned one aborted", n)
+				}
+			})
+		}
+	})
+}
