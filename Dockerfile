@@ -5,7 +5,7 @@
 # context and run the image with podman (image_test.go).
 FROM scratch
 ARG TARGETPLATFORM
-# The command follows the program's name: check, upload and download are symbolic links
+# The command follows the program's name: check, upload, download and prune are symbolic links
 # (image/bin), so `run: path: check` in Concourse and `docker run IMAGE check`
 # both work.
 COPY image/bin/ /usr/local/bin/

@@ -241,6 +241,7 @@ func TestImageConfig(t *testing.T) {
 		"usr/local/bin/check":            "link s3-asset-manager",
 		"usr/local/bin/upload":           "link s3-asset-manager",
 		"usr/local/bin/download":         "link s3-asset-manager",
+		"usr/local/bin/prune":            "link s3-asset-manager",
 		"tmp/":                           "dir 1777",
 		"tmp/.keep":                      "", // any mode: git keeps no empty directory
 	}

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "build:", err)
 			return 1
 		}
-		for _, n := range []string{"check", "upload", "download"} {
+		for _, n := range []string{"check", "upload", "download", "prune"} {
 			if err := os.Link(filepath.Join(dir, "s3-asset-manager"), filepath.Join(dir, n)); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1

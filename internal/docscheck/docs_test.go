@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -108,7 +109,7 @@ func TestConfigurationReference(t *testing.T) {
 		}
 	}
 	dotenv := ghaction.DotenvNames()
-	for _, o := range ghaction.OutputNames {
+	for _, o := range slices.Concat(ghaction.OutputNames, ghaction.PruneOutputNames) {
 		d := "–"
 		if dotenv[o] != "" {
 			d = "`" + dotenv[o] + "`"
@@ -131,7 +132,9 @@ var otherVariables = map[string]string{
 	// Set by the GitHub runner.
 	"GITHUB_OUTPUT": "runner", "RUNNER_TOOL_CACHE": "runner",
 	// GitLab's predefined variables.
-	"CI_COMMIT_SHA": "gitlab",
+	"CI_COMMIT_SHA": "gitlab", "CI_PIPELINE_SOURCE": "gitlab",
+	// A GitLab schedule's variable and a repository variable, in docs/prune.md's examples.
+	"PRUNE_ROLE": "example",
 	// The development scripts' and tests' own.
 	"S3AM_CACHE": "scripts", "S3AM_IMAGE_TESTS": "scripts", "S3AM_CPUPROFILE": "scripts",
 	"S3AM_DOWNLOAD_URL": "native", "S3AM_RELEASES_URL": "native",

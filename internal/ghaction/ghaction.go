@@ -99,7 +99,7 @@ var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, Output
 // file leaves it out), for the test that checks the documentation.
 func DotenvNames() map[string]string {
 	m := make(map[string]string, len(OutputNames))
-	for _, o := range (Outputs{}).list() {
+	for _, o := range (Outputs{Prune: &PruneOutputs{}}).list() {
 		m[o.name] = o.env
 	}
 	return m
