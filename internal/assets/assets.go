@@ -89,6 +89,17 @@ func fail(k Kind, err error) error {
 	return &Failure{Kind: k, Err: err}
 }
 
+// failIn is fail with what was being done as context ("code hash: ..."),
+// added only to an error not attributed yet: a concern that attributed it
+// has said what it was doing, and saying it again repeats it
+// ("code hash: PACKAGE_COMPONENTS: code hash: ...").
+func failIn(k Kind, doing string, err error) error {
+	if f := (*Failure)(nil); err == nil || errors.As(err, &f) {
+		return err
+	}
+	return &Failure{Kind: k, Err: fmt.Errorf("%s: %w", doing, err)}
+}
+
 // ErrNoCommitHash: upload ran without a check before it.
 var ErrNoCommitHash = errors.New("no " + CommitFile + " in the package directory: run check first (in the same package directory)")
 

@@ -21,7 +21,7 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Se
 	start := time.Now()
 	list, err := repo.CodeHash(ctx)
 	if err != nil {
-		return fail(KindGit, fmt.Errorf("code hash: %w", err))
+		return failIn(KindGit, "code hash", err)
 	}
 	hash := list.CodeHash
 	res.CodeHash = hash

@@ -64,7 +64,7 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 
 	repo, err := r.OpenRepo(r.Config.RepoPath)
 	if err != nil {
-		return res, fail(KindGit, fmt.Errorf("open git repository at %s: %w", r.Config.RepoPath, err))
+		return res, failIn(KindGit, "open git repository", err) // its error names the path
 	}
 	commit, err := repo.Head()
 	if err != nil {

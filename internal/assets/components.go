@@ -91,7 +91,7 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	codes, err := repo.Components(ctx)
 	wg.Wait()
 	if err != nil {
-		return fail(KindGit, fmt.Errorf("code hash: %w", err))
+		return failIn(KindGit, "code hash", err)
 	}
 	if commitErr != nil {
 		return fail(KindS3, commitErr)

@@ -99,7 +99,7 @@ func (r *Runner) downloadCommit() (commit, from string, err error) {
 		c, err = repo.Head()
 	}
 	if err != nil {
-		return "", "", fail(KindGit, fmt.Errorf("no commit to download: PACKAGE_ASSETS_COMMIT is not set, %s does not exist, and HEAD of %s: %w", path, r.Config.RepoPath, err))
+		return "", "", fail(KindGit, fmt.Errorf("no commit to download: PACKAGE_ASSETS_COMMIT is not set, %s does not exist, and the git repository gives no HEAD: %w", path, err))
 	}
 	return c, "HEAD of " + r.Config.RepoPath, nil
 }

@@ -77,6 +77,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	gh := ghaction.New(lookup, stdout)
 	cfg, err := config.Load(lookup, config.Requirements{Bucket: true})
 	if err != nil {
+		err = withTreeProblems(ctx, err)
 		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
 		gh.Error("invalid settings: " + err.Error())
 		// Outputs are never empty: a later `if: found != 'true'` must run the build.
@@ -251,12 +252,15 @@ func report(ctx context.Context, logger *log.Logger, err error) int {
 		logger.Printf("error: interrupted: %v", err)
 		return ExitInterrupted
 	}
-	logger.Printf("error: %v", err)
 	var f *assets.Failure
+	if errors.As(err, &f) && f.Kind == assets.KindConfig {
+		// As the settings' own problems are: each on its line.
+		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
+		return ExitUsage
+	}
+	logger.Printf("error: %v", err)
 	if errors.As(err, &f) {
 		switch f.Kind {
-		case assets.KindConfig:
-			return ExitUsage
 		case assets.KindGit:
 			return ExitGit
 		case assets.KindS3:

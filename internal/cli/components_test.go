@@ -59,8 +59,8 @@ func TestHashComponents(t *testing.T) {
 	}{
 		"unknown component":  {map[string]string{"PACKAGE_COMPONENT": "fn9"}, `"fn9" is not one of api, fn1, fn2, fn3`},
 		"two of one name":    {map[string]string{"PACKAGE_COMPONENTS": "lambdas/*\nfn1: services/**"}, `2 components named "fn1"`},
-		"a glob, no dir":     {map[string]string{"PACKAGE_COMPONENTS": "lambda/*"}, "lambda/* matches no directory"},
-		"a pattern, no file": {map[string]string{"PACKAGE_COMPONENTS": "api: service/**"}, `component "api": pattern service/**`},
+		"a glob, no dir":     {map[string]string{"PACKAGE_COMPONENTS": "lambda/*"}, `PACKAGE_COMPONENTS: line 1 "lambda/*": matches no directory`},
+		"a pattern, no file": {map[string]string{"PACKAGE_COMPONENTS": "api: service/**"}, `PACKAGE_COMPONENTS: line 1 "api: service/**": no source file matches pattern service/**`},
 		"a bad line":         {map[string]string{"PACKAGE_COMPONENTS": "my api: services/**"}, "PACKAGE_COMPONENTS: line 1"},
 		"component alone":    {map[string]string{"PACKAGE_COMPONENTS": "", "PACKAGE_COMPONENT": "fn1"}, "PACKAGE_COMPONENTS is not"},
 	} {

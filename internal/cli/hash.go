@@ -46,11 +46,8 @@ func openCheckout(path string, cfg *config.Config) (*checkout, error) {
 // matches nothing, or two components of one name, is a settings problem.
 func (c *checkout) Components(ctx context.Context) ([]assets.ComponentCode, error) {
 	res, err := codehash.ComputeComponents(ctx, c.Repo, c.filter, c.components, c.salt)
-	if filterProblem(err) || errors.Is(err, codehash.ErrComponentName) {
-		return nil, &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("PACKAGE_COMPONENTS: %w", err)}
-	}
 	if err != nil {
-		return nil, err
+		return nil, settingsProblem(err, "PACKAGE_COMPONENTS")
 	}
 	out := make([]assets.ComponentCode, len(res))
 	for i, r := range res {
@@ -62,22 +59,53 @@ func (c *checkout) Components(ctx context.Context) ([]assets.ComponentCode, erro
 
 func (c *checkout) CodeHash(ctx context.Context) (*codehash.List, error) {
 	res, err := codehash.Compute(ctx, c.Repo, c.filter, c.salt)
-	if filterProblem(err) {
-		return nil, &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("CODE_HASH_FIND_FILTER: %w", err)}
-	}
 	if err != nil {
-		return nil, err
+		return nil, settingsProblem(err, "CODE_HASH_FIND_FILTER")
 	}
 	return codehash.NewList(res, c.filter, c.salt), nil
 }
 
-// filterProblem reports a code hash error that the filter setting can fix
-// (exit 2): it selects nothing, or a file the hash cannot be computed for.
-func filterProblem(err error) bool {
-	return errors.Is(err, codehash.ErrNoMatch) || errors.Is(err, gitrepo.ErrUnsupportedAttribute)
+// settingsProblem makes a code hash error that the settings can fix a
+// KindConfig failure (exit 2): a pattern selecting nothing, a component name
+// taken twice or not plain, an unknown PACKAGE_COMPONENT (codehash names the
+// setting in these), or a selected file the hash cannot be computed for
+// (setting names the one to change). Any other error is returned as it is.
+func settingsProblem(err error, setting string) error {
+	switch {
+	case errors.Is(err, codehash.ErrNoMatch), errors.Is(err, codehash.ErrComponentName), errors.Is(err, codehash.ErrUnknownComponent):
+		return &assets.Failure{Kind: assets.KindConfig, Err: err}
+	case errors.Is(err, gitrepo.ErrUnsupportedAttribute):
+		return &assets.Failure{Kind: assets.KindConfig, Err: fmt.Errorf("%s: %w", setting, err)}
+	}
+	return err
 }
 
 var _ assets.Repo = (*checkout)(nil)
+
+// withTreeProblems adds to settings problems that include PACKAGE_COMPONENTS
+// what only the tree shows of the declaration's other lines (a pattern
+// selecting no file, a glob matching no directory, a name taken twice), so
+// that every problem of the declaration is reported at once. Best effort:
+// a repository that cannot be read adds nothing.
+func withTreeProblems(ctx context.Context, err error) error {
+	var le *config.LoadError
+	if !errors.As(err, &le) || !le.Mentions("PACKAGE_COMPONENTS") || len(le.Partial.Components) == 0 {
+		return err
+	}
+	repo, oerr := openCheckout(le.Partial.RepoPath, le.Partial)
+	if oerr != nil {
+		return err
+	}
+	_, herr := codehash.ComputeComponents(ctx, repo.Repo, le.Partial.Filter, le.Partial.Components, "")
+	if !errors.Is(herr, codehash.ErrNoMatch) && !errors.Is(herr, codehash.ErrComponentName) {
+		return err
+	}
+	more := []error{herr}
+	if j, ok := herr.(interface{ Unwrap() []error }); ok {
+		more = j.Unwrap()
+	}
+	return &config.LoadError{Problems: append(slices.Clip(le.Problems), more...), Partial: le.Partial}
+}
 
 // runHash prints the code hash, and with -v every file that went into it;
 // with --diff REF, what differs from the stored build of REF instead.
@@ -103,6 +131,7 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 	}
 	cfg, err := config.Load(lookup, config.Requirements{Bucket: diffRef != ""})
 	if err != nil {
+		err = withTreeProblems(ctx, err)
 		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
 		return ExitUsage
 	}
@@ -116,18 +145,18 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 	}
 	repo, err := openCheckout(cfg.RepoPath, cfg)
 	if err != nil {
-		logger.Printf("error: open git repository at %s: %v", cfg.RepoPath, err)
+		logger.Printf("error: open git repository: %v", err) // its error names the path
 		return ExitGit
 	}
+	setting := "CODE_HASH_FIND_FILTER"
+	if cfg.ComponentsEnabled() {
+		setting = "PACKAGE_COMPONENTS"
+	}
 	failed := func(err error) int {
-		logger.Printf("error: %v", err)
-		switch {
-		case filterProblem(err), errors.Is(err, codehash.ErrComponentName), errors.Is(err, codehash.ErrUnknownComponent):
-			return ExitUsage
-		case ctx.Err() != nil:
-			return ExitInterrupted
+		if err = settingsProblem(err, setting); !errors.As(err, new(*assets.Failure)) {
+			err = &assets.Failure{Kind: assets.KindGit, Err: fmt.Errorf("code hash: %w", err)}
 		}
-		return ExitGit
+		return report(ctx, logger, err)
 	}
 	list := func(r codehash.Result) int {
 		if !verbose {

@@ -1,7 +1,6 @@
 package codehash
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ type Component struct {
 	Name     string    // the named form; "" for a directory glob
 	Patterns []Pattern // the named form's patterns
 	DirGlob  string    // the directory-glob form
+	Line     int       // its line in PACKAGE_COMPONENTS, from 1 (0: not from a declaration)
 }
 
 func (c Component) String() string {
@@ -51,12 +51,15 @@ func ValidName(name string) error { return manifest.ValidComponent(name) }
 // ParseComponents reads PACKAGE_COMPONENTS: one component a line, blank
 // lines and lines starting with '#' skipped. A line whose first word ends
 // in ':' (or holds one) is the named form, "name: pattern pattern ..."; any
-// other line is one directory glob. Every problem is reported at once.
+// other line is one directory glob. Every problem is reported at once, each
+// naming its line; the lines without one are returned with the error, so
+// that what only the tree shows can be reported with it (see
+// ComputeComponents).
 func ParseComponents(text string) ([]Component, error) {
 	var (
 		comps []Component
 		errs  []error
-		seen  = map[string]bool{}
+		seen  = map[string]int{} // name or directory glob → its first line
 	)
 	for n, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
@@ -64,18 +67,18 @@ func ParseComponents(text string) ([]Component, error) {
 			continue
 		}
 		bad := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("line %d %q: %s", n+1, words.Truncate(line, 60), fmt.Sprintf(format, args...)))
+			errs = append(errs, lineError(n+1, line, fmt.Errorf(format, args...)))
 		}
 		if name, rest, ok := strings.Cut(line, ":"); ok && !strings.ContainsAny(name, " \t") {
 			if err := ValidName(name); err != nil {
-				bad("%v", err)
+				bad("%w", err)
 				continue
 			}
-			if seen[name] {
-				bad("%v: component %q is declared twice", ErrComponentName, name)
+			if first, ok := seen["n:"+name]; ok {
+				errs = append(errs, lineError(n+1, line, marked{fmt.Errorf("component %q is declared twice (first on line %d)", name, first), ErrComponentName}))
 				continue
 			}
-			seen[name] = true
+			seen["n:"+name] = n + 1
 			if strings.TrimSpace(rest) == "" {
 				bad("component %q lists no source patterns", name)
 				continue
@@ -83,11 +86,11 @@ func ParseComponents(text string) ([]Component, error) {
 			pats, err := ParsePatterns(rest)
 			if err != nil {
 				for _, e := range unjoin(err) {
-					bad("%v", e)
+					bad("%w", e)
 				}
 				continue
 			}
-			comps = append(comps, Component{Name: name, Patterns: pats})
+			comps = append(comps, Component{Name: name, Patterns: pats, Line: n + 1})
 			continue
 		}
 		f := strings.Fields(line)
@@ -100,15 +103,31 @@ func ParseComponents(text string) ([]Component, error) {
 			continue
 		}
 		if err := validGlob(f[0]); err != nil {
-			bad("%v", err)
+			bad("%w", err)
 			continue
 		}
-		comps = append(comps, Component{DirGlob: strings.TrimPrefix(f[0], "./")})
+		glob := strings.TrimPrefix(f[0], "./")
+		if first, ok := seen["d:"+glob]; ok {
+			bad("the directory glob is given twice (first on line %d)", first)
+			continue
+		}
+		seen["d:"+glob] = n + 1
+		comps = append(comps, Component{DirGlob: glob, Line: n + 1})
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return comps, errors.Join(errs...)
+}
+
+// lineError is a problem of one line of PACKAGE_COMPONENTS, naming it.
+func lineError(n int, line string, err error) error {
+	return fmt.Errorf("line %d %q: %w", n, words.Truncate(line, 60), err)
+}
+
+// problem names a component's line in its problems: 'line 3 "lambdas/*"'.
+func (c Component) problem(err error) error {
+	if c.Line == 0 {
+		return fmt.Errorf("%q: %w", words.Truncate(c.String(), 60), err)
 	}
-	return comps, nil
+	return lineError(c.Line, c.String(), err)
 }
 
 // ComponentHash is one component's code hash and the files it covers (the
@@ -131,21 +150,22 @@ type ComponentHash struct {
 //
 // then the files as in Compute. (A file line always holds a NUL, so no
 // component hash equals a hash without components.) The result is sorted by
-// name. Refused, wrapping ErrNoMatch: a shared or component pattern that
-// selects no source file, a directory glob that matches no directory with
-// source files; wrapping ErrComponentName: two components of one name, a
-// matched directory whose name is not plain.
+// name. Refused, with every problem at once (an errors.Join, one error a
+// problem, each naming its setting and line), wrapping ErrNoMatch: a shared
+// or component pattern that selects no source file, a directory glob that
+// matches no directory with source files; wrapping ErrComponentName: two
+// components of one name, a matched directory whose name is not plain.
 func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern, comps []Component, salt string) ([]ComponentHash, error) {
 	if strings.ContainsAny(salt, "\n\r\x00") {
-		return nil, errors.New("code hash: the salt must be a single line")
+		return nil, errors.New("the salt must be a single line")
 	}
 	if len(comps) == 0 {
-		return nil, errors.New("code hash: no components")
+		return nil, errors.New("no components")
 	}
 	sel := newSelector(shared, comps)
 	files, err := repo.SourceFiles(ctx, sel.any, descender(sel.positives))
 	if err != nil {
-		return nil, fmt.Errorf("code hash: %w", err)
+		return nil, err
 	}
 
 	// Partition: each file goes to the shared list and to every component
@@ -194,17 +214,20 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 		})
 	}
 
-	// What a typo would make: patterns selecting nothing, globs matching no directory.
+	// Every problem only the tree shows, all of them at once, each naming
+	// its line: what a typo makes (patterns selecting nothing, globs
+	// matching no directory), and names that are not plain or taken twice.
 	var errs []error
 	if len(shared) > 0 {
 		for _, p := range selectsNothing(positivesOf(shared), sharedFiles) {
-			errs = append(errs, fmt.Errorf("CODE_HASH_FIND_FILTER %s", p))
+			errs = append(errs, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (a typo, or all of it excluded?)", ErrNoMatch, p))
 		}
 	}
+	components := func(err error) error { return fmt.Errorf("PACKAGE_COMPONENTS: %w", err) }
 	for ci, c := range comps {
 		if c.DirGlob != "" {
 			if !globHit[ci] {
-				errs = append(errs, fmt.Errorf("component directory glob %s matches no directory holding source files", c.DirGlob))
+				errs = append(errs, components(c.problem(marked{errors.New("matches no directory holding source files (a typo, or all of it excluded?)"), ErrNoMatch})))
 			}
 			continue
 		}
@@ -214,36 +237,35 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 			ownFiles[k] = files[i]
 		}
 		for _, p := range selectsNothing(positivesOf(c.Patterns), ownFiles) {
-			errs = append(errs, fmt.Errorf("component %q: %s", c.Name, p))
+			errs = append(errs, components(c.problem(fmt.Errorf("%w %s (a typo, or all of it excluded?)", ErrNoMatch, p))))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("code hash: %w: %w (a typo, or all of it excluded?)", ErrNoMatch, errors.Join(errs...))
-	}
-
-	// Names: plain, and one component each.
 	byName := map[string][]string{}
 	var names []string
 	for _, a := range order {
 		if a.dir != "" {
 			if err := ValidName(a.name); err != nil {
-				errs = append(errs, fmt.Errorf("directory %s (matched by %s): %s (lambdas/[!.]* leaves out hidden directories)",
-					a.dir, comps[a.glob].DirGlob, strings.TrimPrefix(err.Error(), ErrComponentName.Error()+": ")))
+				errs = append(errs, components(comps[a.glob].problem(marked{fmt.Errorf("directory %s: %s (lambdas/[!.]* leaves out hidden directories)",
+					a.dir, strings.TrimPrefix(err.Error(), ErrComponentName.Error()+": ")), ErrComponentName})))
 				continue
 			}
 		}
 		if _, ok := byName[a.name]; !ok {
 			names = append(names, a.name)
 		}
-		byName[a.name] = append(byName[a.name], cmp.Or(a.dir, "the line \""+words.Truncate(comps[a.glob].String(), 40)+"\""))
+		from := fmt.Sprintf("line %d %q", comps[a.glob].Line, words.Truncate(comps[a.glob].String(), 40))
+		if a.dir != "" {
+			from = fmt.Sprintf("%s (line %d)", a.dir, comps[a.glob].Line)
+		}
+		byName[a.name] = append(byName[a.name], from)
 	}
 	for _, n := range names {
 		if from := byName[n]; len(from) > 1 {
-			errs = append(errs, fmt.Errorf("%d components named %q: %s", len(from), n, strings.Join(from, ", ")))
+			errs = append(errs, components(marked{fmt.Errorf("%d components named %q: %s", len(from), n, strings.Join(from, ", ")), ErrComponentName}))
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("code hash: %w: %w", ErrComponentName, errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 
 	out := make([]ComponentHash, 0, len(order))
@@ -489,6 +511,15 @@ func positivesOf(pats []Pattern) []Pattern {
 	}
 	return out
 }
+
+// marked is an error that errors.Is counts as kind, its text its own.
+type marked struct {
+	error
+	kind error
+}
+
+func (m marked) Is(target error) bool { return target == m.kind }
+func (m marked) Unwrap() error        { return m.error }
 
 func unjoin(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {

@@ -30,7 +30,9 @@ func TestParseComponents(t *testing.T) {
 		{name: "plain name characters", text: "a.b_c-1: x/**", want: []string{"a.b_c-1: x/**"}},
 		{name: "leading dot", text: ".api: x/**", errs: []string{`".api" is not a plain name`}},
 		{name: "odd character", text: "a+b: x/**", errs: []string{`"a+b" is not a plain name`}},
-		{name: "declared twice", text: "api: a/**\napi: b/**", errs: []string{`component "api" is declared twice`}},
+		{name: "declared twice", text: "api: a/**\napi: b/**", errs: []string{`line 2 "api: b/**": component "api" is declared twice (first on line 1)`}},
+		{name: "a glob given twice", text: "lambdas/*\nweb: web/**\n./lambdas/*", errs: []string{`line 3 "./lambdas/*": the directory glob is given twice (first on line 1)`}},
+		{name: "two names declared twice", text: "a: x/**\nb: y/**\na: z/**\nb: w/**", errs: []string{`line 3 "a: z/**": component "a"`, `line 4 "b: w/**": component "b"`}},
 		{name: "no patterns", text: "api:", errs: []string{`component "api" lists no source patterns`}},
 		{name: "several globs", text: "lambdas/* services/*", errs: []string{"a directory glob is one pattern"}},
 		{name: "name with a space", text: "my api: x/**", errs: []string{"a directory glob is one pattern"}},
@@ -40,8 +42,8 @@ func TestParseComponents(t *testing.T) {
 		{name: "only exclusions", text: "api: !a/**", errs: []string{"only exclusions"}},
 		{
 			name: "all problems together, with line numbers",
-			text: "ok: a/**\n.bad: x/**\nlambdas/[a\n\napi:",
-			errs: []string{"line 2", "line 3", "line 5"},
+			text: "ok: a/**\n.bad: x/**\nlambdas/[a\n\napi:\nok: b/**\nx/*\nx/*",
+			errs: []string{"line 2", "line 3", "line 5", "line 6", "line 8"},
 		},
 	}
 	for _, tt := range tests {
@@ -263,14 +265,25 @@ func TestComputeComponentsRefused(t *testing.T) {
 		is                  error
 		errs                []string
 	}{
-		{name: "a glob matching no directory", comps: "lambda/*", is: ErrNoMatch, errs: []string{"lambda/* matches no directory"}},
+		{name: "a glob matching no directory", comps: "lambda/*", is: ErrNoMatch, errs: []string{`line 1 "lambda/*": matches no directory`}},
 		{name: "a glob matching only files", comps: "lambdas/fn1/*", is: ErrNoMatch, errs: []string{"matches no directory"}},
-		{name: "a component pattern matching nothing", comps: "api: service/api/**", is: ErrNoMatch, errs: []string{`component "api": pattern service/api/**`}},
-		{name: "a component pattern all excluded", comps: "api: services/api/*_test.go !**/*_test.go", is: ErrNoMatch, errs: []string{`component "api"`}},
-		{name: "a shared pattern matching nothing", shared: "lib/**", comps: "api: services/api/**", is: ErrNoMatch, errs: []string{"CODE_HASH_FIND_FILTER pattern lib/**"}},
-		{name: "two directories of one name", comps: "lambdas/[!.]*\nservices/*", is: ErrComponentName, errs: []string{`2 components named "fn1": lambdas/fn1, services/fn1`}},
+		{name: "a component pattern matching nothing", comps: "api: service/api/**", is: ErrNoMatch, errs: []string{`line 1 "api: service/api/**": no source file matches pattern service/api/**`}},
+		{name: "a component pattern all excluded", comps: "api: services/api/*_test.go !**/*_test.go", is: ErrNoMatch, errs: []string{`line 1 "api: services/api/*_test.go !**/*_test.go": no source file matches pattern services/api/*_test.go`}},
+		{name: "a shared pattern matching nothing", shared: "lib/**", comps: "api: services/api/**", is: ErrNoMatch, errs: []string{"CODE_HASH_FIND_FILTER: no source file matches pattern lib/**"}},
+		{name: "two directories of one name", comps: "lambdas/[!.]*\nservices/*", is: ErrComponentName, errs: []string{`2 components named "fn1": lambdas/fn1 (line 1), services/fn1 (line 2)`}},
 		{name: "a named component and a directory", comps: "lambdas/[!.]*\nfn2: docs/**", is: ErrComponentName, errs: []string{`2 components named "fn2"`}},
-		{name: "a hidden directory", comps: "lambdas/*", is: ErrComponentName, errs: []string{`directory lambdas/.cache (matched by lambdas/*)`}},
+		{name: "a hidden directory", comps: "lambdas/*", is: ErrComponentName, errs: []string{`line 1 "lambdas/*": directory lambdas/.cache: ".cache" is not a plain name`}},
+		{
+			// A pattern selecting nothing hides no other problem.
+			name: "every problem together", shared: "lib/**", comps: "# the lambdas\nlambdas/[!.]*\nservices/*\nsvc: service/api/**\nweb/*\nfn2: docs/**",
+			is: ErrNoMatch, errs: []string{
+				"CODE_HASH_FIND_FILTER: no source file matches pattern lib/**",
+				`PACKAGE_COMPONENTS: line 4 "svc: service/api/**": no source file matches pattern service/api/**`,
+				`PACKAGE_COMPONENTS: line 5 "web/*": matches no directory`,
+				`PACKAGE_COMPONENTS: 2 components named "fn1": lambdas/fn1 (line 2), services/fn1 (line 3)`,
+				`PACKAGE_COMPONENTS: 2 components named "fn2": line 6 "fn2: docs/**", lambdas/fn2 (line 2)`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,6 +295,9 @@ func TestComputeComponentsRefused(t *testing.T) {
 				if !strings.Contains(err.Error(), e) {
 					t.Errorf("error %q does not mention %q", err, e)
 				}
+			}
+			if n := len(unjoin(err)); n != len(tt.errs) {
+				t.Errorf("%d problems reported, want %d (one error each):\n%v", n, len(tt.errs), err)
 			}
 		})
 	}

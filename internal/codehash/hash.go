@@ -56,10 +56,12 @@ type Result struct {
 // depth, linked worktrees and sparse checkouts do not.
 //
 // The salt must be a single line. A positive pattern that selects no source
-// file is an error wrapping ErrNoMatch, naming the patterns.
+// file is an error wrapping ErrNoMatch, naming the patterns (and the setting
+// they come from, CODE_HASH_FIND_FILTER). Errors carry no "code hash"
+// context: the caller says what it was doing.
 func Compute(ctx context.Context, repo *gitrepo.Repo, pats []Pattern, salt string) (Result, error) {
 	if strings.ContainsAny(salt, "\n\r\x00") {
-		return Result{}, errors.New("code hash: the salt must be a single line")
+		return Result{}, errors.New("the salt must be a single line")
 	}
 	var positives []Pattern
 	for _, p := range pats {
@@ -68,14 +70,14 @@ func Compute(ctx context.Context, repo *gitrepo.Repo, pats []Pattern, salt strin
 		}
 	}
 	if len(positives) == 0 {
-		return Result{}, fmt.Errorf("code hash: %w: the filter names no files to include", ErrNoMatch)
+		return Result{}, fmt.Errorf("CODE_HASH_FIND_FILTER: %w: it names no files to include", ErrNoMatch)
 	}
 	files, err := repo.SourceFiles(ctx, func(path string) bool { return Match(pats, path) }, descender(positives))
 	if err != nil {
-		return Result{}, fmt.Errorf("code hash: %w", err)
+		return Result{}, err
 	}
 	if unmatched := selectsNothing(positives, files); len(unmatched) > 0 {
-		return Result{}, fmt.Errorf("code hash: %w %s (a typo, or all of it excluded?)", ErrNoMatch, strings.Join(unmatched, ", "))
+		return Result{}, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (a typo, or all of it excluded?)", ErrNoMatch, strings.Join(unmatched, ", "))
 	}
 	return Result{Hash: digest(files, salt), Files: files}, nil
 }

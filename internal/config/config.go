@@ -188,7 +188,9 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		}
 		c.Filter = f
 	}
+	componentsOK := true
 	if raw := vals["PACKAGE_COMPONENTS"]; raw != "" {
+		// With problems, the lines without one are kept (see LoadError).
 		comps, err := codehash.ParseComponents(raw)
 		for _, e := range flatten(err) {
 			bad("PACKAGE_COMPONENTS", "%v", e)
@@ -196,7 +198,7 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		if err == nil && len(comps) == 0 {
 			bad("PACKAGE_COMPONENTS", "only comments: declare one component a line")
 		}
-		c.Components = comps
+		c.Components, componentsOK = comps, err == nil
 	}
 	if name := vals["PACKAGE_COMPONENT"]; name != "" {
 		if err := codehash.ValidName(name); err != nil {
@@ -204,7 +206,7 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		}
 		// Only a named component can be checked here; a directory's name is
 		// known once the tree is read.
-		if known, named := c.componentNamed(name); named && !known {
+		if known, named := c.componentNamed(name); named && !known && componentsOK {
 			bad("PACKAGE_COMPONENT", "%q is not one of the components PACKAGE_COMPONENTS declares", name)
 		}
 		c.Component = name
@@ -304,7 +306,7 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		c.Prune.KeepCommits = n
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, &LoadError{Problems: errs, Partial: c}
 	}
 	for _, st := range Settings {
 		if st.Secret && vals[st.Env] != "" {
@@ -312,6 +314,28 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// LoadError is every problem Load found, one error a setting's problem,
+// and the settings as far as they could be read (Partial: what was valid of
+// each), so that a caller can report with them what only the repository
+// shows (see codehash.ComputeComponents).
+type LoadError struct {
+	Problems []error
+	Partial  *Config
+}
+
+func (e *LoadError) Error() string   { return errors.Join(e.Problems...).Error() }
+func (e *LoadError) Unwrap() []error { return e.Problems }
+
+// Mentions reports whether a problem is of the setting env.
+func (e *LoadError) Mentions(env string) bool {
+	for _, p := range e.Problems {
+		if strings.HasPrefix(p.Error(), env+": ") {
+			return true
+		}
+	}
+	return false
 }
 
 // componentNamed reports whether name is a named component, and whether

@@ -10,8 +10,11 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 var (
@@ -111,10 +114,48 @@ func (s *Store) classify(op, key string, err error) error {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &urlErr) || errors.As(err, &netErr) {
-		return fmt.Errorf("%s %s: %w (%s): %w", op, where, ErrUnreachable, endpointHint(err), err)
+		// The SDK's message repeats the operation, the URL and empty
+		// request ids around the cause: say the cause, once.
+		return fmt.Errorf("%s %s: %w (%s): %w", op, where, ErrUnreachable, endpointHint(err), netCause(err))
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
 }
+
+// netCause is err shown as its network cause alone ("dial tcp
+// 127.0.0.1:9000: connect: connection refused"), with the attempts made;
+// err stays in the chain for errors.Is and errors.As.
+func netCause(err error) error {
+	var (
+		opErr  *net.OpError
+		dnsErr *net.DNSError
+		urlErr *url.Error
+		cause  string
+	)
+	switch {
+	case errors.As(err, &opErr):
+		cause = opErr.Error()
+	case errors.As(err, &dnsErr):
+		cause = dnsErr.Error()
+	case errors.As(err, &urlErr):
+		cause = urlErr.Err.Error()
+	default:
+		return err
+	}
+	var attempts *retry.MaxAttemptsError
+	if errors.As(err, &attempts) {
+		cause += " (" + words.Count(attempts.Attempt, "attempt", "attempts") + ")"
+	}
+	return shownAs{cause, err}
+}
+
+// shownAs is err with another message.
+type shownAs struct {
+	msg string
+	err error
+}
+
+func (s shownAs) Error() string { return s.msg }
+func (s shownAs) Unwrap() error { return s.err }
 
 func endpointHint(err error) string {
 	var urlErr *url.Error
