@@ -318,3 +318,18 @@ func TestLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEIndexesEveryPage: the README links every docs/ page, so a page
+// added later is found from the front door.
+func TestREADMEIndexesEveryPage(t *testing.T) {
+	ps := pages(t)
+	readme := ps[0]
+	if readme.Path != "README.md" {
+		t.Fatalf("first page is %s", readme.Path)
+	}
+	for _, p := range ps[1:] {
+		if !strings.Contains(readme.Prose(), "]("+p.Path+")") {
+			t.Errorf("README.md does not link %s; add it to the README's Documentation table", p.Path)
+		}
+	}
+}
