@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,4 +258,80 @@ func TestPruneRules(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A prune that fails half-way (a store refusing every delete after the
+// first ones, as a killed job stops) leaves every set complete or without
+// a record, never a record with objects missing; the next prune finishes
+// them. 350 old sets of 3 files: the records go in one DeleteObjects, the
+// objects in two.
+func TestPruneStoppedHalfWay(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, failAt := range []int64{2, 3} {
+			t.Run(fmt.Sprintf("refused from delete %d", failAt), func(t *testing.T) {
+				t.Parallel()
+				bucket := srv.NewBucket(t)
+				now := time.Now().UTC()
+				const sets = 350
+				for i := range sets {
+					name := fmt.Sprintf("old%d", i)
+					rec := &manifest.Record{Kind: manifest.KindArtifacts, Commit: fakeID(name, 40), Created: now.Add(-200 * 24 * time.Hour)}
+					putSet(t, srv, bucket, "artifacts/"+fakeID(name, 40)+"/", map[string]string{"a.zip": "a" + name, "b.zip": "b" + name, "c.zip": "c" + name}, rec, nil)
+				}
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				var deletes atomic.Int64
+				proxy.SetPlan(func(n int64, r *http.Request) s3test.Fault {
+					if r.Method == http.MethodPost && r.URL.Query().Has("delete") && deletes.Add(1) >= failAt {
+						return s3test.Forbidden
+					}
+					return s3test.Pass
+				})
+				env := srv.Env(bucket)
+				env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+				env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+				env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+				r := runAt(t, now, env, "prune")
+				if r.code != ExitS3 {
+					t.Fatalf("prune through a store refusing deletes: %v, want exit %d", r, ExitS3)
+				}
+				byPrefix := map[string][]string{}
+				for _, o := range listAll(t, srv, bucket) {
+					i := strings.LastIndex(o.Key, "/")
+					byPrefix[o.Key[:i+1]] = append(byPrefix[o.Key[:i+1]], o.Key[i+1:])
+				}
+				partial := 0
+				for prefix, names := range byPrefix {
+					if slices.Contains(names, manifest.Name) && len(names) != 4 {
+						t.Errorf("%s: a record with %v: a set neither complete nor without a record", prefix, names)
+					}
+					if !slices.Contains(names, manifest.Name) {
+						partial++
+					}
+				}
+				if failAt > 1 && partial == 0 {
+					t.Errorf("no set lost its record: the failure came too late to test anything")
+				}
+
+				// The next prune, when the objects are past the grace period.
+				delete(env, "PACKAGE_ASSETS_ENDPOINT")
+				env = mergeEnv(srv.Env(bucket), env)
+				if r := runAt(t, now.Add(25*time.Hour), env, "prune"); r.code != ExitOK {
+					t.Fatal(r)
+				}
+				if left := listAll(t, srv, bucket); len(left) != 0 {
+					t.Errorf("after the next prune %d objects are left, e.g. %s", len(left), left[0].Key)
+				}
+			})
+		}
+	})
+}
+
+// mergeEnv is base with over's settings on top.
+func mergeEnv(base, over map[string]string) map[string]string {
+	for k, v := range over {
+		if _, ok := base[k]; !ok {
+			base[k] = v
+		}
+	}
+	return base
 }
