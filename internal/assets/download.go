@@ -240,7 +240,9 @@ func (r *Runner) downloadFailed(name string, err error) error {
 	err = fmt.Errorf("download %s: %w", name, err)
 	switch {
 	case errors.Is(err, s3store.ErrSourceChanged), errors.Is(err, s3store.ErrNotFound):
-		return fail(KindNotFound, fmt.Errorf("%w: the set is not complete: %w", ErrSetNotFound, err))
+		// Deleted or replaced after the lookup found the set complete: a
+		// prune at the same moment, or another writer.
+		return fail(KindNotFound, fmt.Errorf("%w: the set is not complete: %w (deleted or replaced while it was downloaded: pruned, or written again, at the same time)", ErrSetNotFound, err))
 	case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist):
 		return fail(KindPackage, err)
 	}

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -335,3 +338,157 @@ func mergeEnv(base, over map[string]string) map[string]string {
 	}
 	return base
 }
+
+// Prune running while pipelines check, upload and download against the same
+// bucket: each round seeds an old commit set (which deploys download) and
+// an old, unused cache entry that this round's check hits (its salt makes
+// the code hash), and runs prune beside them. No pipeline exits other than
+// 0 or 6, a found set is always complete and downloads as the bytes it was
+// made of, and every set still recorded at the end is byte-identical.
+func TestPruneBesidePipelines(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		t.Parallel()
+		bucket := srv.NewBucket(t)
+		env, d := setupWith(t, srv, bucket, map[string]string{"lambdas/fn1/index.py": "v1\n", "README.md": "docs\n"})
+		env["CODE_HASH_FIND_FILTER"] = "lambdas/**"
+		old := time.Now().UTC().Add(-200 * 24 * time.Hour)
+		want := map[string]map[string]string{} // commit → its files, for every set made
+		filesOf := func(tag string, n int) map[string]string {
+			m := map[string]string{}
+			for i := range n {
+				m[fmt.Sprintf("f%02d.zip", i)] = fmt.Sprintf("%s-%d-%s", tag, i, strings.Repeat("x", 2000+i))
+			}
+			return m
+		}
+		for round := range 4 {
+			salt := fmt.Sprintf("round-%d", round)
+			head := commit(t, d.repo, map[string]string{"README.md": salt})
+			cenv := maps.Clone(env)
+			cenv["CODE_HASH_SALT"] = salt
+			hr := run(t, cenv, "hash")
+			hash := strings.TrimSpace(hr.stdout)
+			if hr.code != ExitOK || len(hash) != 64 {
+				t.Fatalf("hash: %v", hr)
+			}
+			cached := filesOf("cache"+salt, 40)
+			putSet(t, srv, bucket, "cache/"+hash+"/", cached,
+				&manifest.Record{Kind: manifest.KindCache, CodeHash: hash, Commit: fakeID(salt, 40), Created: old}, nil)
+			deployed := fakeID("deployed"+salt, 40)
+			want[deployed] = filesOf("deployed"+salt, 40)
+			putSet(t, srv, bucket, "artifacts/"+deployed+"/", want[deployed],
+				&manifest.Record{Kind: manifest.KindArtifacts, Commit: deployed, Created: old}, nil)
+
+			// In even rounds the check's copies and the deploys' fetches,
+			// after their first, wait until prune has finished: the cache
+			// entry and the set vanish in the middle, every time. In odd
+			// rounds everything runs as it comes.
+			held := round%2 == 0
+			pruneDone := make(chan struct{})
+			holdAfterFirst := func(match func(r *http.Request) bool) *s3test.Proxy {
+				p := s3test.NewProxy(t, srv.Endpoint)
+				var n atomic.Int64
+				p.Hold = func(r *http.Request) {
+					if match(r) && n.Add(1) > 1 {
+						<-pruneDone
+					}
+				}
+				return p
+			}
+			var wg sync.WaitGroup
+			var pruned, checked result
+			var fetched []result
+			var mu sync.Mutex
+			pkg := freshPackages(t, cenv)
+			if held {
+				copies := holdAfterFirst(func(r *http.Request) bool { return r.Header.Get("X-Amz-Copy-Source") != "" })
+				cenv["PACKAGE_ASSETS_ENDPOINT"] = copies.URL
+			}
+			wg.Go(func() {
+				defer close(pruneDone)
+				penv := srv.Env(bucket)
+				penv["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+				penv["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+				pruned = run(t, penv, "prune")
+			})
+			wg.Go(func() { checked = run(t, cenv, "check") })
+			for range 2 {
+				denv, dir := deployEnv(t, srv, bucket, deployed)
+				if held {
+					gets := holdAfterFirst(func(r *http.Request) bool {
+						return r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, manifest.Name) && r.URL.Query().Get("list-type") == ""
+					})
+					denv["PACKAGE_ASSETS_ENDPOINT"] = gets.URL
+				}
+				wg.Go(func() {
+					r := run(t, denv, "download")
+					mu.Lock()
+					fetched = append(fetched, r)
+					mu.Unlock()
+					switch r.code {
+					case ExitOK:
+						sameFiles(t, dir, bytesOf(want[deployed]))
+					case ExitNotFound:
+					default:
+						t.Errorf("download beside prune: %v", r)
+					}
+				})
+			}
+			wg.Wait()
+			cenv["PACKAGE_ASSETS_ENDPOINT"] = srv.Endpoint
+			if held {
+				if exists(filepath.Join(pkg, ".found")) || !strings.Contains(checked.stderr, "cache miss") {
+					t.Errorf("a check whose cache entry vanished during the copy: %v, want a miss", checked)
+				}
+				for _, r := range fetched {
+					if r.code != ExitNotFound || !strings.Contains(r.stderr, "pruned") {
+						t.Errorf("a download of a set pruned meanwhile: %v, want exit 6 saying it may have been pruned", r)
+					}
+				}
+			}
+			if pruned.code != ExitOK {
+				t.Errorf("prune: %v", pruned)
+			}
+			if checked.code != ExitOK {
+				t.Fatalf("check beside prune: %v", checked)
+			}
+			if exists(filepath.Join(pkg, ".found")) {
+				// A hit: the copy is complete, and is the cache entry's bytes.
+				want[head] = cached
+				denv, dir := deployEnv(t, srv, bucket, head)
+				if r := run(t, denv, "download"); r.code != ExitOK {
+					t.Fatalf("download of a set check found: %v\ncheck: %v", r, checked)
+				}
+				sameFiles(t, dir, bytesOf(cached))
+			} else {
+				want[head] = filesOf("built"+salt, 3)
+				writeFiles(t, pkg, want[head])
+				if r := run(t, cenv, "upload"); r.code != ExitOK {
+					t.Fatalf("upload beside prune: %v", r)
+				}
+			}
+		}
+		// Every set still recorded is whole and byte-identical.
+		for _, o := range listAll(t, srv, bucket) {
+			rel, ok := strings.CutSuffix(o.Key, "/"+manifest.Name)
+			commit, isArt := strings.CutPrefix(rel, "artifacts/")
+			if !ok || !isArt {
+				continue
+			}
+			denv, dir := deployEnv(t, srv, bucket, commit)
+			if r := run(t, denv, "download"); r.code != ExitOK {
+				t.Errorf("a recorded set does not download: %v", r)
+				continue
+			}
+			sameFiles(t, dir, bytesOf(want[commit]))
+		}
+	})
+}
+
+func bytesOf(files map[string]string) map[string][]byte {
+	m := make(map[string][]byte, len(files))
+	for k, v := range files {
+		m[k] = []byte(v)
+	}
+	return m
+}
+
