@@ -491,4 +491,3 @@ func bytesOf(files map[string]string) map[string][]byte {
 	}
 	return m
 }
-
