@@ -491,3 +491,38 @@ func bytesOf(files map[string]string) map[string][]byte {
 	}
 	return m
 }
+
+// With a signing key, an unsigned record counts as none: its set goes as
+// one without a record; the signed sets are judged by their age. Prune
+// needs no key: without one, both records count.
+func TestPruneSigned(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		t.Parallel()
+		bucket := srv.NewBucket(t)
+		key := []byte("a-signing-key-of-some-length")
+		now := time.Now().UTC()
+		files := map[string]string{"a.zip": "a"}
+		signed, forged := fakeID("signed", 40), fakeID("forged", 40)
+		putSet(t, srv, bucket, "artifacts/"+signed+"/", files, &manifest.Record{Kind: manifest.KindArtifacts, Commit: signed, Created: now.Add(-50 * 24 * time.Hour)}, key)
+		putSet(t, srv, bucket, "artifacts/"+forged+"/", files, &manifest.Record{Kind: manifest.KindArtifacts, Commit: forged, Created: now.Add(-40 * 24 * time.Hour)}, nil)
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		later := now.Add(2 * 24 * time.Hour) // the objects are past the grace period
+
+		if r := runAt(t, later, env, "prune"); r.code != ExitOK || !strings.Contains(r.stderr, "nothing to prune") {
+			t.Fatalf("without the key both records count, and both sets are among the newest 10: %v", r)
+		}
+		env["PACKAGE_ASSETS_SIGNING_KEY"] = string(key)
+		r := runAt(t, later, env, "prune")
+		if r.code != ExitOK {
+			t.Fatal(r)
+		}
+		left := keysOf(listAll(t, srv, bucket))
+		if want := []string{"artifacts/" + signed + "/" + manifest.Name, "artifacts/" + signed + "/a.zip"}; !slices.Equal(left, want) {
+			t.Errorf("left %v, want the signed set alone\n%v", left, r)
+		}
+		if strings.Contains(r.stderr+r.stdout, string(key)) {
+			t.Errorf("the signing key was printed")
+		}
+	})
+}

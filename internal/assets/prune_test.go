@@ -1,0 +1,149 @@
+package assets
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+)
+
+// The planner's rules, one table row each: what goes, what stays, and the
+// edges of every age (the plan reads nothing; the sets carry what their
+// listing and records said).
+func TestPlanPrune(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	cfg := config.PruneSettings{CommitAge: 30 * day, KeepCommits: 2, CacheAge: 10 * day, Grace: day}
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	commit := func(id string, created time.Duration) *pset {
+		return &pset{ref: Artifacts(id), prefix: "artifacts/" + id + "/", state: SetComplete, created: ago(created), newest: ago(created),
+			objs: []s3store.Object{{Key: "artifacts/" + id + "/a.zip", Size: 10}}, record: &s3store.Listed{Key: "artifacts/" + id + "/.s3-asset-manager.json", Size: 1}}
+	}
+	comp := func(id, name string, created time.Duration) *pset {
+		p := commit(id, created)
+		p.ref, p.prefix = ComponentSet(id, name), "artifacts/"+id+"/"+name+"/"
+		return p
+	}
+	cache := func(id string, created time.Duration) *pset {
+		p := commit(id, created)
+		p.ref, p.prefix = Cache(id), "cache/"+id+"/"
+		return p
+	}
+	copied := func(p *pset, from string) *pset { p.source = "cache/" + from + "/"; return p }
+	state := func(p *pset, s SetState, newest time.Duration) *pset {
+		p.state, p.newest = s, ago(newest)
+		if s != SetComplete {
+			p.created = time.Time{}
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		cfg  func(*config.PruneSettings)
+		sets []*pset
+		gone []string
+	}{
+		{"older than the age, beyond the newest 2", nil,
+			[]*pset{commit("c1", 100*day), commit("c2", 60*day), commit("c3", 40*day), commit("c4", 31*day), commit("c5", 2*day)},
+			[]string{"artifacts/c1/", "artifacts/c2/", "artifacts/c3/"}},
+		{"the newest 2 stay whatever their age", nil,
+			[]*pset{commit("c1", 300*day), commit("c2", 200*day), commit("c3", 100*day)},
+			[]string{"artifacts/c1/"}},
+		{"a commit younger than the grace period counts among the newest", nil,
+			[]*pset{commit("c1", 100*day), commit("c2", 90*day), commit("c3", time.Hour)},
+			[]string{"artifacts/c1/"}},
+		{"just within the age stays", nil,
+			[]*pset{commit("c1", 30*day-time.Second), commit("c2", 30*day-time.Second), commit("c3", 30*day-time.Second)},
+			nil},
+		{"commit age off", func(c *config.PruneSettings) { c.CommitAge = 0 },
+			[]*pset{commit("c1", 1000*day), commit("c2", 900*day), commit("c3", 800*day)},
+			nil},
+		{"keep 0", func(c *config.PruneSettings) { c.KeepCommits = 0 },
+			[]*pset{commit("c1", 31*day), commit("c2", 29*day)},
+			[]string{"artifacts/c1/"}},
+		{"per component: the newest 2 of each", nil,
+			[]*pset{comp("d1", "api", 100*day), comp("d2", "api", 90*day), comp("d3", "api", 80*day), comp("d1", "web", 100*day), comp("d9", "web", 90*day)},
+			[]string{"artifacts/d1/api/"}},
+		{"a commit's record of components goes with a component", nil,
+			[]*pset{comp("d1", "api", 100*day), comp("d2", "api", 90*day), comp("d3", "api", 80*day),
+				func() *pset { p := commit("d1", 100*day); p.comps = []string{"api"}; return p }(),
+				func() *pset { p := commit("d2", 90*day); p.comps = []string{"api"}; return p }()},
+			[]string{"artifacts/d1/", "artifacts/d1/api/"}},
+		{"a cache entry unused past the age goes; one copied since stays", nil,
+			[]*pset{cache("h1", 50*day), cache("h2", 50*day), cache("h3", 9*day), copied(commit("c1", 5*day), "h2")},
+			[]string{"cache/h1/"}},
+		{"a component's copy counts as a use", nil,
+			[]*pset{cache("h1", 50*day), copied(comp("d1", "api", 3*day), "h1")},
+			nil},
+		{"a use older than the age does not save it", nil,
+			[]*pset{cache("h1", 50*day), copied(commit("c1", 11*day), "h1"), commit("c2", time.Hour), commit("c3", time.Hour)},
+			[]string{"cache/h1/"}},
+		{"cache age off", func(c *config.PruneSettings) { c.CacheAge = 0 },
+			[]*pset{cache("h1", 500*day)},
+			nil},
+		{"without a record: past the grace period goes, within stays", nil,
+			[]*pset{state(commit("u1", 0), SetUnrecorded, 25*time.Hour), state(commit("u2", 0), SetUnrecorded, 23*time.Hour)},
+			[]string{"artifacts/u1/"}},
+		{"untrusted and differing records count as none", nil,
+			[]*pset{state(commit("u1", 0), SetUntrusted, 2*day), state(cache("u2", 0), SetDiffers, 2*day), state(commit("u3", 0), SetUntrusted, time.Hour)},
+			[]string{"artifacts/u1/", "cache/u2/"}},
+		{"a complete set's time is its record's, not its objects'", nil,
+			// An old record over objects the store dates today (a copy's
+			// objects keep no time of their own): its record decides.
+			[]*pset{func() *pset { p := commit("c1", 100*day); p.newest = now; return p }(), commit("c2", time.Hour), commit("c3", time.Hour)},
+			[]string{"artifacts/c1/"}},
+		{"a later version's record is never pruned", nil,
+			[]*pset{func() *pset { p := state(commit("n1", 0), SetNewer, 500*day); p.newerForm = true; return p }(),
+				func() *pset { p := state(commit("n2", 0), SetUntrusted, 500*day); p.newerForm = true; return p }()},
+			nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			if tt.cfg != nil {
+				tt.cfg(&c)
+			}
+			sets := map[string]*pset{}
+			for _, p := range tt.sets {
+				sets[p.prefix] = p
+			}
+			var gone []string
+			for _, p := range planPrune(sets, now, c) {
+				gone = append(gone, p.prefix)
+				if p.why == "" || p.kind == "" {
+					t.Errorf("%s planned without a kind and reason", p.prefix)
+				}
+			}
+			slices.Sort(tt.gone)
+			if !slices.Equal(gone, tt.gone) {
+				t.Errorf("planned %v, want %v", gone, tt.gone)
+			}
+		})
+	}
+}
+
+// The plan's table: a row per kind, component and reason, and totals.
+func TestPruneSummary(t *testing.T) {
+	plan := []*pset{
+		{ref: Artifacts("c1"), kind: PruneCommit, why: "old", objs: []s3store.Object{{Size: 3}, {Size: 4}}, record: &s3store.Listed{Size: 1}},
+		{ref: Artifacts("c2"), kind: PruneCommit, why: "old", objs: []s3store.Object{{Size: 2}}},
+		{ref: ComponentSet("d1", "api"), kind: PruneComponent, why: "old", objs: []s3store.Object{{Size: 5}}},
+	}
+	res := summarize(plan, []s3store.Upload{{Key: "x"}}, 10)
+	want := []PruneRow{
+		{Kind: PruneCommit, Why: "old", Sets: 2, Files: 3, Bytes: 10},
+		{Kind: PruneComponent, Component: "api", Why: "old", Sets: 1, Files: 1, Bytes: 5},
+		{Kind: PruneUpload, Why: "multipart upload abandoned", Sets: 1},
+	}
+	if !slices.Equal(res.Rows, want) || res.Sets != 4 || res.Files != 4 || res.Bytes != 15 || res.Kept != 7 {
+		t.Errorf("summary %+v, want rows %+v, 4 sets, 4 files, 15 bytes, 7 kept", res, want)
+	}
+	var b strings.Builder
+	WritePruneTable(&b, res)
+	if !strings.Contains(b.String(), "component  api") || !strings.Contains(b.String(), "total") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}
