@@ -553,3 +553,23 @@ func TestOneFileIsSingular(t *testing.T) {
 		}
 	})
 }
+
+// --diff takes git's revision syntax, as every git user types it.
+func TestHashDiffRevisionSyntax(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
+		git(t, d.repo, "tag", "-a", "-m", "release", "v1.2.0")
+		commit(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n"})
+		want := "1 file differs from the build of " + d.head[:7] + " (just now):\n  modified lambdas/fn1/index.py\n"
+		for _, ref := range []string{"HEAD~1", "HEAD^", "main^", "main~1", "v1.2.0", d.head[:7]} {
+			if r := run(t, env, "hash", "--diff", ref); r.code != ExitOK || r.stdout != want {
+				t.Errorf("hash --diff %s:\n%v\nwant stdout:\n%s", ref, r, want)
+			}
+		}
+		// Further back than the repository goes: a usage error naming it.
+		if r := run(t, env, "hash", "--diff", "HEAD~5"); r.code != ExitUsage || !strings.Contains(r.stderr, "no such commit") {
+			t.Errorf("hash --diff HEAD~5: %v", r)
+		}
+	})
+}

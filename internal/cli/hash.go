@@ -214,8 +214,8 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 }
 
 // diffStored prints what differs between the checkout and the stored build
-// of ref: a 64-hex code hash, or a commit (anything the checkout resolves:
-// branch, tag, abbreviated id; or a full id it does not have).
+// of ref: a 64-hex code hash, or a commit in git's revision syntax (HEAD~1,
+// main^, a tag, an abbreviated id; or a full id the checkout does not have).
 func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, repo *gitrepo.Repo, cur *codehash.List, component, ref string, stdout io.Writer, logger *log.Logger) int {
 	var commit, codeHash string
 	if len(ref) == 64 && manifest.ValidCodeHash(strings.ToLower(ref)) {
@@ -223,7 +223,11 @@ func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, r
 	} else {
 		var err error
 		if commit, err = repo.Resolve(ref); err != nil {
-			logger.Printf("error: --diff %s: not a commit of this checkout, nor a code hash (%v)", codehash.Printable(ref), err)
+			hint := ""
+			if !strings.ContainsAny(ref, "~^@:") {
+				hint = ", nor a code hash (64 hex digits)"
+			}
+			logger.Printf("error: --diff %s: %v%s", codehash.Printable(ref), err, hint)
 			return ExitUsage
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/go-git/go-billy/v5/osfs"
+	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/storer"
@@ -225,11 +226,41 @@ func readConfig(storage *filesystem.Storage) (coreConfig, error) {
 	}, nil
 }
 
-// Resolve returns the full id a revision names: a full or abbreviated
-// (4+ hex digits, unambiguous) object id, HEAD, or the name of a branch, tag
-// or remote-tracking branch. (Not HEAD~2 and the like: that needs commit
-// objects, which a shallow clone lacks anyway.)
+// Resolve returns the full id of the commit a revision names, in git's
+// revision syntax as go-git reads it (gitrevisions(7): HEAD~2, main^,
+// v1.2.0 with an annotated tag peeled to its commit, an abbreviated id of 4+
+// hex digits, a branch, tag or remote-tracking branch). A full id is
+// returned as it is, whether or not the checkout has it; a name whose commit
+// is not here (a tag in a shallow clone) gives the id its ref holds.
 func (r *Repo) Resolve(rev string) (string, error) {
+	if len(rev) == 40 && isHex(rev) {
+		return strings.ToLower(rev), nil
+	}
+	h, err := (&gogit.Repository{Storer: r.storage}).ResolveRevision(plumbing.Revision(rev))
+	if err == nil {
+		return h.String(), nil
+	}
+	if id, nerr := r.resolveName(rev); nerr == nil {
+		return id, nil
+	} else if !errors.Is(nerr, ErrUnknownRevision) {
+		return "", nerr
+	}
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		// HEAD~3 in a depth-1 clone: the name is fine, the history is not here.
+		return "", unknownRevision(fmt.Sprintf("%s goes back further than the history in %s (a shallow clone? fetch more, or give the commit id)", rev, r.Root))
+	}
+	return "", fmt.Errorf("%w in %s", ErrUnknownRevision, r.Root)
+}
+
+// unknownRevision is ErrUnknownRevision with its own words.
+type unknownRevision string
+
+func (e unknownRevision) Error() string        { return string(e) }
+func (e unknownRevision) Is(target error) bool { return target == ErrUnknownRevision }
+
+// resolveName is Resolve for a plain name or abbreviated id, reading refs
+// alone: no commit object is needed.
+func (r *Repo) resolveName(rev string) (string, error) {
 	if rev == "HEAD" {
 		return r.Head()
 	}
@@ -246,7 +277,7 @@ func (r *Repo) Resolve(rev string) (string, error) {
 		if err == nil {
 			hashes, err := r.storage.HashesWithPrefix(prefix)
 			if err != nil {
-				return "", fmt.Errorf("resolve %q in %s: %w", rev, r.Root, err)
+				return "", fmt.Errorf("look up %q in %s: %w", rev, r.Root, err)
 			}
 			var match []string
 			for _, h := range hashes {
@@ -259,11 +290,11 @@ func (r *Repo) Resolve(rev string) (string, error) {
 				return match[0], nil
 			case 0:
 			default:
-				return "", fmt.Errorf("resolve %q in %s: ambiguous, %d objects start with it", rev, r.Root, len(match))
+				return "", fmt.Errorf("%q is ambiguous in %s: %d objects start with it", rev, r.Root, len(match))
 			}
 		}
 	}
-	return "", fmt.Errorf("resolve %q in %s: %w", rev, r.Root, ErrUnknownRevision)
+	return "", ErrUnknownRevision
 }
 
 func isHex(s string) bool {

@@ -188,6 +188,7 @@ func TestResolve(t *testing.T) {
 	gittest.Git(t, dir, "commit", "-qam", "second")
 	second := gittest.Git(t, dir, "rev-parse", "HEAD")
 	gittest.Git(t, dir, "tag", "v1", first)
+	gittest.Git(t, dir, "tag", "-a", "-m", "release", "v2.0.0", second) // annotated: peeled to its commit
 	gittest.Git(t, dir, "branch", "old", first)
 	gittest.Git(t, dir, "pack-refs", "--all") // refs from packed-refs too
 	r, err := Open(dir)
@@ -203,15 +204,34 @@ func TestResolve(t *testing.T) {
 		{first[:7], first},
 		{strings.ToUpper(second[:9]), second},
 		{strings.Repeat("0", 40), strings.Repeat("0", 40)}, // a full id need not be here
+		// git's revision syntax, as every git user types it
+		{"HEAD~1", first},
+		{"HEAD^", first},
+		{"main^", first},
+		{"main~0", second},
+		{second[:7] + "~1", first},
+		{"v2.0.0", second},
+		{"v2.0.0^", first},
 	} {
 		got, err := r.Resolve(tc.rev)
 		if err != nil || got != tc.want {
 			t.Errorf("Resolve(%q) = %q, %v; want %q", tc.rev, got, err, tc.want)
 		}
 	}
-	for _, rev := range []string{"nope", "0000000", "abc", "v1\n"} {
+	for _, rev := range []string{"nope", "0000000", "abc", "v1\n", "HEAD~2", "nope~1", "HEAD^^^"} {
 		if got, err := r.Resolve(rev); !errors.Is(err, ErrUnknownRevision) {
 			t.Errorf("Resolve(%q) = %q, %v; want ErrUnknownRevision", rev, got, err)
 		}
+	}
+
+	// A shallow clone has HEAD but not its parents: named as such.
+	shallow := filepath.Join(t.TempDir(), "shallow")
+	gittest.Git(t, dir, "clone", "-q", "--depth", "1", "file://"+dir, shallow)
+	sr, err := Open(shallow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sr.Resolve("HEAD~1"); !errors.Is(err, ErrUnknownRevision) || !strings.Contains(err.Error(), "shallow") {
+		t.Errorf("Resolve(HEAD~1) in a shallow clone = %q, %v; want ErrUnknownRevision naming a shallow clone", got, err)
 	}
 }
