@@ -492,3 +492,24 @@ if want 19; then
 	download_figure dl1g "$W/set1g" --rss
 	rm -rf "$W/set1g"
 fi
+
+# ---------------------------------------------------------------- figure 20
+# Prune at scale: 10,000 commit sets of 20 files and 1,000 cache entries (each the source of
+# ten commits' copies), recorded 100 to 200 days ago, 231,000 objects written by pruneseed as
+# the tool writes sets. Timed once each (the seeding takes minutes): the dry run's plan, then
+# prune with apply, which deletes all but the newest 10 commits, with peak RSS.
+if want 20; then
+	step "figure 20: prune 10,000 commit sets (210,000 objects) and 1,000 cache entries"
+	"$BENCH_PRUNESEED" -bucket "$B" -prefix prune/ >"$W/logs/pruneseed.log" 2>&1
+	settle
+	quiet 20
+	PACKAGE_ASSETS_KEY_PREFIX=prune/ timed prune_plan_tool --rss -- "$tool" prune
+	settle
+	PACKAGE_ASSETS_KEY_PREFIX=prune/ PACKAGE_ASSETS_PRUNE_APPLY=true timed prune_apply_tool --rss -- "$tool" prune
+	left=$("$s5" --endpoint-url "$ep" ls "s3://$B/prune/*" 2>/dev/null | wc -l)
+	[ "$left" = 210 ] || {
+		echo "bench: prune left $left objects, not the newest 10 commit sets (210)" >&2
+		exit 1
+	}
+	rm_prefix prune/
+fi
