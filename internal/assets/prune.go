@@ -255,7 +255,13 @@ func (r *Runner) pruneReadRecords(ctx context.Context, sets map[string]*pset) er
 		}
 		withRecord = append(withRecord, p)
 	}
+	var total int64
+	for _, p := range withRecord {
+		total += p.record.Size
+	}
 	r.logf("reading %d completion records", len(withRecord))
+	rep, stop := r.startProgress("reading records", total, len(withRecord))
+	defer stop()
 	return parallel(ctx, r.Config.Concurrency, len(withRecord), func(ctx context.Context, i int) error {
 		p := withRecord[i]
 		data, err := r.Store.ReadSmall(ctx, p.record.Key, manifest.MaxSize)
@@ -280,6 +286,10 @@ func (r *Runner) pruneReadRecords(ctx context.Context, sets map[string]*pset) er
 			for _, c := range rec.Components {
 				p.comps = append(p.comps, c.Name)
 			}
+		}
+		if rep != nil {
+			rep.Add(p.record.Size)
+			rep.FileDone()
 		}
 		return nil
 	})

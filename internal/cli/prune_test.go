@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -523,6 +524,47 @@ func TestPruneSigned(t *testing.T) {
 		}
 		if strings.Contains(r.stderr+r.stdout, string(key)) {
 			t.Errorf("the signing key was printed")
+		}
+	})
+}
+
+// On a versioned bucket prune's deletes are delete markers: every reader
+// sees the set gone (download exits 6), and the bytes stay as noncurrent
+// versions for a lifecycle rule to expire (docs/prune.md). A store without
+// versioning (versitygw without a versioning directory) is skipped.
+func TestPruneVersionedBucket(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		t.Parallel()
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		_, err := srv.Client().PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket,
+			VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+		if err != nil {
+			t.Skipf("%s: no versioning here: %v", srv.Name, err)
+		}
+		now := time.Now().UTC()
+		old := fakeID("old", 40)
+		putSet(t, srv, bucket, "artifacts/"+old+"/", map[string]string{"a.zip": "a", "b.zip": "b"},
+			&manifest.Record{Kind: manifest.KindArtifacts, Commit: old, Created: now.Add(-200 * 24 * time.Hour)}, nil)
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+		if r := runAt(t, now, env, "prune"); r.code != ExitOK || !strings.Contains(r.stdout+r.stderr, "deleted 1 set") {
+			t.Fatalf("prune: %v", r)
+		}
+		if left := listAll(t, srv, bucket); len(left) != 0 {
+			t.Errorf("current objects left: %v", keysOf(left))
+		}
+		denv, _ := deployEnv(t, srv, bucket, old)
+		if r := run(t, denv, "download"); r.code != ExitNotFound {
+			t.Errorf("download of a pruned set in a versioned bucket: %v, want exit 6", r)
+		}
+		v, err := srv.Client().ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.DeleteMarkers) != 3 || len(v.Versions) != 3 {
+			t.Errorf("%d delete markers and %d versions, want 3 of each (the record and two files)", len(v.DeleteMarkers), len(v.Versions))
 		}
 	})
 }
