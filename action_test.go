@@ -183,16 +183,13 @@ func TestActionMetadata(t *testing.T) {
 
 	// The image the action pulls is the one the release pushes.
 	repo, tag, _ := strings.Cut(image, ":")
-	d := loadGoreleaser(t).DockersV2[0]
+	c := loadGoreleaser(t)
+	d := c.docker(t, "image")
 	if !slices.Contains(d.Images, repo) {
 		t.Errorf(".goreleaser.yaml pushes %v, not %s", d.Images, repo)
 	}
 	// A release of the action's major version moves the tag it pulls.
-	var tags []string
-	for _, tpl := range d.Tags {
-		tags = append(tags, applyTemplate(t, tpl, tmplData(loadGoreleaser(t), "linux", "amd64")))
-	}
-	if !slices.Contains(tags, tag) {
+	if tags := c.tags(t, "image"); !slices.Contains(tags, tag) {
 		t.Errorf("action.yml pulls tag %s; a %s release is tagged %q", tag, releaseTag, tags)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -28,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,12 +45,23 @@ const (
 	maxImageBytes = 25_000_000
 )
 
+// busyboxDir is where scripts/busybox puts the shell image's busybox, in the
+// build context (a before hook of .goreleaser.yaml).
+const busyboxDir = "build/busybox"
+
 var (
-	imageOnce sync.Once
-	imageID   string
-	imageErr  string
-	podmanDir string // podman's storage, run directory and containers.conf
+	podmanOnce sync.Once
+	podmanDir  string // podman's storage, run directory and containers.conf
+	podmanErr  string
+	builds     = map[string]*imageBuild{"image": {}, "shell": {}}
 )
+
+// imageBuild is one target of the Dockerfile, built once for all tests.
+type imageBuild struct {
+	once sync.Once
+	id   string
+	err  string
+}
 
 // podman returns a podman command with this test run's storage.
 func podman(args ...string) *exec.Cmd {
@@ -74,8 +87,19 @@ func removeImages() {
 	os.RemoveAll(podmanDir)
 }
 
-// testImage builds the image once for all tests and returns its id.
-func testImage(t *testing.T) string {
+// testImage builds the image (target image: scratch and the binary) once for
+// all tests and returns its id.
+func testImage(t *testing.T) string { return buildImage(t, "image") }
+
+// testShellImage builds the shell image (target shell: with busybox as sh)
+// once for all tests and returns its id.
+func testShellImage(t *testing.T) string { return buildImage(t, "shell") }
+
+// buildImage builds the image of .goreleaser.yaml with this id as GoReleaser
+// does: its build context (dockers_v2: the Dockerfile, the extra files at
+// their paths, each platform's binary under os/arch) and its flags (the
+// Dockerfile's target).
+func buildImage(t *testing.T, id string) string {
 	t.Helper()
 	if _, err := exec.LookPath("podman"); err != nil {
 		requireImage(t, "podman is not installed (apt-get install podman runc)")
@@ -84,9 +108,8 @@ func testImage(t *testing.T) string {
 		requireImage(t, "the image tests run podman as root")
 	}
 	bin := releaseBinary(t)
-	imageOnce.Do(func() {
-		imageErr = "building the image failed (see the first test that tried)"
-		c := loadGoreleaser(t)
+	podmanOnce.Do(func() {
+		podmanErr = "setting up podman failed (see the first test that tried)"
 		podmanDir = filepath.Join(testDir, "podman")
 		if err := os.MkdirAll(podmanDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -95,30 +118,51 @@ func testImage(t *testing.T) string {
 		if err := os.WriteFile(filepath.Join(podmanDir, "containers.conf"), []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		// GoReleaser's build context (dockers_v2): the Dockerfile, the extra
-		// files at their paths, and each platform's binary under os/arch.
-		d := c.DockersV2[0]
-		ctx := filepath.Join(testDir, "image-context")
+		podmanErr = ""
+	})
+	if podmanErr != "" {
+		t.Fatal(podmanErr)
+	}
+	b := builds[id]
+	b.once.Do(func() {
+		b.err = "building the " + id + " image failed (see the first test that tried)"
+		c := loadGoreleaser(t)
+		d := c.docker(t, id)
+		ctx := filepath.Join(testDir, "image-context-"+id)
 		copyTree(t, d.Dockerfile, filepath.Join(ctx, "Dockerfile"))
 		for _, f := range d.ExtraFiles {
+			if f == busyboxDir { // made by a before hook, as in the release
+				fetchBusybox(t, filepath.Join(ctx, f))
+				continue
+			}
 			copyTree(t, f, filepath.Join(ctx, f))
 		}
 		copyTree(t, bin, filepath.Join(ctx, "linux", runtime.GOARCH, c.Builds[0].Binary))
-		idFile := filepath.Join(testDir, "image-id")
-		cmd := podman("build", "--platform", "linux/"+runtime.GOARCH, "--iidfile", idFile, ctx)
+		idFile := filepath.Join(testDir, "image-id-"+id)
+		args := append([]string{"build", "--platform", "linux/" + runtime.GOARCH, "--iidfile", idFile}, d.Flags...)
+		cmd := podman(append(args, ctx)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("podman build: %v\n%s", err, out)
 		}
-		id, err := os.ReadFile(idFile)
+		imageID, err := os.ReadFile(idFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		imageID, imageErr = strings.TrimSpace(string(id)), ""
+		b.id, b.err = strings.TrimSpace(string(imageID)), ""
 	})
-	if imageErr != "" {
-		t.Fatal(imageErr)
+	if b.err != "" {
+		t.Fatal(b.err)
 	}
-	return imageID
+	return b.id
+}
+
+// fetchBusybox runs scripts/busybox (the release's before hook) into dir:
+// Debian's busybox-static for each platform, checked against its pins.
+func fetchBusybox(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("scripts/busybox", dir).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/busybox: %v\n%s", err, out)
+	}
 }
 
 func requireImage(t *testing.T, why string) {
@@ -136,6 +180,9 @@ type container struct {
 	env        map[string]string
 	entrypoint *string // nil: the image's
 	args       []string
+	image      string // "": testImage
+	stdin      string // given on stdin (podman run -i) when not empty
+	name       string // --name, when not empty
 }
 
 // run runs c on the host's network (the S3 servers listen on loopback) and
@@ -155,9 +202,22 @@ func (c container) run(t *testing.T) (int, string, string) {
 	if c.entrypoint != nil {
 		args = append(args, "--entrypoint", *c.entrypoint)
 	}
-	args = append(args, testImage(t))
+	if c.stdin != "" {
+		args = append(args, "--interactive")
+	}
+	if c.name != "" {
+		args = append(args, "--name", c.name)
+	}
+	image := c.image
+	if image == "" {
+		image = testImage(t)
+	}
+	args = append(args, image)
 	args = append(args, c.args...)
 	cmd := podman(args...)
+	if c.stdin != "" {
+		cmd.Stdin = strings.NewReader(c.stdin)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -186,10 +246,39 @@ func awsEnv() map[string]string {
 	}
 }
 
-// TestImageConfig checks the image's configuration and file system: one
-// static binary, the links Concourse runs, /tmp, nothing else (no shell).
+// imageFiles is what the image holds: one static binary, the links Concourse
+// runs, /tmp, nothing else (no shell).
+var imageFiles = map[string]string{
+	"usr/local/bin/s3-asset-manager": "file 0755",
+	"usr/local/bin/check":            "link s3-asset-manager",
+	"usr/local/bin/upload":           "link s3-asset-manager",
+	"usr/local/bin/download":         "link s3-asset-manager",
+	"usr/local/bin/prune":            "link s3-asset-manager",
+	"tmp/":                           "dir 1777",
+	"tmp/.keep":                      "", // any mode: git keeps no empty directory
+}
+
+// TestImageConfig checks the image's configuration and file system.
 func TestImageConfig(t *testing.T) {
-	id := testImage(t)
+	checkImage(t, testImage(t), imageFiles)
+}
+
+// TestImageShellConfig checks the shell image: the image's configuration and
+// files, plus a static busybox linked as sh and its licence.
+func TestImageShellConfig(t *testing.T) {
+	want := maps.Clone(imageFiles)
+	want["usr/local/bin/sh"] = "link busybox"
+	want["usr/local/bin/busybox"] = "file 0755"
+	want["usr/local/share/doc/busybox/copyright"] = "file 0644"
+	files := checkImage(t, testShellImage(t), want)
+	checkStatic(t, "busybox", files["usr/local/bin/busybox"].data)
+}
+
+// checkImage checks an image's configuration and that it holds exactly the
+// files wanted (path: "file MODE", "link TARGET", "dir MODE"; "" any mode),
+// and returns them.
+func checkImage(t *testing.T, id string, wantFiles map[string]string) map[string]imageFile {
+	t.Helper()
 	out, err := podman("image", "inspect", id).Output()
 	if err != nil {
 		t.Fatalf("podman image inspect: %v", err)
@@ -236,15 +325,6 @@ func TestImageConfig(t *testing.T) {
 	}
 
 	files := exportImage(t, id)
-	wantFiles := map[string]string{
-		"usr/local/bin/s3-asset-manager": "file 0755",
-		"usr/local/bin/check":            "link s3-asset-manager",
-		"usr/local/bin/upload":           "link s3-asset-manager",
-		"usr/local/bin/download":         "link s3-asset-manager",
-		"usr/local/bin/prune":            "link s3-asset-manager",
-		"tmp/":                           "dir 1777",
-		"tmp/.keep":                      "", // any mode: git keeps no empty directory
-	}
 	for name, w := range wantFiles {
 		got, ok := files[name]
 		if !ok {
@@ -255,22 +335,31 @@ func TestImageConfig(t *testing.T) {
 	}
 	for name, f := range files {
 		if _, ok := wantFiles[name]; !ok && !strings.HasSuffix(name, "/") {
-			t.Errorf("image has %s (%s): want only the binary and its links", name, f.desc)
+			t.Errorf("image has %s (%s): want only %q", name, f.desc, slices.Sorted(maps.Keys(wantFiles)))
 		}
 	}
+	checkStatic(t, "s3-asset-manager", files["usr/local/bin/s3-asset-manager"].data)
+	return files
+}
 
-	bin := files["usr/local/bin/s3-asset-manager"].data
+// checkStatic checks that an executable needs no loader nor libc (scratch
+// has neither).
+func checkStatic(t *testing.T, name string, bin []byte) {
+	t.Helper()
 	f, err := elf.NewFile(bytes.NewReader(bin))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", name, err)
+	}
+	if f.Machine != map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[runtime.GOARCH] {
+		t.Errorf("%s: machine %v, not this platform's", name, f.Machine)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
-			t.Errorf("program header %v: dynamically linked, scratch has no loader or libc", p.Type)
+			t.Errorf("%s: program header %v: dynamically linked, scratch has no loader or libc", name, p.Type)
 		}
 	}
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
-		t.Errorf("needs shared libraries %v", libs)
+		t.Errorf("%s needs shared libraries %v", name, libs)
 	}
 }
 

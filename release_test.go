@@ -52,13 +52,21 @@ type goreleaserConfig struct {
 		NameTemplate string `yaml:"name_template"`
 		Algorithm    string `yaml:"algorithm"`
 	} `yaml:"checksum"`
-	DockersV2 []struct {
-		Dockerfile string   `yaml:"dockerfile"`
-		ExtraFiles []string `yaml:"extra_files"`
-		Images     []string `yaml:"images"`
-		Tags       []string `yaml:"tags"`
-		Platforms  []string `yaml:"platforms"`
-	} `yaml:"dockers_v2"`
+	Before struct {
+		Hooks []string `yaml:"hooks"`
+	} `yaml:"before"`
+	DockersV2 []dockerV2 `yaml:"dockers_v2"`
+}
+
+// dockerV2 is one image of .goreleaser.yaml.
+type dockerV2 struct {
+	ID         string   `yaml:"id"`
+	Dockerfile string   `yaml:"dockerfile"`
+	Flags      []string `yaml:"flags"`
+	ExtraFiles []string `yaml:"extra_files"`
+	Images     []string `yaml:"images"`
+	Tags       []string `yaml:"tags"`
+	Platforms  []string `yaml:"platforms"`
 }
 
 func loadGoreleaser(t *testing.T) goreleaserConfig {
@@ -71,10 +79,35 @@ func loadGoreleaser(t *testing.T) goreleaserConfig {
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		t.Fatalf(".goreleaser.yaml: %v", err)
 	}
-	if len(c.Builds) != 1 || len(c.DockersV2) != 1 {
-		t.Fatalf(".goreleaser.yaml: %d builds and %d dockers_v2; the tests know one of each", len(c.Builds), len(c.DockersV2))
+	if len(c.Builds) != 1 || len(c.DockersV2) != 2 {
+		t.Fatalf(".goreleaser.yaml: %d builds and %d dockers_v2; the tests know one build and two images (image, shell)", len(c.Builds), len(c.DockersV2))
 	}
 	return c
+}
+
+// docker is the image of .goreleaser.yaml with this id: "image" (scratch and
+// the binary) or "shell" (the same with busybox as sh).
+func (c goreleaserConfig) docker(t *testing.T, id string) dockerV2 {
+	t.Helper()
+	for _, d := range c.DockersV2 {
+		if d.ID == id {
+			return d
+		}
+	}
+	t.Fatalf(".goreleaser.yaml has no dockers_v2 entry with id %s", id)
+	return dockerV2{}
+}
+
+// tags are the image's tags for a releaseTag release.
+func (c goreleaserConfig) tags(t *testing.T, id string) []string {
+	t.Helper()
+	var tags []string
+	for _, tpl := range c.docker(t, id).Tags {
+		if tag := applyTemplate(t, tpl, tmplData(c, "linux", "amd64")); tag != "" {
+			tags = append(tags, tag)
+		}
+	}
+	return tags
 }
 
 // tmplData is what GoReleaser's name templates see for releaseTag, for the
@@ -341,10 +374,31 @@ func TestGoreleaserConfig(t *testing.T) {
 	if ld := strings.Join(b.Ldflags, " "); !strings.Contains(ld, "internal/version.Version=v{{ .Version }}") {
 		t.Errorf("ldflags %q do not stamp internal/version.Version with the tag", ld)
 	}
-	d := c.DockersV2[0]
-	for _, p := range []string{"linux/amd64", "linux/arm64"} {
-		if !slices.Contains(d.Platforms, p) {
-			t.Errorf("dockers_v2 platforms %v lack %s", d.Platforms, p)
+	for _, id := range []string{"image", "shell"} {
+		d := c.docker(t, id)
+		for _, p := range []string{"linux/amd64", "linux/arm64"} {
+			if !slices.Contains(d.Platforms, p) {
+				t.Errorf("dockers_v2 %s: platforms %v lack %s", id, d.Platforms, p)
+			}
+		}
+		if !slices.Contains(d.Flags, "--target="+id) {
+			t.Errorf("dockers_v2 %s: flags %v, want --target=%s (the Dockerfile's stage)", id, d.Flags, id)
+		}
+	}
+	// The shell image's busybox is fetched by a before hook into the
+	// context the shell image copies.
+	if !slices.Contains(c.Before.Hooks, "scripts/busybox "+busyboxDir) || !slices.Contains(c.docker(t, "shell").ExtraFiles, busyboxDir) {
+		t.Errorf("before.hooks %q and the shell image's extra_files must make and copy %s", c.Before.Hooks, busyboxDir)
+	}
+	// The shell tags are the image's tags with -shell: v1 and v1-shell are
+	// the same release.
+	plain, shell := c.tags(t, "image"), c.tags(t, "shell")
+	if len(plain) != len(shell) {
+		t.Errorf("image tags %q, shell tags %q: want one -shell tag for each", plain, shell)
+	}
+	for _, tag := range plain {
+		if !slices.Contains(shell, tag+"-shell") {
+			t.Errorf("image tag %s has no shell tag %s-shell (shell tags %q)", tag, tag, shell)
 		}
 	}
 }
