@@ -79,8 +79,8 @@ type gitlabPipeline struct {
 	Jobs      []gitlabJob
 }
 
-// gitlabPipelines returns the README's GitLab CI examples: the YAML blocks
-// with a job whose script runs check in this project's image.
+// gitlabPipelines returns the GitLab CI examples of the README and docs/:
+// the YAML blocks that are a mapping of jobs, one with a script and an image.
 func gitlabPipelines(t *testing.T) []gitlabPipeline {
 	t.Helper()
 	repo := loadGoreleaser(t).docker(t, "image").Images[0]
@@ -110,7 +110,7 @@ func gitlabPipelines(t *testing.T) []gitlabPipeline {
 			job.Name = key
 			p.Jobs = append(p.Jobs, job)
 		}
-		if slices.ContainsFunc(p.Jobs, func(j gitlabJob) bool { return slices.Contains(j.Script, "check") }) {
+		if slices.ContainsFunc(p.Jobs, func(j gitlabJob) bool { return j.Image != nil && len(j.Script) > 0 }) {
 			out = append(out, p)
 		}
 	}
@@ -358,64 +358,62 @@ func (p *gitlabProject) runPipeline(t *testing.T, pl gitlabPipeline) {
 	}
 }
 
-// The README's GitLab CI examples: the whole set (check, build, upload,
-// deploy with download) and components (check, a build per component to
-// build, upload), each run twice: the second pipeline finds everything.
-func TestGitLabREADME(t *testing.T) {
+// Every GitLab CI example of the README and docs/: the whole set (check,
+// build, upload, and deploy with download where shown), components (check, a
+// build per component to build, upload), each followed by a second check
+// that finds everything, and the prune schedule.
+func TestGitLabExamples(t *testing.T) {
 	pipelines := gitlabPipelines(t)
-	var whole, components *gitlabPipeline
-	for i, pl := range pipelines {
-		if _, ok := pl.Variables["PACKAGE_COMPONENTS"]; ok {
-			components = &pipelines[i]
-		} else {
-			whole = &pipelines[i]
-		}
-	}
-	if len(pipelines) != 2 || whole == nil || components == nil {
-		t.Fatalf("found %d GitLab CI examples in README.md and docs/; want the whole set's and the components'", len(pipelines))
-	}
+	kinds := map[string]int{}
 	srv := s3test.Get(t, "minio")
-
-	t.Run("whole set", func(t *testing.T) {
-		t.Parallel()
-		bucket := srv.NewBucket(t)
-		p := newGitLabProject(t, srv, bucket)
-		p.runPipeline(t, *whole)
-		if p.dotenv["check"]["FOUND"] != "false" {
-			t.Errorf("first check: dotenv FOUND=%q, want false", p.dotenv["check"]["FOUND"])
+	for i, pl := range pipelines {
+		kind := "whole set"
+		switch {
+		case pl.Variables["PACKAGE_COMPONENTS"] != "":
+			kind = "components"
+		case slices.ContainsFunc(pl.Jobs, func(j gitlabJob) bool { return slices.Equal(j.Script, []string{"prune"}) }):
+			kind = "prune"
 		}
-		if _, body := srv.Get(t, bucket, "artifacts/"+p.head+"/app.zip"); string(body) != "built app\n" {
-			t.Errorf("stored app.zip %q, want what the build wrote", body)
-		}
-		if got, err := os.ReadFile(filepath.Join(p.dir, "dist", "app.zip")); err != nil || string(got) != "built app\n" {
-			t.Errorf("deploy: dist/app.zip %q (%v), want the stored set", got, err)
-		}
-		// The next pipeline of the same commit finds the set.
-		check := jobNamed(t, *whole, "check")
-		if code, log := p.run(t, *whole, check); code != 0 || p.dotenv["check"]["FOUND"] != "true" {
-			t.Errorf("second check: exit %d, FOUND=%q, want 0 and true\n%s", code, p.dotenv["check"]["FOUND"], log)
-		}
-	})
-
-	t.Run("components", func(t *testing.T) {
-		t.Parallel()
-		bucket := srv.NewBucket(t)
-		p := newGitLabProject(t, srv, bucket)
-		p.runPipeline(t, *components)
-		if got := p.dotenv["check"]["COMPONENTS_TO_BUILD"]; got != `["fn1","fn2"]` {
-			t.Errorf("first check: COMPONENTS_TO_BUILD=%s, want both", got)
-		}
-		for _, c := range []string{"fn1", "fn2"} {
-			if _, body := srv.Get(t, bucket, "artifacts/"+p.head+"/"+c+"/"+c+".zip"); string(body) != "built "+c+"\n" {
-				t.Errorf("stored %s/%s.zip %q, want what the build wrote", c, c, body)
+		kinds[kind]++
+		t.Run(fmt.Sprintf("%d %s %s", i, pl.where, kind), func(t *testing.T) {
+			t.Parallel()
+			bucket := srv.NewBucket(t)
+			p := newGitLabProject(t, srv, bucket)
+			p.runPipeline(t, pl)
+			switch kind {
+			case "whole set":
+				if p.dotenv["check"]["FOUND"] != "false" {
+					t.Errorf("first check: dotenv FOUND=%q, want false", p.dotenv["check"]["FOUND"])
+				}
+				if _, body := srv.Get(t, bucket, "artifacts/"+p.head+"/app.zip"); string(body) != "built app\n" {
+					t.Errorf("stored app.zip %q, want what the build wrote", body)
+				}
+				if slices.ContainsFunc(pl.Jobs, func(j gitlabJob) bool { return j.Name == "deploy" }) {
+					if got, err := os.ReadFile(filepath.Join(p.dir, "dist", "app.zip")); err != nil || string(got) != "built app\n" {
+						t.Errorf("deploy: dist/app.zip %q (%v), want the stored set", got, err)
+					}
+				}
+			case "components":
+				if got := p.dotenv["check"]["COMPONENTS_TO_BUILD"]; got != `["fn1","fn2"]` {
+					t.Errorf("first check: COMPONENTS_TO_BUILD=%s, want both", got)
+				}
+				for _, c := range []string{"fn1", "fn2"} {
+					if _, body := srv.Get(t, bucket, "artifacts/"+p.head+"/"+c+"/"+c+".zip"); string(body) != "built "+c+"\n" {
+						t.Errorf("stored %s/%s.zip %q, want what the build wrote", c, c, body)
+					}
+				}
+			case "prune":
+				return
 			}
-		}
-		check := jobNamed(t, *components, "check")
-		if code, log := p.run(t, *components, check); code != 0 || p.dotenv["check"]["FOUND"] != "true" || p.dotenv["check"]["COMPONENTS_TO_BUILD"] != "[]" {
-			t.Errorf("second check: exit %d, FOUND=%q, COMPONENTS_TO_BUILD=%s, want 0, true, []\n%s",
-				code, p.dotenv["check"]["FOUND"], p.dotenv["check"]["COMPONENTS_TO_BUILD"], log)
-		}
-	})
+			// The next pipeline of the same commit finds everything.
+			if code, log := p.run(t, pl, jobNamed(t, pl, "check")); code != 0 || p.dotenv["check"]["FOUND"] != "true" {
+				t.Errorf("second check: exit %d, FOUND=%q, want 0 and true\n%s", code, p.dotenv["check"]["FOUND"], log)
+			}
+		})
+	}
+	if kinds["whole set"] == 0 || kinds["components"] == 0 {
+		t.Errorf("GitLab CI examples found in README.md and docs/: %v; want the whole set's and the components'", kinds)
+	}
 }
 
 // jobNamed returns the pipeline's job of that name.

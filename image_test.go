@@ -320,6 +320,7 @@ func checkImage(t *testing.T, id string, wantFiles map[string]string) map[string
 	if len(env) != len(want) {
 		t.Errorf("image ENV %q, want exactly %q (runOnHost gives the binary imageEnv)", cfg.Env, want)
 	}
+	t.Logf("image %s: %d bytes", id, inspect[0].Size)
 	if inspect[0].Size >= maxImageBytes {
 		t.Errorf("image is %d bytes, want under %d", inspect[0].Size, maxImageBytes)
 	}
