@@ -158,7 +158,7 @@ func TestShortSentence(t *testing.T) {
 		want string
 	}{
 		{"files", fileList(hashOf('1'), pats, "a"), "1 file differs from ddddddd: added b"},
-		{"salt", &codehash.List{CodeHash: hashOf('1'), Salt: "x", Patterns: pats, Files: cur.Files}, "the salt changed from ddddddd"},
+		{"salt", &codehash.List{CodeHash: hashOf('1'), SaltDigest: codehash.SaltDigest("x"), Patterns: pats, Files: cur.Files}, "the salt changed from ddddddd"},
 		{"patterns and files", fileList(hashOf('1'), []string{"a"}, "a"), "the patterns changed and 1 file differs from ddddddd: added b"},
 	} {
 		e := explain(commitOf('d'), hashOf('1'), time.Time{}, tc.old, cur, explainLines)

@@ -244,7 +244,7 @@ func (r fakeRepo) CodeHash(context.Context) (*codehash.List, error) {
 
 // fileList is a list of files whose content is their own path.
 func fileList(codeHash string, pats []string, paths ...string) *codehash.List {
-	l := &codehash.List{CodeHash: codeHash, Patterns: pats}
+	l := &codehash.List{CodeHash: codeHash, SaltDigest: codehash.SaltDigest(""), Patterns: pats}
 	for _, p := range paths {
 		l.Files = append(l.Files, gitrepo.File{Path: p, Mode: filemode.Regular, ID: plumbing.ComputeHash(plumbing.BlobObject, []byte(p))})
 	}

@@ -573,3 +573,62 @@ func TestHashDiffRevisionSyntax(t *testing.T) {
 		}
 	})
 }
+
+// The salt is never stored in clear: the file list in the package directory
+// and in the bucket holds its digest, which still tells a changed salt. A
+// list written by the previous version (salt in clear) is compared as one of
+// this version's would be.
+func TestSaltStoredAsDigest(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		const salt = "toolchain-7 do-not-print"
+		for _, old := range []bool{false, true} {
+			t.Run(map[bool]string{false: "this version's list", true: "a list of the previous version"}[old], func(t *testing.T) {
+				bucket := srv.NewBucket(t)
+				env, d := setupWith(t, srv, bucket, map[string]string{"lambdas/fn1/index.py": "1\n", "README.md": "docs\n"})
+				env["CODE_HASH_FIND_FILTER"] = lambdaFilter
+				env["CODE_HASH_SALT"] = salt
+				if r := run(t, env, "check"); r.code != ExitOK {
+					t.Fatal(r)
+				}
+				local, err := os.ReadFile(filepath.Join(d.pkg, ".code-hash-files.gz"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeFiles(t, d.pkg, map[string]string{"fn1.zip": "one"})
+				if r := run(t, env, "upload"); r.code != ExitOK {
+					t.Fatal(r)
+				}
+				codeHash, _ := os.ReadFile(filepath.Join(d.pkg, ".code-hash"))
+				key := "cache/" + string(codeHash) + listKeySuffix
+				_, stored := srv.Get(t, bucket, key)
+				for where, data := range map[string][]byte{"package directory": local, "bucket": stored} {
+					if text := gunzipText(t, data); strings.Contains(text, "do-not-print") || !strings.Contains(text, "\nsalt-sha256 ") {
+						t.Errorf("the list in the %s holds the salt, or no digest:\n%s", where, text)
+					}
+				}
+				if old {
+					// As the previous version wrote it: the salt in clear.
+					text := gunzipText(t, stored)
+					i := strings.Index(text, "\nsalt-sha256 ")
+					j := i + 1 + strings.Index(text[i+1:], "\n")
+					putObject(t, srv, bucket, key, gzipText(t, text[:i]+"\nsalt "+salt+text[j:]))
+				}
+
+				// The same salt, a file changed: the salt is not named.
+				r := missAfter(t, env, d.repo, func() { writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.py": "2\n"}) })
+				if got := explanation(r); len(got) != 2 || !strings.HasPrefix(got[0], "cache miss: 1 file differs from ") {
+					t.Errorf("same salt: %q\n%s", got, r.stderr)
+				}
+				// Another salt: named, its value never printed.
+				env["CODE_HASH_SALT"] = "toolchain-8"
+				r = missAfter(t, env, d.repo, func() {})
+				if got := explanation(r); len(got) < 1 || !strings.HasPrefix(got[0], "cache miss: the salt changed and 1 file differs from ") {
+					t.Errorf("another salt: %q\n%s", got, r.stderr)
+				}
+				if strings.Contains(r.stderr, "toolchain") {
+					t.Errorf("the log prints a salt:\n%s", r.stderr)
+				}
+			})
+		}
+	})
+}

@@ -57,7 +57,7 @@ func Compare(old, cur *List) Diff {
 		PatternsChanged: !slices.Equal(old.Patterns, cur.Patterns),
 		OldPatterns:     old.Patterns,
 		NewPatterns:     cur.Patterns,
-		SaltChanged:     old.Salt != cur.Salt,
+		SaltChanged:     old.SaltDigest != cur.SaltDigest,
 	}
 	var added, deleted []Change
 	var addedIDs []plumbing.Hash

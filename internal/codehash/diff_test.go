@@ -40,7 +40,7 @@ func files(specs ...string) []gitrepo.File {
 }
 
 func lst(pats string, salt string, fs []gitrepo.File) *List {
-	return &List{CodeHash: digest(fs, salt), Salt: salt, Patterns: strings.Fields(pats), Files: fs}
+	return &List{CodeHash: digest(fs, salt), SaltDigest: SaltDigest(salt), Patterns: strings.Fields(pats), Files: fs}
 }
 
 func TestCompare(t *testing.T) {
@@ -214,6 +214,60 @@ func checkGolden(t *testing.T, name, got string) {
 	}
 }
 
+// The salt is never in the list in clear: only its digest, which still
+// tells a changed salt. A list of the previous version, with "salt <value>",
+// compares with a new one as one of its own would.
+func TestListSaltDigest(t *testing.T) {
+	fs := files("a/index.js=1")
+	const salt = "node-20.11 secret-ish"
+	data, err := lst("a/**", salt, fs).EncodeBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := gunzip(t, data)
+	if strings.Contains(text, "secret-ish") || !strings.Contains(text, "\nsalt-sha256 "+SaltDigest(salt)+"\n") {
+		t.Fatalf("the list holds the salt, or not its digest:\n%s", text)
+	}
+
+	old := func(saltLine string) *List {
+		t.Helper()
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		fmt.Fprintf(zw, "%s\ncode-hash %s\n%s\npattern a/**\n100644 %s a/index.js\n", ListFormat, strings.Repeat("c", 64), saltLine, fs[0].ID)
+		zw.Close()
+		l, err := DecodeList(b.Bytes())
+		if err != nil {
+			t.Fatalf("a list of the previous version (%q) is refused: %v", saltLine, err)
+		}
+		return l
+	}
+	cur := lst("a/**", salt, fs)
+	for _, tc := range []struct {
+		saltLine, want string
+	}{
+		{"salt " + salt, "nothing differs"},
+		{"salt other", "the salt changed"},
+		{"salt ", "the salt changed"},
+		{`salt "quoted\tvalue"`, "the salt changed"},
+	} {
+		if got := Compare(old(tc.saltLine), cur).Headline(); got != tc.want {
+			t.Errorf("old list with %q against a new one: %q, want %q", tc.saltLine, got, tc.want)
+		}
+	}
+	if got := Compare(old("salt "), lst("a/**", "", fs)).Headline(); got != "nothing differs" {
+		t.Errorf("an empty salt, old against new: %q", got)
+	}
+	for _, bad := range []string{"salt-sha256 xyz", "salt-sha256 " + strings.Repeat("A", 64), "pepper x"} {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		fmt.Fprintf(zw, "%s\ncode-hash %s\n%s\n", ListFormat, strings.Repeat("c", 64), bad)
+		zw.Close()
+		if _, err := DecodeList(b.Bytes()); !errors.Is(err, ErrBadList) {
+			t.Errorf("salt line %q: %v, want ErrBadList", bad, err)
+		}
+	}
+}
+
 func TestListRoundTrip(t *testing.T) {
 	fs := files("a b/c.js=1", "a/run.sh=2@755", "a/link=../x@link", "line\nbreak=3", `"q"=4`, "ünï=5")
 	sortFiles(fs)
@@ -226,7 +280,7 @@ func TestListRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.CodeHash != l.CodeHash || got.Salt != l.Salt || strings.Join(got.Patterns, "|") != strings.Join(l.Patterns, "|") {
+	if got.CodeHash != l.CodeHash || got.SaltDigest != l.SaltDigest || strings.Join(got.Patterns, "|") != strings.Join(l.Patterns, "|") {
 		t.Fatalf("header: %+v", got)
 	}
 	if len(got.Files) != len(fs) {

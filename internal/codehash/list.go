@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,14 +36,24 @@ const (
 // ErrBadList marks a list that is not a well-formed file list.
 var ErrBadList = errors.New("not a valid file list")
 
-// List is what went into a code hash: the salt, the patterns, and every file
-// with its mode and blob id, sorted by path. It is kept beside a cache entry
-// so a later miss can say what differs.
+// List is what went into a code hash: the salt (as its digest), the
+// patterns, and every file with its mode and blob id, sorted by path. It is
+// kept beside a cache entry so a later miss can say what differs.
 type List struct {
 	CodeHash string
-	Salt     string
-	Patterns []string // as written in the filter, '!' included
-	Files    []gitrepo.File
+	// SaltDigest stands for the salt: SaltDigest of it. The list is kept in
+	// the package directory (a CI artifact) and in the bucket, and the salt's
+	// value is never written out; the digest tells a changed salt all the same.
+	SaltDigest string
+	Patterns   []string // as written in the filter, '!' included
+	Files      []gitrepo.File
+}
+
+// SaltDigest is the hex SHA-256 of a salt, under a label of its own: what a
+// List keeps instead of the salt.
+func SaltDigest(salt string) string {
+	h := sha256.Sum256([]byte("s3-asset-manager salt\n" + salt))
+	return hex.EncodeToString(h[:])
 }
 
 // NewList is the list of a computed code hash.
@@ -51,7 +62,7 @@ func NewList(res Result, pats []Pattern, salt string) *List {
 	for i, p := range pats {
 		ps[i] = p.String()
 	}
-	return &List{CodeHash: res.Hash, Salt: salt, Patterns: ps, Files: res.Files}
+	return &List{CodeHash: res.Hash, SaltDigest: SaltDigest(salt), Patterns: ps, Files: res.Files}
 }
 
 // NewComponentList is the list of one component's code hash: its patterns
@@ -75,13 +86,17 @@ func NewComponentList(c ComponentHash, shared []Pattern, comps []Component, salt
 //
 //	s3-asset-manager file list v1
 //	code-hash <code hash>
-//	salt <salt>
+//	salt-sha256 <SaltDigest of the salt>
 //	pattern <pattern>            (one line each, in order)
 //	<mode, 6 octal digits> <blob id> <path>   (one line a file, in path order)
 //
-// A salt, pattern or path holding a control character, or starting with '"',
-// is written Go-quoted, as git quotes unusual paths.
+// A pattern or path holding a control character, or starting with '"', is
+// written Go-quoted, as git quotes unusual paths. (Lists of earlier versions
+// hold "salt <salt>" instead: DecodeList reads both, see there.)
 func (l *List) Encode(w io.Writer) error {
+	if len(l.SaltDigest) != 64 || !isLowerHex(l.SaltDigest) {
+		return fmt.Errorf("file list of %s: the salt's digest %q is not 64 hex digits", l.CodeHash, l.SaltDigest)
+	}
 	// HuffmanOnly: check writes the list on every miss, on its critical
 	// path. For 200,000 files it takes 89 ms of CPU against BestSpeed's 214
 	// (and the default level's three times that), for 10 MB against 5.8 MB:
@@ -89,7 +104,7 @@ func (l *List) Encode(w io.Writer) error {
 	// shrinks below what Huffman coding alone does.
 	zw, _ := gzip.NewWriterLevel(w, gzip.HuffmanOnly)
 	bw := bufio.NewWriterSize(zw, 64<<10)
-	bw.WriteString(ListFormat + "\ncode-hash " + l.CodeHash + "\nsalt " + quoteField(l.Salt) + "\n")
+	bw.WriteString(ListFormat + "\ncode-hash " + l.CodeHash + "\nsalt-sha256 " + l.SaltDigest + "\n")
 	for _, p := range l.Patterns {
 		bw.WriteString("pattern " + quoteField(p) + "\n")
 	}
@@ -119,7 +134,10 @@ func (l *List) EncodeBytes() ([]byte, error) {
 }
 
 // DecodeList reads an encoded list. Anything that is not exactly the format
-// (a damaged or foreign object) wraps ErrBadList.
+// (a damaged or foreign object) wraps ErrBadList. A list written by an
+// earlier version, with the salt in clear ("salt <salt>"), is read as if it
+// held its digest: compared with a list of this version, it tells a changed
+// salt as one of its own would, and its value goes no further.
 func DecodeList(data []byte) (*List, error) {
 	if len(data) > MaxListSize {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadList, len(data), MaxListSize)
@@ -161,12 +179,19 @@ func decodeList(r io.Reader, headerOnly bool) (*List, error) {
 	}
 	l.CodeHash = h
 	s, _ = next()
-	salt, ok := strings.CutPrefix(s, "salt ")
-	if !ok {
+	if d, ok := strings.CutPrefix(s, "salt-sha256 "); ok {
+		if len(d) != 64 || !isLowerHex(d) {
+			return nil, bad(n, "the salt's digest is not 64 hex digits")
+		}
+		l.SaltDigest = d
+	} else if salt, ok := strings.CutPrefix(s, "salt "); ok {
+		clear, err := unquoteField(salt)
+		if err != nil {
+			return nil, bad(n, err.Error())
+		}
+		l.SaltDigest = SaltDigest(clear)
+	} else {
 		return nil, bad(n, "no salt line")
-	}
-	if l.Salt, err = unquoteField(salt); err != nil {
-		return nil, bad(n, err.Error())
 	}
 	for {
 		s, ok := next()
