@@ -162,6 +162,7 @@ var otherDashed = map[string]string{
 	"registry-image":             "a Concourse resource type",
 	"us-east-1":                  "an AWS region",
 	"working-tree-encoding":      "a git attribute",
+	"salt-sha256":                "a line of the file list",
 }
 
 var (
