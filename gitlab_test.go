@@ -15,13 +15,13 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/docscheck"
 	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -31,24 +31,18 @@ type docBlock struct {
 	file, lang, text string
 }
 
-var fence = regexp.MustCompile("(?ms)^```([a-z]*)\n(.*?)^```")
-
 // docBlocks returns the code blocks of README.md and docs/*.md, where the
-// examples users copy live.
+// examples users copy live, as internal/docscheck reads them.
 func docBlocks(t *testing.T) []docBlock {
 	t.Helper()
-	files, err := filepath.Glob("docs/*.md")
+	pages, err := docscheck.Pages(".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var blocks []docBlock
-	for _, f := range append([]string{"README.md"}, files...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range fence.FindAllStringSubmatch(string(b), -1) {
-			blocks = append(blocks, docBlock{file: f, lang: m[1], text: m[2]})
+	for _, p := range pages {
+		for _, b := range p.Blocks() {
+			blocks = append(blocks, docBlock{file: b.Page, lang: b.Info, text: b.Text})
 		}
 	}
 	return blocks
