@@ -457,6 +457,12 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 // and each component with its code hash. sets holds the component sets this
 // run knows; the others (another job's components) are looked up here. A
 // record already there that says the same is left as it is.
+//
+// A complete record of other components (a configuration with another
+// component list ran first) is left as it is too, with a warning: like every
+// complete record, it stands, so a download of the whole commit gets the same
+// set whichever configuration ran last. This configuration's own components
+// are complete all the same, each under artifacts/<commit>/<name>/.
 func (r *Runner) completeCommit(ctx context.Context, commit string, states []ComponentState, sets []Set, commitSet Set) error {
 	var unknown []int
 	for i := range states {
@@ -500,13 +506,30 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 			r.logf("%s: the commit's record is complete", where)
 			return nil
 		}
-		r.logf("%s: the commit's record lists other components or files: rewriting it", where)
+		if have, want := componentNames(commitSet.Record.Components), componentNames(rec.Components); !slices.Equal(have, want) {
+			r.logf("warning: %s: the commit's record is complete with other components (%s), not this configuration's (%s): left as it is."+
+				" A download of the whole commit gets those; PACKAGE_COMPONENT=<name> downloads one of this configuration's, each complete under its own prefix",
+				where, strings.Join(have, ", "), strings.Join(want, ", "))
+			return nil
+		}
+		// The same components, other builds under them (a component replaced and rebuilt since).
+		r.logf("%s: the commit's record lists other files of its components: rewriting it", where)
 	case SetNewer:
 		r.logf("warning: %s: the commit's record not written: %s", where, commitSet.Reason)
 		return nil
 	}
 	exclusive := commitSet.State == SetMissing || commitSet.State == SetUnrecorded || commitSet.State == 0
 	return r.writeRecord(ctx, Artifacts(commit), rec, exclusive)
+}
+
+// componentNames lists a record's component names, sorted.
+func componentNames(refs []manifest.ComponentRef) []string {
+	names := make([]string, len(refs))
+	for i, c := range refs {
+		names[i] = c.Name
+	}
+	slices.Sort(names)
+	return names
 }
 
 // sameCommitRecord reports whether two records of a commit's components name

@@ -455,3 +455,65 @@ func TestLookupCommitOfComponents(t *testing.T) {
 		}
 	}
 }
+
+// A complete commit record of other components (a configuration with
+// another component list ran first) is left as it is, with a warning: a
+// download of the whole commit gets the same set whichever configuration ran
+// last. One that is not complete is written for this configuration.
+func TestCommitRecordOfOtherComponents(t *testing.T) {
+	commitRecord := func(f *fakeStore, names ...string) {
+		files := map[string]string{}
+		var refs []manifest.ComponentRef
+		for _, n := range names {
+			files[n+"/"+n+".zip"] = n
+			refs = append(refs, manifest.ComponentRef{Name: n, CodeHash: strings.Repeat("0", 64)})
+		}
+		f.seed("artifacts/"+commitA+"/", manifest.Record{Kind: manifest.KindArtifacts, Commit: commitA, Components: refs}, files, nil, nil)
+	}
+	all := []string{"api", "fn1", "fn2"}
+	tests := []struct {
+		name   string
+		seed   func(f *fakeStore)
+		kept   bool // the record seeded is left as it is
+		warned bool
+	}{
+		{name: "fewer components", seed: func(f *fakeStore) { commitRecord(f, "api", "fn1") }, kept: true, warned: true},
+		{name: "more components", seed: func(f *fakeStore) {
+			commitRecord(f, "api", "fn1", "fn2", "web") // web: a component of the other configuration
+		}, kept: true, warned: true},
+		{name: "other components, the record not complete", seed: func(f *fakeStore) {
+			commitRecord(f, "api", "fn1", "web")
+			f.del("artifacts/" + commitA + "/web/web.zip") // the other configuration's component, deleted since
+		}},
+		{name: "none yet", seed: func(*fakeStore) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			for _, n := range all {
+				seedComponent(f, commitA, n, nil)
+			}
+			tt.seed(f)
+			before, _ := f.get("artifacts/" + commitA + "/" + manifest.Name)
+			r, logs := newMonoRunner(t, f, "", "")
+			res, err := r.Check(context.Background())
+			if err != nil || !res.Found {
+				t.Fatalf("check: found %t, %v\n%s", res.Found, err, logs)
+			}
+			after, _ := f.get("artifacts/" + commitA + "/" + manifest.Name)
+			if kept := bytes.Equal(before.body, after.body); kept != tt.kept {
+				t.Errorf("record left as it was: %t, want %t\n%s", kept, tt.kept, logs)
+			}
+			if warned := strings.Contains(logs.String(), "warning: s3://fake/artifacts/"+commitA+"/: the commit's record is complete with other components"); warned != tt.warned {
+				t.Errorf("warned %t, want %t\n%s", warned, tt.warned, logs)
+			}
+			set, err := r.LookupSet(context.Background(), Artifacts(commitA))
+			if err != nil || set.State != SetComplete {
+				t.Fatalf("the commit's record afterwards: %v %v", set.State, err)
+			}
+			if !tt.kept && !slices.Equal(componentNames(set.Record.Components), all) {
+				t.Errorf("the record written names %q, want %q", componentNames(set.Record.Components), all)
+			}
+		})
+	}
+}

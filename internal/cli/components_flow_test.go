@@ -446,3 +446,73 @@ func TestCommitOfComponentsChecksFiles(t *testing.T) {
 		}
 	})
 }
+
+// A check with another component list on a commit already complete leaves
+// the commit's record as it is and says so: a download of the whole commit
+// gets the same set whichever configuration ran last. The new
+// configuration's components are each complete under their own prefix.
+func TestCommitRecordKeptForAnotherComponentList(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoBuilt(t, srv, bucket)
+		recKey := "artifacts/" + d.head + "/.s3-asset-manager.json"
+		_, before := srv.Get(t, bucket, recKey)
+		wholeDownload := func(t *testing.T) []string {
+			t.Helper()
+			denv, dir := deployEnv(t, srv, bucket, d.head)
+			if r := run(t, denv, "download"); r.code != ExitOK {
+				t.Fatalf("download of the whole commit: %v", r)
+			}
+			var got []string
+			filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+				if err == nil && !e.IsDir() {
+					rel, _ := filepath.Rel(dir, p)
+					got = append(got, filepath.ToSlash(rel))
+				}
+				return nil
+			})
+			sort.Strings(got)
+			return got
+		}
+		want := wholeDownload(t)
+
+		for _, tc := range []struct {
+			name, components string
+			build            []string
+		}{
+			{"one more component", monoComponents + "\ndocs: docs/**", []string{"docs"}},
+			{"one fewer", "lambdas/*", nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				env["PACKAGE_COMPONENTS"] = tc.components
+				pkg := freshPackages(t, env)
+				r := run(t, env, "check")
+				if r.code != ExitOK || !slices.Equal(toBuild(t, pkg), tc.build) {
+					t.Fatalf("check: to build %q, want %q\n%v", toBuild(t, pkg), tc.build, r)
+				}
+				if len(tc.build) > 0 {
+					build(t, pkg, "v1", tc.build...)
+					if r = run(t, env, "upload"); r.code != ExitOK {
+						t.Fatalf("upload: %v", r)
+					}
+				}
+				if !strings.Contains(r.stderr, "the commit's record is complete with other components") {
+					t.Errorf("the log does not say the record is kept:\n%s", r.stderr)
+				}
+				if _, after := srv.Get(t, bucket, recKey); string(after) != string(before) {
+					t.Errorf("the commit's record was rewritten:\n%s\nwas:\n%s", after, before)
+				}
+				if got := wholeDownload(t); !slices.Equal(got, want) {
+					t.Errorf("the whole commit downloads as %q, want %q", got, want)
+				}
+				for _, n := range tc.build {
+					denv, dir := deployEnv(t, srv, bucket, d.head)
+					denv["PACKAGE_COMPONENT"] = n
+					if r := run(t, denv, "download"); r.code != ExitOK || !exists(filepath.Join(dir, n, n+".zip")) {
+						t.Errorf("download of %s alone: %v", n, r)
+					}
+				}
+			})
+		}
+	})
+}
