@@ -58,48 +58,6 @@ type Repo interface {
 	Components(ctx context.Context) ([]ComponentCode, error)
 }
 
-// Kind says which concern a failure came from; the CLI maps it to an exit code.
-type Kind int
-
-const (
-	KindConfig Kind = iota + 1 // a setting is wrong in a way only the data shows
-	KindGit
-	KindS3
-	KindPackage
-	KindNotFound // a set that was required is not there (download; check with fail-on-miss)
-)
-
-// Failure is an error attributed to a concern.
-type Failure struct {
-	Kind Kind
-	Err  error
-}
-
-func (f *Failure) Error() string { return f.Err.Error() }
-func (f *Failure) Unwrap() error { return f.Err }
-
-func fail(k Kind, err error) error {
-	if err == nil {
-		return nil
-	}
-	// Already attributed (by a concern this one called): that stands.
-	if f := (*Failure)(nil); errors.As(err, &f) {
-		return err
-	}
-	return &Failure{Kind: k, Err: err}
-}
-
-// failIn is fail with what was being done as context ("code hash: ..."),
-// added only to an error not attributed yet: a concern that attributed it
-// has said what it was doing, and saying it again repeats it
-// ("code hash: PACKAGE_COMPONENTS: code hash: ...").
-func failIn(k Kind, doing string, err error) error {
-	if f := (*Failure)(nil); err == nil || errors.As(err, &f) {
-		return err
-	}
-	return &Failure{Kind: k, Err: fmt.Errorf("%s: %w", doing, err)}
-}
-
 // ErrNoCommitHash: upload ran without a check before it.
 var ErrNoCommitHash = errors.New("no " + CommitFile + " in the package directory: run check first (in the same package directory)")
 
@@ -150,3 +108,6 @@ func removeIfExists(path string) (bool, error) {
 	}
 	return false, err
 }
+
+// store is the Store with every error attributed where it arises.
+func (r *Runner) store() Store { return storeKinds{r.Store} }

@@ -34,7 +34,7 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Se
 	r.logf("looking up %s", r.Store.URL(r.prefix(ref)+manifest.Name))
 	src, err := r.LookupSet(ctx, ref)
 	if err != nil {
-		return fail(KindS3, err)
+		return err
 	}
 	switch src.State {
 	case SetComplete:
@@ -81,7 +81,7 @@ func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, 
 		return nil, fmt.Errorf("%w: %w", errCacheChanged, err)
 	}
 	if err != nil {
-		return nil, fail(KindS3, err)
+		return nil, err
 	}
 	out := manifest.Record{
 		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, Component: component, CodeHash: hash,
@@ -120,7 +120,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 	}
 	existing, err := r.LookupSet(ctx, ref)
 	if err != nil {
-		return fail(KindS3, fmt.Errorf("fill cache: %w", err))
+		return fmt.Errorf("fill cache: %w", err)
 	}
 	switch existing.State {
 	case SetComplete:
@@ -142,7 +142,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 		return nil
 	}
 	if err != nil {
-		return fail(KindS3, fmt.Errorf("fill cache (the artifacts themselves are complete): %w", err))
+		return fmt.Errorf("fill cache (the artifacts themselves are complete): %w", err)
 	}
 	list := r.storeList(ctx, to, codeHash, rec.Component)
 	out := manifest.Record{
@@ -170,7 +170,7 @@ func (r *Runner) copySet(ctx context.Context, files []manifest.File, from, to st
 		if meta != nil {
 			req.Metadata = meta(f)
 		}
-		etag, err := r.Store.Copy(ctx, req)
+		etag, err := r.store().Copy(ctx, req)
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", f.Name, err)
 		}

@@ -84,7 +84,7 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	start := time.Now()
 	set, err := r.LookupSet(ctx, ref)
 	if err != nil {
-		return res, fail(KindS3, err)
+		return res, err
 	}
 	useCache := r.Config.CacheEnabled()
 	switch set.State {

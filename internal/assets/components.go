@@ -94,7 +94,7 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 		return failIn(KindGit, "code hash", err)
 	}
 	if commitErr != nil {
-		return fail(KindS3, commitErr)
+		return commitErr
 	}
 	files := 0
 	states := make([]ComponentState, len(codes))
@@ -174,7 +174,7 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 	st.Checked = true
 	dst, err := r.LookupSet(ctx, ComponentSet(commit, st.Name))
 	if err != nil {
-		return fail(KindS3, err)
+		return err
 	}
 	*set = dst
 	switch dst.State {
@@ -190,7 +190,7 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 	}
 	src, err := r.LookupSet(ctx, Cache(st.CodeHash))
 	if err != nil {
-		return fail(KindS3, err)
+		return err
 	}
 	if src.State != SetComplete {
 		st.Build = true
@@ -392,7 +392,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 		return err
 	})
 	if err != nil {
-		return fail(KindS3, err)
+		return err
 	}
 
 	sets := make([]Set, len(states))
@@ -476,7 +476,7 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 		return err
 	})
 	if err != nil {
-		return fail(KindS3, err)
+		return err
 	}
 	var waiting []string
 	for i, s := range sets {

@@ -123,7 +123,7 @@ func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (*manifest.Record, er
 	for looks := 1; ; looks++ {
 		set, err := r.LookupSet(ctx, ref)
 		if err != nil {
-			return nil, fail(KindS3, err)
+			return nil, err
 		}
 		if set.State == SetComplete {
 			return set.Record, nil
@@ -198,7 +198,7 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 		if rep != nil {
 			req.Progress = rep.Add
 		}
-		got, err := r.Store.Download(ctx, req)
+		got, err := r.store().Download(ctx, req)
 		if err != nil {
 			return r.downloadFailed(f.Name, err)
 		}
@@ -242,11 +242,11 @@ func (r *Runner) downloadFailed(name string, err error) error {
 	case errors.Is(err, s3store.ErrSourceChanged), errors.Is(err, s3store.ErrNotFound):
 		// Deleted or replaced after the lookup found the set complete: a
 		// prune at the same moment, or another writer.
-		return fail(KindNotFound, fmt.Errorf("%w: the set is not complete: %w (deleted or replaced while it was downloaded: pruned, or written again, at the same time)", ErrSetNotFound, err))
+		return failAs(KindNotFound, fmt.Errorf("%w: the set is not complete: %w (deleted or replaced while it was downloaded: pruned, or written again, at the same time)", ErrSetNotFound, err))
 	case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist):
-		return fail(KindPackage, err)
+		return failAs(KindPackage, err)
 	}
-	return fail(KindS3, err)
+	return err
 }
 
 // filePath is where a set's file goes in dir.

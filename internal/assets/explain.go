@@ -193,7 +193,7 @@ func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehas
 		return none("this check has no file list")
 	}
 	key := r.latestKey(component)
-	data, err := r.Store.ReadSmall(ctx, key, maxLatestSize)
+	data, err := r.store().ReadSmall(ctx, key, maxLatestSize)
 	if errors.Is(err, s3store.ErrNotFound) {
 		return Explanation{Headline: NothingCached}
 	}
@@ -230,7 +230,7 @@ func explain(commit, codeHash string, created time.Time, old, cur *codehash.List
 // another code hash, wraps codehash.ErrBadList.
 func (r *Runner) readList(ctx context.Context, codeHash string) (*codehash.List, error) {
 	key := r.prefix(Cache(codeHash)) + ListName
-	data, err := r.Store.ReadSmall(ctx, key, codehash.MaxListSize)
+	data, err := r.store().ReadSmall(ctx, key, codehash.MaxListSize)
 	if err != nil {
 		return nil, err
 	}
@@ -259,33 +259,33 @@ func (r *Runner) DiffStored(ctx context.Context, commit, codeHash, component str
 	var created time.Time
 	if codeHash == "" {
 		key := r.prefix(ComponentSet(commit, component)) + manifest.Name
-		data, err := r.Store.ReadSmall(ctx, key, manifest.MaxSize)
+		data, err := r.store().ReadSmall(ctx, key, manifest.MaxSize)
 		if errors.Is(err, s3store.ErrNotFound) {
-			return Explanation{}, fmt.Errorf("%w: no build of commit %s at %s", ErrNoStoredBuild, commit, r.Store.URL(key))
+			return Explanation{}, failAs(KindNotFound, fmt.Errorf("%w: no build of commit %s at %s", ErrNoStoredBuild, commit, r.Store.URL(key)))
 		}
 		if err != nil {
-			return Explanation{}, fail(KindS3, err)
+			return Explanation{}, err
 		}
 		// Read for advice only: neither signature nor trust matters here.
 		rec, err := manifest.Decode(data, nil)
 		if err != nil {
-			return Explanation{}, fmt.Errorf("%w: %s: %w", ErrNoStoredBuild, r.Store.URL(key), err)
+			return Explanation{}, failAs(KindNotFound, fmt.Errorf("%w: %s: %w", ErrNoStoredBuild, r.Store.URL(key), err))
 		}
 		if rec.CodeHash == "" {
-			return Explanation{}, fmt.Errorf("%w: the build of %s was stored without a code hash", ErrNoStoredBuild, commit)
+			return Explanation{}, failAs(KindNotFound, fmt.Errorf("%w: the build of %s was stored without a code hash", ErrNoStoredBuild, commit))
 		}
 		codeHash, created = rec.CodeHash, rec.Created
-	} else if data, err := r.Store.ReadSmall(ctx, r.prefix(Cache(codeHash))+manifest.Name, manifest.MaxSize); err == nil {
+	} else if data, err := r.store().ReadSmall(ctx, r.prefix(Cache(codeHash))+manifest.Name, manifest.MaxSize); err == nil {
 		if rec, err := manifest.Decode(data, nil); err == nil {
 			commit, created = rec.Commit, rec.Created
 		}
 	}
 	old, err := r.readList(ctx, codeHash)
 	if errors.Is(err, s3store.ErrNotFound) || errors.Is(err, codehash.ErrBadList) {
-		return Explanation{}, fmt.Errorf("%w: %w", ErrNoStoredBuild, err)
+		return Explanation{}, failAs(KindNotFound, fmt.Errorf("%w: %w", ErrNoStoredBuild, err))
 	}
 	if err != nil {
-		return Explanation{}, fail(KindS3, err)
+		return Explanation{}, err
 	}
 	e := explain(commit, codeHash, created, old, cur, 0)
 	return e, nil
@@ -376,7 +376,7 @@ func (r *Runner) storeList(ctx context.Context, prefix, codeHash, component stri
 		r.logf("warning: %s is not the file list of code hash %s: the cache entry gets none", path, codeHash)
 		return nil
 	}
-	_, err = r.Store.UploadFile(ctx, s3store.UploadRequest{
+	_, err = r.store().UploadFile(ctx, s3store.UploadRequest{
 		Key: prefix + ListName, Path: path, ContentType: "application/gzip",
 		Metadata: func([]byte) map[string]string { return nil },
 	})
@@ -395,7 +395,7 @@ func (r *Runner) noteLatest(ctx context.Context, component string, e LatestEntry
 	// One that cannot be read (missing, damaged, too big) starts afresh:
 	// it is only advice, and the next write should repair it.
 	var l Latest
-	if data, err := r.Store.ReadSmall(ctx, key, maxLatestSize); err == nil {
+	if data, err := r.store().ReadSmall(ctx, key, maxLatestSize); err == nil {
 		l, _ = decodeLatest(data)
 	}
 	entries := []LatestEntry{e}
@@ -408,7 +408,7 @@ func (r *Runner) noteLatest(ctx context.Context, component string, e LatestEntry
 	entries = entries[:min(len(entries), maxLatest)]
 	body, err := json.Marshal(Latest{Format: LatestFormat, Entries: entries})
 	if err == nil {
-		err = r.Store.WriteRecord(ctx, key, body, false)
+		err = r.store().WriteRecord(ctx, key, body, false)
 	}
 	if err != nil {
 		r.logf("warning: could not update %s (%v)", r.Store.URL(key), err)

@@ -139,13 +139,13 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	ctx, cancel := context.WithCancel(ctx) // one failing stops the other
 	defer cancel()
 	wg.Go(func() {
-		data, readErr = r.Store.ReadSmall(ctx, key, manifest.MaxSize)
+		data, readErr = r.store().ReadSmall(ctx, key, manifest.MaxSize)
 		if readErr != nil && !stored(readErr) {
 			cancel()
 		}
 	})
 	wg.Go(func() {
-		if objs, listErr = r.Store.List(ctx, set.Prefix); listErr != nil {
+		if objs, listErr = r.store().List(ctx, set.Prefix); listErr != nil {
 			cancel()
 		}
 	})
@@ -160,7 +160,7 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 		return set, listErr
 	}
 	if err := outer.Err(); err != nil {
-		return set, err
+		return set, fail(KindS3, err)
 	}
 	return r.judgeSet(set, data, readErr, objs), nil
 }

@@ -103,7 +103,7 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	ref := Artifacts(commit)
 	set, err := r.LookupSet(ctx, ref)
 	if err != nil {
-		return res, fail(KindS3, err)
+		return res, err
 	}
 	prefix := set.Prefix
 	res.Where = r.Store.URL(prefix)
@@ -202,13 +202,9 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 		if rep != nil {
 			req.Progress = rep.Add
 		}
-		up, err := r.Store.UploadFile(ctx, req)
+		up, err := r.store().UploadFile(ctx, req)
 		if err != nil {
-			k := KindS3
-			if errors.Is(err, s3store.ErrChanged) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-				k = KindPackage
-			}
-			return fail(k, fmt.Errorf("upload %s: %w", name, err))
+			return fmt.Errorf("upload %s: %w", name, err)
 		}
 		if rep != nil {
 			rep.FileDone()
@@ -237,15 +233,16 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 func (r *Runner) writeRecord(ctx context.Context, ref SetRef, rec manifest.Record, exclusive bool) error {
 	body, err := manifest.Encode(rec, r.Config.SigningKey)
 	if err != nil {
-		return fmt.Errorf("encode completion record: %w", err)
+		// Too many files, or names a record cannot hold: the package's.
+		return fail(KindPackage, fmt.Errorf("encode completion record: %w", err))
 	}
 	key := r.prefix(ref) + manifest.Name
-	err = r.Store.WriteRecord(ctx, key, body, exclusive)
+	err = r.store().WriteRecord(ctx, key, body, exclusive)
 	if errors.Is(err, s3store.ErrExists) {
 		return r.reconcile(ctx, ref, rec)
 	}
 	if err != nil {
-		return fail(KindS3, fmt.Errorf("write completion record: %w", err))
+		return fmt.Errorf("write completion record: %w", err)
 	}
 	r.logf("completion record %s written", r.Store.URL(key))
 	return nil
@@ -263,7 +260,7 @@ func (r *Runner) writeRecord(ctx context.Context, ref SetRef, rec manifest.Recor
 func (r *Runner) reconcile(ctx context.Context, ref SetRef, ours manifest.Record) error {
 	set, err := r.LookupSet(ctx, ref)
 	if err != nil {
-		return fail(KindS3, fmt.Errorf("another writer completed %s first, but it does not read back: %w", r.Store.URL(r.prefix(ref)), err))
+		return fmt.Errorf("another writer completed %s first, but it does not read back: %w", r.Store.URL(r.prefix(ref)), err)
 	}
 	where := r.Store.URL(set.Prefix)
 	switch set.State {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
@@ -52,39 +51,41 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			}
 		}
 	}
-	cmd, rest, err := parseArgs(args, lookup)
+	inv, err := parseArgs(args, lookup)
 	if err != nil {
-		logger.Printf("error: %v", err)
+		code := report(ctx, logger, err)
 		fmt.Fprintf(stderr, "run '%s --help' for usage\n", name)
-		return ExitUsage
+		return code
 	}
+	cmd := inv.cmd
 	switch cmd {
 	case "help":
-		usage(stdout)
+		if inv.helpFor != nil {
+			inv.helpFor.help(stdout)
+		} else {
+			usage(stdout)
+		}
 		return ExitOK
 	case "version":
 		fmt.Fprintf(stdout, "%s %s\n", name, version.Version)
 		return ExitOK
-	}
-	if cmd == "hash" {
-		return runHash(ctx, rest, lookup, stdout, logger)
-	}
-	if len(rest) > 0 {
-		logger.Printf("error: %s takes no arguments, got %q (settings come from environment variables)", cmd, rest)
-		return ExitUsage
+	case "hash":
+		if err := runHash(ctx, inv.opts, lookup, stdout, logger); err != nil {
+			return report(ctx, logger, err)
+		}
+		return ExitOK
 	}
 
 	gh := ghaction.New(lookup, stdout)
 	cfg, err := config.Load(lookup, config.Requirements{Bucket: true})
 	if err != nil {
 		err = withTreeProblems(ctx, err)
-		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
 		gh.Error("invalid settings: " + err.Error())
 		// Outputs are never empty: a later `if: found != 'true'` must run the build.
 		if oerr := gh.SetOutputs(ghaction.Outputs{}); oerr != nil {
 			logger.Printf("error: write step outputs: %v", oerr)
 		}
-		return ExitUsage
+		return report(ctx, logger, &assets.Failure{Kind: assets.KindConfig, Err: err})
 	}
 	for _, secret := range cfg.Secrets {
 		gh.Mask(secret)
@@ -96,7 +97,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	err = func() error {
 		store, err := openStore(ctx, cfg, lookup, gh)
 		if err != nil {
-			return &assets.Failure{Kind: assets.KindS3, Err: err}
+			return err
 		}
 		runner := &assets.Runner{
 			Config:     cfg,
@@ -130,7 +131,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	return ExitOK
 }
 
-// openStore connects to the bucket the settings name.
+// openStore connects to the bucket the settings name; a failure is S3's.
 func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh *ghaction.Reporter) (*s3store.Store, error) {
 	// In GitHub Actions with id-token: write, AWS_ROLE_ARN alone is enough:
 	// the job's OIDC token stands in for AWS_WEB_IDENTITY_TOKEN_FILE.
@@ -143,7 +144,7 @@ func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh
 			}
 		}
 	}
-	return s3store.New(ctx, s3store.Options{
+	store, err := s3store.New(ctx, s3store.Options{
 		WebIdentityRole: webRole,
 		IDToken:         idToken,
 		Bucket:          cfg.Bucket,
@@ -154,6 +155,10 @@ func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh
 		RequestTimeout:  cfg.RequestTimeout,
 		ContentMD5:      cfg.ContentMD5,
 	})
+	if err != nil {
+		return nil, &assets.Failure{Kind: assets.KindS3, Err: err}
+	}
+	return store, nil
 }
 
 // outcome holds the result of whichever command ran.
@@ -246,99 +251,23 @@ func setFiles(prefix string, files []manifest.File) []ghaction.File {
 	return out
 }
 
-// report logs a failure and picks its exit code.
-func report(ctx context.Context, logger *log.Logger, err error) int {
-	if ctx.Err() != nil {
-		logger.Printf("error: interrupted: %v", err)
-		return ExitInterrupted
-	}
-	var f *assets.Failure
-	if errors.As(err, &f) && f.Kind == assets.KindConfig {
-		// As the settings' own problems are: each on its line.
-		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
-		return ExitUsage
-	}
-	logger.Printf("error: %v", err)
-	if errors.As(err, &f) {
-		switch f.Kind {
-		case assets.KindGit:
-			return ExitGit
-		case assets.KindS3:
-			return ExitS3
-		case assets.KindPackage:
-			return ExitPackage
-		case assets.KindNotFound:
-			return ExitNotFound
-		}
-	}
-	return ExitFailure
-}
-
-// parseArgs finds the command: from the program's name (check, upload, download, prune), else
-// the first argument, else the action input "mode".
-func parseArgs(args []string, lookup config.Lookup) (cmd string, rest []string, err error) {
-	var prog string
-	if len(args) > 0 {
-		prog, args = filepath.Base(args[0]), args[1:]
-	}
-	var positional []string
-	for _, a := range args {
-		switch a {
-		case "-h", "--help", "help":
-			return "help", nil, nil
-		case "-V", "--version", "version":
-			return "version", nil, nil
-		}
-		if strings.HasPrefix(a, "-") && a != "-v" && a != "--verbose" && a != "--diff" && !strings.HasPrefix(a, "--diff=") {
-			return "", nil, fmt.Errorf("unknown flag %q", a)
-		}
-		positional = append(positional, a)
-	}
-	switch prog {
-	case "check", "upload", "download", "prune":
-		return prog, positional, nil
-	}
-	if len(positional) == 0 {
-		if m, ok := lookup(config.InputEnv("mode")); ok && strings.TrimSpace(m) != "" {
-			positional = []string{strings.TrimSpace(m)}
-		} else {
-			return "", nil, errors.New("no command: give check, upload, download, prune or hash")
-		}
-	}
-	switch positional[0] {
-	case "check", "upload", "download", "prune", "hash":
-		return positional[0], positional[1:], nil
-	}
-	return "", nil, fmt.Errorf("unknown command %q: give check, upload, download, prune or hash", positional[0])
-}
-
 func usage(w io.Writer) {
 	fmt.Fprintf(w, `%[1]s %[2]s: skip CI builds whose artifacts are already in S3.
 
 Usage:
-  %[1]s check     look for the commit's artifacts; touch $PACKAGE_DIRECTORY/.found if complete.
-                   With PACKAGE_COMPONENTS: per component; <name>/.found for each complete
-                   one, the names to build in $PACKAGE_DIRECTORY/.components-to-build
-  %[1]s upload    upload the package directory's files, unless .found exists.
-                   With components: each one check listed, from $PACKAGE_DIRECTORY/<name>/
-  %[1]s download  fetch a commit's complete set into the package directory, every file
-                   verified against its completion record; exit 6 when it is not there
-  %[1]s prune     plan what no pipeline will use again (old commit sets, unused cache
-                   entries, sets without a record, abandoned multipart uploads) and
-                   print it; delete it with PACKAGE_ASSETS_PRUNE_APPLY=true
-  %[1]s hash [-v]  print the code hash of GIT_REPO_PATH for CODE_HASH_FIND_FILTER;
-                   -v also lists every file that went in (mode, id, path).
-                   With PACKAGE_COMPONENTS: "<hash>  <name>" a component
-                   (PACKAGE_COMPONENT: that one's hash alone)
-  %[1]s hash --diff REF
-                   what differs from the stored build of REF (a commit, branch or tag,
-                   or a code hash): files, patterns, salt; needs the bucket settings.
-                   With components: the one PACKAGE_COMPONENT names
-  %[1]s --version
+`, name, version.Version)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s %s\n", name, c.synopsis)
+		for _, l := range c.doc {
+			fmt.Fprintf(w, "                   %s\n", l)
+		}
+	}
+	fmt.Fprintf(w, `  %[1]s --version
+  %[1]s <command> --help   a command's own usage and flags
 Also runs as "check", "upload", "download" and "prune" through links of those names.
 
 Settings (environment variables; GitHub Action inputs win when set):
-`, name, version.Version)
+`, name)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	for _, s := range config.Settings {
 		def := s.Default

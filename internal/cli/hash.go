@@ -109,64 +109,41 @@ func withTreeProblems(ctx context.Context, err error) error {
 
 // runHash prints the code hash, and with -v every file that went into it;
 // with --diff REF, what differs from the stored build of REF instead.
-func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io.Writer, logger *log.Logger) int {
-	verbose, diffRef := false, ""
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; {
-		case a == "-v" || a == "--verbose":
-			verbose = true
-		case a == "--diff" && i+1 < len(args):
-			diffRef = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--diff="):
-			diffRef = strings.TrimPrefix(a, "--diff=")
-		default:
-			logger.Printf("error: hash takes only -v or --diff REF, got %q", a)
-			return ExitUsage
-		}
-	}
-	if strings.HasPrefix(diffRef, "-") || (diffRef == "" && slices.Contains(args, "--diff")) || slices.Contains(args, "--diff=") {
-		logger.Printf("error: --diff needs a commit, branch, tag or code hash")
-		return ExitUsage
+func runHash(ctx context.Context, opts options, lookup config.Lookup, stdout io.Writer, logger *log.Logger) error {
+	verbose, diffRef := opts.verbose, opts.diff
+	if opts.diffSet && (diffRef == "" || strings.HasPrefix(diffRef, "-")) {
+		return usageError(errors.New("--diff needs a commit, branch, tag or code hash"))
 	}
 	cfg, err := config.Load(lookup, config.Requirements{Bucket: diffRef != ""})
 	if err != nil {
-		err = withTreeProblems(ctx, err)
-		logger.Printf("error: invalid settings:\n%s", indent(err.Error()))
-		return ExitUsage
+		return &assets.Failure{Kind: assets.KindConfig, Err: withTreeProblems(ctx, err)}
 	}
 	if cfg.Component != "" && !cfg.ComponentsEnabled() {
-		logger.Printf("error: PACKAGE_COMPONENT is set but PACKAGE_COMPONENTS is not")
-		return ExitUsage
+		return usageError(errors.New("PACKAGE_COMPONENT is set but PACKAGE_COMPONENTS is not"))
 	}
 	if !cfg.CacheEnabled() && !cfg.ComponentsEnabled() {
-		logger.Printf("error: neither CODE_HASH_FIND_FILTER nor PACKAGE_COMPONENTS is set: nothing to hash")
-		return ExitUsage
+		return usageError(errors.New("neither CODE_HASH_FIND_FILTER nor PACKAGE_COMPONENTS is set: nothing to hash"))
 	}
 	repo, err := openCheckout(cfg.RepoPath, cfg)
 	if err != nil {
-		logger.Printf("error: open git repository: %v", err) // its error names the path
-		return ExitGit
+		// Its error names the path.
+		return &assets.Failure{Kind: assets.KindGit, Err: fmt.Errorf("open git repository: %w", err)}
 	}
 	setting := "CODE_HASH_FIND_FILTER"
 	if cfg.ComponentsEnabled() {
 		setting = "PACKAGE_COMPONENTS"
 	}
-	failed := func(err error) int {
-		if err = settingsProblem(err, setting); !errors.As(err, new(*assets.Failure)) {
+	failed := func(err error) error {
+		if err = settingsProblem(err, setting); assets.KindOf(err) == 0 {
 			err = &assets.Failure{Kind: assets.KindGit, Err: fmt.Errorf("code hash: %w", err)}
 		}
-		return report(ctx, logger, err)
+		return err
 	}
-	list := func(r codehash.Result) int {
+	list := func(r codehash.Result) error {
 		if !verbose {
-			return ExitOK
+			return nil
 		}
-		if err := r.WriteList(stdout); err != nil {
-			logger.Printf("error: %v", err)
-			return ExitFailure
-		}
-		return ExitOK
+		return r.WriteList(stdout)
 	}
 	if !cfg.ComponentsEnabled() {
 		res, err := codehash.Compute(ctx, repo.Repo, cfg.Filter, cfg.Salt)
@@ -176,11 +153,11 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 		if diffRef != "" {
 			return diffStored(ctx, cfg, lookup, repo.Repo, codehash.NewList(res, cfg.Filter, cfg.Salt), "", diffRef, stdout, logger)
 		}
-		if code := list(res); code != ExitOK {
-			return code
+		if err := list(res); err != nil {
+			return err
 		}
 		fmt.Fprintln(stdout, res.Hash)
-		return ExitOK
+		return nil
 	}
 
 	// Components: "<hash>  <name>" a line, as sha256sum prints; with
@@ -194,15 +171,14 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 	}
 	if diffRef != "" {
 		if cfg.Component == "" {
-			logger.Printf("error: --diff with PACKAGE_COMPONENTS compares one component: set PACKAGE_COMPONENT")
-			return ExitUsage
+			return usageError(errors.New("--diff with PACKAGE_COMPONENTS compares one component: set PACKAGE_COMPONENT"))
 		}
 		c := comps[0]
 		return diffStored(ctx, cfg, lookup, repo.Repo, codehash.NewComponentList(c, cfg.Filter, cfg.Components, cfg.Salt), c.Name, diffRef, stdout, logger)
 	}
 	for _, c := range comps {
-		if code := list(c.Result); code != ExitOK {
-			return code
+		if err := list(c.Result); err != nil {
+			return err
 		}
 		if cfg.Component != "" {
 			fmt.Fprintln(stdout, c.Hash)
@@ -210,13 +186,13 @@ func runHash(ctx context.Context, args []string, lookup config.Lookup, stdout io
 			fmt.Fprintf(stdout, "%s  %s\n", c.Hash, c.Name)
 		}
 	}
-	return ExitOK
+	return nil
 }
 
 // diffStored prints what differs between the checkout and the stored build
 // of ref: a 64-hex code hash, or a commit in git's revision syntax (HEAD~1,
 // main^, a tag, an abbreviated id; or a full id the checkout does not have).
-func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, repo *gitrepo.Repo, cur *codehash.List, component, ref string, stdout io.Writer, logger *log.Logger) int {
+func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, repo *gitrepo.Repo, cur *codehash.List, component, ref string, stdout io.Writer, logger *log.Logger) error {
 	var commit, codeHash string
 	if len(ref) == 64 && manifest.ValidCodeHash(strings.ToLower(ref)) {
 		codeHash = strings.ToLower(ref)
@@ -227,25 +203,20 @@ func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, r
 			if !strings.ContainsAny(ref, "~^@:") {
 				hint = ", nor a code hash (64 hex digits)"
 			}
-			logger.Printf("error: --diff %s: %v%s", codehash.Printable(ref), err, hint)
-			return ExitUsage
+			return usageError(fmt.Errorf("--diff %s: %v%s", codehash.Printable(ref), err, hint))
 		}
 	}
 	store, err := openStore(ctx, cfg, lookup, ghaction.New(lookup, io.Discard))
 	if err != nil {
-		return report(ctx, logger, &assets.Failure{Kind: assets.KindS3, Err: err})
+		return err
 	}
 	runner := &assets.Runner{Config: cfg, Store: store, Log: logger}
 	e, err := runner.DiffStored(ctx, commit, codeHash, component, cur)
-	if errors.Is(err, assets.ErrNoStoredBuild) {
-		logger.Printf("error: %v", err)
-		return ExitNotFound
-	}
 	if err != nil {
-		return report(ctx, logger, err)
+		return err
 	}
 	for _, l := range e.Text(time.Now()) {
 		fmt.Fprintln(stdout, l)
 	}
-	return ExitOK
+	return nil
 }
