@@ -7,23 +7,12 @@ package assets
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
-)
-
-// Marker files in the package directory, as the original tool wrote them.
-const (
-	FoundFile    = ".found"
-	CommitFile   = ".commit-hash"
-	CodeHashFile = ".code-hash"
 )
 
 // Metadata keys on every stored object (x-amz-meta-...).
@@ -76,38 +65,19 @@ type Runner struct {
 	// clock stands in for the real one while download waits (tests); nil
 	// is the real one.
 	clock waitClock
+	work  *workspace
 }
 
 func (r *Runner) logf(format string, args ...any) { r.Log.Printf(format, args...) }
 
-func (r *Runner) pkgPath(name string) string { return filepath.Join(r.Config.PackageDir, name) }
-
-func writeMarker(path, content string) error {
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// readMarker returns a marker file's trimmed content; os.ErrNotExist if absent.
-func readMarker(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func removeIfExists(path string) (bool, error) {
-	err := os.Remove(path)
-	if err == nil {
-		return true, nil
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	return false, err
-}
-
 // store is the Store with every error attributed where it arises.
 func (r *Runner) store() Store { return storeKinds{r.Store} }
+
+// workspace is the package directory of this run (made on first use, by a
+// command before it goes parallel; a command starts a fresh one).
+func (r *Runner) workspace() *workspace {
+	if r.work == nil || r.work.dir != r.Config.PackageDir {
+		r.work = newWorkspace(r.Config.PackageDir, r.logf)
+	}
+	return r.work
+}

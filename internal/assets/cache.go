@@ -26,8 +26,8 @@ func (r *Runner) fromCache(ctx context.Context, repo Repo, commit string, dst Se
 	hash := list.CodeHash
 	res.CodeHash = hash
 	r.logf("code hash %s over %s (%s)", hash, words.Count(len(list.Files), "file", "files"), time.Since(start).Round(time.Millisecond))
-	if err := writeMarker(r.pkgPath(CodeHashFile), hash); err != nil {
-		return fail(KindPackage, err)
+	if err := r.workspace().writeCodeHash(hash); err != nil {
+		return err
 	}
 
 	ref := Cache(hash)

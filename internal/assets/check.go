@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -35,31 +34,38 @@ type CheckResult struct {
 }
 
 // Check decides whether the commit's artifacts exist, and marks the package
-// directory for the tasks after it.
+// directory for the tasks after it. A check that fails leaves no marker it
+// wrote (an upload after it finds no commit to store a build under); a miss
+// with PACKAGE_ASSETS_FAIL_ON_MISS is a verdict, not a failure: its markers
+// stay for the upload.
 func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
+	r.work = nil
+	res, err := r.check(ctx)
+	if err != nil {
+		r.workspace().rollback()
+		return res, err
+	}
+	// (With components, check has never failed on a miss: a component to
+	// build is the expected outcome of a partial change.)
+	if !res.Found && r.Config.FailOnMiss && !r.Config.ComponentsEnabled() {
+		looked := r.Store.URL(r.prefix(Artifacts(res.Commit)))
+		if res.CodeHash != "" {
+			looked += " nor " + r.Store.URL(r.prefix(Cache(res.CodeHash)))
+		}
+		return res, fail(KindNotFound, fmt.Errorf("%w: no complete set at %s, and PACKAGE_ASSETS_FAIL_ON_MISS is set", ErrSetNotFound, looked))
+	}
+	return res, nil
+}
+
+func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 	var res CheckResult
-	dir := r.Config.PackageDir
-	if err := makePackageDir(dir); err != nil {
-		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
-	}
-	// Markers of an earlier run in a reused directory must not leak into this
-	// one, even if this check fails: a stale .found skips the build, a stale
-	// .commit-hash makes an upload store this build under another commit, a
-	// stale .code-hash fills the wrong cache.
-	for _, name := range []string{FoundFile, CommitFile, CodeHashFile, CodeHashListFile} {
-		removed, err := removeIfExists(r.pkgPath(name))
-		if err != nil {
-			return res, fail(KindPackage, fmt.Errorf("remove stale %s: %w", name, err))
-		}
-		if removed {
-			r.logf("removed %s left by an earlier run", r.pkgPath(name))
-		}
-	}
-	if err := r.removeComponentMarkers(); err != nil {
-		return res, fail(KindPackage, err)
-	}
+	w := r.workspace()
+	// Every setting before anything is written.
 	if r.Config.Component != "" && !r.Config.ComponentsEnabled() {
 		return res, fail(KindConfig, errors.New("PACKAGE_COMPONENT is set but PACKAGE_COMPONENTS is not: declare the components"))
+	}
+	if err := w.prepare(); err != nil {
+		return res, err
 	}
 
 	repo, err := r.OpenRepo(r.Config.RepoPath)
@@ -72,8 +78,8 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	}
 	res.Commit = commit
 	r.logf("commit %s (HEAD of %s)", commit, r.Config.RepoPath)
-	if err := writeMarker(r.pkgPath(CommitFile), commit); err != nil {
-		return res, fail(KindPackage, err)
+	if err := w.writeCommit(commit); err != nil {
+		return res, err
 	}
 	if r.Config.ComponentsEnabled() {
 		return res, r.checkComponents(ctx, repo, commit, &res)
@@ -118,37 +124,18 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	}
 
 	if res.Found {
-		if err := writeMarker(r.pkgPath(FoundFile), ""); err != nil {
-			return res, fail(KindPackage, err)
+		if err := w.writeFound(""); err != nil {
+			return res, err
 		}
 		how := "found"
 		if res.CacheHit {
 			how = "found in the cache"
 		}
-		r.logf("result: %s, the build can be skipped (%s written)", how, r.pkgPath(FoundFile))
+		r.logf("result: %s, the build can be skipped (%s written)", how, w.path(FoundFile))
 		return res, nil
 	}
-	if r.Config.FailOnMiss {
-		looked := r.Store.URL(set.Prefix)
-		if res.CodeHash != "" {
-			looked += " nor " + r.Store.URL(r.prefix(Cache(res.CodeHash)))
-		}
-		return res, fail(KindNotFound, fmt.Errorf("%w: no complete set at %s, and PACKAGE_ASSETS_FAIL_ON_MISS is set", ErrSetNotFound, looked))
+	if !r.Config.FailOnMiss {
+		r.logf("result: not found, the build must run and upload")
 	}
-	r.logf("result: not found, the build must run and upload")
 	return res, nil
-}
-
-// makePackageDir creates the package directory if needed. Created by root
-// (a GitHub docker action runs as root), it is handed to the owner of its
-// parent, so that the build steps after it, running as the runner's user,
-// can write their artifacts into it.
-func makePackageDir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return chownLikeParent(dir)
 }

@@ -2,7 +2,6 @@ package assets
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,17 +16,6 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
-)
-
-// Files in the package directory for components (PACKAGE_COMPONENTS). A
-// component's own files go to the sub-directory named after it, where check
-// marks it complete with FoundFile.
-const (
-	// ComponentsFile is every component's state as check left it (JSON):
-	// what upload reads to know the components and their code hashes.
-	ComponentsFile = ".components.json"
-	// ToBuildFile names the components to build, one a line, for a shell loop.
-	ToBuildFile = ".components-to-build"
 )
 
 // ComponentCode is one component's code hash.
@@ -61,12 +49,6 @@ type ComponentState struct {
 	// Files and Bytes of the component's stored set, when known.
 	Files int   `json:"-"`
 	Bytes int64 `json:"-"`
-}
-
-// componentsState is the content of ComponentsFile.
-type componentsState struct {
-	Commit     string           `json:"commit"`
-	Components []ComponentState `json:"components"`
 }
 
 // ComponentSet is the set of one component of a commit:
@@ -227,110 +209,24 @@ func (r *Runner) componentMissed(ctx context.Context, st *ComponentState, list *
 }
 
 // writeComponentMarkers leaves in the package directory what the build and
-// upload need: <name>/.found for each complete component, the names to build
-// (ToBuildFile), every component's state (ComponentsFile), and .found when
-// every component this check dealt with is complete.
+// upload need (workspace.writeComponents), and .found when every component
+// this check dealt with is complete.
 func (r *Runner) writeComponentMarkers(commit string, states []ComponentState, all bool) error {
-	var build strings.Builder
-	for _, s := range states {
-		switch {
-		case s.Build:
-			build.WriteString(s.Name + "\n")
-		case s.Found:
-			dir := r.pkgPath(s.Name)
-			if err := makePackageDir(dir); err != nil {
-				return fail(KindPackage, fmt.Errorf("create %s: %w", dir, err))
-			}
-			if err := writeMarker(filepath.Join(dir, FoundFile), ""); err != nil {
-				return fail(KindPackage, err)
-			}
-		}
-	}
-	body, err := json.MarshalIndent(componentsState{Commit: commit, Components: states}, "", "  ")
-	if err != nil {
-		return fail(KindPackage, err)
-	}
-	if err := writeMarker(r.pkgPath(ComponentsFile), string(body)+"\n"); err != nil {
-		return fail(KindPackage, err)
-	}
-	if err := writeMarker(r.pkgPath(ToBuildFile), build.String()); err != nil {
-		return fail(KindPackage, err)
-	}
-	if all {
-		if err := writeMarker(r.pkgPath(FoundFile), ""); err != nil {
-			return fail(KindPackage, err)
-		}
-		r.logf("result: every component is complete, the build can be skipped (%s written)", r.pkgPath(FoundFile))
-		return nil
-	}
-	n := strings.Count(build.String(), "\n")
-	r.logf("result: %s to build, listed in %s: %s", words.Count(n, "component", "components"),
-		r.pkgPath(ToBuildFile), strings.ReplaceAll(strings.TrimSpace(build.String()), "\n", ", "))
-	return nil
-}
-
-// removeComponentMarkers removes what an earlier check left for components:
-// the state files and each sub-directory's .found. Done on every check, with
-// components or not, so that a stale file never steers an upload.
-func (r *Runner) removeComponentMarkers() error {
-	for _, name := range []string{ComponentsFile, ToBuildFile} {
-		if _, err := removeIfExists(r.pkgPath(name)); err != nil {
-			return fmt.Errorf("remove stale %s: %w", name, err)
-		}
-	}
-	if err := os.RemoveAll(r.pkgPath(ComponentListDir)); err != nil {
-		return fmt.Errorf("remove stale %s: %w", ComponentListDir, err)
-	}
-	ents, err := os.ReadDir(r.Config.PackageDir)
+	w := r.workspace()
+	build, err := w.writeComponents(commit, states)
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		if e.IsDir() {
-			if _, err := removeIfExists(filepath.Join(r.Config.PackageDir, e.Name(), FoundFile)); err != nil {
-				return fmt.Errorf("remove stale %s/%s: %w", e.Name(), FoundFile, err)
-			}
+	if all {
+		if err := w.writeFound(""); err != nil {
+			return err
 		}
+		r.logf("result: every component is complete, the build can be skipped (%s written)", w.path(FoundFile))
+		return nil
 	}
+	r.logf("result: %s to build, listed in %s: %s", words.Count(len(build), "component", "components"),
+		w.path(ToBuildFile), strings.Join(build, ", "))
 	return nil
-}
-
-// readComponentsState reads ComponentsFile (ok false when there is none),
-// checking every value before it goes into a key, a record or an output.
-func (r *Runner) readComponentsState(commit string) (st componentsState, ok bool, err error) {
-	path := r.pkgPath(ComponentsFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, fail(KindPackage, err)
-	}
-	bad := func(format string, args ...any) error {
-		return fail(KindPackage, fmt.Errorf("%s: %s (run check again)", path, fmt.Sprintf(format, args...)))
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
-		return st, false, bad("not this version's JSON: %v", err)
-	}
-	if st.Commit != commit {
-		return st, false, bad("for commit %q, not %s", words.Truncate(st.Commit, 80), commit)
-	}
-	if len(st.Components) == 0 {
-		return st, false, bad("lists no components")
-	}
-	seen := map[string]bool{}
-	for _, c := range st.Components {
-		if err := manifest.ValidComponent(c.Name); err != nil || seen[c.Name] {
-			return st, false, bad("component name %q is not valid or listed twice", words.Truncate(c.Name, 80))
-		}
-		seen[c.Name] = true
-		if !manifest.ValidCodeHash(c.CodeHash) {
-			return st, false, bad("component %s: code hash %q is malformed", c.Name, words.Truncate(c.CodeHash, 80))
-		}
-	}
-	return st, true, nil
 }
 
 // uploadComponents is upload with the state check left for components: the
@@ -357,17 +253,19 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 		if !s.Build {
 			continue
 		}
-		dir := r.pkgPath(s.Name)
-		if _, err := os.Stat(filepath.Join(dir, FoundFile)); err == nil {
+		dir := r.workspace().path(s.Name)
+		if found, err := r.workspace().found(s.Name); err != nil {
+			return err
+		} else if found {
 			continue // complete: check found it
 		}
-		files, err := packageFiles(dir, r.logf)
+		files, err := r.workspace().files(dir)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				missing = append(missing, s.Name)
 				continue
 			}
-			return fail(KindPackage, fmt.Errorf("component %s: %w", s.Name, err))
+			return fmt.Errorf("component %s: %w", s.Name, err)
 		}
 		jobs = append(jobs, &job{i: i, dir: dir, files: files})
 	}

@@ -41,6 +41,7 @@ const (
 // Download fetches the commit's complete set (or one component's) into the
 // package directory, every file verified against the completion record.
 func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
+	r.work = nil
 	var res DownloadResult
 	commit, from, err := r.downloadCommit()
 	if err != nil {
@@ -63,8 +64,8 @@ func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := makePackageDir(dir); err != nil {
-		return res, fail(KindPackage, fmt.Errorf("create package directory: %w", err))
+	if err := r.workspace().mkdir(dir); err != nil {
+		return res, fmt.Errorf("create package directory: %w", err)
 	}
 	r.logf("found: %s, %s, complete since %s; downloading to %s", words.Count(len(rec.Files), "file", "files"), progress.Size(rec.TotalSize()),
 		rec.Created.UTC().Format(time.RFC3339), dir)
@@ -84,15 +85,13 @@ func (r *Runner) downloadCommit() (commit, from string, err error) {
 	if c := r.Config.Commit; c != "" {
 		return c, "PACKAGE_ASSETS_COMMIT", nil
 	}
-	path := r.pkgPath(CommitFile)
-	c, err := readMarker(path)
+	path := r.workspace().path(CommitFile)
+	c, err := r.workspace().commit()
 	switch {
-	case err == nil && manifest.ValidCommit(c):
+	case err != nil:
+		return "", "", err
+	case c != "":
 		return c, "from " + path, nil
-	case err == nil:
-		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", path, words.Truncate(c, 80)))
-	case !errors.Is(err, os.ErrNotExist):
-		return "", "", fail(KindPackage, err)
 	}
 	repo, err := r.OpenRepo(r.Config.RepoPath)
 	if err == nil {
@@ -192,8 +191,8 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 			return fail(KindS3, fmt.Errorf("%s: sha256 %q: %w", f.Name, f.SHA256, err))
 		}
 		req := s3store.DownloadRequest{Key: prefix + f.Name, Path: filePath(dir, f.Name), Size: f.Size, SHA256: sum, ETag: f.ETag, Mode: 0o644}
-		if err := os.MkdirAll(filepath.Dir(req.Path), 0o755); err != nil {
-			return fail(KindPackage, err)
+		if err := r.workspace().mkdir(filepath.Dir(req.Path)); err != nil {
+			return err
 		}
 		if rep != nil {
 			req.Progress = rep.Add
@@ -203,6 +202,9 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 			return r.downloadFailed(f.Name, err)
 		}
 		verified[i] = true
+		if err := r.workspace().own(req.Path); err != nil {
+			return err
+		}
 		if rep != nil {
 			rep.FileDone()
 		}

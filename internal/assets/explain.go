@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -334,26 +333,13 @@ func (r *Runner) keepList(list *codehash.List, component string) {
 	if list == nil || r.Config.CacheReadOnly {
 		return
 	}
-	path := r.listPath(component)
 	data, err := list.EncodeBytes()
 	if err == nil {
-		err = os.MkdirAll(filepath.Dir(path), 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(path, data, 0o644)
+		err = r.workspace().keepList(component, data)
 	}
 	if err != nil {
 		r.logf("warning: could not keep the file list for the cache entry (%v); its misses will not be explained", err)
 	}
-}
-
-// listPath is where check keeps the file list of the whole filter (""), or
-// of a component (not in the component's directory, which the build makes).
-func (r *Runner) listPath(component string) string {
-	if component == "" {
-		return r.pkgPath(CodeHashListFile)
-	}
-	return filepath.Join(r.Config.PackageDir, ComponentListDir, component+".gz")
 }
 
 // storeList uploads the package directory's file list beside a cache entry
@@ -361,7 +347,7 @@ func (r *Runner) listPath(component string) string {
 // pointer), or nil when there is none for this code hash. Advice only: a
 // failure is logged, never fatal.
 func (r *Runner) storeList(ctx context.Context, prefix, codeHash, component string) *codehash.List {
-	path := r.listPath(component)
+	path := r.workspace().listPath(component)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

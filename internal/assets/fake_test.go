@@ -40,6 +40,9 @@ type fakeStore struct {
 	// every ReadSmall's answer (a store that refuses or fails).
 	reads   []string
 	readErr error
+	// failReadsFrom, when set, makes every ReadSmall of a key under it
+	// fail as access denied.
+	failReadsFrom string
 	// listErr, when set, is every List's answer.
 	listErr error
 	// beforeDownload, when set, runs once before the first Download: the
@@ -89,6 +92,9 @@ func (f *fakeStore) ReadSmall(_ context.Context, key string, max int64) ([]byte,
 	f.mu.Lock()
 	f.reads = append(f.reads, key)
 	err := f.readErr
+	if f.failReadsFrom != "" && strings.HasPrefix(key, f.failReadsFrom) {
+		err = s3store.ErrAccessDenied
+	}
 	f.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", f.URL(key), err)

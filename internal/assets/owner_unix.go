@@ -9,7 +9,7 @@ import (
 )
 
 // chownLikeParent hands dir to the owner of its parent when root made it for
-// a non-root owner (see makePackageDir).
+// a non-root owner (see workspace.own).
 func chownLikeParent(dir string) error {
 	if os.Geteuid() != 0 {
 		return nil

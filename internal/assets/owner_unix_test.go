@@ -3,8 +3,14 @@
 package assets
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 )
@@ -20,7 +26,7 @@ func TestMakePackageDirOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(parent, "dist")
-	if err := makePackageDir(dir); err != nil {
+	if err := newWorkspace(dir, t.Logf).mkdir(dir); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(dir)
@@ -30,5 +36,101 @@ func TestMakePackageDirOwner(t *testing.T) {
 	st := fi.Sys().(*syscall.Stat_t)
 	if st.Uid != 1001 || st.Gid != 1002 {
 		t.Errorf("owner %d:%d, want 1001:1002", st.Uid, st.Gid)
+	}
+}
+
+// monoWithLists is fakeMonoRepo whose components carry their file lists, so
+// that a miss keeps one in the package directory.
+type monoWithLists struct{ fakeMonoRepo }
+
+func (monoWithLists) Components(context.Context) ([]ComponentCode, error) {
+	codes := slices.Clone(monoCodes)
+	for i := range codes {
+		codes[i].List = fileList(codes[i].Hash, []string{codes[i].Name + "/**"}, codes[i].Name+"/main.go")
+	}
+	return codes, nil
+}
+
+// runAs runs a command as uid:gid, as a runner's later step does.
+func runAs(t *testing.T, uid, gid uint32, name string, args ...string) error {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %v as %d: %w: %s", name, args, uid, err, out)
+	}
+	return nil
+}
+
+// A container running as root over a workspace owned by the runner's user
+// (uid 1001 on GitHub's hosted runners): everything check and download
+// create is handed to that user, so that the steps after it, as that user,
+// can build into a component's directory, chmod a downloaded file and
+// delete the package directory.
+func TestWorkspaceHandedToItsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can hand files to another user")
+	}
+	const uid, gid = 1001, 1002
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil { // t.TempDir's are root's alone
+			t.Fatal(err)
+		}
+	}
+	work := filepath.Join(base, "workspace")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(work, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(work, "packages")
+
+	f := newFake()
+	seedComponent(f, commitA, "api", nil) // found: check makes api/ with its .found
+	seedCache(f, "fn1", nil)              // a cache hit: fn1/ likewise
+	r, logs := newMonoRunner(t, f, "", "")
+	r.Config.PackageDir = pkg
+	r.OpenRepo = func(string) (Repo, error) { return monoWithLists{fakeMonoRepo{fakeRepo{commitA, hashX}}}, nil }
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("check: %v\n%s", err, logs)
+	}
+	// The build, as the runner's user: into a directory check made, and a new one.
+	if err := runAs(t, uid, gid, "sh", "-c", "echo log > "+filepath.Join(pkg, "api", "build.log")+
+		" && mkdir "+filepath.Join(pkg, "fn2")+" && echo built > "+filepath.Join(pkg, "fn2", "fn2.zip")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Upload(context.Background()); err != nil {
+		t.Fatalf("upload: %v\n%s", err, logs)
+	}
+	// A deploy job's download of the whole commit, into the same workspace.
+	r.Config.Commit = commitA
+	if _, err := r.Download(context.Background()); err != nil {
+		t.Fatalf("download: %v\n%s", err, logs)
+	}
+	if err := filepath.WalkDir(pkg, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+			t.Errorf("%s belongs to %d:%d, not %d:%d", p, st.Uid, st.Gid, uid, gid)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runAs(t, uid, gid, "chmod", "+x", filepath.Join(pkg, "fn1", "fn1.zip")); err != nil {
+		t.Error(err)
+	}
+	if err := runAs(t, uid, gid, "rm", "-rf", pkg); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(pkg); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the package directory survived rm -rf as its owner: %v", err)
 	}
 }

@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -45,19 +43,31 @@ var ErrNoFiles = errors.New("no files to upload")
 // Upload stores the package directory's files under the commit, then the
 // completion record, last.
 func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
+	r.work = nil
 	var res UploadResult
+	w := r.workspace()
 	dir := r.Config.PackageDir
-	if _, err := os.Stat(r.pkgPath(FoundFile)); err == nil {
-		res.Skipped = SkippedFound
-		// For the outputs only, but checked all the same: a marker is never
-		// published unchecked. A missing one is an empty output.
-		commit, codeHash, err := r.readMarkers()
-		if err != nil {
-			return res, err
-		}
-		res.Commit, res.CodeHash = commit, codeHash
+	found, err := w.found("")
+	if err != nil {
+		return res, err
+	}
+	if found {
+		res.Skipped = SkippedFound // the found output, even if a marker is refused
+	}
+	// The markers are checked even when only the outputs need them: a
+	// marker is never published unchecked. A missing one is an empty output.
+	commit, err := w.commit()
+	if err != nil {
+		return res, err
+	}
+	codeHash, err := w.codeHash()
+	if err != nil {
+		return res, err
+	}
+	res.Commit, res.CodeHash = commit, codeHash
+	if found {
 		if commit != "" {
-			cs, ok, err := r.readComponentsState(commit)
+			cs, ok, err := w.components(commit)
 			if err != nil {
 				return res, err
 			}
@@ -66,22 +76,14 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 				res.CodeHash = r.singleCodeHash(cs.Components)
 			}
 		}
-		r.logf("%s exists: the artifacts were found by check, nothing to upload", r.pkgPath(FoundFile))
+		r.logf("%s exists: the artifacts were found by check, nothing to upload", w.path(FoundFile))
 		return res, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return res, fail(KindPackage, err)
-	}
-
-	commit, codeHash, err := r.readMarkers()
-	if err != nil {
-		return res, err
 	}
 	if commit == "" {
 		return res, fail(KindPackage, fmt.Errorf("%s: %w", dir, ErrNoCommitHash))
 	}
-	res.Commit, res.CodeHash = commit, codeHash
 
-	cs, ok, err := r.readComponentsState(commit)
+	cs, ok, err := w.components(commit)
 	if err != nil {
 		return res, err
 	}
@@ -94,9 +96,9 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 		return res, fail(KindConfig, fmt.Errorf("PACKAGE_COMPONENT is set but check ran without components (no %s in %s)", ComponentsFile, dir))
 	}
 
-	files, err := packageFiles(dir, r.logf)
+	files, err := w.files(dir)
 	if err != nil {
-		return res, fail(KindPackage, err)
+		return res, err
 	}
 	r.logf("commit %s: %s to upload from %s", commit, words.Count(len(files), "file", "files"), dir)
 
@@ -144,26 +146,6 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 		res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), r.Store.URL(prefix))
 	set.State, set.Record = SetComplete, &rec
 	return res, r.fillCacheAfter(ctx, set, codeHash)
-}
-
-// readMarkers reads .commit-hash and .code-hash, each validated before it
-// goes anywhere (a log, a key, a record, a step output); "" for a missing one.
-func (r *Runner) readMarkers() (commit, codeHash string, err error) {
-	commit, err = readMarker(r.pkgPath(CommitFile))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", "", fail(KindPackage, err)
-	}
-	if commit != "" && !manifest.ValidCommit(commit) {
-		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", r.pkgPath(CommitFile), words.Truncate(commit, 80)))
-	}
-	codeHash, err = readMarker(r.pkgPath(CodeHashFile))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", "", fail(KindPackage, err)
-	}
-	if codeHash != "" && !manifest.ValidCodeHash(codeHash) {
-		return "", "", fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", r.pkgPath(CodeHashFile), words.Truncate(codeHash, 80)))
-	}
-	return commit, codeHash, nil
 }
 
 // fillCacheAfter fills the cache from a complete set when check computed a code hash.
@@ -297,52 +279,4 @@ func storedOf(theirs, ours []manifest.File, prefix string, objs []s3store.Object
 		}
 	}
 	return out
-}
-
-// packageFile is a file to upload, with its size when it was listed.
-type packageFile struct {
-	path string
-	size int64
-}
-
-// packageFiles lists what upload sends: every non-hidden regular file directly
-// in dir. Sub-directories are left out, as by the original tool; a symlink is
-// followed (its target's content is uploaded under the link's name) and one
-// that leads nowhere is an error, as is any other kind of file.
-func packageFiles(dir string, logf func(string, ...any)) ([]packageFile, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read package directory: %w", err)
-	}
-	var files []packageFile
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
-		// Before the name is logged or becomes a key.
-		if err := manifest.ValidName(name); err != nil {
-			return nil, fmt.Errorf("%s: %w: rename it, or move it out of the package directory", dir, err)
-		}
-		path := filepath.Join(dir, name)
-		fi, err := os.Stat(path) // follows symlinks
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && e.Type()&os.ModeSymlink != 0 {
-				return nil, fmt.Errorf("%s is a symlink to nothing", path)
-			}
-			return nil, err
-		}
-		switch {
-		case fi.IsDir():
-			logf("  skipping sub-directory %s/ (only files directly in the package directory are uploaded)", name)
-		case fi.Mode().IsRegular():
-			files = append(files, packageFile{path: path, size: fi.Size()})
-		default:
-			return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-		}
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: %w (upload sends the non-hidden files directly inside it; did the build write them elsewhere?)", dir, ErrNoFiles)
-	}
-	return files, nil
 }

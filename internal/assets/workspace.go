@@ -1,0 +1,365 @@
+package assets
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
+)
+
+// Marker files in the package directory, as the original tool wrote them.
+const (
+	FoundFile    = ".found"
+	CommitFile   = ".commit-hash"
+	CodeHashFile = ".code-hash"
+)
+
+// Files in the package directory for components (PACKAGE_COMPONENTS). A
+// component's own files go to the sub-directory named after it, where check
+// marks it complete with FoundFile.
+const (
+	// ComponentsFile is every component's state as check left it (JSON):
+	// what upload reads to know the components and their code hashes.
+	ComponentsFile = ".components.json"
+	// ToBuildFile names the components to build, one a line, for a shell loop.
+	ToBuildFile = ".components-to-build"
+)
+
+// componentsState is the content of ComponentsFile.
+type componentsState struct {
+	Commit     string           `json:"commit"`
+	Components []ComponentState `json:"components"`
+}
+
+// workspace is the package directory: the one owner of every marker's name,
+// format, validation, write and removal, of the failure rule (a failed run
+// leaves no marker it wrote: rollback), and of ownership (everything
+// created under a directory of another user is handed to that user, so that
+// the steps after a container running as root, as the runner's user, can
+// write, chmod and delete it). Every error it returns is the package
+// directory's.
+type workspace struct {
+	dir  string
+	logf func(string, ...any)
+
+	mu      sync.Mutex
+	written []string // markers this run wrote, in order
+	made    []string // directories this run made, in order
+}
+
+func newWorkspace(dir string, logf func(string, ...any)) *workspace {
+	return &workspace{dir: dir, logf: logf}
+}
+
+// path is a file of the package directory.
+func (w *workspace) path(elem ...string) string {
+	return filepath.Join(append([]string{w.dir}, elem...)...)
+}
+
+// mkdir creates dir and the parents it needs, each handed to the owner of
+// the directory it was made in.
+func (w *workspace) mkdir(dir string) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := w.mkdir(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if fi, serr := os.Stat(dir); errors.Is(err, os.ErrExist) && serr == nil && fi.IsDir() {
+			return nil // made meanwhile by another worker
+		}
+		return fail(KindPackage, err)
+	}
+	w.mu.Lock()
+	w.made = append(w.made, dir)
+	w.mu.Unlock()
+	return w.own(dir)
+}
+
+// own hands path, just created, to the owner of the directory holding it
+// when root created it under another user's directory.
+func (w *workspace) own(path string) error {
+	if err := chownLikeParent(path); err != nil {
+		return fail(KindPackage, fmt.Errorf("hand %s to the owner of its directory: %w", path, err))
+	}
+	return nil
+}
+
+// write writes a marker (its parent directory made if needed), remembered
+// for rollback.
+func (w *workspace) write(path string, data []byte) error {
+	if err := w.mkdir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fail(KindPackage, fmt.Errorf("write %s: %w", path, err))
+	}
+	w.mu.Lock()
+	w.written = append(w.written, path)
+	w.mu.Unlock()
+	return w.own(path)
+}
+
+// rollback removes every marker this run wrote, and the directories it
+// made that are empty again: a failed check must not leave a .commit-hash
+// for an upload to store a build under, nor a .found to skip it.
+func (w *workspace) rollback() {
+	w.mu.Lock()
+	written, made := w.written, w.made
+	w.written, w.made = nil, nil
+	w.mu.Unlock()
+	for _, p := range slices.Backward(written) {
+		if removed, err := removeIfExists(p); err != nil {
+			w.logf("could not remove %s: %v", p, err)
+		} else if removed {
+			w.logf("removed %s: this run failed", p)
+		}
+	}
+	for _, d := range slices.Backward(made) {
+		if d != filepath.Clean(w.dir) {
+			os.Remove(d) // only if empty: the build's files stay
+		}
+	}
+}
+
+// prepare makes the package directory if needed and removes the markers of
+// an earlier run in it, which must not leak into this one even if it fails:
+// a stale .found skips the build, a stale .commit-hash makes an upload store
+// this build under another commit, a stale .code-hash fills the wrong
+// cache, a stale state of components steers an upload.
+func (w *workspace) prepare() error {
+	if err := w.mkdir(w.dir); err != nil {
+		return fmt.Errorf("create package directory: %w", err)
+	}
+	for _, name := range []string{FoundFile, CommitFile, CodeHashFile, CodeHashListFile, ComponentsFile, ToBuildFile} {
+		removed, err := removeIfExists(w.path(name))
+		if err != nil {
+			return fail(KindPackage, fmt.Errorf("remove stale %s: %w", name, err))
+		}
+		if removed {
+			w.logf("removed %s left by an earlier run", w.path(name))
+		}
+	}
+	if err := os.RemoveAll(w.path(ComponentListDir)); err != nil {
+		return fail(KindPackage, fmt.Errorf("remove stale %s: %w", ComponentListDir, err))
+	}
+	ents, err := os.ReadDir(w.dir)
+	if err != nil {
+		return fail(KindPackage, err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if _, err := removeIfExists(w.path(e.Name(), FoundFile)); err != nil {
+				return fail(KindPackage, fmt.Errorf("remove stale %s/%s: %w", e.Name(), FoundFile, err))
+			}
+		}
+	}
+	return nil
+}
+
+// read returns a marker's trimmed content; "" when there is none.
+func (w *workspace) read(name string) (string, error) {
+	b, err := os.ReadFile(w.path(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fail(KindPackage, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (w *workspace) writeCommit(commit string) error {
+	return w.write(w.path(CommitFile), []byte(commit))
+}
+
+// commit is .commit-hash, validated before it goes anywhere (a log, a key,
+// a record, a step output); "" when there is none.
+func (w *workspace) commit() (string, error) {
+	c, err := w.read(CommitFile)
+	if err == nil && c != "" && !manifest.ValidCommit(c) {
+		err = fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", w.path(CommitFile), words.Truncate(c, 80)))
+	}
+	return c, err
+}
+
+func (w *workspace) writeCodeHash(hash string) error {
+	return w.write(w.path(CodeHashFile), []byte(hash))
+}
+
+// codeHash is .code-hash, validated; "" when there is none.
+func (w *workspace) codeHash() (string, error) {
+	h, err := w.read(CodeHashFile)
+	if err == nil && h != "" && !manifest.ValidCodeHash(h) {
+		err = fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", w.path(CodeHashFile), words.Truncate(h, 80)))
+	}
+	return h, err
+}
+
+// writeFound marks the build as not needed: the whole set, or component's.
+func (w *workspace) writeFound(component string) error {
+	return w.write(w.path(component, FoundFile), nil)
+}
+
+// found reports whether check marked the set (or component) complete.
+func (w *workspace) found(component string) (bool, error) {
+	_, err := os.Stat(w.path(component, FoundFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fail(KindPackage, err)
+	}
+	return true, nil
+}
+
+// writeComponents leaves what the build and upload need of components:
+// <name>/.found for each complete one, the names to build (ToBuildFile),
+// and every component's state (ComponentsFile). It returns the names to build.
+func (w *workspace) writeComponents(commit string, states []ComponentState) (build []string, err error) {
+	var list strings.Builder
+	for _, s := range states {
+		switch {
+		case s.Build:
+			build = append(build, s.Name)
+			list.WriteString(s.Name + "\n")
+		case s.Found:
+			if err := w.writeFound(s.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	body, err := json.MarshalIndent(componentsState{Commit: commit, Components: states}, "", "  ")
+	if err != nil {
+		return nil, fail(KindPackage, err)
+	}
+	if err := w.write(w.path(ComponentsFile), append(body, '\n')); err != nil {
+		return nil, err
+	}
+	return build, w.write(w.path(ToBuildFile), []byte(list.String()))
+}
+
+// components reads ComponentsFile (ok false when there is none), checking
+// every value before it goes into a key, a record or an output.
+func (w *workspace) components(commit string) (st componentsState, ok bool, err error) {
+	path := w.path(ComponentsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fail(KindPackage, err)
+	}
+	bad := func(format string, args ...any) error {
+		return fail(KindPackage, fmt.Errorf("%s: %s (run check again)", path, fmt.Sprintf(format, args...)))
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return st, false, bad("not this version's JSON: %v", err)
+	}
+	if st.Commit != commit {
+		return st, false, bad("for commit %q, not %s", words.Truncate(st.Commit, 80), commit)
+	}
+	if len(st.Components) == 0 {
+		return st, false, bad("lists no components")
+	}
+	seen := map[string]bool{}
+	for _, c := range st.Components {
+		if err := manifest.ValidComponent(c.Name); err != nil || seen[c.Name] {
+			return st, false, bad("component name %q is not valid or listed twice", words.Truncate(c.Name, 80))
+		}
+		seen[c.Name] = true
+		if !manifest.ValidCodeHash(c.CodeHash) {
+			return st, false, bad("component %s: code hash %q is malformed", c.Name, words.Truncate(c.CodeHash, 80))
+		}
+	}
+	return st, true, nil
+}
+
+// listPath is where check keeps the file list of the whole filter (""), or
+// of a component (not in the component's directory, which the build makes).
+func (w *workspace) listPath(component string) string {
+	if component == "" {
+		return w.path(CodeHashListFile)
+	}
+	return w.path(ComponentListDir, component+".gz")
+}
+
+// keepList writes the file list of a missed code hash, for upload to store
+// beside the cache entry it fills.
+func (w *workspace) keepList(component string, data []byte) error {
+	return w.write(w.listPath(component), data)
+}
+
+// packageFile is a file to upload, with its size when it was listed.
+type packageFile struct {
+	path string
+	size int64
+}
+
+// files lists what upload sends from dir (the package directory, or a
+// component's): every non-hidden regular file directly in it.
+// Sub-directories are left out, as by the original tool; a symlink is
+// followed (its target's content is uploaded under the link's name) and one
+// that leads nowhere is an error, as is any other kind of file. A directory
+// that does not exist wraps os.ErrNotExist.
+func (w *workspace) files(dir string) ([]packageFile, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fail(KindPackage, fmt.Errorf("read package directory: %w", err))
+	}
+	var files []packageFile
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		// Before the name is logged or becomes a key.
+		if err := manifest.ValidName(name); err != nil {
+			return nil, fail(KindPackage, fmt.Errorf("%s: %w: rename it, or move it out of the package directory", dir, err))
+		}
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path) // follows symlinks
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && e.Type()&os.ModeSymlink != 0 {
+				return nil, fail(KindPackage, fmt.Errorf("%s is a symlink to nothing", path))
+			}
+			return nil, fail(KindPackage, err)
+		}
+		switch {
+		case fi.IsDir():
+			w.logf("  skipping sub-directory %s/ (only files directly in the package directory are uploaded)", name)
+		case fi.Mode().IsRegular():
+			files = append(files, packageFile{path: path, size: fi.Size()})
+		default:
+			return nil, fail(KindPackage, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type()))
+		}
+	}
+	if len(files) == 0 {
+		return nil, fail(KindPackage, fmt.Errorf("%s: %w (upload sends the non-hidden files directly inside it; did the build write them elsewhere?)", dir, ErrNoFiles))
+	}
+	return files, nil
+}
+
+func removeIfExists(path string) (bool, error) {
+	err := os.Remove(path)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return false, err
+}
