@@ -181,7 +181,8 @@ func (r *Runner) pruneList(ctx context.Context, st PruneStore) (map[string]*pset
 	}
 	latest := r.Config.KeyPrefix + "cache/" + strings.TrimSuffix(LatestName, ".json")
 	prefixes = append(prefixes, latest) // both pointer names start so
-	err := parallel(ctx, min(r.Config.Concurrency, 16), len(prefixes), func(ctx context.Context, i int) error {
+	// Eight at once: each page is a burst of garbage from the XML decoder.
+	err := parallel(ctx, min(r.Config.Concurrency, 8), len(prefixes), func(ctx context.Context, i int) error {
 		return st.Walk(ctx, prefixes[i], func(objs []s3store.Listed) error {
 			mu.Lock()
 			defer mu.Unlock()

@@ -116,7 +116,9 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		case "download":
 			out.download, err = runner.Download(ctx)
 		case "prune":
+			restore := limitPruneMemory()
 			out.prune, err = runner.PruneAt(ctx, pruneNow(ctx))
+			restore()
 		}
 		return err
 	}()
