@@ -87,7 +87,7 @@ func (r *Runner) copyFromCache(ctx context.Context, src, dst Set, commit, hash, 
 		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, Component: component, CodeHash: hash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: src.Prefix, Files: files,
 	}
-	if err := r.writeRecord(ctx, dst.Ref, out, !dst.State.Replaceable()); err != nil {
+	if err := r.writeRecord(ctx, dst.Ref, out, dst.State.Write()); err != nil {
 		return nil, err
 	}
 	d := time.Since(start)
@@ -122,14 +122,14 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 	if err != nil {
 		return fmt.Errorf("fill cache: %w", err)
 	}
-	switch existing.State {
-	case SetComplete:
+	switch existing.State.Write() {
+	case WriteSkip:
 		r.logf("cache entry %s exists already (%s)", r.Store.URL(to), words.Count(len(existing.Record.Files), "file", "files"))
 		return nil
-	case SetNewer:
+	case WriteLeave:
 		r.logf("warning: cache not filled: %s", existing.Reason)
 		return nil
-	case SetUntrusted, SetDiffers:
+	case WriteReplace:
 		r.logf("replacing the cache entry: %s", existing.Reason)
 	}
 	rec := from.Record
@@ -149,7 +149,7 @@ func (r *Runner) fillCache(ctx context.Context, from Set, codeHash string) error
 		Format: manifest.Format, Kind: manifest.KindCache, Commit: rec.Commit, Component: rec.Component, CodeHash: codeHash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Source: from.Prefix, Files: files,
 	}
-	if err := r.writeRecord(ctx, ref, out, !existing.State.Replaceable()); err != nil {
+	if err := r.writeRecord(ctx, ref, out, existing.State.Write()); err != nil {
 		return err
 	}
 	r.logf("%scache filled: %s copied to %s in %s", componentTag(rec.Component), words.Count(len(files), "file", "files"), r.Store.URL(to), time.Since(start).Round(time.Millisecond))

@@ -159,12 +159,12 @@ func (r *Runner) checkComponent(ctx context.Context, commit string, st *Componen
 		return err
 	}
 	*set = dst
-	switch dst.State {
-	case SetComplete:
+	if dst.State == SetComplete {
 		st.Found, st.Files, st.Bytes = true, len(dst.Record.Files), dst.Record.TotalSize()
 		r.logf("component %s: found, %s, %s", st.Name, words.Count(st.Files, "file", "files"), progress.Size(st.Bytes))
 		return nil
-	case SetNewer:
+	}
+	if dst.State.Write() == WriteLeave {
 		// A cache copy would overwrite the objects the later version recorded.
 		st.Build, st.Reason = true, dst.Reason
 		r.logf("warning: component %s: not found: %s", st.Name, dst.Reason)
@@ -297,16 +297,16 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	start := time.Now()
 	for _, j := range jobs {
 		s := &states[j.i]
-		switch j.set.State {
-		case SetComplete:
+		switch j.set.State.Write() {
+		case WriteSkip:
 			r.logf("component %s: %s is already complete: nothing uploaded", s.Name, r.Store.URL(j.set.Prefix))
 			sets[j.i] = j.set
 			s.Found, s.Build = true, false
 			continue
-		case SetNewer:
+		case WriteLeave:
 			r.logf("warning: component %s: nothing uploaded: %s", s.Name, j.set.Reason)
 			continue
-		case SetUntrusted, SetDiffers:
+		case WriteReplace:
 			r.logf("component %s: replacing the set: %s", s.Name, j.set.Reason)
 		}
 		r.logf("component %s: %s to upload from %s", s.Name, words.Count(len(j.files), "file", "files"), j.dir)
@@ -318,7 +318,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 			Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, Component: s.Name, CodeHash: s.CodeHash,
 			Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Files: stored,
 		}
-		if err := r.writeRecord(ctx, j.set.Ref, rec, !j.set.State.Replaceable()); err != nil {
+		if err := r.writeRecord(ctx, j.set.Ref, rec, j.set.State.Write()); err != nil {
 			return err
 		}
 		sets[j.i] = Set{Ref: j.set.Ref, Prefix: j.set.Prefix, State: SetComplete, Record: &rec}
@@ -398,8 +398,9 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 			rec.Files = append(rec.Files, f)
 		}
 	}
-	switch commitSet.State {
-	case SetComplete:
+	how := commitSet.State.Write()
+	switch how {
+	case WriteSkip:
 		if sameCommitRecord(commitSet.Record, &rec) {
 			r.logf("%s: the commit's record is complete", where)
 			return nil
@@ -412,12 +413,12 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 		}
 		// The same components, other builds under them (a component replaced and rebuilt since).
 		r.logf("%s: the commit's record lists other files of its components: rewriting it", where)
-	case SetNewer:
+		how = WriteReplace
+	case WriteLeave:
 		r.logf("warning: %s: the commit's record not written: %s", where, commitSet.Reason)
 		return nil
 	}
-	exclusive := commitSet.State == SetMissing || commitSet.State == SetUnrecorded || commitSet.State == 0
-	return r.writeRecord(ctx, Artifacts(commit), rec, exclusive)
+	return r.writeRecord(ctx, Artifacts(commit), rec, how)
 }
 
 // componentNames lists a record's component names, sorted.

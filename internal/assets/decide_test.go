@@ -580,3 +580,20 @@ func writePackage(t *testing.T, dir, commit, codeHash string, files map[string]s
 }
 
 func sha(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
+
+// One write decision on the lookup's state, for every writer.
+func TestWriteDecision(t *testing.T) {
+	for state, want := range map[SetState]Write{
+		0:             WriteExclusive, // not looked up: never overwrite what may be there
+		SetMissing:    WriteExclusive,
+		SetUnrecorded: WriteExclusive,
+		SetComplete:   WriteSkip,
+		SetUntrusted:  WriteReplace,
+		SetDiffers:    WriteReplace,
+		SetNewer:      WriteLeave,
+	} {
+		if got := state.Write(); got != want {
+			t.Errorf("%v: %d, want %d", state, got, want)
+		}
+	}
+}

@@ -91,10 +91,39 @@ func (s SetState) String() string {
 	return fmt.Sprintf("SetState(%d)", int(s))
 }
 
-// Replaceable reports whether a writer of this set overwrites what is there:
-// a record that cannot be trusted, or one whose objects were replaced. A
-// writer leaves SetComplete (nothing to do) and SetNewer (not its format) alone.
-func (s SetState) Replaceable() bool { return s == SetUntrusted || s == SetDiffers }
+// Write is what a writer of a set (an upload, a cache copy or fill, the
+// commit's record of components, a reconciliation) does with it, decided
+// from the lookup's state alone, the same way for every writer.
+type Write int
+
+const (
+	// WriteSkip: complete, nothing to write.
+	WriteSkip Write = iota + 1
+	// WriteExclusive: nothing recorded (missing, unrecorded, or not looked
+	// up): write, and the record only if no other writer's got there first.
+	WriteExclusive
+	// WriteReplace: a record that cannot be trusted, or whose objects were
+	// replaced since: overwrite it.
+	WriteReplace
+	// WriteLeave: a later version's record: leave its set intact.
+	WriteLeave
+)
+
+// Write is the write decision on a set in this state.
+func (s SetState) Write() Write {
+	switch s {
+	case SetComplete:
+		return WriteSkip
+	case SetUntrusted, SetDiffers:
+		return WriteReplace
+	case SetNewer:
+		return WriteLeave
+	}
+	return WriteExclusive
+}
+
+// Replaceable reports whether a writer of this set overwrites what is there.
+func (s SetState) Replaceable() bool { return s.Write() == WriteReplace }
 
 // Set is the outcome of a lookup.
 type Set struct {

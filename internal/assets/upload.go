@@ -109,18 +109,18 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	}
 	prefix := set.Prefix
 	res.Where = r.Store.URL(prefix)
-	switch set.State {
-	case SetComplete:
+	switch set.State.Write() {
+	case WriteSkip:
 		res.Skipped = SkippedComplete
 		res.Files = set.Record.Files
 		r.logf("%s is already complete (%s, since %s): nothing uploaded", res.Where, words.Count(len(set.Record.Files), "file", "files"), set.Record.Created.UTC().Format(time.RFC3339))
 		return res, r.fillCacheAfter(ctx, set, codeHash)
-	case SetNewer:
+	case WriteLeave:
 		// Uploading would overwrite the objects the later version recorded.
 		res.Skipped = SkippedNewer
 		r.logf("warning: nothing uploaded: %s", set.Reason)
 		return res, nil
-	case SetUntrusted, SetDiffers:
+	case WriteReplace:
 		r.logf("replacing the set: %s", set.Reason)
 	}
 
@@ -139,7 +139,7 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, CodeHash: codeHash,
 		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Files: stored,
 	}
-	if err := r.writeRecord(ctx, ref, rec, !set.State.Replaceable()); err != nil {
+	if err := r.writeRecord(ctx, ref, rec, set.State.Write()); err != nil {
 		return res, err
 	}
 	r.logf("result: uploaded %s, %s in %s (%s) to %s", words.Count(len(stored), "file", "files"), progress.Size(res.Bytes),
@@ -209,10 +209,12 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 }
 
 // writeRecord stores a set's completion record, signed when a signing key is
-// set. exclusive: only if none is there already. Refused because another
-// writer's record got there first, it looks the set up again and goes on
-// from what it finds (reconcile).
-func (r *Runner) writeRecord(ctx context.Context, ref SetRef, rec manifest.Record, exclusive bool) error {
+// set, as the write decision says: WriteExclusive only if none is there
+// already, WriteReplace over whatever is. Refused because another writer's
+// record got there first, it looks the set up again and goes on from what it
+// finds (reconcile).
+func (r *Runner) writeRecord(ctx context.Context, ref SetRef, rec manifest.Record, how Write) error {
+	exclusive := how == WriteExclusive
 	body, err := manifest.Encode(rec, r.Config.SigningKey)
 	if err != nil {
 		// Too many files, or names a record cannot hold: the package's.
@@ -257,10 +259,10 @@ func (r *Runner) reconcile(ctx context.Context, ref SetRef, ours manifest.Record
 		fixed := *set.Record
 		fixed.Files = storedOf(set.Record.Files, ours.Files, set.Prefix, set.tree)
 		fixed.Created = time.Now().UTC().Truncate(time.Second)
-		return r.writeRecord(ctx, ref, fixed, false)
+		return r.writeRecord(ctx, ref, fixed, WriteReplace)
 	default:
 		r.logf("replacing the record another writer wrote at the same time: %s", set.Reason)
-		return r.writeRecord(ctx, ref, ours, false)
+		return r.writeRecord(ctx, ref, ours, WriteReplace)
 	}
 }
 
