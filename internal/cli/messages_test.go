@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -63,6 +64,16 @@ func TestErrorMessages(t *testing.T) {
 			env["PACKAGE_ASSETS_ENDPOINT"] = closed
 			t.Setenv("AWS_MAX_ATTEMPTS", "1")
 		}, ExitS3},
+		{"check-access-denied", []string{"check"}, func(t *testing.T, srv *s3test.Server, env map[string]string, _ dirs) {
+			proxy := s3test.NewProxy(t, srv.Endpoint)
+			proxy.Plan = func(int64, *http.Request) s3test.Fault { return s3test.Forbidden }
+			env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		}, ExitS3},
+		{"check-foreign-404", []string{"check"}, func(t *testing.T, srv *s3test.Server, env map[string]string, _ dirs) {
+			proxy := s3test.NewProxy(t, srv.Endpoint)
+			proxy.Plan = func(int64, *http.Request) s3test.Fault { return s3test.HTMLNotFound }
+			env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		}, ExitS3},
 		{"upload-without-check", []string{"upload"}, nil, ExitPackage},
 		{"download-not-stored", []string{"download"}, func(_ *testing.T, _ *s3test.Server, env map[string]string, _ dirs) {
 			env["PACKAGE_ASSETS_DOWNLOAD_COMMIT"] = strings.Repeat("ab", 20)
@@ -92,7 +103,7 @@ func TestErrorMessages(t *testing.T) {
 					t.Errorf("exit %d, want %d\n%v", r.code, tc.code, r)
 				}
 				got := fmt.Sprintf("exit %d\n%s", r.code, errorLines(r.stderr, []string{
-					env["GIT_REPO_PATH"], "$REPO", env["PACKAGE_DIRECTORY"], "$PKG", srv.Endpoint, "$ENDPOINT", closed, "$CLOSED", bucket, "$BUCKET",
+					env["GIT_REPO_PATH"], "$REPO", env["PACKAGE_DIRECTORY"], "$PKG", closed, "$CLOSED", env["PACKAGE_ASSETS_ENDPOINT"], "$ENDPOINT", srv.Endpoint, "$ENDPOINT", bucket, "$BUCKET",
 				}))
 				golden(t, filepath.Join("errors", tc.name+".txt"), got)
 			})

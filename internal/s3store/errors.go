@@ -71,13 +71,13 @@ func (s *Store) classify(op, key string, err error) error {
 		case "NoSuchKey":
 			return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
 		case "ConditionalRequestConflict":
-			return fmt.Errorf("%s %s: %w (409 %s on every attempt: run it again): %w", op, where, ErrConflict, code, err)
+			return fmt.Errorf("%s %s: %w (409 on every attempt: run it again): %w", op, where, ErrConflict, apiCause(err))
 		case "NoSuchBucket":
 			return fmt.Errorf("%s %s: %w: %q (check PACKAGE_ASSETS_BUCKET and the endpoint/region)", op, where, ErrNoBucket, s.bucket)
 		case "AccessDenied", "Forbidden", "AllAccessDisabled", "AccountProblem":
-			return fmt.Errorf("%s %s: %w (%s: the credentials lack permission; a missing key reads as 403 without s3:ListBucket): %w", op, where, ErrAccessDenied, code, err)
+			return fmt.Errorf("%s %s: %w (the credentials lack permission; a missing key reads as 403 without s3:ListBucket): %w", op, where, ErrAccessDenied, apiCause(err))
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId":
-			return fmt.Errorf("%s %s: %w (%s): %w", op, where, ErrCredentials, code, err)
+			return fmt.Errorf("%s %s: %w: %w", op, where, ErrCredentials, apiCause(err))
 		case "PreconditionFailed":
 			return fmt.Errorf("%s %s: %w", op, where, ErrExists)
 		}
@@ -96,11 +96,13 @@ func (s *Store) classify(op, key string, err error) error {
 			// the SDK made up ("NotFound" from the status, "UnknownError"),
 			// is not S3's.
 			if code == "" || code == "NotFound" || code == "UnknownError" {
-				return fmt.Errorf("%s %s: %w: the endpoint answered 404 as a web server or proxy does, not as S3 does;"+
-					" check PACKAGE_ASSETS_ENDPOINT (the S3 API's address, with no path) and any proxy in between: %w", op, where, ErrForeign404, err)
+				// The SDK's message (the page's XML syntax error) adds nothing.
+				return shownAs{fmt.Sprintf("%s %s: %v: the endpoint answered 404 as a web server or proxy does, not as S3 does;"+
+					" check PACKAGE_ASSETS_ENDPOINT (the S3 API's address, with no path) and any proxy in between", op, where, ErrForeign404),
+					errors.Join(ErrForeign404, err)}
 			}
 		case 403:
-			return fmt.Errorf("%s %s: %w (HTTP 403: wrong credentials or missing permission): %w", op, where, ErrAccessDenied, err)
+			return fmt.Errorf("%s %s: %w (HTTP 403: wrong credentials or missing permission): %w", op, where, ErrAccessDenied, apiCause(err))
 		case 412:
 			return fmt.Errorf("%s %s: %w", op, where, ErrExists)
 		}
@@ -146,6 +148,25 @@ func netCause(err error) error {
 		cause += " (" + words.Count(attempts.Attempt, "attempt", "attempts") + ")"
 	}
 	return shownAs{cause, err}
+}
+
+// apiCause is err shown as what the store said ("AccessDenied: Access
+// Denied", with its request id), without the SDK's restatement of the
+// operation and status; err stays in the chain.
+func apiCause(err error) error {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	msg := apiErr.ErrorCode()
+	if m := apiErr.ErrorMessage(); m != "" {
+		msg += ": " + m
+	}
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) && resp.ServiceRequestID() != "" {
+		msg += " (request id " + resp.ServiceRequestID() + ")"
+	}
+	return shownAs{msg, err}
 }
 
 // shownAs is err with another message.
