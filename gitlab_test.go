@@ -188,14 +188,15 @@ func gitlabScript(vars [][2]string, dir string, script []string) string {
 		"exit 0\n"
 }
 
-// gitlabMake stands in for the build the README's jobs run with make: it
-// writes <OUT>/<name>.zip, the name from -C's last element, else app.
+// gitlabMake stands in for the build the examples run with make (GitLab's
+// and Concourse's): it writes <OUT>/<name>.zip, OUT taken after -C as make
+// does, the name from -C's last element, else app.
 const gitlabMake = `#!/usr/local/bin/sh
 set -e
 name=app out=
 while [ $# -gt 0 ]; do
 	case "$1" in
-	-C) name=$(basename "$2"); shift ;;
+	-C) cd "$2"; name=$(basename "$2"); shift ;;
 	OUT=*) out=${1#OUT=} ;;
 	esac
 	shift
@@ -348,7 +349,6 @@ func (p *gitlabProject) runPipeline(t *testing.T, pl gitlabPipeline) {
 		if code != 0 {
 			t.Fatalf("%s: job %s: exit %d\n%s", pl.where, job.Name, code, log)
 		}
-		t.Logf("job %s:\n%s", job.Name, log)
 	}
 }
 

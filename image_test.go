@@ -422,50 +422,142 @@ func TestImageVersion(t *testing.T) {
 	}
 }
 
-// docs/docker.md, "docker run": the current directory at /app, the repository at
-// /app/repo, the defaults ./repo and ./packages; check, build, upload, check.
-func TestImageDockerRun(t *testing.T) {
-	testImage(t)
-	srv := s3test.Get(t, "minio")
-	bucket := srv.NewBucket(t)
-	dir := t.TempDir()
-	repo := filepath.Join(dir, "local-repo")
-	head := newRepo(t, repo)
-	env := awsEnv()
-	for k, v := range srv.Env(bucket) {
-		env[k] = v
-	}
-	run := func(cmd string) container {
-		return container{
-			mounts:  map[string]string{dir: "/app", repo: "/app/repo"},
-			workdir: "/app",
-			env:     env,
-			args:    []string{cmd},
+// dockerRun is a `docker run` command of the docs, parsed.
+type dockerRun struct {
+	where   string
+	env     map[string]*string // -e NAME (nil: from the caller's environment) or NAME=VALUE
+	volumes [][2]string        // -v HOST:CONTAINER, $PWD not yet expanded
+	workdir string
+	image   string
+	args    []string
+}
+
+// dockerRunExamples parses the `docker run` commands of the README and
+// docs/ (sh blocks): the line continuations joined, words split as the
+// shell does for the quoting they use, the comment dropped.
+func dockerRunExamples(t *testing.T) []dockerRun {
+	t.Helper()
+	var out []dockerRun
+	for _, b := range docBlocks(t) {
+		if b.lang != "sh" || !strings.HasPrefix(b.text, "docker run") {
+			continue
 		}
+		line := strings.ReplaceAll(b.text, "\\\n", " ")
+		line, _, _ = strings.Cut(line, "#")
+		var words []string
+		for _, w := range strings.Fields(line) {
+			words = append(words, strings.Trim(w, `"`))
+		}
+		r := dockerRun{where: b.file, env: map[string]*string{}}
+		for i := 2; i < len(words); i++ {
+			w := words[i]
+			switch {
+			case w == "--rm":
+			case w == "-e" && i+1 < len(words):
+				i++
+				if k, v, ok := strings.Cut(words[i], "="); ok {
+					r.env[k] = &v
+				} else {
+					r.env[k] = nil
+				}
+			case w == "-v" && i+1 < len(words):
+				i++
+				host, ctr, _ := strings.Cut(words[i], ":")
+				r.volumes = append(r.volumes, [2]string{host, ctr})
+			case w == "-w" && i+1 < len(words):
+				i++
+				r.workdir = words[i]
+			case strings.HasPrefix(w, "-"):
+				t.Fatalf("%s: docker run: the test does not know %s", b.file, w)
+			default:
+				r.image, r.args = w, words[i+1:]
+				i = len(words)
+			}
+		}
+		out = append(out, r)
 	}
-	if code, _, stderr := run("check").run(t); code != 0 {
-		t.Fatalf("check: exit %d\n%s", code, stderr)
+	return out
+}
+
+// The docs' `docker run` examples, as written: the variables they name (the
+// credentials from the environment, the region as given, the test's bucket
+// for the placeholder, and the store's endpoint added), the current
+// directory and the repository mounted as shown; check, a build, upload (the
+// comment's "then"), and check again, which finds the set.
+func TestImageDockerRun(t *testing.T) {
+	examples := dockerRunExamples(t)
+	if len(examples) == 0 {
+		t.Fatal("no docker run example in README.md or docs/")
 	}
-	if got, err := os.ReadFile(filepath.Join(dir, "packages", ".commit-hash")); err != nil || string(got) != head {
-		t.Fatalf("packages/.commit-hash %q (%v), want %s", got, err, head)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "packages", ".found")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("first check left .found: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "packages", "fn1.zip"), []byte("built"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if code, _, stderr := run("upload").run(t); code != 0 {
-		t.Fatalf("upload: exit %d\n%s", code, stderr)
-	}
-	if _, body := srv.Get(t, bucket, "artifacts/"+head+"/fn1.zip"); string(body) != "built" {
-		t.Errorf("stored fn1.zip %q, want %q", body, "built")
-	}
-	if code, _, stderr := run("check").run(t); code != 0 {
-		t.Fatalf("second check: exit %d\n%s", code, stderr)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "packages", ".found")); err != nil {
-		t.Errorf("second check: no .found: %v", err)
+	c := loadGoreleaser(t)
+	srv := s3test.Get(t, "minio")
+	for i, ex := range examples {
+		t.Run(fmt.Sprintf("%d %s", i, ex.where), func(t *testing.T) {
+			t.Parallel()
+			repoName, tag, _ := strings.Cut(ex.image, ":")
+			if !slices.Contains(c.docker(t, "image").Images, repoName) || !slices.Contains(c.tags(t, "image"), tag) {
+				t.Fatalf("%s: image %s is not one a release pushes (%q)", ex.where, ex.image, c.tags(t, "image"))
+			}
+			if !slices.Equal(ex.args, []string{"check"}) {
+				t.Fatalf("%s: docker run ... %q, want check (then upload)", ex.where, ex.args)
+			}
+			bucket := srv.NewBucket(t)
+			dir := t.TempDir() // $PWD
+			from := awsEnv()   // the user's environment
+			env := map[string]string{}
+			for k, v := range ex.env {
+				switch {
+				case v == nil:
+					if val, ok := from[k]; ok {
+						env[k] = val
+					}
+				case k == "PACKAGE_ASSETS_BUCKET":
+					env[k] = bucket // the placeholder's place
+				default:
+					env[k] = *v
+				}
+			}
+			env["PACKAGE_ASSETS_ENDPOINT"] = srv.Endpoint
+			mounts := map[string]string{}
+			var head string
+			for _, v := range ex.volumes {
+				host := strings.Replace(v[0], "$PWD", dir, 1)
+				if host != dir {
+					head = newRepo(t, host) // $PWD/local-repo
+				}
+				mounts[host] = v[1]
+			}
+			if head == "" {
+				t.Fatalf("%s: no repository mounted", ex.where)
+			}
+			run := func(cmd string) container {
+				return container{mounts: mounts, workdir: ex.workdir, env: env, args: []string{cmd}}
+			}
+			if code, _, stderr := run("check").run(t); code != 0 {
+				t.Fatalf("check: exit %d\n%s", code, stderr)
+			}
+			if got, err := os.ReadFile(filepath.Join(dir, "packages", ".commit-hash")); err != nil || string(got) != head {
+				t.Fatalf("packages/.commit-hash %q (%v), want %s", got, err, head)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "packages", ".found")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("first check left .found: %v", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "packages", "fn1.zip"), []byte("built"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if code, _, stderr := run("upload").run(t); code != 0 {
+				t.Fatalf("upload: exit %d\n%s", code, stderr)
+			}
+			if _, body := srv.Get(t, bucket, "artifacts/"+head+"/fn1.zip"); string(body) != "built" {
+				t.Errorf("stored fn1.zip %q, want %q", body, "built")
+			}
+			if code, _, stderr := run("check").run(t); code != 0 {
+				t.Fatalf("second check: exit %d\n%s", code, stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "packages", ".found")); err != nil {
+				t.Errorf("second check: no .found: %v", err)
+			}
+		})
 	}
 }
 
