@@ -210,7 +210,7 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 		}
 		how := "1 request"
 		if got.Parts > 0 {
-			how = fmt.Sprintf("%d parts", got.Parts)
+			how = words.Count(got.Parts, "part", "parts")
 		}
 		if got.Refetched > 0 {
 			how += fmt.Sprintf(", %d fetched again (damaged on the way)", got.Refetched)

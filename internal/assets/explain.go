@@ -15,6 +15,8 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Explaining a cache miss. Every cache entry keeps the list of what went into
@@ -162,12 +164,7 @@ func short(commit string) string { return commit[:min(len(commit), 7)] }
 // ago is a rough age for people: "5 minutes ago", "2 hours ago", "3 days ago".
 func ago(t, now time.Time) string {
 	d := now.Sub(t)
-	unit := func(n int, one string) string {
-		if n == 1 {
-			return "1 " + one + " ago"
-		}
-		return fmt.Sprintf("%d %ss ago", n, one)
-	}
+	unit := func(n int, one string) string { return words.Count(n, one, one+"s") + " ago" }
 	switch {
 	case d < time.Minute:
 		return "just now"

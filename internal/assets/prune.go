@@ -16,6 +16,8 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Prune deletes what no pipeline will use again: commit sets past an age
@@ -125,7 +127,7 @@ func (r *Runner) PruneAt(ctx context.Context, now time.Time) (PruneResult, error
 	if err != nil {
 		return res, fail(KindS3, err)
 	}
-	r.logf("listed %d sets in %s", len(sets), time.Since(start).Round(time.Millisecond))
+	r.logf("listed %s in %s", words.Count(len(sets), "set", "sets"), time.Since(start).Round(time.Millisecond))
 	if err := r.pruneReadRecords(ctx, sets); err != nil {
 		return res, fail(KindS3, err)
 	}
@@ -144,7 +146,7 @@ func (r *Runner) PruneAt(ctx context.Context, now time.Time) (PruneResult, error
 	if err := r.pruneApply(ctx, st, plan, ups, pointers, &res); err != nil {
 		return res, fail(KindS3, err)
 	}
-	r.logf("result: deleted %d sets, %s; %d multipart uploads aborted", res.DeletedSets, progress.Size(res.DeletedBytes), len(ups))
+	r.logf("result: deleted %s, %s; %s aborted", words.Count(res.DeletedSets, "set", "sets"), progress.Size(res.DeletedBytes), words.Count(len(ups), "multipart upload", "multipart uploads"))
 	return res, nil
 }
 
@@ -251,7 +253,7 @@ func (r *Runner) pruneReadRecords(ctx context.Context, sets map[string]*pset) er
 	}
 	for _, p := range sets {
 		if p.record == nil {
-			p.state, p.reason = SetUnrecorded, fmt.Sprintf("%d objects but no completion record", len(p.objs))
+			p.state, p.reason = SetUnrecorded, fmt.Sprintf("%s but no completion record", words.Count(len(p.objs), "object", "objects"))
 			continue
 		}
 		withRecord = append(withRecord, p)
@@ -467,12 +469,12 @@ func summarize(plan []*pset, ups []s3store.Upload, looked int) PruneResult {
 // logPlan prints the plan as a table.
 func (r *Runner) logPlan(res PruneResult) {
 	if len(res.Rows) == 0 {
-		r.logf("plan: nothing to prune (%d sets kept)", res.Kept)
+		r.logf("plan: nothing to prune (%s kept)", words.Count(res.Kept, "set", "sets"))
 		return
 	}
 	var b strings.Builder
 	WritePruneTable(&b, res)
-	r.logf("plan (%d sets kept):\n%s", res.Kept, strings.TrimRight(b.String(), "\n"))
+	r.logf("plan (%s kept):\n%s", words.Count(res.Kept, "set", "sets"), strings.TrimRight(b.String(), "\n"))
 }
 
 // WritePruneTable writes the plan as aligned text.

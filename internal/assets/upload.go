@@ -193,7 +193,7 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 		}
 		how := "1 request"
 		if up.Parts > 0 {
-			how = fmt.Sprintf("%d parts", up.Parts)
+			how = words.Count(up.Parts, "part", "parts")
 		}
 		if up.Check != "" {
 			how += ", checked by " + up.Check

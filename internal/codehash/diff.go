@@ -136,11 +136,8 @@ func (d Diff) Headline() string {
 	if d.SaltChanged {
 		parts = append(parts, "the salt changed")
 	}
-	switch n := len(d.Changes); {
-	case n == 1:
-		parts = append(parts, "1 file differs")
-	case n > 1:
-		parts = append(parts, strconv.Itoa(n)+" files differ")
+	if n := len(d.Changes); n > 0 {
+		parts = append(parts, words.Count(n, "file differs", "files differ"))
 	}
 	switch len(parts) {
 	case 0:

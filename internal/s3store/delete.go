@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // What prune needs beyond the other commands: a listing with times, deletes
@@ -132,7 +134,7 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error
 				deleted = append(deleted, k)
 			}
 		}
-		return deleted, fmt.Errorf("delete: %d of %d keys %w: %s", len(failed), len(keys), ErrNotDeleted, strings.Join(first, "; "))
+		return deleted, fmt.Errorf("delete: %d of %s %w: %s", len(failed), words.Count(len(keys), "key", "keys"), ErrNotDeleted, strings.Join(first, "; "))
 	}
 	return deleted, nil
 }
