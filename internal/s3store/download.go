@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +23,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
@@ -72,14 +73,18 @@ const maxRounds = 4
 // when every byte is verified; on any failure, or cancellation, the
 // temporary file is removed and Path is left as it was.
 //
-// A file larger than twice the part size is fetched in ranged parts in
-// parallel, each written in place; memory stays bounded whatever the size.
-// The file is hashed as its parts land, read back in order (from the page
-// cache). A part cut short (dropped connection, stall) is fetched again at
-// once. A file whose SHA-256 does not match is fetched again: a small file
-// whole; a large one in the parts whose CRC32C differs from every earlier
-// fetch of that part (one fetched twice alike is taken as right: damage on
-// the way does not repeat itself), until it matches or maxRounds.
+// Every byte is hashed once, as it arrives, never read back from the file:
+// a file up to twice the download part size comes in one request, hashed
+// as it streams; a larger one in ranged parts in parallel, each received
+// into a buffer of a fixed pool (Options.DownloadMemory, shared by every
+// file: memory stays bounded whatever the sizes), written to the file from
+// there and hashed in order right behind it. A body cut short or stalled
+// (no byte for StallTimeout) is resumed at once from the byte where it
+// ended, on a new connection. A file whose SHA-256 does not match is
+// fetched again: a small file whole; a large one in the parts whose CRC32C
+// differs from every earlier fetch of that part (one fetched twice alike is
+// taken as right: damage on the way does not repeat itself), until it
+// matches or maxRounds.
 func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, error) {
 	start := time.Now()
 	f, err := createPartial(req.Path, req.Mode)
@@ -94,8 +99,7 @@ func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, 
 		}
 	}()
 
-	partSize := s.partSizeFor(req.Size)
-	n := 1
+	partSize, n := s.dlPart, 1
 	if req.Size > 2*partSize {
 		n = partCount(req.Size, partSize)
 	} else {
@@ -161,7 +165,9 @@ type download struct {
 // SHA-256 matches; it returns how many parts were fetched again.
 //
 // The record has one SHA-256 for the whole file, so a mismatch does not say
-// which part was damaged. Each part's CRC32C is kept from every fetch: a part
+// which part was damaged. Each part's CRC32C is kept from every fetch (read
+// back from the file after a mismatch: a download that matches pays nothing
+// for it): a part
 // that has come two ways is suspect and is fetched again each round until
 // the file matches; while none is, every part is fetched again (damage that
 // repeats itself cannot be told from a store that holds other bytes).
@@ -173,15 +179,23 @@ func (d *download) run(ctx context.Context) (int, error) {
 	}
 	refetched := 0
 	for round := 1; ; round++ {
-		sum, crcs, err := d.fetch(ctx, todo)
+		sum, err := d.fetch(ctx, todo)
 		if err != nil {
 			return refetched, err
 		}
 		if slices.Equal(sum, d.req.SHA256) {
 			return refetched, nil
 		}
-		var suspect []int
-		for i, c := range crcs {
+		crcs, err := d.partCRCs(ctx, todo)
+		if err != nil {
+			return refetched, err
+		}
+		var suspect []int // in order: fetch takes the pool's buffers in order
+		for i := range d.parts {
+			c, ok := crcs[i]
+			if !ok {
+				continue
+			}
 			if !slices.Contains(seen[i], c) {
 				seen[i] = append(seen[i], c)
 			}
@@ -207,86 +221,116 @@ func (d *download) run(ctx context.Context) (int, error) {
 	}
 }
 
-// fetch fetches the given parts (in parallel, bounded by the bytes in flight)
-// while hashing the whole file in order as it becomes complete, and returns
-// the file's SHA-256 and each part's CRC32C.
-func (d *download) fetch(ctx context.Context, todo []int) ([]byte, []uint32, error) {
-	if d.parts == 1 {
-		// One request: hashed as it streams, no reading back.
-		sh, c := sha256.New(), crc32.New(castagnoli)
-		if err := d.fetchPart(ctx, 0, sh, c); err != nil {
-			return nil, nil, err
+// partCRCs reads the given parts back from the file for their CRC32C.
+func (d *download) partCRCs(ctx context.Context, parts []int) (map[int]uint32, error) {
+	crcs := make(map[int]uint32, len(parts))
+	for _, i := range parts {
+		off, n := d.span(i)
+		c := crc32.New(castagnoli)
+		if err := copyCtx(ctx, c, io.NewSectionReader(d.f, off, n)); err != nil {
+			return nil, fmt.Errorf("read back %s: %w", d.f.Name(), err)
 		}
-		return sh.Sum(nil), []uint32{c.Sum32()}, nil
+		crcs[i] = c.Sum32()
+	}
+	return crcs, nil
+}
+
+// fetch fetches the given parts (in order) and returns the file's SHA-256.
+// Parts not in todo, on the file from an earlier round, are read back to be
+// hashed (only after a mismatch).
+func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
+	if d.parts == 1 {
+		// One request, hashed as it streams.
+		sh := sha256.New()
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		if err := d.fetchPart(ctx, 0, &streamSink{d: d, buf: *bp, h: sh}); err != nil {
+			return nil, err
+		}
+		return sh.Sum(nil), nil
 	}
 
-	ready := make([]chan struct{}, d.parts)
-	for i := range ready {
-		ready[i] = make(chan struct{})
-	}
-	pending := make([]bool, d.parts)
+	bufs := make([]*partBuf, d.parts)
 	for _, i := range todo {
-		pending[i] = true
+		bufs[i] = &partBuf{more: make(chan struct{}, 1)}
 	}
-	for i, p := range pending {
-		if !p {
-			close(ready[i]) // on disk from an earlier round
-		}
-	}
-	// The parts are fetched by workers while this goroutine hashes; the
-	// workers are waited for before returning, so none writes to the file
-	// after it is closed.
+	// A dispatcher takes a buffer of the pool for each part, in order, and
+	// starts its fetch; this goroutine hashes the parts in order as their
+	// bytes land. In order, so that the part being hashed always has its
+	// buffer: the pool cannot be held up by parts waiting behind it. The
+	// goroutines are waited for before returning, so none writes to the
+	// file after it is closed, and every buffer goes back to the pool.
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
 	var firstErr error
 	var once sync.Once
-	work := make(chan int)
-	// As many parts at once as the bound on bytes in flight lets through
-	// (getRange holds its part's share while the body streams).
-	for range min(len(todo), max(1, int(d.s.maxBytes/d.partSize))) {
-		wg.Go(func() {
-			for i := range work {
-				if err := d.fetchPart(ctx, i); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-				close(ready[i])
+	failed := func(err error) { once.Do(func() { firstErr = err; cancel() }) }
+	defer func() {
+		cancel()
+		wg.Wait()
+		for _, p := range bufs {
+			if p != nil && p.buf != nil {
+				d.s.putPartBuf(p.buf)
 			}
-		})
-	}
+		}
+	}()
 	wg.Go(func() {
-		defer close(work)
 		for _, i := range todo {
-			select {
-			case work <- i:
-			case <-ctx.Done():
+			buf, err := d.s.getPartBuf(ctx)
+			if err != nil {
 				return
 			}
+			p := bufs[i]
+			_, n := d.span(i)
+			p.mu.Lock()
+			p.buf = buf[:n]
+			p.mu.Unlock()
+			wg.Go(func() {
+				if err := d.fetchPart(ctx, i, &bufSink{d: d, i: i, p: p}); err != nil {
+					failed(err)
+				}
+			})
 		}
 	})
 
 	sh := sha256.New()
-	crcs := make([]uint32, d.parts)
 	for i := range d.parts {
-		select {
-		case <-ready[i]:
-		case <-ctx.Done():
-			cancel()
-			wg.Wait() // firstErr is set before the cancel it causes
-			if firstErr != nil {
-				return nil, nil, firstErr
+		p := bufs[i]
+		if p == nil {
+			off, n := d.span(i)
+			if err := copyCtx(ctx, sh, io.NewSectionReader(d.f, off, n)); err != nil {
+				return nil, fmt.Errorf("read back %s: %w", d.f.Name(), err)
 			}
-			return nil, nil, ctx.Err()
+			continue
 		}
-		off, n := d.span(i)
-		c := crc32.New(castagnoli)
-		if err := copyCtx(ctx, io.MultiWriter(sh, c), io.NewSectionReader(d.f, off, n)); err != nil {
-			return nil, nil, fmt.Errorf("read back %s: %w", d.f.Name(), err)
+		var hashed int64
+		for {
+			p.mu.Lock()
+			filled, done := p.filled, p.done
+			p.mu.Unlock()
+			if hashed < filled {
+				sh.Write(p.buf[hashed:filled]) // a hash never fails
+				hashed = filled
+				continue
+			}
+			if done {
+				break
+			}
+			select {
+			case <-p.more:
+			case <-ctx.Done():
+				cancel()
+				wg.Wait() // firstErr is set before the cancel it causes
+				if firstErr != nil {
+					return nil, firstErr
+				}
+				return nil, ctx.Err()
+			}
 		}
-		crcs[i] = c.Sum32()
+		d.s.putPartBuf(p.buf[:cap(p.buf)])
+		p.buf = nil
 	}
-	return sh.Sum(nil), crcs, nil
+	return sh.Sum(nil), nil
 }
 
 // span is part i's offset and length.
@@ -295,18 +339,105 @@ func (d *download) span(i int) (off, n int64) {
 	return off, min(d.partSize, d.req.Size-off)
 }
 
-// fetchPart writes part i into the file at its offset (and into hs, reset
-// first), fetching it again when the body is cut short or stalls; the SDK
-// has already retried the request itself.
-func (d *download) fetchPart(ctx context.Context, i int, hs ...hash.Hash) error {
+// A sink takes a part's bytes as they arrive, in order, each once: a
+// request resumed after a cut goes on from the byte where the last ended.
+type sink interface {
+	// space is where the bytes from got on are read into.
+	space(got int64) []byte
+	// landed: k bytes were read into space(got).
+	landed(got int64, k int) error
+}
+
+// streamSink writes a single request's bytes to the file and hashes them.
+type streamSink struct {
+	d   *download
+	buf []byte
+	h   io.Writer
+}
+
+func (s *streamSink) space(got int64) []byte {
+	return s.buf[:min(int64(len(s.buf)), s.d.req.Size-got)]
+}
+
+func (s *streamSink) landed(got int64, k int) error {
+	if _, err := s.d.f.WriteAt(s.buf[:k], got); err != nil {
+		return err
+	}
+	s.h.Write(s.buf[:k])
+	return nil
+}
+
+// partBuf is a part of a large file received into memory: the fetch fills
+// it and writes it to the file, the hashing goroutine reads what is filled.
+type partBuf struct {
+	mu     sync.Mutex
+	buf    []byte // set by the dispatcher before the fetch starts
+	filled int64  // bytes received
+	done   bool   // every byte received and written to the file
+	more   chan struct{}
+}
+
+// bufSink receives part i into its buffer and writes it to the file in
+// pieces of at least flushSize (a write per socket read would cost a
+// system call per few KiB).
+type bufSink struct {
+	d       *download
+	i       int
+	p       *partBuf
+	written int64
+}
+
+const flushSize = 1 << 20
+
+func (s *bufSink) space(got int64) []byte { return s.p.buf[got:] }
+
+func (s *bufSink) landed(got int64, k int) error {
+	filled := got + int64(k)
+	end := filled == int64(len(s.p.buf))
+	if filled-s.written >= flushSize || end {
+		off, _ := s.d.span(s.i)
+		if _, err := s.d.f.WriteAt(s.p.buf[s.written:filled], off+s.written); err != nil {
+			return err
+		}
+		s.written = filled
+	}
+	s.p.mu.Lock()
+	s.p.filled, s.p.done = filled, end
+	s.p.mu.Unlock()
+	select {
+	case s.p.more <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// getPartBuf takes a buffer of the pool of download parts, allocating it
+// the first time; putPartBuf gives it back.
+func (s *Store) getPartBuf(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-s.dlBufs:
+		if b == nil {
+			b = make([]byte, s.dlPart)
+		}
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Store) putPartBuf(b []byte) { s.dlBufs <- b }
+
+// fetchPart fetches part i into sink. A body cut short or stalled is
+// resumed from the byte where it ended, at once the first time, after a
+// backoff after that; the SDK has already retried the request itself.
+func (d *download) fetchPart(ctx context.Context, i int, sk sink) error {
 	off, n := d.span(i)
 	attempts := d.s.client.Options().Retryer.MaxAttempts()
 	backoff := retry.NewExponentialJitterBackoff(5 * time.Second)
+	var got int64
 	for attempt := 1; ; attempt++ {
-		for _, h := range hs {
-			h.Reset()
-		}
-		err := d.getRange(ctx, i, off, n, hs)
+		k, err := d.getRange(ctx, i, off, n, got, sk)
+		got += k
 		var cut *cutError
 		if err == nil || !errors.As(err, &cut) || ctx.Err() != nil {
 			return err
@@ -314,85 +445,168 @@ func (d *download) fetchPart(ctx context.Context, i int, hs ...hash.Hash) error 
 		if attempt >= attempts {
 			return fmt.Errorf("get %s: %w (after %s)", d.s.URL(d.req.Key), err, words.Count(attempt, "attempt", "attempts"))
 		}
-		wait, _ := backoff.BackoffDelay(attempt, err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if attempt > 1 {
+			wait, _ := backoff.BackoffDelay(attempt-1, err)
+			if err := sleepCtx(ctx, d.s.clock, wait); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// cutError is a response body that ended early or failed while it was read.
+// sleepCtx waits d on clock, or until ctx is done.
+func sleepCtx(ctx context.Context, clock clockwork.Clock, d time.Duration) error {
+	t := clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.Chan():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// cutError is a response body that ended early, failed or stalled while it
+// was read.
 type cutError struct{ err error }
 
 func (e *cutError) Error() string { return "response body cut short: " + e.err.Error() }
 func (e *cutError) Unwrap() error { return e.err }
 
-// getRange makes one GET for bytes off to off+n of the object and writes them
-// into the file at off.
-func (d *download) getRange(ctx context.Context, i int, off, n int64, hs []hash.Hash) error {
-	// A request slot is taken per attempt by the limiter; the body, read
-	// after the request returns, holds a share of the bytes in flight, as an
-	// upload's does: a large file's parts must not starve the small files.
-	release, err := d.s.sending(ctx, n)
-	if err != nil {
-		return err
+// errStalled: no byte of a body arrived for StallTimeout.
+var errStalled = errors.New("no byte received")
+
+// getRange makes one GET for bytes off+got to off+n of the object and gives
+// them to sk; it returns how many it gave.
+func (d *download) getRange(ctx context.Context, i int, off, n, got int64, sk sink) (int64, error) {
+	// A single request takes a share of the bytes in flight while its body
+	// streams, as an upload's does: a large body must not starve the small
+	// files. Parts are bounded by the pool of buffers instead.
+	if d.parts == 1 {
+		release, err := d.s.sending(ctx, n-got)
+		if err != nil {
+			return 0, err
+		}
+		defer release()
 	}
-	defer release()
 	in := &s3.GetObjectInput{Bucket: &d.s.bucket, Key: &d.req.Key}
-	if d.parts > 1 {
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	ranged := d.parts > 1 || got > 0
+	if ranged {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off+got, off+n-1))
 	}
 	if d.req.ETag != "" {
 		in.IfMatch = aws.String(d.req.ETag)
 	}
 	out, err := d.s.client.GetObject(ctx, in)
 	if err != nil {
-		return d.getFailed(err)
+		return 0, d.getFailed(err)
 	}
-	defer out.Body.Close()
-	// The object's size, from Content-Range for a part: a replaced object of
-	// another size is refused here, whatever its ETag.
+	// The object's size, from Content-Range for a range: a replaced object
+	// of another size is refused here, whatever its ETag.
 	size := d.req.Size
-	if d.parts > 1 {
+	if ranged {
 		size = rangeTotal(aws.ToString(out.ContentRange))
 	} else if out.ContentLength != nil {
 		size = *out.ContentLength
 	}
 	if size != d.req.Size {
-		return fmt.Errorf("get %s: %w (it holds %d bytes, the record says %d)", d.s.URL(d.req.Key), ErrSourceChanged, size, d.req.Size)
+		out.Body.Close()
+		return 0, fmt.Errorf("get %s: %w (it holds %d bytes, the record says %d)", d.s.URL(d.req.Key), ErrSourceChanged, size, d.req.Size)
 	}
-	if out.ContentLength != nil && *out.ContentLength != n {
-		return fmt.Errorf("get %s: %d bytes for a range of %d", d.s.URL(d.req.Key), *out.ContentLength, n)
+	if out.ContentLength != nil && *out.ContentLength != n-got {
+		out.Body.Close()
+		return 0, fmt.Errorf("get %s: %d bytes for a range of %d", d.s.URL(d.req.Key), *out.ContentLength, n-got)
 	}
+	body := newWatchedBody(out.Body, d.s.clock, d.s.stallTimeout)
+	defer body.Close()
 
-	ws := []io.Writer{io.NewOffsetWriter(d.f, off)}
-	for _, h := range hs {
-		ws = append(ws, h)
-	}
-	w := io.MultiWriter(ws...)
-	pw := &partWriter{w: w, report: func(got int64) {
-		if d.req.Progress != nil && got > d.reported[i] {
-			d.req.Progress(got - d.reported[i])
-			d.reported[i] = got
+	var read int64
+	for got+read < n {
+		b := sk.space(got + read)
+		k, err := body.Read(b)
+		if k > 0 {
+			if werr := sk.landed(got+read, k); werr != nil {
+				return read, fmt.Errorf("write %s: %w", d.f.Name(), werr)
+			}
+			read += int64(k)
+			d.progress(i, got+read)
 		}
-	}}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	written, err := io.CopyBuffer(pw, out.Body, *bp)
-	if err != nil {
-		if werr := pw.err; werr != nil {
-			return fmt.Errorf("write %s: %w", d.f.Name(), werr)
+		if err == io.EOF {
+			break
 		}
-		return &cutError{err}
+		if err != nil {
+			if body.stalled() {
+				err = fmt.Errorf("%w for %s", errStalled, d.s.stallTimeout)
+			}
+			return read, &cutError{err}
+		}
 	}
-	if written != n {
-		return &cutError{fmt.Errorf("%d of %d bytes", written, n)}
+	if got+read != n {
+		return read, &cutError{fmt.Errorf("%d of %d bytes", got+read, n)}
 	}
-	return nil
+	return read, nil
+}
+
+// progress reports part i's bytes received so far (counted once, however
+// often the part is fetched).
+func (d *download) progress(i int, got int64) {
+	if d.req.Progress != nil && got > d.reported[i] {
+		d.req.Progress(got - d.reported[i])
+		d.reported[i] = got
+	}
+}
+
+// watchedBody closes a response body that goes stallTimeout without a byte,
+// so that the read waiting on it fails and the rest is asked for again on
+// a new connection. A connection can stall with nothing to tell it from a
+// slow one (a peer or a middlebox that lost it, a server stuck, TCP backing
+// off its retransmissions); waiting for the attempt's timeout (minutes)
+// would hold the whole download.
+type watchedBody struct {
+	io.ReadCloser
+	timer clockwork.Timer
+	every time.Duration
+	reads atomic.Int64 // reads that returned bytes
+	fired atomic.Bool
+	// By the timer's callbacks only (one at a time):
+	checked int64 // reads at the last check
+	quiet   int   // checks in a row that saw no read
+}
+
+// stallChecks: a body is checked this many times per stallTimeout (a timer
+// reset on every read would cost more than the read on a fast link).
+const stallChecks = 4
+
+func newWatchedBody(body io.ReadCloser, clock clockwork.Clock, after time.Duration) *watchedBody {
+	w := &watchedBody{ReadCloser: body, every: after / stallChecks}
+	w.timer = clock.AfterFunc(w.every, w.check)
+	return w
+}
+
+func (w *watchedBody) check() {
+	if r := w.reads.Load(); r != w.checked {
+		w.checked, w.quiet = r, 0
+	} else if w.quiet++; w.quiet >= stallChecks {
+		w.fired.Store(true)
+		w.ReadCloser.Close()
+		return
+	}
+	w.timer.Reset(w.every)
+}
+
+func (w *watchedBody) Read(b []byte) (int, error) {
+	n, err := w.ReadCloser.Read(b)
+	if n > 0 {
+		w.reads.Add(1)
+	}
+	return n, err
+}
+
+func (w *watchedBody) stalled() bool { return w.fired.Load() }
+
+func (w *watchedBody) Close() error {
+	w.timer.Stop()
+	return w.ReadCloser.Close()
 }
 
 // getFailed classifies a failed GET: a failed If-Match, or a range beyond the
@@ -426,23 +640,4 @@ func rangeTotal(cr string) int64 {
 		return -1
 	}
 	return n
-}
-
-// partWriter counts what it writes and remembers a write error, to tell it
-// from a failed read of the body.
-type partWriter struct {
-	w      io.Writer
-	n      int64
-	err    error
-	report func(n int64)
-}
-
-func (p *partWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.n += int64(n)
-	p.report(p.n)
-	if err != nil {
-		p.err = err
-	}
-	return n, err
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -277,6 +278,105 @@ func TestDownloadCancelled(t *testing.T) {
 		}
 		if got := dirNames(t, dir); len(got) != 0 {
 			t.Errorf("left %q", got)
+		}
+	})
+}
+
+// A body that stops mid-way with its connection open (the proxy sends half,
+// then nothing) is given up after StallTimeout without a byte, on the
+// store's clock, and the rest is asked for from the byte where it stopped:
+// the download does not wait for the attempt's timeout (an hour here). On a
+// fake clock, moved on only once every other byte of the file has arrived,
+// so that no healthy body is taken for a stalled one.
+func TestDownloadStallResumes(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		t.Parallel()
+		bucket := srv.NewBucket(t)
+		for _, tc := range []struct {
+			key         string
+			size        int
+			stallRange  string // the GET whose body stalls after half
+			resumeRange string // the one that must follow
+		}{
+			{"small", 300 << 10, "", "bytes=153600-307199"},
+			{"large", 4 << 20, "bytes=1048576-2097151", "bytes=1572864-2097151"},
+		} {
+			o := putStored(t, srv, bucket, tc.key, filler(tc.size))
+			proxy := s3test.NewProxy(t, srv.Endpoint)
+			resumed := make(chan struct{})
+			var once, resumeOnce sync.Once
+			proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+				if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/"+tc.key) {
+					return s3test.Pass
+				}
+				f := s3test.Pass
+				switch r.Header.Get("Range") {
+				case tc.stallRange:
+					once.Do(func() { f = s3test.StallResponse })
+				case tc.resumeRange:
+					resumeOnce.Do(func() { close(resumed) })
+				}
+				return f
+			})
+			clock := clockwork.NewFakeClock()
+			const stall = 10 * time.Second
+			st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{
+				PartSize: 1 << 20, StallTimeout: stall, RequestTimeout: time.Hour, Clock: clock,
+			})
+			// A guard, not a measure: without the watch this waits an hour.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			req := o.request(t.TempDir(), tc.key)
+			var got atomic.Int64
+			allButStalled := make(chan struct{})
+			req.Progress = func(n int64) {
+				// Every byte but the stalled half: the small file's first half,
+				// or the large one's parts but the second half of part 1.
+				if got.Add(n) == int64(tc.size/2) && tc.key == "small" || got.Load() == int64(tc.size-512<<10) && tc.key == "large" {
+					close(allButStalled)
+				}
+			}
+			type result struct {
+				d   Downloaded
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				d, err := st.Download(ctx, req)
+				done <- result{d, err}
+			}()
+			select {
+			case <-allButStalled:
+			case res := <-done:
+				t.Fatalf("%s: returned before the stall: %v, %d bytes (proxy: %s)", tc.key, res.err, got.Load(), proxy.Counts())
+			}
+			// Only the stalled body's watch is on the clock now: move it on
+			// until the request that resumes it arrives.
+		wait:
+			for {
+				if err := clock.BlockUntilContext(ctx, 1); err != nil {
+					t.Fatalf("%s: no stall watch on the store's clock, and no resumed request: %v (proxy: %s)", tc.key, err, proxy.Counts())
+				}
+				select {
+				case <-resumed:
+					break wait
+				default:
+				}
+				clock.Advance(stall / 4)
+			}
+			res := <-done
+			if res.err != nil {
+				t.Fatalf("%s: %v (proxy: %s)", tc.key, res.err, proxy.Counts())
+			}
+			if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
+				t.Fatalf("%s: bytes differ", tc.key)
+			}
+			if res.d.Refetched != 0 || got.Load() != int64(tc.size) {
+				t.Errorf("%s: %d parts fetched again, %d bytes counted: want the stalled body resumed, every byte once", tc.key, res.d.Refetched, got.Load())
+			}
+			if proxy.Count(s3test.StallResponse) != 1 {
+				t.Errorf("%s: the proxy stalled %d bodies, want 1: %s", tc.key, proxy.Count(s3test.StallResponse), proxy.Counts())
+			}
 		}
 	})
 }

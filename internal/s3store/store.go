@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -58,6 +59,17 @@ type Options struct {
 	// slot, each sharing the link with all the others (on a slow link, for
 	// longer than a request's timeout), and small files would wait behind them.
 	MaxBytesInFlight int64
+	// DownloadMemory bounds the memory a download's parts are received into
+	// (shared by every file fetched at once); 0 means DefaultDownloadMemory.
+	// A file is fetched in parts of min(PartSize, DownloadMemory/4), as many
+	// at once as fit; one up to twice that size in one request, streamed.
+	DownloadMemory int64
+	// StallTimeout: a response body that brings no byte for this long is
+	// given up and the rest asked for again; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
+	// Clock is what stalls and download backoffs are timed by; nil means the
+	// real one. Tests use a fake.
+	Clock clockwork.Clock
 	// CopyPartThreshold is the size above which copies go in parts; 0 means
 	// DefaultCopyPartThreshold. Tests lower it.
 	CopyPartThreshold int64
@@ -84,6 +96,12 @@ const (
 	// DefaultRequestTimeout bounds one attempt of one request: a part is at
 	// most a few tens of MiB, so two minutes means a stall, not a slow link.
 	DefaultRequestTimeout = 2 * time.Minute
+	// DefaultDownloadMemory: four parts of 8 MiB at once, the peak memory of
+	// a download well under 64 MiB.
+	DefaultDownloadMemory = 32 << 20
+	// DefaultStallTimeout: a body silent this long is stuck, not slow (a
+	// working connection, however slow, brings some bytes every second).
+	DefaultStallTimeout = 10 * time.Second
 	// defaultMaxAttempts rides out a store that fails one request in four.
 	defaultMaxAttempts = 10
 )
@@ -100,6 +118,10 @@ type Store struct {
 	limit             *limiter            // bounds requests in flight across files and parts
 	bytes             *semaphore.Weighted // bounds the bytes of large bodies in flight (see sending)
 	maxBytes          int64
+	dlPart            int64       // the part size of downloads
+	dlBufs            chan []byte // the pool of part buffers (nil entries: not allocated yet)
+	stallTimeout      time.Duration
+	clock             clockwork.Clock
 }
 
 // New builds the S3 client from the standard AWS configuration chain (keys,
@@ -114,6 +136,15 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.MaxBytesInFlight == 0 {
 		o.MaxBytesInFlight = 16 * o.PartSize
+	}
+	if o.DownloadMemory == 0 {
+		o.DownloadMemory = DefaultDownloadMemory
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
@@ -196,7 +227,16 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			ro.Throttles = nil
 		})
 	})
+	dlPart := max(64<<10, min(o.PartSize, o.DownloadMemory/4))
+	dlBufs := make(chan []byte, max(1, o.DownloadMemory/dlPart))
+	for range cap(dlBufs) {
+		dlBufs <- nil // allocated when first taken
+	}
 	return &Store{
+		dlPart:            dlPart,
+		dlBufs:            dlBufs,
+		stallTimeout:      o.StallTimeout,
+		clock:             o.Clock,
 		client:            client,
 		bucket:            o.Bucket,
 		partSize:          o.PartSize,

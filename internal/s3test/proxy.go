@@ -126,6 +126,10 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host // the client signed this Host header
 		},
+		// Every byte read from the server goes on to the client at once: a
+		// stalled body then stops exactly where the stall is, not up to a
+		// buffer's worth before it.
+		FlushInterval: -1,
 	}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if p.Observe != nil {
