@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,9 +60,15 @@ type Downloaded struct {
 	Duration  time.Duration
 }
 
-// ErrDamaged: the bytes received never matched the record's SHA-256, after
-// fetching again.
+// ErrDamaged: the bytes received never matched the record's SHA-256, and
+// came otherwise on each fetch: damaged on the way, every time.
 var ErrDamaged = errors.New("downloaded bytes do not match the recorded SHA-256")
+
+// ErrRecordDisagrees: the same bytes came on two fetches, and they are not
+// what the record says: damage on the way does not repeat itself, so the
+// object and its record disagree (the record was altered, or the object
+// replaced by one of the same size and ETag).
+var ErrRecordDisagrees = errors.New("the record and the object disagree")
 
 // maxRounds bounds how often a file whose SHA-256 does not match is fetched
 // again (the parts that disagree, for a large file) before ErrDamaged.
@@ -151,6 +158,13 @@ func createPartial(path string, mode os.FileMode) (*os.File, error) {
 // ".<name>.s3am-partial-<random>".
 const PartialSuffix = ".s3am-partial-"
 
+// partialName matches the names createPartial gives.
+var partialName = regexp.MustCompile(`^\..*` + regexp.QuoteMeta(PartialSuffix) + `[0-9a-z]+$`)
+
+// IsPartial reports whether a file name is one of a download's temporary
+// files: what a run killed mid-way (SIGKILL, a lost machine) leaves behind.
+func IsPartial(name string) bool { return partialName.MatchString(name) }
+
 // download is one file being fetched.
 type download struct {
 	s        *Store
@@ -165,7 +179,9 @@ type download struct {
 // SHA-256 matches; it returns how many parts were fetched again.
 //
 // The record has one SHA-256 for the whole file, so a mismatch does not say
-// which part was damaged. Each part's CRC32C is kept from every fetch (read
+// which part was damaged. The same whole-file SHA-256 twice means the same
+// bytes came twice: the object is not what the record says
+// (ErrRecordDisagrees). Each part's CRC32C is kept from every fetch (read
 // back from the file after a mismatch: a download that matches pays nothing
 // for it): a part
 // that has come two ways is suspect and is fetched again each round until
@@ -178,6 +194,7 @@ func (d *download) run(ctx context.Context) (int, error) {
 		todo[i] = i
 	}
 	refetched := 0
+	var sums [][]byte // of each fetch of the file
 	for round := 1; ; round++ {
 		sum, err := d.fetch(ctx, todo)
 		if err != nil {
@@ -186,6 +203,11 @@ func (d *download) run(ctx context.Context) (int, error) {
 		if slices.Equal(sum, d.req.SHA256) {
 			return refetched, nil
 		}
+		if slices.ContainsFunc(sums, func(b []byte) bool { return slices.Equal(b, sum) }) {
+			return refetched, fmt.Errorf("%s: %w: the same bytes came on %s, SHA-256 %x, not the recorded %x (the record was altered, or the object replaced by one of the same size and ETag)",
+				d.s.URL(d.req.Key), ErrRecordDisagrees, words.Count(round, "fetch", "fetches"), sum, d.req.SHA256)
+		}
+		sums = append(sums, sum)
 		crcs, err := d.partCRCs(ctx, todo)
 		if err != nil {
 			return refetched, err
@@ -204,11 +226,7 @@ func (d *download) run(ctx context.Context) (int, error) {
 			}
 		}
 		if round == maxRounds {
-			key := d.s.URL(d.req.Key)
-			if len(suspect) == 0 {
-				return refetched, fmt.Errorf("%s: %w: the same other bytes on each of %s (SHA-256 %x): the object is not what the record says, or something on the way changes it the same way every time", key, ErrDamaged, words.Count(round, "fetch", "fetches"), sum)
-			}
-			return refetched, fmt.Errorf("%s: %w: damaged on the way on each of %s", key, ErrDamaged, words.Count(round, "fetch", "fetches"))
+			return refetched, fmt.Errorf("%s: %w: damaged on the way on each of %s", d.s.URL(d.req.Key), ErrDamaged, words.Count(round, "fetch", "fetches"))
 		}
 		todo = suspect
 		if len(todo) == 0 {
@@ -377,9 +395,11 @@ type partBuf struct {
 	more   chan struct{}
 }
 
-// bufSink receives part i into its buffer and writes it to the file in
-// pieces of at least flushSize (a write per socket read would cost a
-// system call per few KiB).
+// bufSink receives part i into its buffer, readSize at a time, and writes
+// it to the file in pieces of flushSize: small enough that what is written
+// is still in the CPU's cache from the read (a profile of the 1 GiB
+// download: a third less system time than writes of 1 MiB from reads of
+// up to the part), large enough not to cost a system call per few KiB.
 type bufSink struct {
 	d       *download
 	i       int
@@ -387,9 +407,14 @@ type bufSink struct {
 	written int64
 }
 
-const flushSize = 1 << 20
+const (
+	readSize  = 256 << 10
+	flushSize = 128 << 10
+)
 
-func (s *bufSink) space(got int64) []byte { return s.p.buf[got:] }
+func (s *bufSink) space(got int64) []byte {
+	return s.p.buf[got:min(int64(len(s.p.buf)), got+readSize)]
+}
 
 func (s *bufSink) landed(got int64, k int) error {
 	filled := got + int64(k)
