@@ -57,16 +57,28 @@ func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
 	}
 	prefix := r.prefix(ref)
 	res.Prefix, res.Where = prefix, r.Store.URL(prefix)
+	// Before anything is asked of S3 (or waited for): a directory the files
+	// could never be written to.
+	if err := checkTargetDir(dir); err != nil {
+		return res, fail(KindPackage, err)
+	}
 	r.logf("commit %s (%s)", commit, from)
 	r.logf("looking up %s", r.Store.URL(prefix+manifest.Name))
 
-	rec, err := r.awaitSet(ctx, ref)
+	set, err := r.awaitSet(ctx, ref)
 	if err != nil {
+		if errors.Is(err, ErrSetNotFound) {
+			// Files of the names the set lists are not this set's: an older
+			// deploy's a.zip must not pass for it.
+			r.removeUnverified(dir, set.Names, nil, "the set is not there")
+		}
 		return res, err
 	}
+	rec := set.Record
 	if err := r.workspace().mkdir(dir); err != nil {
 		return res, fmt.Errorf("create package directory: %w", err)
 	}
+	r.removePartials(dir, set.Names)
 	r.logf("found: %s, %s, complete since %s; downloading to %s", words.Count(len(rec.Files), "file", "files"), progress.Size(rec.TotalSize()),
 		rec.Created.UTC().Format(time.RFC3339), dir)
 	start := time.Now()
@@ -103,14 +115,14 @@ func (r *Runner) downloadCommit() (commit, from string, err error) {
 	return c, "HEAD of " + r.Config.RepoPath, nil
 }
 
-// awaitSet returns the record of the set when it is complete (the same
+// awaitSet returns the set when it is complete (the same
 // decision as check's: LookupSet's SetComplete, and nothing else), looking
 // again with backoff while PACKAGE_ASSETS_WAIT lasts; a set still not
 // there is ErrSetNotFound, naming what was looked up and why it does not
-// count. Every other state is waited on: an upload may be under way
+// count, with the last lookup's set. Every other state is waited on: an upload may be under way
 // (unrecorded objects), or the next trusted upload may replace an untrusted
 // record or objects that differ from theirs.
-func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (*manifest.Record, error) {
+func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (Set, error) {
 	clock := r.clock
 	if clock == nil {
 		clock = realClock{}
@@ -122,10 +134,10 @@ func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (*manifest.Record, er
 	for looks := 1; ; looks++ {
 		set, err := r.LookupSet(ctx, ref)
 		if err != nil {
-			return nil, err
+			return Set{}, err
 		}
 		if set.State == SetComplete {
-			return set.Record, nil
+			return set, nil
 		}
 		why := set.Reason
 		if set.State == SetUnrecorded {
@@ -138,14 +150,14 @@ func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (*manifest.Record, er
 			if r.Config.Wait > 0 {
 				waited = fmt.Sprintf(", still after waiting %s (%s; PACKAGE_ASSETS_WAIT)", now.Sub(start).Round(time.Second), words.Count(looks, "lookup", "lookups"))
 			}
-			return nil, fail(KindNotFound, fmt.Errorf("%w: %s%s", ErrSetNotFound, why, waited))
+			return set, fail(KindNotFound, fmt.Errorf("%w: %s%s", ErrSetNotFound, why, waited))
 		}
 		if looks == 1 || now.Sub(logged) >= waitLogEvery {
 			r.logf("not there yet: %s; waiting up to %s more (PACKAGE_ASSETS_WAIT)", why, left.Round(time.Second))
 			logged = now
 		}
 		if err := clock.Sleep(ctx, min(delay, left)); err != nil {
-			return nil, err
+			return Set{}, err
 		}
 		delay = min(delay*3/2, maxPoll)
 	}
@@ -220,18 +232,80 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 	})
 	stop()
 	if err != nil {
-		for i, f := range files {
-			if verified[i] {
-				continue
-			}
-			if removed, rerr := removeIfExists(filePath(dir, f.Name)); rerr != nil {
-				r.logf("could not remove %s: %v", filePath(dir, f.Name), rerr)
-			} else if removed {
-				r.logf("removed %s: not verified in this run", filePath(dir, f.Name))
+		r.removeUnverified(dir, fileNames(files), verified, "not verified in this run")
+	}
+	return err
+}
+
+// removeUnverified removes from dir the file of each of the set's names
+// not verified in this run (verified[i], when given), and the temporary
+// files downloads of those names left, logging each with why: a file under
+// a recorded name is then always the recorded one, never an older or
+// damaged one. The one clean-up of a download that fails, whether the
+// lookup refused the set or a fetch failed.
+func (r *Runner) removeUnverified(dir string, names []string, verified []bool, why string) {
+	for i, name := range names {
+		if verified != nil && verified[i] {
+			continue
+		}
+		path := filePath(dir, name)
+		if removed, err := removeIfExists(path); err != nil {
+			r.logf("could not remove %s: %v", path, err)
+		} else if removed {
+			r.logf("removed %s: %s", path, why)
+		}
+	}
+	r.removePartials(dir, names)
+}
+
+// removePartials removes the hidden temporary files of downloads
+// (s3store.IsPartial) from dir and the directories of the set's names: a
+// run killed mid-way (SIGKILL) leaves them, and a deploy that zips or syncs
+// the directory would ship them. Runs before a download starts and after
+// one fails.
+func (r *Runner) removePartials(dir string, names []string) {
+	dirs := map[string]bool{dir: true}
+	for _, name := range names {
+		dirs[filepath.Dir(filePath(dir, name))] = true
+	}
+	for d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue // not there: nothing left in it
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && s3store.IsPartial(e.Name()) {
+				path := filepath.Join(d, e.Name())
+				if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+					r.logf("could not remove %s: %v", path, err)
+				} else if err == nil {
+					r.logf("removed %s: a download's temporary file, left by a run that did not finish", path)
+				}
 			}
 		}
 	}
-	return err
+}
+
+// checkTargetDir finds a target directory no file can be written to: one
+// under a regular file, or (the nearest existing directory on its path,
+// which it would be made in) without write permission.
+func checkTargetDir(dir string) error {
+	p := filepath.Clean(dir)
+	fi, err := os.Stat(p)
+	for err != nil && filepath.Dir(p) != p {
+		p = filepath.Dir(p)
+		fi, err = os.Stat(p)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("target directory %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("target directory %s: %s is a file, not a directory", dir, p)
+	}
+	if err := writable(p); err != nil {
+		return fmt.Errorf("target directory %s: cannot write to %s: %w", dir, p, err)
+	}
+	return nil
 }
 
 // downloadFailed attributes a failed file: an object that is gone or is no
@@ -241,6 +315,10 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 func (r *Runner) downloadFailed(name string, err error) error {
 	err = fmt.Errorf("download %s: %w", name, err)
 	switch {
+	case errors.Is(err, s3store.ErrRecordDisagrees):
+		// An unsigned record whose sha256 was edited, or an object replaced
+		// by one of the same size and ETag: what is stored is not the set.
+		return failAs(KindNotFound, fmt.Errorf("%w: %w", ErrSetNotFound, err))
 	case errors.Is(err, s3store.ErrSourceChanged), errors.Is(err, s3store.ErrNotFound):
 		// Deleted or replaced after the lookup found the set complete: a
 		// prune at the same moment, or another writer.

@@ -133,6 +133,10 @@ type Set struct {
 	// Record is the decoded record: set for SetComplete and SetDiffers, and
 	// for SetUntrusted when it decoded but is misplaced; nil otherwise.
 	Record *manifest.Record
+	// Names are the file names the record lists, whenever it can be read at
+	// all, trusted or not: what a download that refuses the set removes from
+	// its target directory (a file of those names there is not this set's).
+	Names []string
 	// Reason is one line for logs saying why the set is in this state (the
 	// file that differs, the format seen, ...).
 	Reason string
@@ -238,12 +242,15 @@ func (r *Runner) judgeSet(set Set, data []byte, readErr error, objs []s3store.Ob
 		return set
 	case errors.Is(err, manifest.ErrSignature):
 		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v (only records signed with PACKAGE_ASSETS_SIGNING_KEY are trusted)", r.Store.URL(key), err)
+		if rec, err := manifest.Decode(data, nil); err == nil {
+			set.Names = fileNames(rec.Files) // valid names, whatever else is wrong
+		}
 		return set
 	case err != nil:
 		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v (not written by this tool, or damaged)", r.Store.URL(key), err)
 		return set
 	}
-	set.Record = rec
+	set.Record, set.Names = rec, fileNames(rec.Files)
 	if got := recordRef(rec); got != ref {
 		set.State = SetUntrusted
 		set.Reason = fmt.Sprintf("%s belongs to %s, not %s (a record counts only at its own place)", r.Store.URL(key), got, ref)
@@ -256,6 +263,14 @@ func (r *Runner) judgeSet(set Set, data []byte, readErr error, objs []s3store.Ob
 	set.State = SetComplete
 	set.Reason = fmt.Sprintf("complete: %s under %s, recorded %s", words.Count(len(rec.Files), "file", "files"), where, rec.Created.UTC().Format("2006-01-02T15:04:05Z"))
 	return set
+}
+
+func fileNames(files []manifest.File) []string {
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name
+	}
+	return names
 }
 
 // stored reports whether a failed read says something about what is stored
