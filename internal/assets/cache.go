@@ -172,7 +172,7 @@ func (r *Runner) copySet(ctx context.Context, files []manifest.File, from, to st
 		}
 		etag, err := r.store().Copy(ctx, req)
 		if err != nil {
-			return fmt.Errorf("copy %s: %w", f.Name, err)
+			return err // it names the objects ("copy s3://…/fn1.zip: …")
 		}
 		f.ETag = etag
 		out[i] = f

@@ -186,7 +186,7 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 		}
 		up, err := r.store().UploadFile(ctx, req)
 		if err != nil {
-			return fmt.Errorf("upload %s: %w", name, err)
+			return err // it names the file and the key ("upload s3://…/fn1.zip: …")
 		}
 		if rep != nil {
 			rep.FileDone()

@@ -74,9 +74,34 @@ func TestErrorMessages(t *testing.T) {
 			proxy.Plan = func(int64, *http.Request) s3test.Fault { return s3test.HTMLNotFound }
 			env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 		}, ExitS3},
+		{"upload-access-denied", []string{"upload"}, func(t *testing.T, srv *s3test.Server, env map[string]string, d dirs) {
+			if r := run(t, env, "check"); r.code != ExitOK {
+				t.Fatal(r)
+			}
+			writeFiles(t, d.pkg, map[string]string{"fn1.zip": "one"})
+			proxy := s3test.NewProxy(t, srv.Endpoint)
+			proxy.Plan = func(_ int64, r *http.Request) s3test.Fault { // reads allowed, writes not
+				if r.Method == http.MethodPut {
+					return s3test.Forbidden
+				}
+				return s3test.Pass
+			}
+			env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		}, ExitS3},
+		{"upload-nothing-built", []string{"upload"}, func(t *testing.T, srv *s3test.Server, env map[string]string, d dirs) {
+			if r := run(t, env, "check"); r.code != ExitOK {
+				t.Fatal(r)
+			}
+		}, ExitPackage},
+		{"download-access-denied", []string{"download"}, func(t *testing.T, srv *s3test.Server, env map[string]string, d dirs) {
+			env["PACKAGE_ASSETS_COMMIT"] = d.head
+			proxy := s3test.NewProxy(t, srv.Endpoint)
+			proxy.Plan = func(int64, *http.Request) s3test.Fault { return s3test.Forbidden }
+			env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		}, ExitS3},
 		{"upload-without-check", []string{"upload"}, nil, ExitPackage},
 		{"download-not-stored", []string{"download"}, func(_ *testing.T, _ *s3test.Server, env map[string]string, _ dirs) {
-			env["PACKAGE_ASSETS_DOWNLOAD_COMMIT"] = strings.Repeat("ab", 20)
+			env["PACKAGE_ASSETS_COMMIT"] = strings.Repeat("ab", 20)
 		}, ExitNotFound},
 		{"hash-filter-selects-nothing", []string{"hash"}, func(_ *testing.T, _ *s3test.Server, env map[string]string, _ dirs) {
 			env["CODE_HASH_FIND_FILTER"] = "lambdas/**"
