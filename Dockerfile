@@ -37,7 +37,7 @@ ARG TARGETPLATFORM
 # at /usr/local/bin/sh, one of the paths GitLab's shell detection tries.
 COPY image/shell/ /usr/local/bin/
 COPY --chmod=0755 build/busybox/${TARGETPLATFORM}/busybox /usr/local/bin/busybox
-COPY build/busybox/copyright /usr/local/share/doc/busybox/copyright
+COPY --chmod=0644 build/busybox/copyright /usr/local/share/doc/busybox/copyright
 
 # A build without --target (the self-test's `docker build .`) gets the image
 # without a shell.

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -361,35 +362,52 @@ func runActExample(t *testing.T, w actWorkflow) {
 	}
 }
 
+var (
+	serviceOnce sync.Once
+	serviceSock string
+	serviceErr  string
+	serviceStop func()
+)
+
 // podmanService starts podman's Docker-compatible API over the tests' podman
-// storage and returns its socket; it stops with the test.
+// storage, once for all tests (removeImages stops it), and returns its
+// socket.
 func podmanService(t *testing.T) string {
 	t.Helper()
-	sock := filepath.Join(podmanDir, fmt.Sprintf("api-%d.sock", os.Getpid()))
-	cmd := podman("system", "service", "--time", "0", "unix://"+sock)
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("podman system service: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
+	serviceOnce.Do(func() {
+		serviceErr = "podman system service did not start (see the first test that tried)"
+		sock := filepath.Join(podmanDir, "api.sock")
+		cmd := podman("system", "service", "--time", "0", "unix://"+sock)
+		var log strings.Builder
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("podman system service: %v", err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		serviceStop = func() {
+			cmd.Process.Kill()
+			<-done
+		}
+		// Ready when the socket answers; the service exiting first is a failure.
+		for {
+			if c, err := net.Dial("unix", sock); err == nil {
+				c.Close()
+				serviceSock, serviceErr = sock, ""
+				return
+			}
+			select {
+			case err := <-done:
+				serviceStop = nil
+				t.Fatalf("podman system service exited: %v\n%s", err, log.String())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	})
-	// Ready when the socket answers; the service exiting first is a failure.
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return sock
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("podman system service exited: %v\n%s", err, log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
+	if serviceErr != "" {
+		t.Fatal(serviceErr)
 	}
+	return serviceSock
 }
 
 // hostForwarder listens on the host's first non-loopback IPv4 address and

@@ -82,6 +82,9 @@ func removeImages() {
 	if podmanDir == "" {
 		return
 	}
+	if serviceStop != nil {
+		serviceStop()
+	}
 	_ = podman("rm", "--all", "--force").Run()
 	_ = podman("rmi", "--all", "--force").Run()
 	os.RemoveAll(podmanDir)
