@@ -19,8 +19,8 @@ func TestAccessDenied(t *testing.T) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
 		if srv.CreateUser(t, "s3am-other", "s3am-other-secret-0123") {
-			t.Setenv("AWS_ACCESS_KEY_ID", "s3am-other")
-			t.Setenv("AWS_SECRET_ACCESS_KEY", "s3am-other-secret-0123")
+			env["AWS_ACCESS_KEY_ID"] = "s3am-other"
+			env["AWS_SECRET_ACCESS_KEY"] = "s3am-other-secret-0123"
 		} else {
 			// What AWS answers for a missing key when s3:ListBucket is not granted.
 			proxy := s3test.NewProxy(t, srv.Endpoint)

@@ -149,6 +149,7 @@ func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh
 	store, err := s3store.New(ctx, s3store.Options{
 		WebIdentityRole: webRole,
 		IDToken:         idToken,
+		Lookup:          lookup,
 		Bucket:          cfg.Bucket,
 		Endpoint:        cfg.Endpoint,
 		PathStyle:       cfg.PathStyle,

@@ -58,8 +58,8 @@ func TestPersistentConflictIsNamed(t *testing.T) {
 			}
 			return s3test.Pass
 		}
-		t.Setenv("AWS_MAX_ATTEMPTS", "3")
 		env, d := setup(t, srv, bucket)
+		env["AWS_MAX_ATTEMPTS"] = "3"
 		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 		run(t, env, "check")
 		writeFiles(t, d.pkg, map[string]string{"fn1.zip": "one"})
@@ -138,15 +138,15 @@ func TestUntrustedCertificate(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				cert, pemBytes := s3test.SelfSignedCert(t, tt.notAfter, tt.hosts...)
 				proxy := s3test.NewTLSProxy(t, srv.Endpoint, cert)
+				bucket := srv.NewBucket(t)
+				env, d := setup(t, srv, bucket)
 				if tt.trusted {
 					bundle := filepath.Join(t.TempDir(), "ca.pem")
 					if err := os.WriteFile(bundle, pemBytes, 0o644); err != nil {
 						t.Fatal(err)
 					}
-					t.Setenv("AWS_CA_BUNDLE", bundle)
+					env["AWS_CA_BUNDLE"] = bundle
 				}
-				bucket := srv.NewBucket(t)
-				env, d := setup(t, srv, bucket)
 				env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 				r := run(t, env, "check")
 				if tt.want == "" {

@@ -21,24 +21,25 @@ import (
 // faultFlow runs check → build → upload → check → docs-only commit → cache
 // hit through the proxy, then verifies every stored byte directly on the
 // server. It returns the bucket.
-func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy) string {
+func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy, extra map[string]string) string {
 	t.Helper()
 	bucket := srv.NewBucket(t)
 	base := t.TempDir()
 	d := dirs{repo: filepath.Join(base, "repo"), pkg: filepath.Join(base, "packages")}
 	d.head = newRepo(t, d.repo, map[string]string{"lambdas/fn1/index.py": "v1\n", "README.md": "docs\n"})
-	env := map[string]string{
-		"PACKAGE_ASSETS_BUCKET":   bucket,
-		"PACKAGE_ASSETS_ENDPOINT": proxy.URL,
-		"GIT_REPO_PATH":           d.repo,
-		"PACKAGE_DIRECTORY":       d.pkg,
-		"CODE_HASH_FIND_FILTER":   "lambdas/**",
-	}
+	env := srv.Env(bucket)
+	env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+	env["GIT_REPO_PATH"] = d.repo
+	env["PACKAGE_DIRECTORY"] = d.pkg
+	env["CODE_HASH_FIND_FILTER"] = "lambdas/**"
 	if proxy.Plan != nil {
 		// A stalled attempt is retried after this. Long enough for a 40 MiB
 		// copy or a 16 MiB part on a busy machine (1s was not: every attempt
 		// of the copy timed out), short enough that the stalls stay cheap.
 		env["PACKAGE_ASSETS_REQUEST_TIMEOUT"] = "5s"
+	}
+	for k, v := range extra {
+		env[k] = v
 	}
 	if r := run(t, env, "check"); r.code != ExitOK {
 		t.Fatalf("check: %v\nproxy: %s", r, proxy.Counts())
@@ -80,7 +81,7 @@ func TestFaultyStore(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		proxy.Plan = s3test.EveryNth(4, s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall, s3test.Corrupt)
-		faultFlow(t, srv, proxy)
+		faultFlow(t, srv, proxy, nil)
 		for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall, s3test.Corrupt} {
 			if proxy.Count(f) == 0 {
 				t.Errorf("the proxy never injected %s: %s", f, proxy.Counts())
@@ -95,11 +96,10 @@ func TestFaultyStore(t *testing.T) {
 // attempts a request: the tool lowers its requests in flight rather than
 // retrying into the same refusal. No multipart upload is left behind.
 func TestThrottlingStore(t *testing.T) {
-	t.Setenv("AWS_MAX_ATTEMPTS", "6")
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		proxy.Throttle = &s3test.Throttle{MaxInFlight: 3}
-		bucket := faultFlow(t, srv, proxy)
+		bucket := faultFlow(t, srv, proxy, map[string]string{"AWS_MAX_ATTEMPTS": "6"})
 		if proxy.Throttle.Throttled() == 0 {
 			t.Errorf("the store never throttled (at most %d requests in flight): the test tests nothing", proxy.Throttle.Peak())
 		}
@@ -134,7 +134,7 @@ func TestChecksumRefusingStore(t *testing.T) {
 		}
 		refusedBefore := proxy.Count(s3test.NotImpl)
 
-		faultFlow(t, srv, proxy)
+		faultFlow(t, srv, proxy, nil)
 		if n := proxy.Count(s3test.NotImpl) - refusedBefore; n != 1 {
 			t.Errorf("the tool sent %d requests with checksum headers or aws-chunked bodies, want 1", n)
 		}

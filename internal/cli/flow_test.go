@@ -267,10 +267,10 @@ func TestBadInput(t *testing.T) {
 				"check", ExitS3, "bucket does not exist"},
 			{"unreachable endpoint", func(t *testing.T, env map[string]string, d dirs) {
 				env["PACKAGE_ASSETS_ENDPOINT"] = "http://127.0.0.1:1"
-				t.Setenv("AWS_MAX_ATTEMPTS", "1")
+				env["AWS_MAX_ATTEMPTS"] = "1"
 			}, "check", ExitS3, "unreachable"},
 			{"wrong credentials", func(t *testing.T, env map[string]string, d dirs) {
-				t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0000000000")
+				env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret-0000000000"
 			},
 				"check", ExitS3, "credentials"},
 			{"repository path missing", func(t *testing.T, env map[string]string, d dirs) {

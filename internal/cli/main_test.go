@@ -25,7 +25,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	s3test.SetEnv()
+	s3test.IsolateEnv()
 	code := func() int {
 		dir, err := os.MkdirTemp("", "s3am-bin-")
 		if err != nil {
@@ -67,8 +67,9 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 }
 
-// run calls the whole program in-process with env as its only settings
-// (AWS credentials come from the process environment, set by s3test.SetEnv).
+// run calls the whole program in-process with env as its only settings,
+// AWS credentials included (s3test.Server.Env): the process environment has
+// none (s3test.IsolateEnv), so tests with different ones can run at once.
 func run(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer

@@ -24,6 +24,7 @@ type fakeSTS struct {
 }
 
 func newFakeSTS(t *testing.T) *fakeSTS {
+	t.Helper()
 	f := &fakeSTS{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
@@ -47,7 +48,6 @@ func newFakeSTS(t *testing.T) *fakeSTS {
 	}))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
-	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
 	return f
 }
 
@@ -63,9 +63,10 @@ func TestAssumeRole(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		sts := newFakeSTS(t)
 		env, d := setup(t, srv, srv.NewBucket(t))
+		env["AWS_ENDPOINT_URL_STS"] = sts.URL
 		env["AWS_ROLE"] = "arn:aws:iam::123456789012:role/ci"
 		// Used directly these would be refused: success proves the role's were used.
-		t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-0000000000")
+		env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-0000000000"
 		r := run(t, env, "check")
 		if r.code != ExitOK {
 			t.Fatalf("check with AWS_ROLE: %v", r)
@@ -91,10 +92,11 @@ func TestWebIdentity(t *testing.T) {
 		if err := os.WriteFile(token, []byte("header.payload.signature"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv("AWS_ACCESS_KEY_ID", "")
-		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-		t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gha")
-		t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
+		env["AWS_ENDPOINT_URL_STS"] = sts.URL
+		delete(env, "AWS_ACCESS_KEY_ID")
+		delete(env, "AWS_SECRET_ACCESS_KEY")
+		env["AWS_ROLE_ARN"] = "arn:aws:iam::123456789012:role/gha"
+		env["AWS_WEB_IDENTITY_TOKEN_FILE"] = token
 		if r := run(t, env, "check"); r.code != ExitOK {
 			t.Fatalf("check with web identity: %v", r)
 		}
@@ -120,9 +122,9 @@ func TestActionsIDToken(t *testing.T) {
 		}))
 		t.Cleanup(idp.Close)
 		env, _ := setup(t, srv, srv.NewBucket(t))
-		t.Setenv("AWS_ACCESS_KEY_ID", "")
-		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-		t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gha")
+		env["AWS_ENDPOINT_URL_STS"] = sts.URL
+		delete(env, "AWS_ACCESS_KEY_ID")
+		delete(env, "AWS_SECRET_ACCESS_KEY")
 		for k, v := range map[string]string{
 			"GITHUB_ACTIONS":                 "true",
 			"ACTIONS_ID_TOKEN_REQUEST_URL":   idp.URL + "/token?api-version=2.0",

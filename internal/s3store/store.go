@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,12 @@ type Options struct {
 	Bucket string
 	// Endpoint overrides the S3 endpoint; empty leaves AWS_ENDPOINT_URL_S3,
 	// AWS_ENDPOINT_URL and the AWS default to the SDK.
-	Endpoint  string
+	Endpoint string
+	// Lookup reads the AWS_* variables (keys, region, profile, endpoints,
+	// CA bundle, max attempts, web identity); nil means os.LookupEnv. The
+	// program passes the lookup it reads its settings with, so that each run
+	// (each test) can have its own.
+	Lookup    func(string) (string, bool)
 	PathStyle bool
 	// Role, when set, is assumed with session name "s3-asset-manager".
 	Role string
@@ -161,32 +167,60 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		t.TLSHandshakeTimeout = 10 * time.Second
 	})
-	cfg, err := config.LoadDefaultConfig(ctx,
+	env := awsEnv(o.Lookup)
+	if env == nil {
+		env = os.LookupEnv
+	}
+	fromEnv, err := env.loadOptions()
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, append(fromEnv,
 		config.WithHTTPClient(httpClient),
 		// Only where an operation requires it: stores such as Ceph RGW,
 		// Cloudflare R2 and older MinIO refuse the default CRC32 trailers.
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
+	s3Endpoint := env.endpoint("S3")
+	if o.Endpoint != "" {
+		s3Endpoint = aws.String(o.Endpoint)
+	}
+	newSTS := func() *sts.Client {
+		return sts.NewFromConfig(cfg, func(so *sts.Options) {
+			if e := env.endpoint("STS"); e != nil {
+				so.BaseEndpoint = e
+			}
+		})
+	}
 	if cfg.Region == "" {
-		if o.Endpoint == "" && !hasEnvEndpoint(cfg) {
+		if s3Endpoint == nil && !hasEnvEndpoint(cfg) {
 			return nil, errors.New("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION")
 		}
 		// S3-compatible stores mostly ignore the region but SigV4 needs one.
 		cfg.Region = "us-east-1"
 	}
+	if file := env.webIdentity(); file != "" {
+		arn := env.get("AWS_ROLE_ARN")
+		if arn == "" {
+			return nil, errors.New("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
+		}
+		provider := stscreds.NewWebIdentityRoleProvider(newSTS(), arn, stscreds.IdentityTokenFile(file),
+			func(wo *stscreds.WebIdentityRoleOptions) { wo.RoleSessionName = env.get("AWS_ROLE_SESSION_NAME") })
+		cfg.Credentials = aws.NewCredentialsCache(provider)
+	}
 	if o.WebIdentityRole != "" && o.IDToken != nil {
-		provider := stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(cfg), o.WebIdentityRole,
+		provider := stscreds.NewWebIdentityRoleProvider(newSTS(), o.WebIdentityRole,
 			idTokenRetriever{ctx: ctx, get: o.IDToken}, func(wo *stscreds.WebIdentityRoleOptions) {
 				wo.RoleSessionName = "s3-asset-manager"
 			})
 		cfg.Credentials = aws.NewCredentialsCache(provider)
 	}
 	if o.Role != "" {
-		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), o.Role, func(ao *stscreds.AssumeRoleOptions) {
+		provider := stscreds.NewAssumeRoleProvider(newSTS(), o.Role, func(ao *stscreds.AssumeRoleOptions) {
 			ao.RoleSessionName = "s3-asset-manager"
 		})
 		// The cache refreshes the role's credentials before they expire.
@@ -196,8 +230,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	// In this order: each attempt waits for a slot (withLimiter), then its
 	// timeout starts (attemptTimeout); both sit right after the retryer.
 	client := s3.NewFromConfig(cfg, attemptTimeout(o.RequestTimeout), withLimiter(limit), func(so *s3.Options) {
-		if o.Endpoint != "" {
-			so.BaseEndpoint = aws.String(o.Endpoint)
+		if s3Endpoint != nil {
+			so.BaseEndpoint = s3Endpoint
 		}
 		so.UsePathStyle = o.PathStyle
 		// Set here, not with config.WithRetryer, so that AWS_MAX_ATTEMPTS

@@ -259,29 +259,49 @@ func (s *Server) NewBucket(t testing.TB) string {
 	return name
 }
 
-// Env returns the settings that point the tool at this server and bucket
-// (the credentials come from SetEnv).
+// Env returns the settings that point the tool at this server and bucket,
+// with the test credentials: a run's AWS_* come from its own settings, not
+// the process environment (see IsolateEnv), so that tests can run in parallel
+// with different ones.
 func (s *Server) Env(bucket string) map[string]string {
 	return map[string]string{
 		"PACKAGE_ASSETS_BUCKET":   bucket,
 		"PACKAGE_ASSETS_ENDPOINT": s.Endpoint,
+		"AWS_ACCESS_KEY_ID":       AccessKey,
+		"AWS_SECRET_ACCESS_KEY":   SecretKey,
+		"AWS_REGION":              Region,
 	}
 }
 
 // SetEnv points the AWS SDK of this process at the test credentials and
-// keeps it away from the machine's own AWS configuration. For TestMain.
+// keeps it away from the machine's own AWS configuration. For TestMain of
+// packages that build a store from the process environment.
 func SetEnv() {
+	IsolateEnv()
 	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":           AccessKey,
-		"AWS_SECRET_ACCESS_KEY":       SecretKey,
-		"AWS_REGION":                  Region,
+		"AWS_ACCESS_KEY_ID":     AccessKey,
+		"AWS_SECRET_ACCESS_KEY": SecretKey,
+		"AWS_REGION":            Region,
+	} {
+		os.Setenv(k, v)
+	}
+}
+
+// IsolateEnv keeps the AWS SDK of this process (and of the programs it
+// starts) away from the machine's own AWS configuration and credentials,
+// without giving it any: each run passes its own (Env). For TestMain.
+func IsolateEnv() {
+	for k, v := range map[string]string{
 		"AWS_CONFIG_FILE":             os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
 		"AWS_EC2_METADATA_DISABLED":   "true",
 	} {
 		os.Setenv(k, v)
 	}
-	for _, k := range []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_DEFAULT_REGION"} {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY",
+		"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CA_BUNDLE", "AWS_MAX_ATTEMPTS", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"} {
 		os.Unsetenv(k)
 	}
 }
