@@ -62,9 +62,9 @@ type Runner struct {
 	// there instead of writing a line every few seconds.
 	ProgressTo io.Writer
 	Terminal   bool
-	// clock stands in for the real one while download waits (tests); nil
+	// Clock stands in for the real one while download waits (tests); nil
 	// is the real one.
-	clock waitClock
+	Clock WaitClock
 	work  *workspace
 }
 

@@ -123,7 +123,7 @@ func (r *Runner) downloadCommit() (commit, from string, err error) {
 // (unrecorded objects), or the next trusted upload may replace an untrusted
 // record or objects that differ from theirs.
 func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (Set, error) {
-	clock := r.clock
+	clock := r.Clock
 	if clock == nil {
 		clock = realClock{}
 	}
@@ -163,8 +163,8 @@ func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (Set, error) {
 	}
 }
 
-// waitClock is the time download waits by: the real one, or a test's.
-type waitClock interface {
+// WaitClock is the time download waits by: the real one, or a test's.
+type WaitClock interface {
 	Now() time.Time
 	// Sleep returns after d, or ctx's error when it is done first.
 	Sleep(ctx context.Context, d time.Duration) error

@@ -240,7 +240,7 @@ func TestDownloadWaits(t *testing.T) {
 					f.seed(prefix, artifactsOf(commitA, ""), build, nil, nil)
 				}
 			}
-			r.clock = clock
+			r.Clock = clock
 			_, err := r.Download(context.Background())
 			if tt.completeAt > 0 {
 				if err != nil {

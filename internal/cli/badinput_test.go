@@ -15,6 +15,7 @@ import (
 
 // A user without rights on the bucket gets "access denied", never "not found".
 func TestAccessDenied(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
@@ -50,7 +51,8 @@ func TestAccessDenied(t *testing.T) {
 // miss with a warning naming the key, never an error: the build runs, and
 // its upload replaces the record.
 func TestCorruptRecord(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for name, body := range map[string]string{
 			"garbage":   "\x00\x01 not json",
 			"foreign":   `{"format":"other-tool/v9","files":[]}`,
@@ -81,12 +83,13 @@ func TestCorruptRecord(t *testing.T) {
 }
 
 func TestSHA256Repository(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	git(t, base, "init", "-q", "--object-format=sha256")
 	writeFiles(t, base, map[string]string{"a": "a"})
 	git(t, base, "add", "-A")
 	git(t, base, "commit", "-q", "-m", "x")
-	r := run(t, map[string]string{"PACKAGE_ASSETS_BUCKET": "some-bucket", "GIT_REPO_PATH": base, "PACKAGE_DIRECTORY": t.TempDir()}, "check")
+	r := run(t, map[string]string{"PACKAGE_ASSETS_BUCKET": "some-bucket", "AWS_REGION": s3test.Region, "GIT_REPO_PATH": base, "PACKAGE_DIRECTORY": t.TempDir()}, "check")
 	if r.code != ExitGit || !strings.Contains(r.stderr, "sha256") {
 		t.Errorf("want exit %d naming sha256, got %v", ExitGit, r)
 	}
@@ -95,7 +98,8 @@ func TestSHA256Repository(t *testing.T) {
 // A symlink in the package directory is followed: the target's bytes are
 // stored under the link's name.
 func TestSymlinkInPackageDirectory(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
 		run(t, env, "check")
@@ -118,7 +122,8 @@ func TestSymlinkInPackageDirectory(t *testing.T) {
 // A package file rewritten or removed while it is being sent fails the
 // upload with exit 5, and no completion record is written.
 func TestFileChangesDuringUpload(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for name, change := range map[string]func(path string) error{
 			"grows":     func(p string) error { return os.WriteFile(p, randomBytes(41<<20, 5), 0o644) },
 			"truncated": func(p string) error { return os.Truncate(p, 1<<20) },

@@ -67,6 +67,7 @@ func freshPackages(t *testing.T, env map[string]string) string {
 }
 
 func TestCacheHitAcrossDocsOnlyCommit(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		artifacts := map[string]string{"fn1.zip": "function one", "fn 2+x.zip": string(randomBytes(3<<20, 7))}
@@ -114,7 +115,8 @@ func TestCacheHitAcrossDocsOnlyCommit(t *testing.T) {
 }
 
 func TestCacheMisses(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		tests := []struct {
 			name   string
 			change func(t *testing.T, repo string)
@@ -158,7 +160,8 @@ func TestCacheMisses(t *testing.T) {
 
 // A cache entry without its completion record is an interrupted fill: a miss.
 func TestPartialCacheEntryIsAMiss(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one", "fn2.zip": "two"})
 		key := "cache/" + codeHash + "/.s3-asset-manager.json"
@@ -182,6 +185,7 @@ func TestPartialCacheEntryIsAMiss(t *testing.T) {
 // that names the file, and the commit gets no record. The upload after the
 // miss repairs the entry, so the next commit hits it again.
 func TestChangedCacheObjectIsAMiss(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, tc := range []struct {
 			name   string
@@ -233,6 +237,7 @@ func TestChangedCacheObjectIsAMiss(t *testing.T) {
 // A set of more than 1,000 objects (the original tool saw only the first
 // listing page) is copied whole: copies follow the record, not a listing.
 func TestCacheWithMoreThan1000Objects(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		files := map[string]string{}
@@ -258,7 +263,8 @@ func TestCacheWithMoreThan1000Objects(t *testing.T) {
 }
 
 func TestReadOnlyCache(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
 		env["CODE_HASH_FIND_FILTER"] = "src/**"
@@ -280,7 +286,8 @@ func TestReadOnlyCache(t *testing.T) {
 // With a signing key, sets written without it (or with another) are misses:
 // a writer without the key cannot poison the cache.
 func TestSignedRecords(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		// An attacker with write access but no key fills the cache.
 		env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "poison"})
@@ -319,7 +326,8 @@ func TestSignedRecords(t *testing.T) {
 // an earlier build left in a reused workspace are not source: a commit that
 // changes no file hits the cache.
 func TestPackageDirectoryInsideRepository(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		ws := t.TempDir()
 		newRepo(t, ws, map[string]string{"src/main.py": "print(1)\n", "packages/.gitkeep": ""})
@@ -358,6 +366,7 @@ func TestPackageDirectoryInsideRepository(t *testing.T) {
 }
 
 func TestHashCommand(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	newRepo(t, base, map[string]string{"lambdas/a.py": "a", "docs/x.md": "x"})
 	env := map[string]string{"GIT_REPO_PATH": base, "CODE_HASH_FIND_FILTER": "lambdas/**"}

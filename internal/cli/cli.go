@@ -108,6 +108,9 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			ProgressTo: stderr,
 			Terminal:   isTerminal(stderr),
 		}
+		if waitClock != nil {
+			runner.Clock = waitClock()
+		}
 		switch cmd {
 		case "check":
 			out.check, err = runner.Check(ctx)
@@ -132,6 +135,10 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	}
 	return ExitOK
 }
+
+// waitClock, when set (by the tests' TestMain, before any run), gives each
+// run the clock download waits by; nil is the real one.
+var waitClock func() assets.WaitClock
 
 // openStore connects to the bucket the settings name; a failure is S3's.
 func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh *ghaction.Reporter) (*s3store.Store, error) {

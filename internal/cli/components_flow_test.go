@@ -141,7 +141,8 @@ func checkOutputs(t *testing.T, env map[string]string) (result, map[string]strin
 // commits rebuild only the component whose sources changed, and a commit that
 // restores earlier sources gets every component from the cache.
 func TestComponentsSingleJob(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoSetup(t, srv, bucket)
 
@@ -263,7 +264,8 @@ func TestComponentsSingleJob(t *testing.T) {
 // From a commit whose components are all stored, each kind of change gives
 // exactly the right build list.
 func TestComponentsBuildList(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoBuilt(t, srv, bucket)
 		tests := []struct {
@@ -319,7 +321,8 @@ func TestComponentsBuildList(t *testing.T) {
 // all at once; whichever finishes last writes the commit's record, and the
 // two that may race to write it agree.
 func TestComponentsMatrix(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoSetup(t, srv, bucket)
 		// The planning job: the build list for the matrix.
@@ -385,7 +388,8 @@ func TestComponentsMatrix(t *testing.T) {
 // without the key (an untrusted pipeline's) is rebuilt, not used, and the
 // next signed upload replaces it.
 func TestComponentsSigned(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoSetup(t, srv, bucket)
 		env["PACKAGE_ASSETS_KEY_PREFIX"] = "team-a"
@@ -427,7 +431,8 @@ func TestComponentsSigned(t *testing.T) {
 // without PACKAGE_COMPONENTS: with one component file replaced, the commit
 // is not found (the lookup lists the commit's prefix at any depth).
 func TestCommitOfComponentsChecksFiles(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoBuilt(t, srv, bucket)
 		wantCommitRecord(t, srv, bucket, d.head)

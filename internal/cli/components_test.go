@@ -19,6 +19,7 @@ var monorepoFiles = map[string]string{
 }
 
 func TestHashComponents(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	newRepo(t, base, monorepoFiles)
 	env := map[string]string{

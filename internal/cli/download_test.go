@@ -92,6 +92,7 @@ func oddArtifacts() map[string][]byte {
 // included, whichever way the commit is named: the setting, the package
 // directory's .commit-hash, or HEAD; the binary runs as "download" too.
 func TestDownloadRoundTrip(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		artifacts := oddArtifacts()
@@ -132,7 +133,8 @@ func TestDownloadRoundTrip(t *testing.T) {
 // download and a check that finds the set tell a deploy step every file's
 // S3 key, size and package-hash, as one JSON object, and the set's prefix.
 func TestDownloadOutputs(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		artifacts := map[string][]byte{"fn1.zip": []byte("one"), "a&b <c>.zip": randomBytes(5000, 1)}
 		env, d := uploaded(t, srv, bucket, artifacts)
@@ -207,7 +209,8 @@ func actionsOutputs(t *testing.T, env map[string]string, cmd string) map[string]
 // A set that is not there, or not complete, is exit 6 with a log line
 // naming what was looked up; nothing is written.
 func TestDownloadNotFound(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		commit := strings.Repeat("ab", 20)
 		env, dir := deployEnv(t, srv, bucket, commit)
@@ -240,7 +243,8 @@ func TestDownloadNotFound(t *testing.T) {
 // With PACKAGE_ASSETS_WAIT, a set completed while download waits is
 // fetched; one that never is ends with exit 6 when the wait is over.
 func TestDownloadWaits(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		// The build: check now, upload when the deploy job is seen waiting.
 		env, d := setup(t, srv, bucket)
@@ -301,7 +305,8 @@ func TestDownloadWaits(t *testing.T) {
 // it and unaltered; a record without a signature or edited after signing is
 // not found (exit 6).
 func TestDownloadSignedRecords(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		artifacts := map[string][]byte{"fn1.zip": []byte("signed")}
 		key := "the-real-signing-key-0123"
@@ -349,6 +354,7 @@ func TestDownloadSignedRecords(t *testing.T) {
 // recorded ETag, is refused); then a file of that name from before is
 // removed too, and the other files, verified, stay.
 func TestDownloadReplacedObject(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		artifacts := map[string][]byte{"fn1.zip": []byte("one"), "fn2.zip": randomBytes(4000, 2), "big.bin": randomBytes(40<<20, 3)}
 		for _, name := range []string{"fn2.zip", "big.bin"} {
@@ -395,7 +401,8 @@ func TestDownloadReplacedObject(t *testing.T) {
 // bytes, connections cut mid-body, stalls), every file arrives intact, and
 // only those files are in the directory.
 func TestDownloadFaultyStore(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		artifacts := oddArtifacts()
 		for i := range 12 {
@@ -440,7 +447,8 @@ func TestDownloadFaultyStore(t *testing.T) {
 // leaves no file that looks finished: no file of the set's names, no
 // temporary file.
 func TestSignalStopsDownload(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		artifacts := map[string][]byte{"small.zip": []byte("small"), "big.bin": randomBytes(40<<20, 9)}
 		_, d := uploaded(t, srv, bucket, artifacts)
@@ -491,7 +499,8 @@ func TestSignalStopsDownload(t *testing.T) {
 // check with PACKAGE_ASSETS_FAIL_ON_MISS: a miss is exit 6 (after the cache
 // was tried), a hit is exit 0.
 func TestCheckFailOnMiss(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
 		env["PACKAGE_ASSETS_FAIL_ON_MISS"] = "true"
@@ -517,7 +526,8 @@ func TestCheckFailOnMiss(t *testing.T) {
 // With components, download fetches the whole commit (every component's
 // files into <component>/) or, with PACKAGE_COMPONENT, one component's set.
 func TestDownloadComponents(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoSetup(t, srv, bucket)
 		if r := run(t, env, "check"); r.code != ExitOK {

@@ -17,7 +17,8 @@ import (
 // 409 ConditionalRequestConflict, to be retried. The upload retries it and
 // completes the set.
 func TestConditionalRequestConflictIsRetried(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		var conflicts atomic.Int64
@@ -49,7 +50,8 @@ func TestConditionalRequestConflictIsRetried(t *testing.T) {
 
 // A conflict that does not clear is an error that says what it is.
 func TestPersistentConflictIsNamed(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
@@ -77,7 +79,8 @@ func TestPersistentConflictIsNamed(t *testing.T) {
 // endpoint) is an error naming the likely cause, never "not found": a
 // rebuild would otherwise run, and the upload fail, for the wrong reason.
 func TestForeign404IsAnError(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for _, f := range []s3test.Fault{s3test.HTMLNotFound, s3test.EmptyNotFound} {
 			t.Run(f.String(), func(t *testing.T) {
 				bucket := srv.NewBucket(t)
@@ -120,7 +123,8 @@ func TestForeign404IsAnError(t *testing.T) {
 // certificate problem after one attempt of each request, not retried as "unreachable".
 // With the certificate in AWS_CA_BUNDLE the same endpoint works.
 func TestUntrustedCertificate(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		valid := time.Now().Add(24 * time.Hour)
 		tests := []struct {
 			name     string

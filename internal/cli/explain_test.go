@@ -56,7 +56,8 @@ func explanation(r result) []string {
 }
 
 func TestMissExplained(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		tests := []struct {
 			name   string
 			change func(t *testing.T, env map[string]string, repo string)
@@ -106,6 +107,7 @@ func TestMissExplained(t *testing.T) {
 // The explanation needs no history: a depth-1 clone (actions/checkout's
 // default) finds the earlier build through the pointer.
 func TestMissExplainedInShallowClone(t *testing.T) {
+	t.Parallel()
 	srv := s3test.Get(t, "minio")
 	bucket := srv.NewBucket(t)
 	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
@@ -138,6 +140,7 @@ func TestMissExplainedInShallowClone(t *testing.T) {
 // The next miss compares with the newest build, and the pointer keeps
 // several, so concurrent branches each find one.
 func TestMissExplainedAgainstNewestBuild(t *testing.T) {
+	t.Parallel()
 	srv := s3test.Get(t, "minio")
 	bucket := srv.NewBucket(t)
 	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
@@ -163,6 +166,7 @@ func TestMissExplainedAgainstNewestBuild(t *testing.T) {
 }
 
 func TestMissExplanationCapped(t *testing.T) {
+	t.Parallel()
 	srv := s3test.Get(t, "minio")
 	bucket := srv.NewBucket(t)
 	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
@@ -183,7 +187,8 @@ func TestMissExplanationCapped(t *testing.T) {
 // Whatever is wrong with the pointer or the list, the check's outcome is the
 // same and the explanation says there is nothing to compare with.
 func TestDamagedExplanationIsHarmless(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		tests := []struct {
 			name   string
 			damage func(t *testing.T, bucket, codeHash string)
@@ -250,6 +255,7 @@ func TestDamagedExplanationIsHarmless(t *testing.T) {
 
 // A bucket writer's list cannot write escapes or lines of its own into the log.
 func TestHostileListIsPrintedSafely(t *testing.T) {
+	t.Parallel()
 	srv := s3test.Get(t, "minio")
 	bucket := srv.NewBucket(t)
 	env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
@@ -269,6 +275,7 @@ func TestHostileListIsPrintedSafely(t *testing.T) {
 
 // A hit reads neither the pointer nor a list; a miss reads each once.
 func TestExplanationCost(t *testing.T) {
+	t.Parallel()
 	srv := s3test.Get(t, "minio")
 	bucket := srv.NewBucket(t)
 	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
@@ -315,6 +322,7 @@ func TestExplanationCost(t *testing.T) {
 
 // With a read-only cache nothing is kept for upload, and nothing is written.
 func TestReadOnlyCacheKeepsNoList(t *testing.T) {
+	t.Parallel()
 	srv := s3test.Get(t, "minio")
 	bucket := srv.NewBucket(t)
 	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
@@ -353,7 +361,8 @@ func gunzipText(t *testing.T, data []byte) string {
 }
 
 func TestHashDiff(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d, codeHash := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
 		git(t, d.repo, "tag", "built")
@@ -410,7 +419,8 @@ func TestHashDiff(t *testing.T) {
 // With components, each component's miss is explained against its own
 // earlier build, in the log and, on one line, in its reason.
 func TestComponentMissExplained(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoBuilt(t, srv, bucket)
 		for _, n := range allComponents {
@@ -464,7 +474,8 @@ func TestComponentMissExplained(t *testing.T) {
 // components output and the dotenv file: on a fresh bucket, that nothing is
 // in the cache yet; after a change, what differs.
 func TestComponentReasonSameEverywhere(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoSetup(t, srv, bucket)
 		env["RESULT_DOTENV_FILE"] = filepath.Join(t.TempDir(), "result.env")
@@ -529,7 +540,8 @@ func TestComponentReasonSameEverywhere(t *testing.T) {
 
 // One file is "1 file", in every line that counts files.
 func TestOneFileIsSingular(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setupWith(t, srv, bucket, map[string]string{"lambdas/fn1/index.py": "1\n", "README.md": "docs\n"})
 		env["CODE_HASH_FIND_FILTER"] = lambdaFilter

@@ -78,9 +78,11 @@ func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy, extra map[
 // A store that fails one request in four, in every way it can, is ridden out,
 // and no damaged byte is stored.
 func TestFaultyStore(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
-		proxy.Plan = s3test.EveryNth(4, s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall, s3test.Corrupt)
+		// One stall: each waits out the request timeout.
+		proxy.Plan = s3test.AtMost(1, s3test.Stall, s3test.EveryNth(4, s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall, s3test.Corrupt))
 		faultFlow(t, srv, proxy, nil)
 		for _, f := range []s3test.Fault{s3test.SlowDown, s3test.Internal, s3test.Drop, s3test.Stall, s3test.Corrupt} {
 			if proxy.Count(f) == 0 {
@@ -96,7 +98,8 @@ func TestFaultyStore(t *testing.T) {
 // attempts a request: the tool lowers its requests in flight rather than
 // retrying into the same refusal. No multipart upload is left behind.
 func TestThrottlingStore(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		proxy.Throttle = &s3test.Throttle{MaxInFlight: 3}
 		bucket := faultFlow(t, srv, proxy, map[string]string{"AWS_MAX_ATTEMPTS": "6"})
@@ -115,7 +118,8 @@ func TestThrottlingStore(t *testing.T) {
 // tool asks once, for the first multipart upload's CRC32C part checksums,
 // and signs parts with their SHA-256 after the refusal.
 func TestChecksumRefusingStore(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		proxy.RefuseChecksums = true
 
@@ -144,7 +148,8 @@ func TestChecksumRefusingStore(t *testing.T) {
 // PACKAGE_ASSETS_CONTENT_MD5 puts Content-MD5 on every object and part
 // upload; without it none carries one (the signed SHA-256 is the check).
 func TestContentMD5Setting(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for _, on := range []bool{false, true} {
 			t.Run(fmt.Sprint("content-md5=", on), func(t *testing.T) {
 				bucket := srv.NewBucket(t)

@@ -17,6 +17,7 @@ import (
 // per task and the defaults ./repo and ./packages: check → build → upload
 // from a directory holding only packages/ → check again finds it.
 func TestConcourseFlow(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env := srv.Env(bucket)
@@ -104,6 +105,7 @@ func TestConcourseFlow(t *testing.T) {
 
 // awscli, a second client, reads back what the tool stored.
 func TestSecondClientReadsBack(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Fatal("awscli not installed (scripts/test installs it)")
 	}
@@ -125,28 +127,52 @@ func TestSecondClientReadsBack(t *testing.T) {
 		if r := run(t, env, "upload"); r.code != ExitOK {
 			t.Fatal(r)
 		}
+		// awscli takes about a second to start: one run reads every file
+		// back (listing and fetching the odd names), one reads metadata.
+		prefix := "artifacts/" + dirs.head + "/"
+		dst := t.TempDir()
+		cmd := awsCLI(srv, "s3", "cp", "--recursive", "--only-show-errors", "s3://"+bucket+"/"+prefix, dst)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("aws s3 cp --recursive %q: %v\n%s", prefix, err, out)
+		}
 		for name, body := range names {
-			key := "artifacts/" + dirs.head + "/" + name
-			dst := filepath.Join(t.TempDir(), "out")
-			cmd := exec.Command("aws", "--endpoint-url", srv.Endpoint, "s3", "cp", "s3://"+bucket+"/"+key, dst)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("aws s3 cp %q: %v\n%s", key, err, out)
-			}
-			got, _ := os.ReadFile(dst)
-			if string(got) != body {
-				t.Errorf("%q: aws read %q, want %q", name, got, body)
-			}
-			cmd = exec.Command("aws", "--endpoint-url", srv.Endpoint, "s3api", "head-object", "--bucket", bucket, "--key", key,
-				"--query", "Metadata.\"package-hash\"", "--output", "text")
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("aws s3api head-object %q: %v", key, err)
-			}
-			if strings.TrimSpace(string(out)) != sha256b64([]byte(body)) {
-				t.Errorf("%q: package-hash %q", name, out)
+			got, err := os.ReadFile(filepath.Join(dst, name))
+			if err != nil || string(got) != body {
+				t.Errorf("%q: aws read %q (%v), want %q", name, got, err, body)
 			}
 		}
+		// Nothing else but the record, under no other name.
+		entries, _ := os.ReadDir(dst)
+		for _, e := range entries {
+			if _, ok := names[e.Name()]; !ok && e.Name() != ".s3-asset-manager.json" {
+				t.Errorf("aws fetched %q", e.Name())
+			}
+		}
+		// The package-hash of the name that needs the most encoding.
+		const name = "ünïcødé-名前.zip"
+		cmd = awsCLI(srv, "s3api", "head-object", "--bucket", bucket, "--key", prefix+name,
+			"--query", "Metadata.\"package-hash\"", "--output", "text")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("aws s3api head-object %q: %v", name, err)
+		}
+		if strings.TrimSpace(string(out)) != sha256b64([]byte(names[name])) {
+			t.Errorf("%q: package-hash %q", name, out)
+		}
 	})
+}
+
+// awsCLI is an awscli command for the server, with the test credentials
+// (the process environment has none).
+func awsCLI(srv *s3test.Server, args ...string) *exec.Cmd {
+	cmd := exec.Command("aws", append([]string{"--endpoint-url", srv.Endpoint}, args...)...)
+	cmd.Env = os.Environ()
+	for k, v := range srv.Env("") {
+		if strings.HasPrefix(k, "AWS_") {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	return cmd
 }
 
 type dirs struct {
@@ -172,7 +198,8 @@ func setupWith(t *testing.T, srv *s3test.Server, bucket string, files map[string
 }
 
 func TestStaleMarkersRemoved(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		env, d := setup(t, srv, srv.NewBucket(t))
 		writeFiles(t, d.pkg, map[string]string{".found": "", ".code-hash": "stale"})
 		r := run(t, env, "check")
@@ -188,6 +215,7 @@ func TestStaleMarkersRemoved(t *testing.T) {
 // Objects without a completion record (an upload killed part way, or the
 // original tool's layout) are not found, unless the user opts in.
 func TestUnrecordedObjects(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
@@ -208,6 +236,7 @@ func TestUnrecordedObjects(t *testing.T) {
 }
 
 func TestSecondUploadIsHarmless(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
@@ -229,6 +258,7 @@ func TestSecondUploadIsHarmless(t *testing.T) {
 }
 
 func TestKeyPrefixAndCodeHashMetadata(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
@@ -251,7 +281,8 @@ func TestKeyPrefixAndCodeHashMetadata(t *testing.T) {
 
 // Bad input: a clear message, a documented exit code, nothing written.
 func TestBadInput(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		tests := []struct {
 			name    string
 			prepare func(t *testing.T, env map[string]string, d dirs)
@@ -353,6 +384,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"--version"}} {
 		r := run(t, map[string]string{}, args...)
 		if r.code != ExitOK || !strings.Contains(r.stdout, "s3-asset-manager") {

@@ -71,9 +71,10 @@ func waitStarted(t *testing.T, cmd *exec.Cmd, started <-chan struct{}, stderr *b
 // A cancelled CI job (SIGTERM, SIGINT) stops the upload, aborts its
 // multipart uploads and writes no completion record.
 func TestSignalStopsUpload(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+			s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 				bucket := srv.NewBucket(t)
 				proxy := s3test.NewProxy(t, srv.Endpoint)
 				started := stallParts(proxy)
@@ -106,7 +107,8 @@ func TestSignalStopsUpload(t *testing.T) {
 // kill -9 in the middle of an upload: nothing is found, no cache entry is
 // used, and running the upload again completes the set.
 func TestKilledUploadIsNotFound(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		started := stallParts(proxy)
@@ -141,6 +143,7 @@ func TestKilledUploadIsNotFound(t *testing.T) {
 // upload must then check the winner's record against what is stored, and
 // rewrite it when the builds differ.
 func TestConcurrentUploads(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, same := range []bool{true, false} {
 			bucket := srv.NewBucket(t)

@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -26,6 +28,9 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	s3test.IsolateEnv()
+	// PACKAGE_ASSETS_WAIT's pauses take no real time (the pauses themselves
+	// are tested in internal/assets).
+	waitClock = func() assets.WaitClock { return &jumpClock{now: time.Now()} }
 	code := func() int {
 		dir, err := os.MkdirTemp("", "s3am-bin-")
 		if err != nil {
@@ -55,6 +60,19 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// jumpClock moves on at once by what is slept.
+type jumpClock struct{ now time.Time }
+
+func (c *jumpClock) Now() time.Time { return c.now }
+
+func (c *jumpClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.now = c.now.Add(d)
+	return nil
 }
 
 // result of one run of the tool.

@@ -29,6 +29,7 @@ var controlNames = map[string]string{
 // upload refuses such a package file with exit 5 before it logs or stores
 // anything, naming the file quoted.
 func TestControlCharacterInPackageFileName(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for what, name := range controlNames {
 			t.Run(what, func(t *testing.T) {
@@ -56,7 +57,8 @@ func TestControlCharacterInPackageFileName(t *testing.T) {
 // A record naming such a file is not a valid record: the set is not found,
 // and the name is never printed raw.
 func TestControlCharacterInRecord(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for what, name := range controlNames {
 			if !strings.ContainsFunc(name, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
 				continue // JSON carries only valid UTF-8; C1 is covered by the manifest tests

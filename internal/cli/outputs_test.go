@@ -16,6 +16,7 @@ import (
 // refused: the files hold only the tool's own outputs, one line each in the
 // dotenv file. (upload with .found reads the marker without touching S3.)
 func TestForgedMarkerCannotAddOutputs(t *testing.T) {
+	t.Parallel()
 	const commit = "3f786850e387550fdab836ed7e6dc881de23001b"
 	const fixed = "_GitHubActionsFileCommandDelimeter_"
 	for name, forged := range map[string]string{

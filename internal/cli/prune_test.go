@@ -188,6 +188,7 @@ func under(key string, prefixes []string) bool {
 // objects without a record and the abandoned multipart upload, and
 // nothing else.
 func TestPruneRules(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, keyPrefix := range []string{"", "team-a/"} {
 			t.Run("prefix="+keyPrefix, func(t *testing.T) {

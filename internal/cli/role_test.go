@@ -60,7 +60,8 @@ func (f *fakeSTS) Calls() []map[string]string {
 // AWS_ROLE: the tool assumes the role (session name s3-asset-manager) and
 // uses the role's credentials, not the ones it started with.
 func TestAssumeRole(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		sts := newFakeSTS(t)
 		env, d := setup(t, srv, srv.NewBucket(t))
 		env["AWS_ENDPOINT_URL_STS"] = sts.URL
@@ -85,7 +86,8 @@ func TestAssumeRole(t *testing.T) {
 // GitHub OIDC and other web identity: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE,
 // through the SDK's default chain.
 func TestWebIdentity(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		sts := newFakeSTS(t)
 		env, _ := setup(t, srv, srv.NewBucket(t))
 		token := filepath.Join(t.TempDir(), "token")
@@ -110,7 +112,8 @@ func TestWebIdentity(t *testing.T) {
 // In GitHub Actions with `id-token: write`, AWS_ROLE_ARN alone is enough:
 // the tool asks the runner for the job's OIDC token itself.
 func TestActionsIDToken(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		sts := newFakeSTS(t)
 		var asked []string
 		var mu sync.Mutex

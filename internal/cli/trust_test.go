@@ -38,7 +38,8 @@ func copyPrefix(t *testing.T, srv *s3test.Server, bucket, from, to string) {
 // copied, with its objects, to another commit's prefix, or a cache entry
 // copied under artifacts/, is not found.
 func TestMisplacedRecordIsNotFound(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for _, from := range []string{"artifacts", "cache"} {
 			t.Run(from, func(t *testing.T) {
 				bucket := srv.NewBucket(t)
@@ -79,7 +80,8 @@ func TestMisplacedRecordIsNotFound(t *testing.T) {
 // written is a miss naming the file (also without a key: the listing is
 // free); the upload after the miss stores the set again.
 func TestReplacedObjectIsAMiss(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for _, key := range []string{signingKey, ""} {
 			t.Run("key="+(map[bool]string{true: "set", false: "none"})[key != ""], func(t *testing.T) {
 				bucket := srv.NewBucket(t)
@@ -116,7 +118,8 @@ func TestReplacedObjectIsAMiss(t *testing.T) {
 // pipeline without the key) does not break the next signed check: the cache
 // hit replaces the record, exit 0.
 func TestUnsignedRecordIsReplacedByCacheHit(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "main build"})
 		// The main pipeline's entry is signed...
@@ -164,7 +167,8 @@ func TestUnsignedRecordIsReplacedByCacheHit(t *testing.T) {
 // Item 9: an upload after a failed check cannot store the build under the
 // previous run's commit: check removes .commit-hash before anything can fail.
 func TestFailedCheckLeavesNoCommit(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
 		run(t, env, "check") // the previous run's markers
@@ -186,7 +190,8 @@ func TestFailedCheckLeavesNoCommit(t *testing.T) {
 // not know) is a miss with a warning naming the format, not an error; the
 // upload leaves the newer version's set alone.
 func TestNewerRecordFormat(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for name, body := range map[string]string{
 			"v2":            `{"format":"s3-asset-manager/completion/v2","sets":{}}`,
 			"unknown field": "",
@@ -229,7 +234,8 @@ func TestNewerRecordFormat(t *testing.T) {
 // would forge a workflow command or break a copy's headers is untrusted:
 // no line of the log starts with it, and upload replaces it.
 func TestPlantedRecords(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		for name, tc := range map[string]struct {
 			key   string
 			plant func(rec []byte) []byte

@@ -18,7 +18,6 @@ import (
 // their times; a multipart upload left open is listed and aborted.
 func TestDeleteWalkUploads(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		t.Parallel()
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
 		st := newStore(t, srv, bucket, Options{Concurrency: 32})
@@ -83,7 +82,6 @@ func TestDeleteWalkUploads(t *testing.T) {
 // A missing bucket is an error, never an empty listing.
 func TestWalkMissingBucket(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		t.Parallel()
 		st := newStore(t, srv, "no-such-bucket-here", Options{})
 		err := st.Walk(context.Background(), "", func([]Listed) error { return nil })
 		if !errors.Is(err, ErrNoBucket) {

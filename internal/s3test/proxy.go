@@ -276,6 +276,20 @@ func EveryNth(n int64, faults ...Fault) func(int64, *http.Request) Fault {
 	}
 }
 
+// AtMost lets plan inject f only n times, then passes those requests: a
+// stall costs the client's whole request timeout in real time, and one shows
+// what many would.
+func AtMost(n int64, f Fault, plan func(int64, *http.Request) Fault) func(int64, *http.Request) Fault {
+	var seen atomic.Int64
+	return func(i int64, r *http.Request) Fault {
+		got := plan(i, r)
+		if got == f && seen.Add(1) > n {
+			return Pass
+		}
+		return got
+	}
+}
+
 func carriesChecksum(r *http.Request) bool {
 	for k := range r.Header {
 		k = strings.ToLower(k)

@@ -306,43 +306,68 @@ func IsolateEnv() {
 	}
 }
 
+// shared is a server started once for the whole test binary.
+type shared struct {
+	once sync.Once
+	s    *Server
+	err  error
+}
+
 var (
 	mu      sync.Mutex
-	running = map[string]*Server{}
+	running = map[string]*shared{}
 )
 
-// Get returns the shared server of that name, starting it on first use.
+// Get returns the shared server of that name, starting it on first use
+// (the two servers start at once when parallel tests ask for both).
 // StopAll (from TestMain) stops them.
 func Get(t testing.TB, name string) *Server {
 	t.Helper()
 	mu.Lock()
-	defer mu.Unlock()
-	if s := running[name]; s != nil {
-		return s
+	sh := running[name]
+	if sh == nil {
+		sh = &shared{}
+		running[name] = sh
 	}
-	s, err := Start(name)
-	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	mu.Unlock()
+	sh.once.Do(func() { sh.s, sh.err = Start(name) })
+	if sh.err != nil {
+		t.Fatalf("start %s: %v", name, sh.err)
 	}
-	running[name] = s
-	return s
+	return sh.s
 }
 
 // StopAll stops every server Get started.
 func StopAll() {
 	mu.Lock()
 	defer mu.Unlock()
-	for n, s := range running {
-		s.Stop()
+	for n, sh := range running {
+		sh.once.Do(func() {}) // wait for a start under way
+		if sh.s != nil {
+			sh.s.Stop()
+		}
 		delete(running, n)
 	}
 }
 
-// Each runs f as a subtest once per server.
+// Each runs f as a subtest once per server, the two in parallel: for what
+// depends on how the store behaves (requests, keys, metadata, listings,
+// conditional writes, errors it answers with).
 func Each(t *testing.T, f func(t *testing.T, s *Server)) {
 	for _, n := range Names {
-		t.Run(n, func(t *testing.T) { f(t, Get(t, n)) })
+		t.Run(n, func(t *testing.T) {
+			t.Parallel()
+			f(t, Get(t, n))
+		})
 	}
+}
+
+// One runs f on one server (the first of Names): for logic that goes
+// through a real store without depending on which (what a miss explains,
+// components, signatures, outputs, bad input), where Each would only double
+// the time.
+func One(t *testing.T, f func(t *testing.T, s *Server)) {
+	f(t, Get(t, Names[0]))
 }
 
 func freePort() (int, error) {
