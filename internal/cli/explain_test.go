@@ -568,7 +568,8 @@ func TestOneFileIsSingular(t *testing.T) {
 
 // --diff takes git's revision syntax, as every git user types it.
 func TestHashDiffRevisionSyntax(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
 		git(t, d.repo, "tag", "-a", "-m", "release", "v1.2.0")

@@ -22,6 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // Paths, the bucket and the endpoint are replaced by $TMP, $BUCKET and
 // $ENDPOINT; every server must print the same.
 func TestErrorMessages(t *testing.T) {
+	t.Parallel()
 	// A port nothing listens on, for an unreachable endpoint.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,7 +63,7 @@ func TestErrorMessages(t *testing.T) {
 		}, ExitS3},
 		{"check-unreachable", []string{"check"}, func(t *testing.T, _ *s3test.Server, env map[string]string, _ dirs) {
 			env["PACKAGE_ASSETS_ENDPOINT"] = closed
-			t.Setenv("AWS_MAX_ATTEMPTS", "1")
+			env["AWS_MAX_ATTEMPTS"] = "1"
 		}, ExitS3},
 		{"check-access-denied", []string{"check"}, func(t *testing.T, srv *s3test.Server, env map[string]string, _ dirs) {
 			proxy := s3test.NewProxy(t, srv.Endpoint)

@@ -271,6 +271,7 @@ func TestPruneRules(t *testing.T) {
 // them. 350 old sets of 3 files: the records go in one DeleteObjects, the
 // objects in two.
 func TestPruneStoppedHalfWay(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, failAt := range []int64{2, 3} {
 			t.Run(fmt.Sprintf("refused from delete %d", failAt), func(t *testing.T) {
@@ -348,8 +349,8 @@ func mergeEnv(base, over map[string]string) map[string]string {
 // 0 or 6, a found set is always complete and downloads as the bytes it was
 // made of, and every set still recorded at the end is byte-identical.
 func TestPruneBesidePipelines(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		t.Parallel()
 		bucket := srv.NewBucket(t)
 		env, d := setupWith(t, srv, bucket, map[string]string{"lambdas/fn1/index.py": "v1\n", "README.md": "docs\n"})
 		env["CODE_HASH_FIND_FILTER"] = "lambdas/**"
@@ -498,8 +499,8 @@ func bytesOf(files map[string]string) map[string][]byte {
 // one without a record; the signed sets are judged by their age. Prune
 // needs no key: without one, both records count.
 func TestPruneSigned(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		t.Parallel()
 		bucket := srv.NewBucket(t)
 		key := []byte("a-signing-key-of-some-length")
 		now := time.Now().UTC()
@@ -534,8 +535,8 @@ func TestPruneSigned(t *testing.T) {
 // versions for a lifecycle rule to expire (docs/prune.md). A store without
 // versioning (versitygw without a versioning directory) is skipped.
 func TestPruneVersionedBucket(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		t.Parallel()
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
 		_, err := srv.Client().PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket,
