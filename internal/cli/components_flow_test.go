@@ -457,6 +457,7 @@ func TestCommitOfComponentsChecksFiles(t *testing.T) {
 // gets the same set whichever configuration ran last. The new
 // configuration's components are each complete under their own prefix.
 func TestCommitRecordKeptForAnotherComponentList(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		env, d := monoBuilt(t, srv, bucket)

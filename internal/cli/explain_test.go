@@ -592,7 +592,8 @@ func TestHashDiffRevisionSyntax(t *testing.T) {
 // list written by the previous version (salt in clear) is compared as one of
 // this version's would be.
 func TestSaltStoredAsDigest(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		const salt = "toolchain-7 do-not-print"
 		for _, old := range []bool{false, true} {
 			t.Run(map[bool]string{false: "this version's list", true: "a list of the previous version"}[old], func(t *testing.T) {
