@@ -8,6 +8,7 @@ import (
 // Which credentials the variables select, as the SDK would from the process
 // environment: a profile wins over keys, keys over web identity.
 func TestAWSEnvPrecedence(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		env         map[string]string
@@ -34,6 +35,7 @@ func TestAWSEnvPrecedence(t *testing.T) {
 
 // A bad AWS_* value is an error naming the variable.
 func TestAWSEnvBadValues(t *testing.T) {
+	t.Parallel()
 	for k, v := range map[string]string{"AWS_MAX_ATTEMPTS": "ten", "AWS_CA_BUNDLE": "/nonexistent/ca.pem"} {
 		e := awsEnv(func(key string) (string, bool) { return v, key == k })
 		if _, err := e.loadOptions(); err == nil || !strings.Contains(err.Error(), k) {

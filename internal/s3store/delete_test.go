@@ -17,6 +17,7 @@ import (
 // missing keys included, and removes exactly those; Walk sees the rest with
 // their times; a multipart upload left open is listed and aborted.
 func TestDeleteWalkUploads(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
@@ -81,6 +82,7 @@ func TestDeleteWalkUploads(t *testing.T) {
 
 // A missing bucket is an error, never an empty listing.
 func TestWalkMissingBucket(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		st := newStore(t, srv, "no-such-bucket-here", Options{})
 		err := st.Walk(context.Background(), "", func([]Listed) error { return nil })

@@ -62,6 +62,7 @@ func dirNames(t *testing.T, dir string) []string {
 // names, with the mode asked for, and leave no temporary file behind; a large
 // one is fetched in parts, and progress counts every byte once.
 func TestDownload(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
@@ -114,6 +115,7 @@ func TestDownload(t *testing.T) {
 // arrives intact; a flipped byte is noticed by the SHA-256 and only the
 // spoiled parts are fetched again.
 func TestDownloadFaults(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
@@ -176,6 +178,7 @@ func TestDownloadFaults(t *testing.T) {
 // was. Whether the record was altered (its sha256 edited) or something on the
 // way flips the same byte every time, it is the same verdict.
 func TestDownloadDamaged(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
@@ -234,6 +237,7 @@ func TestIsPartial(t *testing.T) {
 // An object replaced since it was recorded is refused at once (its ETag, or
 // its size, differs), and nothing is left of it.
 func TestDownloadReplaced(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
@@ -280,6 +284,7 @@ func TestDownloadReplaced(t *testing.T) {
 // Cancelled while parts are in flight, the download stops, and neither the
 // file nor its temporary file is left.
 func TestDownloadCancelled(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		o := putStored(t, srv, bucket, "big", filler(6<<20))

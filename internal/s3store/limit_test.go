@@ -20,6 +20,7 @@ import (
 // bound's worth of answers without throttling, up to the configured
 // concurrency.
 func TestLimiterAdapts(t *testing.T) {
+	t.Parallel()
 	type step struct {
 		acquire   int  // slots to take first
 		release   int  // then slots to give back, oldest first
@@ -90,6 +91,7 @@ func TestLimiterAdapts(t *testing.T) {
 // A request beyond the bound waits until one in flight is answered, and one
 // whose context ends while it waits leaves without a slot.
 func TestLimiterWaits(t *testing.T) {
+	t.Parallel()
 	l := newLimiter(1)
 	e, err := l.acquire(context.Background())
 	if err != nil {
@@ -121,6 +123,7 @@ func TestLimiterWaits(t *testing.T) {
 // same refusal. Without throttling, no more requests than the concurrency
 // are ever in flight.
 func TestThrottledUploads(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		dir := t.TempDir()
 		const files = 120
@@ -183,6 +186,7 @@ func TestThrottledUploads(t *testing.T) {
 // Parts are sent no more than the bytes bound allows at once, however many
 // requests may be in flight.
 func TestBytesInFlight(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		proxy := s3test.NewProxy(t, srv.Endpoint)
@@ -222,6 +226,7 @@ func TestBytesInFlight(t *testing.T) {
 // A body small enough to be in memory never waits for the bytes bound; a
 // larger one waits until the bytes are free or its context ends.
 func TestSmallBodiesSkipTheBytesBound(t *testing.T) {
+	t.Parallel()
 	s := &Store{bytes: semaphore.NewWeighted(1 << 20), maxBytes: 1 << 20}
 	full, err := s.sending(context.Background(), 4<<20) // more than the bound: takes all of it
 	if err != nil {

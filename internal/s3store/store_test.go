@@ -51,6 +51,7 @@ func filler(n int) []byte {
 // Multipart upload and multipart copy (forced with small thresholds) give
 // back the same bytes, with the metadata asked for.
 func TestMultipartUploadAndCopy(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
@@ -156,6 +157,7 @@ func firstKey(m map[string]string) string {
 }
 
 func TestWriteRecordExclusive(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
@@ -186,6 +188,7 @@ func TestWriteRecordExclusive(t *testing.T) {
 
 // A missing bucket is never a missing key.
 func TestMissingBucketIsNotNotFound(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		st := newStore(t, srv, "no-such-bucket-here", Options{})
 		_, err := st.ReadSmall(context.Background(), "x", 10)
@@ -199,6 +202,7 @@ func TestMissingBucketIsNotNotFound(t *testing.T) {
 }
 
 func TestCopySource(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"artifacts/abc/fn1.zip": "b/artifacts/abc/fn1.zip",
 		"a/with space+plus.zip": "b/a/with%20space%2Bplus.zip",
@@ -217,6 +221,7 @@ func TestCopySource(t *testing.T) {
 // against its signed digest, and sent again; bytes damaged every time are
 // an error, never a stored object.
 func TestCorruptedBodies(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, tc := range []struct {
 			name       string
@@ -277,6 +282,7 @@ func noMeta([]byte) map[string]string { return nil }
 // A small file is read whole, once; one that is no longer the size it was
 // when it was listed is a changed file, not a short or long upload.
 func TestReadSmall(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
 		t.Fatal(err)
@@ -301,6 +307,7 @@ func TestReadSmall(t *testing.T) {
 // store that refuses the header, or takes it without saying so, gets the
 // file again with parts signed by their SHA-256, and so does every later file.
 func TestPartChecksumFallback(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		for _, tc := range []struct {
 			name         string
@@ -377,6 +384,7 @@ func TestPartChecksumFallback(t *testing.T) {
 // A file sent again counts only bytes beyond the earlier attempt's, and a
 // late read for the abandoned attempt counts for nothing.
 func TestResendProgress(t *testing.T) {
+	t.Parallel()
 	var total int64
 	p := &resendProgress{report: func(n int64) { total += n }}
 	first := p.next()
@@ -398,6 +406,7 @@ func TestResendProgress(t *testing.T) {
 // with the ETags the writes returned (quotes stripped, whatever the store's
 // listing does).
 func TestList(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		st := newStore(t, srv, bucket, Options{})
@@ -441,6 +450,7 @@ func TestList(t *testing.T) {
 // ErrNotFound; a conflict that never clears is ErrConflict after every
 // attempt was made.
 func TestErrorClassification(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ctx := context.Background()
 		bucket := srv.NewBucket(t)
