@@ -19,7 +19,8 @@ import (
 // deploy's a.zip, b.zip, c.zip are removed, each named in the log; a file
 // of another name stays.
 func TestDownloadRefusedRemovesNames(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		artifacts := map[string][]byte{"a.zip": []byte("one"), "b.zip": randomBytes(4000, 2), "c.zip": []byte("three")}
 		const key = "the-real-signing-key-0123"
 		for _, tc := range []struct {
@@ -106,7 +107,8 @@ func TestDownloadRefusedRemovesNames(t *testing.T) {
 // whatever their name, are removed by the next download before it starts; a
 // hidden file of another kind stays.
 func TestDownloadRemovesStalePartials(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		artifacts := map[string][]byte{"fn1.zip": []byte("one")}
 		_, d := uploaded(t, srv, bucket, artifacts)
@@ -138,7 +140,8 @@ func TestDownloadRemovesStalePartials(t *testing.T) {
 // without write permission) is exit 5 before any request is made to S3, even
 // with PACKAGE_ASSETS_WAIT (which would wait first).
 func TestDownloadBadTargetDir(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		_, d := uploaded(t, srv, bucket, map[string][]byte{"fn1.zip": []byte("one")})
 		base := t.TempDir()

@@ -216,6 +216,7 @@ func TestDownloadDamaged(t *testing.T) {
 
 // IsPartial knows the names of a download's temporary files, and no others.
 func TestIsPartial(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, name := range []string{"a.zip", strings.Repeat("x", 230) + ".bin"} {
 		f, err := createPartial(filepath.Join(dir, name), 0o644)
@@ -317,8 +318,8 @@ func TestDownloadCancelled(t *testing.T) {
 // fake clock, moved on only once every other byte of the file has arrived,
 // so that no healthy body is taken for a stalled one.
 func TestDownloadStallResumes(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		t.Parallel()
 		bucket := srv.NewBucket(t)
 		for _, tc := range []struct {
 			key         string
