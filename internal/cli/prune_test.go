@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
+	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -567,6 +569,63 @@ func TestPruneVersionedBucket(t *testing.T) {
 		}
 		if len(v.DeleteMarkers) != 3 || len(v.Versions) != 3 {
 			t.Errorf("%d delete markers and %d versions, want 3 of each (the record and two files)", len(v.DeleteMarkers), len(v.Versions))
+		}
+	})
+}
+
+// The outputs and the job summary: a dry run gives the plan's counts, the
+// summary its table; apply gives what was deleted; the dotenv file the same.
+func TestPruneOutputs(t *testing.T) {
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		t.Parallel()
+		bucket := srv.NewBucket(t)
+		now := time.Now().UTC()
+		for i := range 3 {
+			c := fakeID(fmt.Sprint("out", i), 40)
+			putSet(t, srv, bucket, "artifacts/"+c+"/", map[string]string{"a.zip": "aaaa", "b.zip": "bb"},
+				&manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-time.Duration(100+i) * 24 * time.Hour)}, nil)
+		}
+		dir := t.TempDir()
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "1"
+		env["GITHUB_ACTIONS"], env["GITHUB_OUTPUT"], env["GITHUB_STEP_SUMMARY"] = "true", filepath.Join(dir, "out"), filepath.Join(dir, "summary")
+		env["RESULT_DOTENV_FILE"] = filepath.Join(dir, "prune.env")
+		outputs := func(r result) map[string]string {
+			t.Helper()
+			if r.code != ExitOK {
+				t.Fatal(r)
+			}
+			b, err := os.ReadFile(env["GITHUB_OUTPUT"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(env["GITHUB_OUTPUT"])
+			out, err := ghaction.ParseOutputFile(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		out := outputs(runAt(t, now, env, "prune"))
+		if out["prune-sets"] != "2" || out["prune-files"] != "4" || out["prune-bytes"] == "0" {
+			t.Errorf("dry run outputs %v, want 2 sets, 4 files", out)
+		}
+		summary, _ := os.ReadFile(env["GITHUB_STEP_SUMMARY"])
+		if !strings.Contains(string(summary), "dry run, 2 sets") || !strings.Contains(string(summary), "| commit | – | 2 | 4 |") {
+			t.Errorf("summary:\n%s", summary)
+		}
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		out = outputs(runAt(t, now, env, "prune"))
+		if out["prune-sets"] != "2" || out["prune-files"] != "4" {
+			t.Errorf("apply outputs %v, want 2 sets, 4 files deleted", out)
+		}
+		dotenv, _ := os.ReadFile(env["RESULT_DOTENV_FILE"])
+		if !strings.Contains(string(dotenv), "PRUNE_SETS=2\nPRUNE_FILES=4\nPRUNE_BYTES=") {
+			t.Errorf("dotenv:\n%s", dotenv)
+		}
+		out = outputs(runAt(t, now, env, "prune"))
+		if out["prune-sets"] != "0" || out["prune-bytes"] != "0" {
+			t.Errorf("nothing left to prune: outputs %v", out)
 		}
 	})
 }
