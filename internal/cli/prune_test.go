@@ -345,7 +345,7 @@ func mergeEnv(base, over map[string]string) map[string]string {
 }
 
 // Prune running while pipelines check, upload and download against the same
-// bucket: each round seeds an old commit set (which deploys download) and
+// bucket (a second pipeline uploads a commit of its own each round): each round seeds an old commit set (which deploys download) and
 // an old, unused cache entry that this round's check hits (its salt makes
 // the code hash), and runs prune beside them. No pipeline exits other than
 // 0 or 6, a found set is always complete and downloads as the bytes it was
@@ -356,6 +356,9 @@ func TestPruneBesidePipelines(t *testing.T) {
 		bucket := srv.NewBucket(t)
 		env, d := setupWith(t, srv, bucket, map[string]string{"lambdas/fn1/index.py": "v1\n", "README.md": "docs\n"})
 		env["CODE_HASH_FIND_FILTER"] = "lambdas/**"
+		// A second pipeline builds and uploads its own commits beside prune.
+		env2, d2 := setupWith(t, srv, bucket, map[string]string{"src/main.go": "package main\n"})
+		var uploaded []string
 		old := time.Now().UTC().Add(-200 * 24 * time.Hour)
 		want := map[string]map[string]string{} // commit → its files, for every set made
 		filesOf := func(tag string, n int) map[string]string {
@@ -416,6 +419,21 @@ func TestPruneBesidePipelines(t *testing.T) {
 				pruned = run(t, penv, "prune")
 			})
 			wg.Go(func() { checked = run(t, cenv, "check") })
+			head2 := commit(t, d2.repo, map[string]string{"src/main.go": "package main // " + salt + "\n"})
+			want[head2] = filesOf("second"+salt, 5)
+			uploaded = append(uploaded, head2)
+			wg.Go(func() {
+				uenv := maps.Clone(env2)
+				pkg2 := freshPackages(t, uenv)
+				if r := run(t, uenv, "check"); r.code != ExitOK {
+					t.Errorf("second pipeline's check beside prune: %v", r)
+					return
+				}
+				writeFiles(t, pkg2, want[head2])
+				if r := run(t, uenv, "upload"); r.code != ExitOK {
+					t.Errorf("upload beside prune: %v", r)
+				}
+			})
 			for range 2 {
 				denv, dir := deployEnv(t, srv, bucket, deployed)
 				if held {
@@ -472,19 +490,27 @@ func TestPruneBesidePipelines(t *testing.T) {
 				}
 			}
 		}
-		// Every set still recorded is whole and byte-identical.
+		// Every set still recorded is whole and byte-identical, the second
+		// pipeline's (young) among them.
+		recorded := map[string]bool{}
 		for _, o := range listAll(t, srv, bucket) {
 			rel, ok := strings.CutSuffix(o.Key, "/"+manifest.Name)
 			commit, isArt := strings.CutPrefix(rel, "artifacts/")
 			if !ok || !isArt {
 				continue
 			}
+			recorded[commit] = true
 			denv, dir := deployEnv(t, srv, bucket, commit)
 			if r := run(t, denv, "download"); r.code != ExitOK {
 				t.Errorf("a recorded set does not download: %v", r)
 				continue
 			}
 			sameFiles(t, dir, bytesOf(want[commit]))
+		}
+		for _, c := range uploaded {
+			if !recorded[c] {
+				t.Errorf("the set uploaded beside prune, %s, is gone", c)
+			}
 		}
 	})
 }
