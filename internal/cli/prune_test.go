@@ -601,9 +601,10 @@ func TestPruneVersionedBucket(t *testing.T) {
 
 // The outputs and the job summary: a dry run gives the plan's counts, the
 // summary its table; apply gives what was deleted; the dotenv file the same.
+// (The outputs' logic: one server.)
 func TestPruneOutputs(t *testing.T) {
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		t.Parallel()
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		now := time.Now().UTC()
 		for i := range 3 {
