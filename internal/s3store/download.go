@@ -260,8 +260,8 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 	if d.parts == 1 {
 		// One request, hashed as it streams.
 		sh := sha256.New()
-		bp := bufPool.Get().(*[]byte)
-		defer bufPool.Put(bp)
+		bp := streamPool.Get().(*[]byte)
+		defer streamPool.Put(bp)
 		if err := d.fetchPart(ctx, 0, &streamSink{d: d, buf: *bp, h: sh}); err != nil {
 			return nil, err
 		}
@@ -365,6 +365,12 @@ type sink interface {
 	// landed: k bytes were read into space(got).
 	landed(got int64, k int) error
 }
+
+// streamPool holds the buffers single requests stream through: small, as a
+// download has up to PACKAGE_UPLOAD_CONCURRENCY of them at once (128 of
+// 256 KiB were a third of the peak memory of 208 files), and what was just
+// read is written and hashed while it is still in the CPU's cache.
+var streamPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // streamSink writes a single request's bytes to the file and hashes them.
 type streamSink struct {
