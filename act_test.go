@@ -15,9 +15,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,8 +222,11 @@ func runAct(t *testing.T, repo, cache, workflow, dockerHost string, env map[stri
 		// the host paths of GITHUB_OUTPUT and GITHUB_STEP_SUMMARY (under its
 		// cache) without mounting them (GitHub's runner mounts
 		// /github/file_commands): mount act's directory at the same path.
-		// The image is podman's; no pull.
-		argv = append(argv, "--container-options", "--volume "+cache+":"+cache, "--pull=false")
+		// The image is podman's; no pull. act starts a docker action's
+		// container on the default (bridge) network even on a self-hosted
+		// platform; the host's network keeps the store on loopback, where
+		// the job's own steps reach it too.
+		argv = append(argv, "--container-options", "--network host --volume "+cache+":"+cache, "--pull=false")
 	}
 	for k, v := range env {
 		argv = append(argv, "--env", k+"="+v)
@@ -294,9 +295,6 @@ func runActExample(t *testing.T, w actWorkflow) {
 			t.Fatalf("podman tag: %v\n%s", err, out)
 		}
 		dockerHost = "unix://" + podmanService(t)
-		// act starts a docker action's container on the default (bridge)
-		// network even on a self-hosted platform.
-		env["PACKAGE_ASSETS_ENDPOINT"] = hostForwarder(t, srv.Endpoint)
 	}
 	var rel *release
 	if native {
@@ -410,51 +408,3 @@ func podmanService(t *testing.T) string {
 	return serviceSock
 }
 
-// hostForwarder listens on the host's first non-loopback IPv4 address and
-// forwards each connection to target (http://127.0.0.1:port); it returns
-// the endpoint URL containers on a bridge network can reach.
-func hostForwarder(t *testing.T, target string) string {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ip net.IP
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			ip = n.IP
-			break
-		}
-	}
-	if ip == nil {
-		t.Skip("no non-loopback IPv4 address for a bridged container to reach the store")
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", u.Host)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
-}
