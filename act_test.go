@@ -407,4 +407,3 @@ func podmanService(t *testing.T) string {
 	}
 	return serviceSock
 }
-
