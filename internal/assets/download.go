@@ -211,7 +211,7 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 		}
 		got, err := r.store().Download(ctx, req)
 		if err != nil {
-			return r.downloadFailed(f.Name, err)
+			return r.downloadFailed(err)
 		}
 		verified[i] = true
 		if err := r.workspace().own(req.Path); err != nil {
@@ -312,8 +312,10 @@ func checkTargetDir(dir string) error {
 // longer the recorded one makes the set not there (as for check); damage
 // on every fetch is an S3 failure; the directory's problems are the package
 // directory's.
-func (r *Runner) downloadFailed(name string, err error) error {
-	err = fmt.Errorf("download %s: %w", name, err)
+//
+// err names the file already, with its key ("get s3://…/fn1.zip: …"): no
+// context is added.
+func (r *Runner) downloadFailed(err error) error {
 	switch {
 	case errors.Is(err, s3store.ErrRecordDisagrees):
 		// An unsigned record whose sha256 was edited, or an object replaced
