@@ -91,16 +91,16 @@ func TestDownloadDecisions(t *testing.T) {
 		{"object replaced during", false, func(f *fakeStore) {
 			f.seed(prefix, artifactsOf(commitA, ""), map[string]string{"fn1.zip": "one"}, nil, nil)
 			f.beforeDownload = func(f *fakeStore, key string) { f.put(key, []byte("ONE"), nil, "") }
-		}, map[string]string{"fn1.zip": "older"}, KindNotFound, "artifacts/"+commitA+"/fn1.zip", map[string]string{}, 1},
+		}, map[string]string{"fn1.zip": "older"}, KindNotFound, "artifacts/" + commitA + "/fn1.zip", map[string]string{}, 1},
 		{"object deleted during", false, func(f *fakeStore) {
 			f.seed(prefix, artifactsOf(commitA, ""), map[string]string{"fn1.zip": "one"}, nil, nil)
 			f.beforeDownload = func(f *fakeStore, key string) { f.del(key) }
-		}, nil, KindNotFound, "artifacts/"+commitA+"/fn1.zip", map[string]string{}, 1},
+		}, nil, KindNotFound, "artifacts/" + commitA + "/fn1.zip", map[string]string{}, 1},
 		{"damaged every time", false, func(f *fakeStore) {
 			f.seed(prefix, artifactsOf(commitA, ""), map[string]string{"fn1.zip": "one"}, nil, func(r *manifest.Record) {
 				r.Files[0].SHA256 = sha("other")
 			})
-		}, nil, KindS3, "artifacts/"+commitA+"/fn1.zip", map[string]string{}, 1},
+		}, nil, KindS3, "artifacts/" + commitA + "/fn1.zip", map[string]string{}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
