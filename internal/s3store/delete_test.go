@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -27,10 +28,14 @@ func TestDeleteWalkUploads(t *testing.T) {
 			keys = append(keys, fmt.Sprintf("p/a/%04d", i))
 		}
 		keep := []string{"p/b/1", "p/b/2"}
+		// 2,502 objects, written many at once (one by one takes most of the test).
+		var g errgroup.Group
+		g.SetLimit(16)
 		for _, k := range append(slices.Clone(keys), keep...) {
-			if err := st.WriteRecord(ctx, k, []byte("x"), false); err != nil {
-				t.Fatal(err)
-			}
+			g.Go(func() error { return st.WriteRecord(ctx, k, []byte("x"), false) })
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
 		}
 		var confirmed atomic.Int64
 		deleted, err := st.Delete(ctx, append(keys, "p/a/never-there"), func(ks []string) { confirmed.Add(int64(len(ks))) })
