@@ -102,6 +102,7 @@ func loadAction(t *testing.T) actionMeta {
 }
 
 func TestActionMetadata(t *testing.T) {
+	t.Parallel()
 	a := loadAction(t)
 	if a.Name == "" || a.Description == "" || a.Branding.Icon == "" || a.Branding.Color == "" {
 		t.Errorf("name, description and branding are needed for the Marketplace: %q %q %+v", a.Name, a.Description, a.Branding)
@@ -418,6 +419,7 @@ func wantOutputs(t *testing.T, step string, got, want map[string]string) {
 }
 
 func TestActionCheckUpload(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		ws, head := newWorkspace(t)
 		actionCheckUpload(t, srv, ws, head, func(t *testing.T, ws string, inputs map[string]string) actionRun {
@@ -516,6 +518,7 @@ func actionCheckUpload(t *testing.T, srv *s3test.Server, ws, head string, run fu
 // A failed step still writes found=false and cache-hit=false, so that
 // `if: steps.check.outputs.found != 'true'` runs the build.
 func TestActionFailureOutputs(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		ws := t.TempDir() // no repository
@@ -530,6 +533,7 @@ func TestActionFailureOutputs(t *testing.T) {
 }
 
 func TestActionMissingBucket(t *testing.T) {
+	t.Parallel()
 	ws, _ := newWorkspace(t)
 	r := runActionFull(t, ws, map[string]string{"mode": "check"})
 	if r.code != cli.ExitUsage {
@@ -560,6 +564,7 @@ func wantSummary(t *testing.T, step, summary string, contains ...string) {
 
 // A docs-only commit is served from the code-hash cache: cache-hit=true.
 func TestActionCacheHit(t *testing.T) {
+	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		ws, _ := newWorkspace(t)

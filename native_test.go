@@ -122,6 +122,7 @@ runs:
 }
 
 func TestNativeActionGenerated(t *testing.T) {
+	t.Parallel()
 	want := nativeActionYAML(t)
 	if *update {
 		if err := os.WriteFile(nativeAction, []byte(want), 0o644); err != nil {
@@ -171,6 +172,7 @@ func loadNativeAction(t *testing.T) compositeAction {
 
 // The native action's inputs and outputs are the docker action's.
 func TestNativeActionMetadata(t *testing.T) {
+	t.Parallel()
 	c := loadNativeAction(t)
 	a := loadAction(t)
 	for name, in := range a.Inputs {
@@ -395,6 +397,7 @@ func (n *nativeRunner) run(t *testing.T, ws string, inputs map[string]string) ac
 // action's, the binary downloaded once, verified, then taken from the tool
 // cache; `v1` resolves to the newest v1 release.
 func TestNativeActionCheckUpload(t *testing.T) {
+	t.Parallel()
 	rel := newRelease(t, "v2.0.0", "v1.11.0-rc.1", releaseTag, "v1.9.3", "v1.2.0", "v0.9.0")
 	n := newNativeRunner(t, rel)
 	srv := s3test.Get(t, "minio")
@@ -418,6 +421,7 @@ func TestNativeActionCheckUpload(t *testing.T) {
 // The version input: an exact tag, a line (newest of it, prereleases and
 // other majors skipped), and what cannot be served.
 func TestNativeActionVersion(t *testing.T) {
+	t.Parallel()
 	rel := newRelease(t, "v1.10.1-rc.1", releaseTag, "v1.9.10", "v1.1.0", "v2.0.0")
 	ws, _ := newWorkspace(t)
 	for _, tt := range []struct {
@@ -449,6 +453,7 @@ func TestNativeActionVersion(t *testing.T) {
 
 // An empty release list is a clear error, not a silent exit.
 func TestNativeActionNoReleases(t *testing.T) {
+	t.Parallel()
 	n := newNativeRunner(t, newRelease(t))
 	ws, _ := newWorkspace(t)
 	r := n.run(t, ws, map[string]string{"mode": "check"})
@@ -459,6 +464,7 @@ func TestNativeActionNoReleases(t *testing.T) {
 
 // A binary that does not match the checksums file is not run and not cached.
 func TestNativeActionChecksum(t *testing.T) {
+	t.Parallel()
 	rel := newRelease(t, releaseTag)
 	path := filepath.Join(rel.dir, releaseTag, rel.binary)
 	data, err := os.ReadFile(path)
