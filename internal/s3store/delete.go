@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
@@ -107,10 +108,20 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error
 	for i := range keys {
 		objs[i] = types.ObjectIdentifier{Key: &keys[i]}
 	}
+	if s.singleDeletes.Load() {
+		return s.deleteEach(ctx, keys)
+	}
 	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &s.bucket,
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
 	})
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NotImplemented" {
+		// Google Cloud Storage's XML API, and some gateways, have no
+		// multi-object delete: one request a key, for the rest of the run.
+		s.singleDeletes.Store(true)
+		return s.deleteEach(ctx, keys)
+	}
 	if err != nil {
 		return nil, s.classify("delete", keys[0]+fmt.Sprintf(" and %d more keys", len(keys)-1), err)
 	}
@@ -137,6 +148,32 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error
 		return deleted, fmt.Errorf("delete: %d of %s %w: %s", len(failed), words.Count(len(keys), "key", "keys"), ErrNotDeleted, strings.Join(first, "; "))
 	}
 	return deleted, nil
+}
+
+// deleteEach deletes keys one request each, in parallel (the store's bound
+// on requests in flight applies), and returns those deleted.
+func (s *Store) deleteEach(ctx context.Context, keys []string) ([]string, error) {
+	done := make([]bool, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(64)
+	for i, k := range keys {
+		g.Go(func() error {
+			_, err := s.client.DeleteObject(gctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
+			if err = s.classify("delete", k, err); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			done[i] = true
+			return nil
+		})
+	}
+	err := g.Wait()
+	var deleted []string
+	for i, k := range keys {
+		if done[i] {
+			deleted = append(deleted, k)
+		}
+	}
+	return deleted, err
 }
 
 // Upload is a multipart upload never completed nor aborted.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -96,6 +97,48 @@ func TestWalkMissingBucket(t *testing.T) {
 		}
 		if _, err := st.Delete(context.Background(), []string{"a"}, nil); err == nil {
 			t.Error("delete in a missing bucket: no error")
+		}
+	})
+}
+
+// A store without DeleteObjects (501 NotImplemented, as Google Cloud
+// Storage's XML API answers) gets one DELETE a key, from then on.
+func TestDeleteWithoutMultiDelete(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var multi atomic.Int64
+		proxy.SetPlan(func(n int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodPost && r.URL.Query().Has("delete") {
+				multi.Add(1)
+				return s3test.NotImpl
+			}
+			return s3test.Pass
+		})
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{Concurrency: 16})
+		var keys []string
+		for i := range 30 {
+			k := fmt.Sprintf("d/%02d", i)
+			keys = append(keys, k)
+			if err := st.WriteRecord(ctx, k, []byte("x"), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, batch := range [][]string{keys[:10], append(keys[10:], "d/never-there")} {
+			deleted, err := st.Delete(ctx, batch, nil)
+			if err != nil || len(deleted) != len(batch) {
+				t.Fatalf("deleted %d of %d: %v", len(deleted), len(batch), err)
+			}
+		}
+		if n := multi.Load(); n != 1 {
+			t.Errorf("%d DeleteObjects requests, want 1 (then single deletes)", n)
+		}
+		var left int
+		st.Walk(ctx, "d/", func(objs []Listed) error { left += len(objs); return nil })
+		if left != 0 {
+			t.Errorf("%d objects left", left)
 		}
 	})
 }

@@ -131,6 +131,9 @@ type Store struct {
 	dlBufs            chan []byte // the pool of part buffers (nil entries: not allocated yet)
 	stallTimeout      time.Duration
 	clock             clockwork.Clock
+	// singleDeletes: the store has no DeleteObjects (it answered
+	// NotImplemented); keys are deleted one request each.
+	singleDeletes atomic.Bool
 }
 
 // New builds the S3 client from the standard AWS configuration chain (keys,
