@@ -89,6 +89,7 @@ type pset struct {
 	created   time.Time // the record's time (recorded sets)
 	source    string    // the record's source (a copy from the cache)
 	comps     []string  // a commit's record of components: their names
+	component string    // the component the record names (a cache entry's too)
 	lastUse   time.Time // cache entries: filled, or last copied from
 	newerForm bool      // a later version's record, whatever the key says
 
@@ -285,7 +286,7 @@ func (r *Runner) pruneReadRecords(ctx context.Context, sets map[string]*pset) er
 			p.newerForm = true
 		}
 		if rec := set.Record; rec != nil {
-			p.created, p.source = rec.Created, rec.Source
+			p.created, p.source, p.component = rec.Created, rec.Source, rec.Component
 			for _, c := range rec.Components {
 				p.comps = append(p.comps, c.Name)
 			}
@@ -433,10 +434,14 @@ func summarize(plan []*pset, ups []s3store.Upload, looked int) PruneResult {
 	var res PruneResult
 	rows := map[[3]string]*PruneRow{}
 	for _, p := range plan {
-		k := [3]string{p.kind, p.ref.Component, p.why}
+		comp := p.ref.Component
+		if comp == "" {
+			comp = p.component // a cache entry of a component
+		}
+		k := [3]string{p.kind, comp, p.why}
 		row := rows[k]
 		if row == nil {
-			row = &PruneRow{Kind: p.kind, Component: p.ref.Component, Why: p.why}
+			row = &PruneRow{Kind: p.kind, Component: comp, Why: p.why}
 			rows[k] = row
 		}
 		row.Sets++

@@ -125,21 +125,24 @@ func TestPlanPrune(t *testing.T) {
 	}
 }
 
-// The plan's table: a row per kind, component and reason, and totals.
+// The plan's table: a row per kind, component (a cache entry's from its
+// record) and reason, and totals.
 func TestPruneSummary(t *testing.T) {
 	plan := []*pset{
 		{ref: Artifacts("c1"), kind: PruneCommit, why: "old", objs: []s3store.Object{{Size: 3}, {Size: 4}}, record: &s3store.Listed{Size: 1}},
 		{ref: Artifacts("c2"), kind: PruneCommit, why: "old", objs: []s3store.Object{{Size: 2}}},
 		{ref: ComponentSet("d1", "api"), kind: PruneComponent, why: "old", objs: []s3store.Object{{Size: 5}}},
+		{ref: Cache("h1"), component: "api", kind: PruneCache, why: "unused", objs: []s3store.Object{{Size: 6}}},
 	}
 	res := summarize(plan, []s3store.Upload{{Key: "x"}}, 10)
 	want := []PruneRow{
 		{Kind: PruneCommit, Why: "old", Sets: 2, Files: 3, Bytes: 10},
 		{Kind: PruneComponent, Component: "api", Why: "old", Sets: 1, Files: 1, Bytes: 5},
+		{Kind: PruneCache, Component: "api", Why: "unused", Sets: 1, Files: 1, Bytes: 6},
 		{Kind: PruneUpload, Why: "multipart upload abandoned", Sets: 1},
 	}
-	if !slices.Equal(res.Rows, want) || res.Sets != 4 || res.Files != 4 || res.Bytes != 15 || res.Kept != 7 {
-		t.Errorf("summary %+v, want rows %+v, 4 sets, 4 files, 15 bytes, 7 kept", res, want)
+	if !slices.Equal(res.Rows, want) || res.Sets != 5 || res.Files != 5 || res.Bytes != 21 || res.Kept != 6 {
+		t.Errorf("summary %+v, want rows %+v, 5 sets, 5 files, 21 bytes, 6 kept", res, want)
 	}
 	var b strings.Builder
 	WritePruneTable(&b, res)
