@@ -136,7 +136,7 @@ func (r *Runner) PruneAt(ctx context.Context, now time.Time) (PruneResult, error
 	if err != nil {
 		return res, fail(KindS3, err)
 	}
-	plan := planPrune(sets, now, cfg)
+	plan := planPrune(sets, now, cfg, r.Config.AcceptLegacy)
 	res = summarize(plan, ups, len(sets))
 	r.logPlan(res)
 	if !cfg.Apply {
@@ -319,7 +319,11 @@ func (r *Runner) pruneUploads(ctx context.Context, st PruneStore, now time.Time)
 
 // planPrune decides, set by set, what goes and why. It reads nothing: the
 // sets carry what their listing and records said.
-func planPrune(sets map[string]*pset, now time.Time, cfg config.PruneSettings) []*pset {
+//
+// With legacy (PACKAGE_ASSETS_ACCEPT_LEGACY, where check counts a commit's
+// objects without a record as found), such a commit set is judged as a
+// commit, by its newest object's time, not removed as unrecorded.
+func planPrune(sets map[string]*pset, now time.Time, cfg config.PruneSettings, legacy bool) []*pset {
 	// When each cache entry was last used: filled (its record), or copied
 	// from by a hit (the copy's record names it as its source). The hit
 	// itself writes nothing more, so check's hot path costs nothing.
@@ -342,7 +346,11 @@ func planPrune(sets map[string]*pset, now time.Time, cfg config.PruneSettings) [
 	var plan []*pset
 	for _, p := range sets {
 		young := p.young(now, cfg.Grace)
-		if p.state == SetComplete && p.ref.Kind == manifest.KindArtifacts && len(p.comps) == 0 {
+		asCommit := legacy && p.state == SetUnrecorded && p.ref.Kind == manifest.KindArtifacts && p.ref.Component == ""
+		if asCommit {
+			p.created = p.newest
+		}
+		if (p.state == SetComplete || asCommit) && p.ref.Kind == manifest.KindArtifacts && len(p.comps) == 0 {
 			// Young ones too: they are the newest, and count among the N.
 			groups[p.ref.Component] = append(groups[p.ref.Component], p)
 		}
@@ -351,6 +359,8 @@ func planPrune(sets map[string]*pset, now time.Time, cfg config.PruneSettings) [
 			// An upload, copy or fill may be under way: never touched.
 		case p.newerForm:
 			// A later version's: not this version's to judge.
+		case asCommit:
+			// Judged with the commits below.
 		case p.state == SetUnrecorded || p.state == SetUntrusted || p.state == SetDiffers || p.state == SetNewer:
 			p.kind, p.why = PruneUnrecorded, unrecordedWhy(p.state)
 			plan = append(plan, p)

@@ -41,61 +41,66 @@ func TestPlanPrune(t *testing.T) {
 		return p
 	}
 	tests := []struct {
-		name string
-		cfg  func(*config.PruneSettings)
-		sets []*pset
-		gone []string
+		name   string
+		legacy bool
+		cfg    func(*config.PruneSettings)
+		sets   []*pset
+		gone   []string
 	}{
-		{"older than the age, beyond the newest 2", nil,
+		{"older than the age, beyond the newest 2", false, nil,
 			[]*pset{commit("c1", 100*day), commit("c2", 60*day), commit("c3", 40*day), commit("c4", 31*day), commit("c5", 2*day)},
 			[]string{"artifacts/c1/", "artifacts/c2/", "artifacts/c3/"}},
-		{"the newest 2 stay whatever their age", nil,
+		{"the newest 2 stay whatever their age", false, nil,
 			[]*pset{commit("c1", 300*day), commit("c2", 200*day), commit("c3", 100*day)},
 			[]string{"artifacts/c1/"}},
-		{"a commit younger than the grace period counts among the newest", nil,
+		{"a commit younger than the grace period counts among the newest", false, nil,
 			[]*pset{commit("c1", 100*day), commit("c2", 90*day), commit("c3", time.Hour)},
 			[]string{"artifacts/c1/"}},
-		{"just within the age stays", nil,
+		{"just within the age stays", false, nil,
 			[]*pset{commit("c1", 30*day-time.Second), commit("c2", 30*day-time.Second), commit("c3", 30*day-time.Second)},
 			nil},
-		{"commit age off", func(c *config.PruneSettings) { c.CommitAge = 0 },
+		{"commit age off", false, func(c *config.PruneSettings) { c.CommitAge = 0 },
 			[]*pset{commit("c1", 1000*day), commit("c2", 900*day), commit("c3", 800*day)},
 			nil},
-		{"keep 0", func(c *config.PruneSettings) { c.KeepCommits = 0 },
+		{"keep 0", false, func(c *config.PruneSettings) { c.KeepCommits = 0 },
 			[]*pset{commit("c1", 31*day), commit("c2", 29*day)},
 			[]string{"artifacts/c1/"}},
-		{"per component: the newest 2 of each", nil,
+		{"per component: the newest 2 of each", false, nil,
 			[]*pset{comp("d1", "api", 100*day), comp("d2", "api", 90*day), comp("d3", "api", 80*day), comp("d1", "web", 100*day), comp("d9", "web", 90*day)},
 			[]string{"artifacts/d1/api/"}},
-		{"a commit's record of components goes with a component", nil,
+		{"a commit's record of components goes with a component", false, nil,
 			[]*pset{comp("d1", "api", 100*day), comp("d2", "api", 90*day), comp("d3", "api", 80*day),
 				func() *pset { p := commit("d1", 100*day); p.comps = []string{"api"}; return p }(),
 				func() *pset { p := commit("d2", 90*day); p.comps = []string{"api"}; return p }()},
 			[]string{"artifacts/d1/", "artifacts/d1/api/"}},
-		{"a cache entry unused past the age goes; one copied since stays", nil,
+		{"a cache entry unused past the age goes; one copied since stays", false, nil,
 			[]*pset{cache("h1", 50*day), cache("h2", 50*day), cache("h3", 9*day), copied(commit("c1", 5*day), "h2")},
 			[]string{"cache/h1/"}},
-		{"a component's copy counts as a use", nil,
+		{"a component's copy counts as a use", false, nil,
 			[]*pset{cache("h1", 50*day), copied(comp("d1", "api", 3*day), "h1")},
 			nil},
-		{"a use older than the age does not save it", nil,
+		{"a use older than the age does not save it", false, nil,
 			[]*pset{cache("h1", 50*day), copied(commit("c1", 11*day), "h1"), commit("c2", time.Hour), commit("c3", time.Hour)},
 			[]string{"cache/h1/"}},
-		{"cache age off", func(c *config.PruneSettings) { c.CacheAge = 0 },
+		{"cache age off", false, func(c *config.PruneSettings) { c.CacheAge = 0 },
 			[]*pset{cache("h1", 500*day)},
 			nil},
-		{"without a record: past the grace period goes, within stays", nil,
+		{"without a record: past the grace period goes, within stays", false, nil,
 			[]*pset{state(commit("u1", 0), SetUnrecorded, 25*time.Hour), state(commit("u2", 0), SetUnrecorded, 23*time.Hour)},
 			[]string{"artifacts/u1/"}},
-		{"untrusted and differing records count as none", nil,
+		{"untrusted and differing records count as none", false, nil,
 			[]*pset{state(commit("u1", 0), SetUntrusted, 2*day), state(cache("u2", 0), SetDiffers, 2*day), state(commit("u3", 0), SetUntrusted, time.Hour)},
 			[]string{"artifacts/u1/", "cache/u2/"}},
-		{"a complete set's time is its record's, not its objects'", nil,
+		{"a complete set's time is its record's, not its objects'", false, nil,
 			// An old record over objects the store dates today (a copy's
 			// objects keep no time of their own): its record decides.
 			[]*pset{func() *pset { p := commit("c1", 100*day); p.newest = now; return p }(), commit("c2", time.Hour), commit("c3", time.Hour)},
 			[]string{"artifacts/c1/"}},
-		{"a later version's record is never pruned", nil,
+		{"with PACKAGE_ASSETS_ACCEPT_LEGACY, a commit without a record is a commit, by its newest object", true, nil,
+			[]*pset{state(commit("l1", 0), SetUnrecorded, 100*day), state(commit("l2", 0), SetUnrecorded, 50*day), state(commit("l3", 0), SetUnrecorded, 2*day),
+				state(commit("l4", 0), SetUnrecorded, 25*time.Hour), state(cache("u1", 0), SetUnrecorded, 2*day)},
+			[]string{"artifacts/l1/", "artifacts/l2/", "cache/u1/"}},
+		{"a later version's record is never pruned", false, nil,
 			[]*pset{func() *pset { p := state(commit("n1", 0), SetNewer, 500*day); p.newerForm = true; return p }(),
 				func() *pset { p := state(commit("n2", 0), SetUntrusted, 500*day); p.newerForm = true; return p }()},
 			nil},
@@ -111,7 +116,7 @@ func TestPlanPrune(t *testing.T) {
 				sets[p.prefix] = p
 			}
 			var gone []string
-			for _, p := range planPrune(sets, now, c) {
+			for _, p := range planPrune(sets, now, c, tt.legacy) {
 				gone = append(gone, p.prefix)
 				if p.why == "" || p.kind == "" {
 					t.Errorf("%s planned without a kind and reason", p.prefix)
