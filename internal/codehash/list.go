@@ -114,7 +114,11 @@ func (l *List) Encode(w io.Writer) error {
 		line = append(line, ' ')
 		line = hex.AppendEncode(line, f.ID[:])
 		line = append(line, ' ')
-		line = append(line, quoteField(f.Path)...)
+		if needsQuote(f.Path) {
+			line = strconv.AppendQuote(line, f.Path)
+		} else {
+			line = append(line, f.Path...)
+		}
 		line = append(line, '\n')
 		bw.Write(line)
 	}
@@ -126,7 +130,11 @@ func (l *List) Encode(w io.Writer) error {
 
 // EncodeBytes is Encode into memory.
 func (l *List) EncodeBytes() ([]byte, error) {
+	// Sized for the whole list at once (Huffman coding leaves about 51
+	// bytes of a line of gen-repo's paths; a little more for longer ones),
+	// so a large list is not copied each time the buffer doubles.
 	var b bytes.Buffer
+	b.Grow(4096 + 56*len(l.Files))
 	if err := l.Encode(&b); err != nil {
 		return nil, err
 	}
@@ -287,10 +295,24 @@ func isLowerHex(s string) bool {
 // quoteField keeps a field on its line: one holding a control character
 // (a newline above all), or starting with '"', is Go-quoted.
 func quoteField(s string) string {
-	if strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if needsQuote(s) {
 		return strconv.Quote(s)
 	}
 	return s
+}
+
+// needsQuote: s starts with '"' or holds a control character. A loop over
+// bytes, not runes: it runs for every path of every list written.
+func needsQuote(s string) bool {
+	if strings.HasPrefix(s, `"`) {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func unquoteField(s string) (string, error) {

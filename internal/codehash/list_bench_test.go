@@ -51,7 +51,7 @@ func benchList(b *testing.B) *List {
 		}
 	}
 	slices.SortFunc(fs, func(a, b gitrepo.File) int { return strings.Compare(a.Path, b.Path) })
-	return &List{CodeHash: digest(fs, ""), Patterns: []string{"**"}, Files: fs}
+	return &List{CodeHash: digest(fs, ""), SaltDigest: SaltDigest(""), Patterns: []string{"**"}, Files: fs}
 }
 
 // reportCPU adds the CPU milliseconds an op took, from start.
