@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -359,39 +360,42 @@ func TestDownloadReplacedObject(t *testing.T) {
 		artifacts := map[string][]byte{"fn1.zip": []byte("one"), "fn2.zip": randomBytes(4000, 2), "big.bin": randomBytes(40<<20, 3)}
 		for _, name := range []string{"fn2.zip", "big.bin"} {
 			for _, during := range []bool{false, true} {
-				bucket := srv.NewBucket(t)
-				_, d := uploaded(t, srv, bucket, artifacts)
-				key := "artifacts/" + d.head + "/" + name
-				body := bytes.Clone(artifacts[name])
-				body[len(body)/2] ^= 1 // same size
-				env, dir := deployEnv(t, srv, bucket, d.head)
-				if during {
-					proxy := s3test.NewProxy(t, srv.Endpoint)
-					var once sync.Once
-					proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
-						if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/"+name) {
-							once.Do(func() { putObject(t, srv, bucket, key, body) })
-						}
-						return s3test.Pass
-					})
-					env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
-					writeFiles(t, dir, map[string]string{name: "an older build"})
-				} else {
-					putObject(t, srv, bucket, key, body)
-				}
-				r := run(t, env, "download")
-				if r.code != ExitNotFound || !strings.Contains(r.stderr, name) || !strings.Contains(r.stderr, "replaced") {
-					t.Errorf("%s replaced (during: %t): %v", name, during, r)
-				}
-				if exists(filepath.Join(dir, name)) {
-					t.Errorf("%s replaced (during: %t): a file of that name is left", name, during)
-				}
-				entries, _ := os.ReadDir(dir)
-				for _, e := range entries {
-					if b, _ := os.ReadFile(filepath.Join(dir, e.Name())); !bytes.Equal(b, artifacts[e.Name()]) {
-						t.Errorf("%s replaced (during: %t): %s left and not the recorded bytes", name, during, e.Name())
+				t.Run(fmt.Sprintf("%s during=%t", name, during), func(t *testing.T) {
+					t.Parallel()
+					bucket := srv.NewBucket(t)
+					_, d := uploaded(t, srv, bucket, artifacts)
+					key := "artifacts/" + d.head + "/" + name
+					body := bytes.Clone(artifacts[name])
+					body[len(body)/2] ^= 1 // same size
+					env, dir := deployEnv(t, srv, bucket, d.head)
+					if during {
+						proxy := s3test.NewProxy(t, srv.Endpoint)
+						var once sync.Once
+						proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+							if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/"+name) {
+								once.Do(func() { putObject(t, srv, bucket, key, body) })
+							}
+							return s3test.Pass
+						})
+						env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+						writeFiles(t, dir, map[string]string{name: "an older build"})
+					} else {
+						putObject(t, srv, bucket, key, body)
 					}
-				}
+					r := run(t, env, "download")
+					if r.code != ExitNotFound || !strings.Contains(r.stderr, name) || !strings.Contains(r.stderr, "replaced") {
+						t.Errorf("%s replaced (during: %t): %v", name, during, r)
+					}
+					if exists(filepath.Join(dir, name)) {
+						t.Errorf("%s replaced (during: %t): a file of that name is left", name, during)
+					}
+					entries, _ := os.ReadDir(dir)
+					for _, e := range entries {
+						if b, _ := os.ReadFile(filepath.Join(dir, e.Name())); !bytes.Equal(b, artifacts[e.Name()]) {
+							t.Errorf("%s replaced (during: %t): %s left and not the recorded bytes", name, during, e.Name())
+						}
+					}
+				})
 			}
 		}
 	})

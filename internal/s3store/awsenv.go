@@ -72,10 +72,12 @@ func (e awsEnv) loadOptions() ([]func(*config.LoadOptions) error, error) {
 	}
 	if v := e.get("AWS_MAX_ATTEMPTS"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("AWS_MAX_ATTEMPTS=%q: not a positive whole number", v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("AWS_MAX_ATTEMPTS=%q: not a whole number of attempts", v)
 		}
-		opts = append(opts, config.WithRetryMaxAttempts(n))
+		if n > 0 { // 0 leaves the default, as the SDK does
+			opts = append(opts, config.WithRetryMaxAttempts(n))
+		}
 	}
 	if v := e.get("AWS_CA_BUNDLE"); v != "" {
 		pem, err := os.ReadFile(v)

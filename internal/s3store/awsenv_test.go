@@ -36,10 +36,16 @@ func TestAWSEnvPrecedence(t *testing.T) {
 // A bad AWS_* value is an error naming the variable.
 func TestAWSEnvBadValues(t *testing.T) {
 	t.Parallel()
-	for k, v := range map[string]string{"AWS_MAX_ATTEMPTS": "ten", "AWS_CA_BUNDLE": "/nonexistent/ca.pem"} {
+	for _, kv := range [][2]string{{"AWS_MAX_ATTEMPTS", "ten"}, {"AWS_MAX_ATTEMPTS", "-1"}, {"AWS_CA_BUNDLE", "/nonexistent/ca.pem"}} {
+		k, v := kv[0], kv[1]
 		e := awsEnv(func(key string) (string, bool) { return v, key == k })
 		if _, err := e.loadOptions(); err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("%s=%s: err = %v, want one naming %s", k, v, err, k)
 		}
+	}
+	// 0 leaves the default, as the SDK does with it in the environment.
+	e := awsEnv(func(key string) (string, bool) { return "0", key == "AWS_MAX_ATTEMPTS" })
+	if opts, err := e.loadOptions(); err != nil || len(opts) != 0 {
+		t.Errorf("AWS_MAX_ATTEMPTS=0: %d options, err %v; want none", len(opts), err)
 	}
 }
