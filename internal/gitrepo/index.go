@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
@@ -77,16 +78,33 @@ const (
 // EOIE, IEOT, ...) are skipped; a required one (link: split index, sdir:
 // sparse index) is an error wrapping index.ErrUnknownExtension.
 // TestDecodeIndexMatchesGoGit holds it to go-git's decoder.
+//
+// The entries' names point into b, which must not be modified afterwards.
 func decodeIndex(b []byte) (*index.Index, error) {
 	if len(b) < indexHeaderLen+sha1.Size || string(b[:4]) != "DIRC" {
 		return nil, index.ErrMalformedSignature
 	}
 	body, sum := b[:len(b)-sha1.Size], b[len(b)-sha1.Size:]
-	if !bytes.Equal(sum, make([]byte, sha1.Size)) {
-		if got := sha1.Sum(body); !bytes.Equal(got[:], sum) {
-			return nil, index.ErrInvalidChecksum
+	// The checksum takes as long as the decoding (200,000 entries: about
+	// 10 ms each): on another core, at the same time. A wrong one is the
+	// error, whatever the decoding found.
+	sumOK := make(chan bool, 1)
+	go func() {
+		if bytes.Equal(sum, make([]byte, sha1.Size)) {
+			sumOK <- true
+			return
 		}
+		got := sha1.Sum(body)
+		sumOK <- bytes.Equal(got[:], sum)
+	}()
+	idx, err := decodeEntries(b, body)
+	if !<-sumOK {
+		return nil, index.ErrInvalidChecksum
 	}
+	return idx, err
+}
+
+func decodeEntries(b, body []byte) (*index.Index, error) {
 	idx := &index.Index{Version: binary.BigEndian.Uint32(b[4:])}
 	if idx.Version < 2 || idx.Version > 4 {
 		return nil, index.ErrUnsupportedVersion
@@ -96,8 +114,10 @@ func decodeIndex(b []byte) (*index.Index, error) {
 	if uint64(n) > uint64(len(body)-indexHeaderLen)/(entryFixedLen+1) {
 		return nil, fmt.Errorf("%w: %d entries cannot fit in %d bytes", index.ErrMalformedIndexFile, n, len(b))
 	}
-	// One string holds every v2/v3 name, rather than one allocation each.
-	all := string(body)
+	// One string holds every v2/v3 name, rather than one allocation each:
+	// the index's own bytes, not a copy of them (200,000 entries: 21 MB
+	// less to allocate and copy). b is not written to again.
+	all := unsafe.String(unsafe.SliceData(body), len(body))
 	entries := make([]index.Entry, n)
 	idx.Entries = make([]*index.Entry, n)
 	off := indexHeaderLen
