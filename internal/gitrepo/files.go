@@ -215,11 +215,11 @@ func trackedUnsorted(entries []*index.Entry) tracked {
 // dir narrows the search to the entries under prefix ("dir/", or "" for
 // the root).
 func (t tracked) dir(prefix string) trackedRange {
-	r := trackedRange{t: t, hi: len(t.entries)}
+	r := trackedRange{t: t, hi: len(t.entries), plen: len(prefix)}
 	if t.byPath == nil && prefix != "" {
 		// "dir0" is the first path after every "dir/...": '0' follows '/'.
 		r.lo = t.search(prefix)
-		r.hi = r.lo + tracked{entries: t.entries[r.lo:]}.search(prefix[:len(prefix)-1]+"0")
+		r.hi = t.searchFrom(r.lo, prefix[:len(prefix)-1]+"0")
 	}
 	return r
 }
@@ -230,20 +230,39 @@ func (t tracked) search(path string) int {
 	return i
 }
 
+// searchFrom is search when every entry before lo is before path, and the
+// place is likely near lo (the end of a directory's entries, most of which
+// hold a few dozen): steps of 1, 2, 4, ... from lo, then a binary search
+// within the last step, instead of one over the whole index.
+func (t tracked) searchFrom(lo int, path string) int {
+	hi, step := lo, 1
+	for hi < len(t.entries) && t.entries[hi].Name < path {
+		lo = hi + 1
+		hi += step
+		step <<= 1
+	}
+	hi = min(hi, len(t.entries))
+	return lo + tracked{entries: t.entries[lo:hi]}.search(path)
+}
+
 type trackedRange struct {
 	t      tracked
 	lo, hi int
+	plen   int // the length of the prefix every entry of the range starts with
 }
 
 // find gives the place in the entries of path, which must be under the
-// range's prefix.
+// range's prefix. Only what follows the prefix is compared: every entry of
+// the range starts with it.
 func (r trackedRange) find(path string) (int, bool) {
 	if r.t.byPath != nil {
 		i, ok := r.t.byPath[path]
 		return i, ok
 	}
-	i := r.lo + tracked{entries: r.t.entries[r.lo:r.hi]}.search(path)
-	return i, i < r.hi && r.t.entries[i].Name == path
+	i, ok := slices.BinarySearchFunc(r.t.entries[r.lo:r.hi], path[r.plen:], func(e *index.Entry, name string) int {
+		return strings.Compare(e.Name[r.plen:], name)
+	})
+	return r.lo + i, ok
 }
 
 type coreConfig struct {

@@ -244,3 +244,51 @@ func TestTrackedEntries(t *testing.T) {
 		t.Errorf("directory entry: error %v, want ErrUnsupported", err)
 	}
 }
+
+// BenchmarkTrackedFind finds every entry of an index as the walk does: its
+// directory's range, then the entry within it (the index of the checkout at
+// S3AM_BENCH_REPO, else a 20,000-entry one).
+func BenchmarkTrackedFind(b *testing.B) {
+	dir := os.Getenv("S3AM_BENCH_REPO")
+	if dir == "" {
+		dir = initRepo(b, map[string]string{"a": "a"})
+		var info strings.Builder
+		blob := blobID([]byte("x")).String()
+		for i := range 20000 {
+			fmt.Fprintf(&info, "100644 %s\tlambdas/fn%02d/src/module%04d/f%02d.py\n", blob, i/2000, i%2000/20, i%20)
+		}
+		cmd := exec.Command("git", "update-index", "--index-info")
+		cmd.Dir, cmd.Stdin = dir, strings.NewReader(info.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ".git", "index"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx, err := decodeIndex(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := trackedEntries(idx.Entries)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The directories in an order of their own, as the walk finds them.
+	byDir := map[string][]string{}
+	for _, e := range tr.entries {
+		p := e.Name[:strings.LastIndexByte(e.Name, '/')+1]
+		byDir[p] = append(byDir[p], e.Name)
+	}
+	for b.Loop() {
+		for p, names := range byDir {
+			in := tr.dir(p)
+			for _, n := range names {
+				if _, ok := in.find(n); !ok {
+					b.Fatalf("%s not found", n)
+				}
+			}
+		}
+	}
+}
