@@ -12,7 +12,6 @@ import (
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
-	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
 // Metadata keys on every stored object (x-amz-meta-...).
@@ -21,20 +20,6 @@ const (
 	MetaPackageHash = "package-hash"
 	MetaCodeHash    = "code-hash"
 )
-
-// Store is what the orchestrator needs of S3.
-type Store interface {
-	URL(key string) string
-	ReadSmall(ctx context.Context, key string, max int64) ([]byte, error)
-	UploadFile(ctx context.Context, req s3store.UploadRequest) (s3store.Uploaded, error)
-	WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error
-	Copy(ctx context.Context, r s3store.CopyRequest) (etag string, err error)
-	// List returns the objects under prefix at any depth, every page of them.
-	List(ctx context.Context, prefix string) ([]s3store.Object, error)
-	Download(ctx context.Context, req s3store.DownloadRequest) (s3store.Downloaded, error)
-}
-
-var _ Store = (*s3store.Store)(nil)
 
 // Repo is what the orchestrator needs of the git checkout.
 type Repo interface {
@@ -69,15 +54,3 @@ type Runner struct {
 }
 
 func (r *Runner) logf(format string, args ...any) { r.Log.Printf(format, args...) }
-
-// store is the Store with every error attributed where it arises.
-func (r *Runner) store() Store { return storeKinds{r.Store} }
-
-// workspace is the package directory of this run (made on first use, by a
-// command before it goes parallel; a command starts a fresh one).
-func (r *Runner) workspace() *workspace {
-	if r.work == nil || r.work.dir != r.Config.PackageDir {
-		r.work = newWorkspace(r.Config.PackageDir, r.logf)
-	}
-	return r.work
-}

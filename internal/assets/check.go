@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
@@ -85,57 +89,232 @@ func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 		return res, r.checkComponents(ctx, repo, commit, &res)
 	}
 
-	ref := Artifacts(commit)
-	r.logf("looking up %s", r.Store.URL(r.prefix(ref)+manifest.Name))
+	// The whole commit: one unnamed unit, hashed only if its lookup misses.
+	u := &unit{hashFn: func(ctx context.Context) (*codehash.List, error) {
+		start := time.Now()
+		list, err := repo.CodeHash(ctx)
+		if err != nil {
+			return nil, failIn(KindGit, "code hash", err)
+		}
+		r.logf("code hash %s over %s (%s)", list.CodeHash, words.Count(len(list.Files), "file", "files"), time.Since(start).Round(time.Millisecond))
+		return list, w.writeCodeHash(list.CodeHash)
+	}}
+	if err := r.resolve(ctx, commit, u, r.Config.CacheEnabled()); err != nil {
+		return res, err
+	}
+	res.CodeHash, res.Miss = u.hash, u.miss
+	if !u.found {
+		if !r.Config.FailOnMiss {
+			r.logf("result: not found, the build must run and upload")
+		}
+		return res, nil
+	}
+	res.Found, res.CacheHit, res.Where, res.Prefix = true, u.hit, r.Store.URL(u.set.Prefix), u.set.Prefix
+	if rec := u.set.Record; rec != nil && !u.legacy {
+		res.Files, res.Bytes, res.FileList = len(rec.Files), rec.TotalSize(), rec.Files
+	}
+	if err := w.writeFound(""); err != nil {
+		return res, err
+	}
+	how := "found"
+	if res.CacheHit {
+		how = "found in the cache"
+	}
+	r.logf("result: %s, the build can be skipped (%s written)", how, w.path(FoundFile))
+	return res, nil
+}
+
+// checkComponents is check with PACKAGE_COMPONENTS: every component (or the
+// one PACKAGE_COMPONENT names) is a named unit, resolved as the whole
+// commit is. When that leaves every component complete, the commit's own
+// record is written.
+func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, res *CheckResult) error {
+	// The commit's own set is looked up while the components are hashed.
+	var (
+		commitSet Set
+		commitErr error
+		wg        sync.WaitGroup
+	)
+	wg.Go(func() { commitSet, commitErr = r.LookupSet(ctx, Artifacts(commit)) })
+	start := time.Now()
+	codes, err := repo.Components(ctx)
+	wg.Wait()
+	if err != nil {
+		return failIn(KindGit, "code hash", err)
+	}
+	if commitErr != nil {
+		return commitErr
+	}
+	files := 0
+	states := make([]ComponentState, len(codes))
+	units := make([]*unit, len(codes))
+	for i, c := range codes {
+		states[i] = ComponentState{Name: c.Name, CodeHash: c.Hash}
+		units[i] = &unit{name: c.Name, hash: c.Hash, list: c.List}
+		files += c.Files
+	}
+	r.logf("code hashes of %s over %s (%s)", words.Count(len(codes), "component", "components"), words.Count(files, "file", "files"), time.Since(start).Round(time.Millisecond))
+	sel, err := r.selectComponents(states)
+	if err != nil {
+		return err
+	}
+	err = parallel(ctx, r.Config.Concurrency, len(sel), func(ctx context.Context, k int) error {
+		u, st := units[sel[k]], &states[sel[k]]
+		st.Checked = true
+		if err := r.resolve(ctx, commit, u, true); err != nil {
+			return err
+		}
+		switch {
+		case u.found:
+			st.Found, st.CacheHit, st.Files, st.Bytes = true, u.hit, len(u.set.Record.Files), u.set.Record.TotalSize()
+		case u.miss != nil:
+			st.Build, st.Reason = true, u.miss.ShortSentence()
+		default:
+			st.Build, st.Reason = true, u.reason
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	res.Components = states
+	res.Where = r.Store.URL(r.prefix(Artifacts(commit)))
+	res.Found, res.CacheHit = true, false
+	for _, i := range sel {
+		res.Found = res.Found && states[i].Found
+		res.CacheHit = res.CacheHit || states[i].CacheHit
+		res.Files += states[i].Files
+		res.Bytes += states[i].Bytes
+	}
+	res.CodeHash = r.singleCodeHash(states)
+	if err := r.writeComponentMarkers(commit, states, res.Found); err != nil {
+		return err
+	}
+	if !res.Found {
+		return nil
+	}
+	sets := make([]Set, len(units))
+	for i, u := range units {
+		sets[i] = u.set
+	}
+	return r.completeCommit(ctx, commit, states, sets, commitSet)
+}
+
+// writeComponentMarkers leaves in the package directory what the build and
+// upload need (workspace.writeComponents), and .found when every component
+// this check dealt with is complete.
+func (r *Runner) writeComponentMarkers(commit string, states []ComponentState, all bool) error {
+	w := r.workspace()
+	build, err := w.writeComponents(commit, states)
+	if err != nil {
+		return err
+	}
+	if all {
+		if err := w.writeFound(""); err != nil {
+			return err
+		}
+		r.logf("result: every component is complete, the build can be skipped (%s written)", w.path(FoundFile))
+		return nil
+	}
+	r.logf("result: %s to build, listed in %s: %s", words.Count(len(build), "component", "components"),
+		w.path(ToBuildFile), strings.Join(build, ", "))
+	return nil
+}
+
+// resolve looks a unit up under the commit: complete, else (unless a later
+// version's record is there, which a copy would overwrite) a complete cache
+// entry under the unit's code hash, computed now, copied to the commit;
+// else the unit is to build, and its miss is explained.
+func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache bool) error {
+	logf := u.logf(r.logf)
+	ref := u.ref(commit)
+	if u.name == "" {
+		logf("looking up %s", r.Store.URL(r.prefix(ref)+manifest.Name))
+	}
 	start := time.Now()
 	set, err := r.LookupSet(ctx, ref)
 	if err != nil {
-		return res, err
+		return err
 	}
-	useCache := r.Config.CacheEnabled()
+	u.set, u.reason = set, set.Reason
 	switch set.State {
 	case SetComplete:
 		rec := set.Record
-		res.Found, res.Where, res.Files, res.Bytes = true, r.Store.URL(set.Prefix), len(rec.Files), rec.TotalSize()
-		res.Prefix, res.FileList = set.Prefix, rec.Files
-		r.logf("found: %s, %s, complete since %s (%s)", words.Count(len(rec.Files), "file", "files"), progress.Size(rec.TotalSize()),
+		u.found = true
+		logf("found: %s, %s, complete since %s (%s)", words.Count(len(rec.Files), "file", "files"), progress.Size(rec.TotalSize()),
 			rec.Created.UTC().Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
+		return nil
 	case SetUnrecorded:
-		if r.Config.AcceptLegacy {
-			res.Found, res.Where, res.Prefix = true, r.Store.URL(set.Prefix), set.Prefix
-			r.logf("found objects under %s without a completion record; counted as found (PACKAGE_ASSETS_ACCEPT_LEGACY)", r.Store.URL(set.Prefix))
-		} else {
-			r.logf("not found: %s (an interrupted upload, or written by the original tool; PACKAGE_ASSETS_ACCEPT_LEGACY=true accepts the latter)", set.Reason)
+		switch {
+		case u.name != "":
+			logf("not found: %s", set.Reason)
+		case r.Config.AcceptLegacy:
+			// The original tool's layout (it had no components).
+			u.found, u.legacy = true, true
+			logf("found objects under %s without a completion record; counted as found (PACKAGE_ASSETS_ACCEPT_LEGACY)", r.Store.URL(set.Prefix))
+			return nil
+		default:
+			logf("not found: %s (an interrupted upload, or written by the original tool; PACKAGE_ASSETS_ACCEPT_LEGACY=true accepts the latter)", set.Reason)
 		}
 	case SetNewer:
-		// A cache copy would overwrite the objects the later version recorded.
-		r.logf("warning: not found: %s; the cache is not copied over it", set.Reason)
-		useCache = false
+		logf("warning: not found: %s; the cache is not copied over it", set.Reason)
 	case SetUntrusted, SetDiffers:
-		r.logf("warning: not found: %s; a cache hit or the next upload replaces it", set.Reason)
+		logf("warning: not found: %s; a cache hit or the next upload replaces it", set.Reason)
 	default:
-		r.logf("not found: %s", set.Reason)
+		logf("not found: %s", set.Reason)
+	}
+	if !useCache || set.State.Write() == WriteLeave {
+		return nil
 	}
 
-	if !res.Found && useCache {
-		if err := r.fromCache(ctx, repo, commit, set, &res); err != nil {
-			return res, err
-		}
+	hash, err := u.codeHash(ctx)
+	if err != nil {
+		return err
 	}
+	cache := Cache(hash)
+	if u.name == "" {
+		logf("looking up %s", r.Store.URL(r.prefix(cache)+manifest.Name))
+	}
+	src, err := r.LookupSet(ctx, cache)
+	if err != nil {
+		return err
+	}
+	switch src.State {
+	case SetComplete:
+	case SetUnrecorded:
+		logf("cache miss: %s (an interrupted cache fill)", src.Reason)
+		return r.missed(ctx, u)
+	case SetMissing:
+		logf("cache miss: %s", src.Reason)
+		return r.missed(ctx, u)
+	default:
+		logf("warning: cache miss: %s", src.Reason)
+		return r.missed(ctx, u)
+	}
+	out, err := r.copyFromCache(ctx, src, u.set, commit, hash, u.name)
+	if errors.Is(err, errCacheChanged) {
+		logf("cache miss: %v", err)
+		return r.missed(ctx, u)
+	}
+	if err != nil {
+		return err
+	}
+	u.found, u.hit = true, true
+	u.set.State, u.set.Record = SetComplete, out
+	return nil
+}
 
-	if res.Found {
-		if err := w.writeFound(""); err != nil {
-			return res, err
-		}
-		how := "found"
-		if res.CacheHit {
-			how = "found in the cache"
-		}
-		r.logf("result: %s, the build can be skipped (%s written)", how, w.path(FoundFile))
-		return res, nil
-	}
-	if !r.Config.FailOnMiss {
-		r.logf("result: not found, the build must run and upload")
-	}
-	return res, nil
+// missed keeps the unit's file list for upload (to store beside the cache
+// entry it fills) and explains the miss against the unit's nearest earlier
+// build.
+func (r *Runner) missed(ctx context.Context, u *unit) error {
+	// Compressing the list and reading the earlier one take about as long
+	// each, for a large filter: side by side.
+	kept := make(chan struct{})
+	go func() { defer close(kept); r.keepList(u.list, u.name) }()
+	e := r.explainMiss(ctx, u.name, u.list)
+	<-kept
+	e.Log(u.logf(r.logf), time.Now())
+	u.miss = &e
+	return nil
 }

@@ -54,3 +54,15 @@ func ContentType(name string) string {
 	}
 	return "application/octet-stream"
 }
+
+// startProgress reports a transfer's progress to ProgressTo, with log lines
+// kept from tearing a bar; rep is nil without ProgressTo. stop ends it.
+func (r *Runner) startProgress(what string, total int64, files int) (rep *progress.Reporter, stop func()) {
+	if r.ProgressTo == nil {
+		return nil, func() {}
+	}
+	rep = progress.Start(r.ProgressTo, r.Terminal, what, total, files, nil)
+	out := r.Log.Writer()
+	r.Log.SetOutput(rep.Writer())
+	return rep, func() { rep.Stop(); r.Log.SetOutput(out) }
+}

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -100,60 +102,167 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	if err != nil {
 		return res, err
 	}
-	r.logf("commit %s: %s to upload from %s", commit, words.Count(len(files), "file", "files"), dir)
-
-	ref := Artifacts(commit)
-	set, err := r.LookupSet(ctx, ref)
-	if err != nil {
+	// The whole commit: one unnamed unit, with the code hash check computed.
+	u := &unit{hash: codeHash}
+	if u.set, err = r.LookupSet(ctx, u.ref(commit)); err != nil {
 		return res, err
 	}
-	prefix := set.Prefix
-	res.Where = r.Store.URL(prefix)
-	switch set.State.Write() {
-	case WriteSkip:
-		res.Skipped = SkippedComplete
-		res.Files = set.Record.Files
-		r.logf("%s is already complete (%s, since %s): nothing uploaded", res.Where, words.Count(len(set.Record.Files), "file", "files"), set.Record.Created.UTC().Format(time.RFC3339))
-		return res, r.fillCacheAfter(ctx, set, codeHash)
-	case WriteLeave:
-		// Uploading would overwrite the objects the later version recorded.
-		res.Skipped = SkippedNewer
-		r.logf("warning: nothing uploaded: %s", set.Reason)
-		return res, nil
-	case WriteReplace:
-		r.logf("replacing the set: %s", set.Reason)
-	}
-
+	res.Where = r.Store.URL(u.set.Prefix)
 	start := time.Now()
-	stored, err := r.uploadAll(ctx, prefix, files, commit, codeHash)
+	stored, skipped, err := r.storeUnit(ctx, commit, u, files)
 	if err != nil {
 		return res, err
 	}
-	res.Files = stored
-	for _, f := range stored {
-		res.Bytes += f.Size
+	res.Skipped, res.Files, res.Duration = skipped, stored, time.Since(start)
+	switch skipped {
+	case SkippedNewer:
+		return res, nil
+	case "":
+		for _, f := range stored {
+			res.Bytes += f.Size
+		}
+		r.logf("result: uploaded %s, %s in %s (%s) to %s", words.Count(len(stored), "file", "files"), progress.Size(res.Bytes),
+			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), res.Where)
 	}
-	res.Duration = time.Since(start)
-
-	rec := manifest.Record{
-		Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: commit, CodeHash: codeHash,
-		Created: time.Now().UTC().Truncate(time.Second), Tool: r.Tool, Files: stored,
-	}
-	if err := r.writeRecord(ctx, ref, rec, set.State.Write()); err != nil {
-		return res, err
-	}
-	r.logf("result: uploaded %s, %s in %s (%s) to %s", words.Count(len(stored), "file", "files"), progress.Size(res.Bytes),
-		res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), r.Store.URL(prefix))
-	set.State, set.Record = SetComplete, &rec
-	return res, r.fillCacheAfter(ctx, set, codeHash)
+	return res, r.fillCache(ctx, u)
 }
 
-// fillCacheAfter fills the cache from a complete set when check computed a code hash.
-func (r *Runner) fillCacheAfter(ctx context.Context, set Set, codeHash string) error {
-	if codeHash == "" {
-		return nil
+// uploadComponents is upload with the state check left for components: the
+// components check marked to build (PACKAGE_COMPONENT's alone, when set) are
+// named units, each stored from <package dir>/<name>/ as the whole commit
+// is, with its cache entry; then the commit's record, when every component
+// is complete.
+func (r *Runner) uploadComponents(ctx context.Context, commit string, cs componentsState, res *UploadResult) error {
+	w := r.workspace()
+	states := cs.Components
+	sel, err := r.selectComponents(states)
+	if err != nil {
+		return err
 	}
-	return r.fillCache(ctx, set, codeHash)
+	// Every directory first: a missing one stops the upload before anything is sent.
+	type job struct {
+		i     int
+		unit  *unit
+		files []packageFile
+	}
+	var jobs []*job
+	var missing []string
+	for _, i := range sel {
+		s := states[i]
+		if !s.Build {
+			continue
+		}
+		if found, err := w.found(s.Name); err != nil {
+			return err
+		} else if found {
+			continue // complete: check found it
+		}
+		files, err := w.files(w.path(s.Name))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				missing = append(missing, s.Name)
+				continue
+			}
+			return fmt.Errorf("component %s: %w", s.Name, err)
+		}
+		jobs = append(jobs, &job{i: i, unit: &unit{name: s.Name, hash: s.CodeHash}, files: files})
+	}
+	if len(missing) > 0 {
+		return fail(KindPackage, fmt.Errorf("%w: no directory for component %s in %s (the build writes a component's files to %s)",
+			ErrNoFiles, strings.Join(missing, ", "), r.Config.PackageDir, filepath.Join(r.Config.PackageDir, "<name>")))
+	}
+	if len(jobs) == 0 {
+		res.Skipped = SkippedFound
+		r.logf("no component to upload: check found every one it looked up")
+	}
+
+	// Each component's set, and the commit's, as they are now: a matrix job
+	// of another run, or an earlier attempt, may have completed some.
+	var commitSet Set
+	err = parallel(ctx, r.Config.Concurrency, len(jobs)+1, func(ctx context.Context, k int) (err error) {
+		if k == len(jobs) {
+			commitSet, err = r.LookupSet(ctx, Artifacts(commit))
+		} else {
+			jobs[k].unit.set, err = r.LookupSet(ctx, jobs[k].unit.ref(commit))
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
+	sets := make([]Set, len(states))
+	start := time.Now()
+	for _, j := range jobs {
+		s := &states[j.i]
+		stored, skipped, err := r.storeUnit(ctx, commit, j.unit, j.files)
+		if err != nil {
+			return err
+		}
+		if skipped == SkippedNewer {
+			continue
+		}
+		sets[j.i] = j.unit.set
+		s.Found, s.Build = true, false
+		if skipped != "" {
+			continue
+		}
+		for _, f := range stored {
+			f.Name = s.Name + "/" + f.Name
+			res.Files = append(res.Files, f)
+			res.Bytes += f.Size
+		}
+	}
+	res.Duration = time.Since(start)
+	if len(res.Files) > 0 {
+		r.logf("result: uploaded %s, %s in %s (%s)", words.Count(len(res.Files), "file", "files"), progress.Size(res.Bytes),
+			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration))
+	}
+
+	// The cache entries, in parallel, then the commit's record.
+	err = parallel(ctx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
+		return r.fillCache(ctx, jobs[k].unit)
+	})
+	if err != nil {
+		return err
+	}
+	res.Components = states
+	return r.completeCommit(ctx, commit, states, sets, commitSet)
+}
+
+// storeUnit uploads a unit's files as its set under the commit, as the write
+// decision on its set (u.set, looked up) says, then its record; u.set is
+// then the set as stored. skipped says why nothing was uploaded, if so: the
+// set is complete already (stored is its files), or a later version's.
+func (r *Runner) storeUnit(ctx context.Context, commit string, u *unit, files []packageFile) (stored []manifest.File, skipped string, err error) {
+	set, logf := u.set, u.logf(r.logf)
+	where := r.Store.URL(set.Prefix)
+	switch set.State.Write() {
+	case WriteSkip:
+		logf("%s is already complete (%s, since %s): nothing uploaded", where, words.Count(len(set.Record.Files), "file", "files"), set.Record.Created.UTC().Format(time.RFC3339))
+		return set.Record.Files, SkippedComplete, nil
+	case WriteLeave:
+		// Uploading would overwrite the objects the later version recorded.
+		logf("warning: nothing uploaded: %s", set.Reason)
+		return nil, SkippedNewer, nil
+	case WriteReplace:
+		logf("replacing the set: %s", set.Reason)
+	}
+	what := "commit " + commit
+	if u.name != "" {
+		what = "component " + u.name
+	}
+	r.logf("%s: %s to upload from %s", what, words.Count(len(files), "file", "files"), filepath.Dir(files[0].path))
+	stored, err = r.uploadAll(ctx, set.Prefix, files, commit, u.hash)
+	if err != nil {
+		return nil, "", err
+	}
+	rec := r.newRecord(manifest.KindArtifacts, commit, u.name, u.hash, "", stored)
+	if err := r.writeRecord(ctx, set.Ref, rec, set.State.Write()); err != nil {
+		return nil, "", err
+	}
+	u.set.State, u.set.Record = SetComplete, &rec
+	return stored, "", nil
 }
 
 // uploadAll sends the files in parallel; the store bounds requests in flight.
@@ -206,79 +315,4 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 		return nil, err
 	}
 	return stored, nil
-}
-
-// writeRecord stores a set's completion record, signed when a signing key is
-// set, as the write decision says: WriteExclusive only if none is there
-// already, WriteReplace over whatever is. Refused because another writer's
-// record got there first, it looks the set up again and goes on from what it
-// finds (reconcile).
-func (r *Runner) writeRecord(ctx context.Context, ref SetRef, rec manifest.Record, how Write) error {
-	exclusive := how == WriteExclusive
-	body, err := manifest.Encode(rec, r.Config.SigningKey)
-	if err != nil {
-		// Too many files, or names a record cannot hold: the package's.
-		return fail(KindPackage, fmt.Errorf("encode completion record: %w", err))
-	}
-	key := r.prefix(ref) + manifest.Name
-	err = r.store().WriteRecord(ctx, key, body, exclusive)
-	if errors.Is(err, s3store.ErrExists) {
-		return r.reconcile(ctx, ref, rec)
-	}
-	if err != nil {
-		return fmt.Errorf("write completion record: %w", err)
-	}
-	r.logf("completion record %s written", r.Store.URL(key))
-	return nil
-}
-
-// reconcile follows a record write refused because another writer's record
-// was there first. Two writers of one set may each have overwritten some of
-// the other's objects before the first record was written; every writer's
-// own writes are finished by the time it gets here, so the last one here sees
-// the final state. If the other record matches what is stored, there is
-// nothing to do; if not, the record is rewritten to describe, for each file,
-// whichever of the two writers' objects is stored. Only those two: an object
-// neither wrote is never recorded (nor signed), so it stays a miss. A record
-// that cannot be trusted is replaced; a later version's is left alone.
-func (r *Runner) reconcile(ctx context.Context, ref SetRef, ours manifest.Record) error {
-	set, err := r.LookupSet(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("another writer completed %s first, but it does not read back: %w", r.Store.URL(r.prefix(ref)), err)
-	}
-	where := r.Store.URL(set.Prefix)
-	switch set.State {
-	case SetComplete:
-		r.logf("%s was completed by another writer at the same time; its record matches what is stored", where)
-		return nil
-	case SetNewer:
-		r.logf("warning: %s was completed at the same time by a later version of this tool: %s", where, set.Reason)
-		return nil
-	case SetDiffers:
-		r.logf("%s was completed by another writer at the same time, and the two stored different builds: recording what is stored", where)
-		fixed := *set.Record
-		fixed.Files = storedOf(set.Record.Files, ours.Files, set.Prefix, set.tree)
-		fixed.Created = time.Now().UTC().Truncate(time.Second)
-		return r.writeRecord(ctx, ref, fixed, WriteReplace)
-	default:
-		r.logf("replacing the record another writer wrote at the same time: %s", set.Reason)
-		return r.writeRecord(ctx, ref, ours, WriteReplace)
-	}
-}
-
-// storedOf describes each of theirs' files by whichever of the two writers'
-// versions (theirs or ours) is stored; by theirs where neither is.
-func storedOf(theirs, ours []manifest.File, prefix string, objs []s3store.Object) []manifest.File {
-	mine := make(map[string]manifest.File, len(ours))
-	for _, f := range ours {
-		mine[f.Name] = f
-	}
-	out := make([]manifest.File, len(theirs))
-	for i, f := range theirs {
-		out[i] = f
-		if o, ok := mine[f.Name]; ok && compareListing([]manifest.File{f}, prefix, objs) != "" && compareListing([]manifest.File{o}, prefix, objs) == "" {
-			out[i] = o
-		}
-	}
-	return out
 }

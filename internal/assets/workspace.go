@@ -54,6 +54,15 @@ type workspace struct {
 	made    []string // directories this run made, in order
 }
 
+// workspace is the package directory of this run (made on first use, by a
+// command before it goes parallel; a command starts a fresh one).
+func (r *Runner) workspace() *workspace {
+	if r.work == nil || r.work.dir != r.Config.PackageDir {
+		r.work = newWorkspace(r.Config.PackageDir, r.logf)
+	}
+	return r.work
+}
+
 func newWorkspace(dir string, logf func(string, ...any)) *workspace {
 	return &workspace{dir: dir, logf: logf}
 }
