@@ -13,6 +13,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
@@ -158,7 +159,7 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	if err != nil {
 		return err
 	}
-	err = parallel(ctx, r.Config.Concurrency, len(sel), func(ctx context.Context, k int) error {
+	err = pool.Run(ctx, r.Config.Concurrency, len(sel), func(ctx context.Context, k int) error {
 		u, st := units[sel[k]], &states[sel[k]]
 		st.Checked = true
 		if err := r.resolve(ctx, commit, u, true); err != nil {

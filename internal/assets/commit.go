@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
@@ -27,7 +28,7 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 			unknown = append(unknown, i)
 		}
 	}
-	err := parallel(ctx, r.Config.Concurrency, len(unknown), func(ctx context.Context, k int) (err error) {
+	err := pool.Run(ctx, r.Config.Concurrency, len(unknown), func(ctx context.Context, k int) (err error) {
 		i := unknown[k]
 		sets[i], err = r.LookupSet(ctx, ComponentSet(commit, states[i].Name))
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
@@ -196,7 +197,7 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 	}
 	rep, stop := r.startProgress("downloading", total, len(files))
 	verified := make([]bool, len(files))
-	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
+	err := pool.Run(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
 		f := files[i]
 		sum, err := hex.DecodeString(f.SHA256)
 		if err != nil {

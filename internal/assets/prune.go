@@ -17,6 +17,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
@@ -185,7 +186,7 @@ func (r *Runner) pruneList(ctx context.Context, st PruneStore) (map[string]*pset
 	latest := r.Config.KeyPrefix + "cache/" + strings.TrimSuffix(LatestName, ".json")
 	prefixes = append(prefixes, latest) // both pointer names start so
 	// Eight at once: each page is a burst of garbage from the XML decoder.
-	err := parallel(ctx, min(r.Config.Concurrency, 8), len(prefixes), func(ctx context.Context, i int) error {
+	err := pool.Run(ctx, min(r.Config.Concurrency, 8), len(prefixes), func(ctx context.Context, i int) error {
 		return st.Walk(ctx, prefixes[i], func(objs []s3store.Listed) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -266,7 +267,7 @@ func (r *Runner) pruneReadRecords(ctx context.Context, sets map[string]*pset) er
 	r.logf("reading %d completion records", len(withRecord))
 	rep, stop := r.startProgress("reading records", total, len(withRecord))
 	defer stop()
-	return parallel(ctx, r.Config.Concurrency, len(withRecord), func(ctx context.Context, i int) error {
+	return pool.Run(ctx, r.Config.Concurrency, len(withRecord), func(ctx context.Context, i int) error {
 		p := withRecord[i]
 		data, err := r.Store.ReadSmall(ctx, p.record.Key, manifest.MaxSize)
 		if err != nil && !stored(err) {

@@ -15,6 +15,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
@@ -179,7 +180,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	// Each component's set, and the commit's, as they are now: a matrix job
 	// of another run, or an earlier attempt, may have completed some.
 	var commitSet Set
-	err = parallel(ctx, r.Config.Concurrency, len(jobs)+1, func(ctx context.Context, k int) (err error) {
+	err = pool.Run(ctx, r.Config.Concurrency, len(jobs)+1, func(ctx context.Context, k int) (err error) {
 		if k == len(jobs) {
 			commitSet, err = r.LookupSet(ctx, Artifacts(commit))
 		} else {
@@ -220,7 +221,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	}
 
 	// The cache entries, in parallel, then the commit's record.
-	err = parallel(ctx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
+	err = pool.Run(ctx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
 		return r.fillCache(ctx, jobs[k].unit)
 	})
 	if err != nil {
@@ -275,7 +276,7 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 	}
 	rep, stop := r.startProgress("uploading", total, len(files))
 	defer stop()
-	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
+	err := pool.Run(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
 		path := files[i].path
 		name := filepath.Base(path)
 		meta := func(sum []byte) map[string]string {

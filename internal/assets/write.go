@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
@@ -187,7 +188,7 @@ func (r *Runner) fillCache(ctx context.Context, u *unit) error {
 // new metadata; nil keeps the source's.
 func (r *Runner) copySet(ctx context.Context, files []manifest.File, from, to string, meta func(manifest.File) map[string]string) ([]manifest.File, error) {
 	out := make([]manifest.File, len(files))
-	err := parallel(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
+	err := pool.Run(ctx, r.Config.Concurrency, len(files), func(ctx context.Context, i int) error {
 		f := files[i]
 		req := s3store.CopyRequest{Src: from + f.Name, Dst: to + f.Name, Size: f.Size, SrcETag: f.ETag, ContentType: f.ContentType}
 		if meta != nil {

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +23,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 )
 
 // File is one file git considers source.
@@ -144,7 +145,7 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 	nt := len(todo.entries)
 	out := make([]File, nt+len(untracked))
 	keep := make([]bool, len(out))
-	err = parallel(ctx, len(out), s.workers, func(buf []byte, i int) (err error) {
+	err = pool.RunWith(ctx, s.workers, len(out), func() []byte { return make([]byte, 64<<10) }, func(_ context.Context, buf []byte, i int) (err error) {
 		if i < nt {
 			out[i], keep[i], err = s.trackedFile(todo.entries[i], infos[i], buf)
 		} else {
@@ -480,44 +481,6 @@ func blobID(content []byte) plumbing.Hash {
 	h.Write(blobHeader(int64(len(content))))
 	h.Write(content)
 	return sum(h)
-}
-
-// parallel runs fn(i) for i in [0, n) on up to workers goroutines, each with
-// its own read buffer, stopping at the first error or when ctx ends.
-func parallel(ctx context.Context, n, workers int, fn func(buf []byte, i int) error) error {
-	const chunk = 64
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		firstErr error
-		once     sync.Once
-		failed   atomic.Bool
-	)
-	for range min(workers, (n+chunk-1)/chunk) {
-		wg.Go(func() {
-			buf := make([]byte, 64<<10)
-			for !failed.Load() {
-				start := int(next.Add(chunk)) - chunk
-				if start >= n {
-					return
-				}
-				if err := ctx.Err(); err != nil {
-					once.Do(func() { firstErr = err })
-					failed.Store(true)
-					return
-				}
-				for i := start; i < min(start+chunk, n); i++ {
-					if err := fn(buf, i); err != nil {
-						once.Do(func() { firstErr = err })
-						failed.Store(true)
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
 }
 
 type walkDir struct {

@@ -11,9 +11,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 )
 
 // What prune needs beyond the other commands: a listing with times, deletes
@@ -71,26 +72,21 @@ var ErrNotDeleted = errors.New("not deleted")
 func (s *Store) Delete(ctx context.Context, keys []string, done func(keys []string)) (deleted []string, err error) {
 	batches := (len(keys) + DeleteBatch - 1) / DeleteBatch
 	ok := make([][]string, batches)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteWorkers)
 	var refused []error
 	refusedCh := make(chan error, batches)
-	for b := range batches {
+	err = pool.Run(ctx, deleteWorkers, batches, func(ctx context.Context, b int) error {
 		batch := keys[b*DeleteBatch : min(len(keys), (b+1)*DeleteBatch)]
-		g.Go(func() error {
-			got, err := s.deleteBatch(gctx, batch)
-			ok[b] = got
-			if done != nil && len(got) > 0 {
-				done(got)
-			}
-			if errors.Is(err, ErrNotDeleted) {
-				refusedCh <- err // the other batches go on
-				return nil
-			}
-			return err
-		})
-	}
-	err = g.Wait()
+		got, err := s.deleteBatch(ctx, batch)
+		ok[b] = got
+		if done != nil && len(got) > 0 {
+			done(got)
+		}
+		if errors.Is(err, ErrNotDeleted) {
+			refusedCh <- err // the other batches go on
+			return nil
+		}
+		return err
+	})
 	close(refusedCh)
 	for e := range refusedCh {
 		refused = append(refused, e)
@@ -154,19 +150,15 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error
 // on requests in flight applies), and returns those deleted.
 func (s *Store) deleteEach(ctx context.Context, keys []string) ([]string, error) {
 	done := make([]bool, len(keys))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(64)
-	for i, k := range keys {
-		g.Go(func() error {
-			_, err := s.client.DeleteObject(gctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
-			if err = s.classify("delete", k, err); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
-			done[i] = true
-			return nil
-		})
-	}
-	err := g.Wait()
+	err := pool.Run(ctx, 64, len(keys), func(ctx context.Context, i int) error {
+		k := keys[i]
+		_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
+		if err = s.classify("delete", k, err); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		done[i] = true
+		return nil
+	})
 	var deleted []string
 	for i, k := range keys {
 		if done[i] {

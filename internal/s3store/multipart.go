@@ -6,7 +6,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 )
 
 // partFunc sends part num (bytes off to off+n) of an upload, holding a
@@ -59,11 +60,10 @@ func (s *Store) multipart(ctx context.Context, what, key string, size, partSize 
 		}
 		first = 1
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for i := first; i < n; i++ {
-		g.Go(func() error { return sendPart(gctx, i) })
-	}
-	if err := g.Wait(); err != nil {
+	// As many parts at once as requests may be in flight (the limiter
+	// bounds them across files too).
+	err = pool.Run(ctx, s.limit.max, n-first, func(ctx context.Context, i int) error { return sendPart(ctx, first+i) })
+	if err != nil {
 		return "", err
 	}
 	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{

@@ -1,4 +1,4 @@
-package assets
+package pool
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"testing"
 )
 
-func TestParallel(t *testing.T) {
+func TestRun(t *testing.T) {
 	for _, tc := range []struct{ workers, n int }{{1, 0}, {1, 5}, {4, 3}, {4, 100}} {
 		var (
 			mu             sync.Mutex
 			seen           = map[int]int{}
 			active, maxAct atomic.Int64
 		)
-		err := parallel(context.Background(), tc.workers, tc.n, func(_ context.Context, i int) error {
+		err := Run(context.Background(), tc.workers, tc.n, func(_ context.Context, i int) error {
 			a := active.Add(1)
 			for m := maxAct.Load(); a > m && !maxAct.CompareAndSwap(m, a); m = maxAct.Load() {
 			}
@@ -43,10 +43,10 @@ func TestParallel(t *testing.T) {
 }
 
 // The first error stops the feed and cancels the items in flight.
-func TestParallelStopsOnError(t *testing.T) {
+func TestRunStopsOnError(t *testing.T) {
 	boom := errors.New("boom")
 	var done atomic.Int64
-	err := parallel(context.Background(), 2, 1000, func(ctx context.Context, i int) error {
+	err := Run(context.Background(), 2, 1000, func(ctx context.Context, i int) error {
 		if i == 3 {
 			return boom
 		}
@@ -65,10 +65,10 @@ func TestParallelStopsOnError(t *testing.T) {
 
 // Cancelled from outside part way, with no item failing: still an error,
 // never a silent partial run.
-func TestParallelCancelled(t *testing.T) {
+func TestRunCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var done atomic.Int64
-	err := parallel(ctx, 2, 1000, func(ctx context.Context, i int) error {
+	err := Run(ctx, 2, 1000, func(ctx context.Context, i int) error {
 		if i == 5 {
 			cancel()
 		}
@@ -77,5 +77,21 @@ func TestParallelCancelled(t *testing.T) {
 	})
 	if done.Load() < 1000 && !errors.Is(err, context.Canceled) {
 		t.Fatalf("%d of 1000 items run, err = %v", done.Load(), err)
+	}
+}
+
+// Each worker's state is its own: items of one worker never run at once
+// (the race detector sees any sharing), and no more states are made than
+// workers.
+func TestRunWithState(t *testing.T) {
+	var made atomic.Int64
+	type state struct{ items int }
+	err := RunWith(context.Background(), 4, 10000, func() *state { made.Add(1); return &state{} },
+		func(_ context.Context, s *state, i int) error { s.items++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := made.Load(); m < 1 || m > 4 {
+		t.Errorf("%d states for 4 workers", m)
 	}
 }
