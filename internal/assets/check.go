@@ -272,6 +272,7 @@ func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache b
 	if err != nil {
 		return err
 	}
+	list := r.encodeList(u.list) // for a miss; from now, beside the lookups
 	cache := Cache(hash)
 	if u.name == "" {
 		logf("looking up %s", r.Store.URL(r.prefix(cache)+manifest.Name))
@@ -284,18 +285,18 @@ func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache b
 	case SetComplete:
 	case SetUnrecorded:
 		logf("cache miss: %s (an interrupted cache fill)", src.Reason)
-		return r.missed(ctx, u)
+		return r.missed(ctx, u, list)
 	case SetMissing:
 		logf("cache miss: %s", src.Reason)
-		return r.missed(ctx, u)
+		return r.missed(ctx, u, list)
 	default:
 		logf("warning: cache miss: %s", src.Reason)
-		return r.missed(ctx, u)
+		return r.missed(ctx, u, list)
 	}
 	out, err := r.copyFromCache(ctx, src, u.set, commit, hash, u.name)
 	if errors.Is(err, errCacheChanged) {
 		logf("cache miss: %v", err)
-		return r.missed(ctx, u)
+		return r.missed(ctx, u, list)
 	}
 	if err != nil {
 		return err
@@ -308,11 +309,11 @@ func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache b
 // missed keeps the unit's file list for upload (to store beside the cache
 // entry it fills) and explains the miss against the unit's nearest earlier
 // build.
-func (r *Runner) missed(ctx context.Context, u *unit) error {
-	// Compressing the list and reading the earlier one take about as long
-	// each, for a large filter: side by side.
+func (r *Runner) missed(ctx context.Context, u *unit, list encodedList) error {
+	// Compressing the list (begun before the cache lookup) and reading the
+	// earlier one take about as long each, for a large filter: side by side.
 	kept := make(chan struct{})
-	go func() { defer close(kept); r.keepList(u.list, u.name) }()
+	go func() { defer close(kept); r.keepList(list, u.name) }()
 	e := r.explainMiss(ctx, u.name, u.list)
 	<-kept
 	e.Log(u.logf(r.logf), time.Now())
