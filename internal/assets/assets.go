@@ -30,6 +30,10 @@ type Repo interface {
 	// Components hashes every component of PACKAGE_COMPONENTS, in one pass
 	// over the checkout; sorted by name.
 	Components(ctx context.Context) ([]ComponentCode, error)
+	// ComponentNames names the components of PACKAGE_COMPONENTS for the
+	// commit's tracked tree, sorted, without hashing; nil when the names
+	// alone cannot tell (Components then reports why).
+	ComponentNames(ctx context.Context) ([]string, error)
 }
 
 // ErrNoCommitHash: upload ran without a check before it.

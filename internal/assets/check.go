@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -130,21 +131,33 @@ func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 // commit is. When that leaves every component complete, the commit's own
 // record is written.
 func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, res *CheckResult) error {
-	// The commit's own set is looked up while the components are hashed.
+	// The commit's own set (and PACKAGE_COMPONENT's) is looked up while the
+	// components are named.
 	var (
-		commitSet Set
-		commitErr error
-		wg        sync.WaitGroup
+		commitSet, compSet Set
+		commitErr, compErr error
+		wg                 sync.WaitGroup
 	)
 	wg.Go(func() { commitSet, commitErr = r.LookupSet(ctx, Artifacts(commit)) })
-	start := time.Now()
-	codes, err := repo.Components(ctx)
+	if r.Config.Component != "" {
+		wg.Go(func() { compSet, compErr = r.LookupSet(ctx, ComponentSet(commit, r.Config.Component)) })
+	}
+	names, err := repo.ComponentNames(ctx)
 	wg.Wait()
 	if err != nil {
-		return failIn(KindGit, "code hash", err)
+		return failIn(KindGit, "component names", err)
 	}
-	if commitErr != nil {
-		return commitErr
+	if err := errors.Join(commitErr, compErr); err != nil {
+		return err
+	}
+	if done, err := r.foundInRecord(commit, names, commitSet, compSet, res); done || err != nil {
+		return err
+	}
+
+	start := time.Now()
+	codes, err := repo.Components(ctx)
+	if err != nil {
+		return failIn(KindGit, "code hash", err)
 	}
 	files := 0
 	states := make([]ComponentState, len(codes))
@@ -158,6 +171,9 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	sel, err := r.selectComponents(states)
 	if err != nil {
 		return err
+	}
+	if r.Config.Component != "" && len(sel) == 1 {
+		units[sel[0]].set = compSet // looked up already
 	}
 	err = pool.Run(ctx, r.Config.Concurrency, len(sel), func(ctx context.Context, k int) error {
 		u, st := units[sel[k]], &states[sel[k]]
@@ -201,6 +217,61 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	return r.completeCommit(ctx, commit, states, sets, commitSet)
 }
 
+// foundInRecord ends a check with components whose commit is complete
+// without hashing anything (done true): when the commit's record is
+// complete (every component file it names stored as recorded) and names
+// exactly this configuration's components (names, nil when they cannot be
+// told without the hash), and, for PACKAGE_COMPONENT, that component's own
+// set is complete too. Each component's code hash is the record's. Anything
+// else is for the code hash (done false): a record of another component
+// list says nothing of the components this configuration adds.
+//
+// The declaration's problems only the tree shows (a pattern selecting no
+// file, issue 20) are reported on the hashing path alone: a commit that
+// completed under the same names was hashed, and so valid, for this same
+// tracked tree.
+func (r *Runner) foundInRecord(commit string, names []string, commitSet, compSet Set, res *CheckResult) (done bool, err error) {
+	if names == nil || commitSet.State != SetComplete {
+		return false, nil
+	}
+	rec := commitSet.Record
+	if !slices.Equal(componentNames(rec.Components), names) {
+		return false, nil
+	}
+	states := make([]ComponentState, len(rec.Components))
+	for i, c := range rec.Components {
+		states[i] = ComponentState{Name: c.Name, CodeHash: c.CodeHash}
+	}
+	slices.SortFunc(states, func(a, b ComponentState) int { return strings.Compare(a.Name, b.Name) })
+	sel, err := r.selectComponents(states)
+	if err != nil || r.Config.Component != "" && compSet.State != SetComplete {
+		return false, nil // the hashing path says why
+	}
+	for _, i := range sel {
+		st := &states[i]
+		st.Checked, st.Found = true, true
+		if r.Config.Component != "" {
+			st.Files, st.Bytes = len(compSet.Record.Files), compSet.Record.TotalSize()
+		} else {
+			for _, f := range rec.Files {
+				if strings.HasPrefix(f.Name, st.Name+"/") {
+					st.Files++
+					st.Bytes += f.Size
+				}
+			}
+		}
+		res.Files += st.Files
+		res.Bytes += st.Bytes
+	}
+	res.Components, res.Found = states, true
+	res.Where = r.Store.URL(r.prefix(Artifacts(commit)))
+	res.CodeHash = r.singleCodeHash(states)
+	r.logf("found: %s: the commit's record is complete with this configuration's %s (%s, %s, recorded %s); nothing hashed",
+		res.Where, words.Count(len(states), "component", "components"), words.Count(len(rec.Files), "file", "files"),
+		progress.Size(rec.TotalSize()), rec.Created.UTC().Format(time.RFC3339))
+	return true, r.writeComponentMarkers(commit, states, true)
+}
+
 // writeComponentMarkers leaves in the package directory what the build and
 // upload need (workspace.writeComponents), and .found when every component
 // this check dealt with is complete.
@@ -233,9 +304,12 @@ func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache b
 		logf("looking up %s", r.Store.URL(r.prefix(ref)+manifest.Name))
 	}
 	start := time.Now()
-	set, err := r.LookupSet(ctx, ref)
-	if err != nil {
-		return err
+	set := u.set
+	if set.State == 0 { // not looked up yet
+		var err error
+		if set, err = r.LookupSet(ctx, ref); err != nil {
+			return err
+		}
 	}
 	u.set, u.reason = set, set.Reason
 	switch set.State {

@@ -9,8 +9,10 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +33,14 @@ type fakeMonoRepo struct{ fakeRepo }
 
 func (fakeMonoRepo) Components(context.Context) ([]ComponentCode, error) {
 	return slices.Clone(monoCodes), nil
+}
+
+func (fakeMonoRepo) ComponentNames(context.Context) ([]string, error) {
+	names := make([]string, len(monoCodes))
+	for i, c := range monoCodes {
+		names[i] = c.Name
+	}
+	return names, nil
 }
 
 func codeOf(name string) string {
@@ -513,6 +523,109 @@ func TestCommitRecordOfOtherComponents(t *testing.T) {
 			}
 			if !tt.kept && !slices.Equal(componentNames(set.Record.Components), all) {
 				t.Errorf("the record written names %q, want %q", componentNames(set.Record.Components), all)
+			}
+		})
+	}
+}
+
+// namedRepo is fakeMonoRepo whose ComponentNames answers names, counting
+// the calls of Components (the hash).
+type namedRepo struct {
+	fakeMonoRepo
+	names  []string
+	hashed *atomic.Int32
+}
+
+func (r namedRepo) Components(ctx context.Context) ([]ComponentCode, error) {
+	r.hashed.Add(1)
+	return r.fakeMonoRepo.Components(ctx)
+}
+
+func (r namedRepo) ComponentNames(context.Context) ([]string, error) { return r.names, nil }
+
+// A check that finds the commit complete with this configuration's
+// components (its record names exactly them) hashes nothing and makes only
+// the lookup's requests (the commit's, and PACKAGE_COMPONENT's): each
+// component's code hash is the record's, and the package directory and the
+// result say what the hashing path says of the same bucket. Any other
+// record is for the hashing path (see TestCommitRecordOfOtherComponents too).
+func TestCheckFoundInCommitRecord(t *testing.T) {
+	all := []string{"api", "fn1", "fn2"}
+	for _, tt := range []struct {
+		name      string
+		component string
+		names     []string // ComponentNames' answer
+		reads     []string // what a found check reads and lists, under the commit; nil: hashed
+		spoil     func(f *fakeStore)
+	}{
+		{name: "every component", names: all, reads: []string{""}},
+		{name: "one component", component: "fn1", names: all, reads: []string{"", "fn1/"}},
+		{name: "names not told", names: nil},
+		{name: "a component more", names: []string{"api", "docs", "fn1", "fn2"}},
+		{name: "a component less", names: []string{"api", "fn1"}},
+		{name: "a component file replaced", names: all, spoil: func(f *fakeStore) {
+			f.put(componentPrefix(commitA, "fn2")+"fn2.zip", []byte("EVIL"), nil, "")
+		}},
+		{name: "one component whose record is gone", component: "fn1", names: all, spoil: func(f *fakeStore) {
+			f.del(componentPrefix(commitA, "fn1") + manifest.Name)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The same bucket twice: through the hashing path (names not
+			// told), and with tt's names.
+			var dirs [2]string
+			var results [2]CheckResult
+			for k, names := range [][]string{nil, tt.names} {
+				f := newFake()
+				seedCommitOfComponents(f, nil)
+				if tt.spoil != nil {
+					tt.spoil(f)
+				}
+				r, logs := newMonoRunner(t, f, "", tt.component)
+				var hashed atomic.Int32
+				r.OpenRepo = func(string) (Repo, error) {
+					return namedRepo{fakeMonoRepo{fakeRepo{commitA, hashX}}, names, &hashed}, nil
+				}
+				res, err := r.Check(context.Background())
+				if err != nil {
+					t.Fatalf("check: %v\n%s", err, logs)
+				}
+				dirs[k], results[k] = r.Config.PackageDir, res
+				if k == 0 {
+					continue
+				}
+				if n := hashed.Load(); n != map[bool]int32{true: 0, false: 1}[tt.reads != nil] {
+					t.Errorf("hashed %d times\n%s", n, logs)
+				}
+				if tt.reads == nil {
+					continue
+				}
+				var want []string
+				for _, c := range tt.reads {
+					want = append(want, "artifacts/"+commitA+"/"+c)
+				}
+				var reads []string
+				for _, k := range f.reads {
+					reads = append(reads, strings.TrimSuffix(k, manifest.Name))
+				}
+				slices.Sort(reads)
+				lists := slices.Sorted(slices.Values(f.lists))
+				if !slices.Equal(reads, want) || !slices.Equal(lists, want) {
+					t.Errorf("reads %q lists %q, want one of each of %q\n%s", reads, lists, want, logs)
+				}
+				if !res.Found || len(f.writes) != 0 {
+					t.Errorf("found %t, records written %v\n%s", res.Found, f.writes, logs)
+				}
+			}
+			if !reflect.DeepEqual(results[0], results[1]) {
+				t.Errorf("result %+v\nwant (hashing path) %+v", results[1], results[0])
+			}
+			for _, name := range []string{ComponentsFile, ToBuildFile, FoundFile, "api/" + FoundFile, "fn1/" + FoundFile, "fn2/" + FoundFile} {
+				a, aerr := os.ReadFile(filepath.Join(dirs[0], name))
+				b, berr := os.ReadFile(filepath.Join(dirs[1], name))
+				if !bytes.Equal(a, b) || (aerr == nil) != (berr == nil) {
+					t.Errorf("%s: %q (%v), hashing path %q (%v)", name, b, berr, a, aerr)
+				}
 			}
 		})
 	}

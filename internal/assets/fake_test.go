@@ -45,6 +45,8 @@ type fakeStore struct {
 	failReadsFrom string
 	// listErr, when set, is every List's answer.
 	listErr error
+	// lists lists the prefixes List was asked for.
+	lists []string
 	// beforeDownload, when set, runs once before the first Download: the
 	// bucket changing while a download runs.
 	beforeDownload func(f *fakeStore, key string)
@@ -188,6 +190,7 @@ func (f *fakeStore) Download(_ context.Context, req s3store.DownloadRequest) (s3
 func (f *fakeStore) List(_ context.Context, prefix string) ([]s3store.Object, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lists = append(f.lists, prefix)
 	if f.listErr != nil {
 		return nil, f.listErr
 	}
@@ -261,3 +264,6 @@ func fileList(codeHash string, pats []string, paths ...string) *codehash.List {
 func (r fakeRepo) Components(context.Context) ([]ComponentCode, error) {
 	return nil, fmt.Errorf("no components in this checkout")
 }
+
+// ComponentNames: none either.
+func (r fakeRepo) ComponentNames(context.Context) ([]string, error) { return nil, nil }

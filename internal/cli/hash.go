@@ -57,6 +57,16 @@ func (c *checkout) Components(ctx context.Context) ([]assets.ComponentCode, erro
 	return out, nil
 }
 
+// ComponentNames names the components for the tracked tree, without
+// hashing (see codehash.ComponentNames).
+func (c *checkout) ComponentNames(ctx context.Context) ([]string, error) {
+	names, ok, err := codehash.ComponentNames(c.Repo, c.components)
+	if !ok {
+		return nil, err
+	}
+	return names, nil
+}
+
 func (c *checkout) CodeHash(ctx context.Context) (*codehash.List, error) {
 	res, err := codehash.Compute(ctx, c.Repo, c.filter, c.salt)
 	if err != nil {

@@ -293,6 +293,81 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	return out, nil
 }
 
+// ComponentNames names the components comps declares for the tracked tree,
+// as ComputeComponents would, without reading or hashing a file: a named
+// component names itself; a directory glob names each matching directory
+// holding a tracked file (the index is read only for a directory glob).
+// Sorted. ok is false when the names alone show a declaration
+// ComputeComponents refuses (a glob matching no tracked directory, a
+// directory name that is not plain, a name taken twice): the caller hashes,
+// which reports it. Untracked files make no component here: a commit's
+// components are those of its tracked tree.
+func ComponentNames(repo *gitrepo.Repo, comps []Component) (names []string, ok bool, err error) {
+	var paths []string
+	if slices.ContainsFunc(comps, func(c Component) bool { return c.DirGlob != "" }) {
+		if paths, err = repo.TrackedPaths(); err != nil {
+			return nil, false, err
+		}
+	}
+	names, ok = componentNames(paths, comps)
+	return names, ok, nil
+}
+
+// componentNames is ComponentNames over the tracked paths given, through
+// the selector ComputeComponents uses.
+func componentNames(paths []string, comps []Component) ([]string, bool) {
+	var named []Component
+	for _, c := range comps {
+		if c.DirGlob == "" {
+			named = append(named, c)
+		}
+	}
+	dirs := map[string]bool{}
+	globHit := make([]bool, len(comps))
+	if len(named) < len(comps) {
+		sel := newSelector(nil, comps)
+		prev := "\x00"
+		for _, p := range paths {
+			// A directory glob depends on a path's directories alone: one
+			// file a directory says it for all of them.
+			dir := ""
+			if i := strings.LastIndexByte(p, '/'); i >= 0 {
+				dir = p[:i]
+			}
+			if dir == prev {
+				continue
+			}
+			prev = dir
+			sel.members(p, func(ci int, d string) {
+				if comps[ci].DirGlob != "" {
+					dirs[d], globHit[ci] = true, true
+				}
+			})
+		}
+	}
+	for ci, c := range comps {
+		if c.DirGlob != "" && !globHit[ci] {
+			return nil, false
+		}
+	}
+	names := make([]string, 0, len(named)+len(dirs))
+	for _, c := range named {
+		names = append(names, c.Name)
+	}
+	for d := range dirs {
+		n := path.Base(d)
+		if ValidName(n) != nil {
+			return nil, false
+		}
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if len(slices.Compact(slices.Clone(names))) != len(names) {
+		return nil, false
+	}
+	return names, true
+}
+
 // ErrUnknownComponent: PACKAGE_COMPONENT names no component.
 var ErrUnknownComponent = errors.New("PACKAGE_COMPONENT names no component")
 

@@ -424,3 +424,55 @@ func TestSelectorMembers(t *testing.T) {
 		}
 	}
 }
+
+// ComponentNames gives, without hashing, the names ComputeComponents gives
+// for every declaration it accepts, and ok false for those it refuses on
+// names alone; an untracked directory makes no component there.
+func TestComponentNames(t *testing.T) {
+	dir := monorepo(t)
+	gitMkdir(t, dir, "services/fn1/main.go", "lambdas/.cache/x.js", "svc/a/lambda-x/main.py", "svc/b/c/lambda-y/lambda-z/z")
+	writeFiles(t, dir, map[string]string{"web/untracked/x.js": "x\n"})
+	repo, err := gitrepo.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		comps string
+		ok    bool
+	}{
+		{"lambdas/[!.]*\napi: services/api/**", true},
+		{"api: services/api/**\ndocs: docs/**", true},
+		{"svc/**/lambda-*", true},
+		{"lambdas/[!.]*\nlambdas/fn*\napi: services/api/**", true}, // one directory, two globs
+		{"lambdas/*", false},                                       // lambdas/.cache: not a plain name
+		{"lambdas/[!.]*\nservices/*", false},                       // two fn1
+		{"lambdas/[!.]*\nfn2: docs/**", false},                     // fn2 twice
+		{"lambda/*", false},                                        // matches no directory
+		{"web/*", false},                                           // only untracked files
+	} {
+		t.Run(tt.comps, func(t *testing.T) {
+			cs, err := ParseComponents(tt.comps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, ok, err := ComponentNames(repo, cs)
+			if err != nil || ok != tt.ok {
+				t.Fatalf("names %q ok %t (%v), want ok %t", names, ok, err, tt.ok)
+			}
+			res, err := ComputeComponents(context.Background(), repo, nil, cs, "")
+			if tt.ok != (err == nil) && !strings.HasPrefix(tt.comps, "web/") {
+				t.Fatalf("ComputeComponents: %v", err)
+			}
+			if !ok {
+				return
+			}
+			var want []string
+			for _, c := range res {
+				want = append(want, c.Name)
+			}
+			if !slices.Equal(names, want) {
+				t.Errorf("names %q, ComputeComponents %q", names, want)
+			}
+		})
+	}
+}

@@ -220,3 +220,18 @@ func indexVarint(b []byte) (uint64, int) {
 	}
 	return 0, 0
 }
+
+// TrackedPaths lists the paths the index tracks, in index order (a path of
+// an unmerged file once a stage): what names the directories of a commit
+// without reading or hashing a file.
+func (r *Repo) TrackedPaths() ([]string, error) {
+	idx, err := r.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(idx.Entries))
+	for i, e := range idx.Entries {
+		paths[i] = e.Name
+	}
+	return paths, nil
+}
