@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
@@ -519,6 +521,60 @@ func TestCommitRecordKeptForAnotherComponentList(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+// A check that finds a commit of components complete makes only the
+// lookup's requests (the commit's record read and its listing; with
+// PACKAGE_COMPONENT that component's too) and hashes nothing: each
+// component's code hash is the one recorded, even with a source edited in
+// the working tree since (the commit fixes the tree, as without components).
+func TestComponentsFoundInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoBuilt(t, srv, bucket)
+		recorded := map[string]string{}
+		for _, c := range commitRecord(t, srv, bucket, d.head).Components {
+			recorded[c.Name] = c.CodeHash
+		}
+		writeFiles(t, d.repo, map[string]string{"lambdas/fn1/index.js": "exports.fn1 = 2\n"})
+		for _, tc := range []struct {
+			component string
+			requests  int64
+		}{{"", 2}, {"fn1", 4}} {
+			e := maps.Clone(env)
+			if tc.component != "" {
+				e["PACKAGE_COMPONENT"] = tc.component
+			}
+			pkg := freshPackages(t, e)
+			proxy := s3test.NewProxy(t, srv.Endpoint)
+			var requests atomic.Int64
+			proxy.SetPlan(func(int64, *http.Request) s3test.Fault { requests.Add(1); return s3test.Pass })
+			e["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+			r, out := checkOutputs(t, e)
+			if r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) || out["found"] != "true" {
+				t.Fatalf("component %q: not found: %v %q", tc.component, r, out)
+			}
+			if n := requests.Load(); n != tc.requests {
+				t.Errorf("component %q: %d requests, want %d", tc.component, n, tc.requests)
+			}
+			var states map[string]struct {
+				Found    bool
+				CodeHash string
+			}
+			if err := json.Unmarshal([]byte(out["components"]), &states); err != nil {
+				t.Fatal(err)
+			}
+			for n, s := range states {
+				if !s.Found || s.CodeHash != recorded[n] {
+					t.Errorf("component %q: %s found %t code hash %s, recorded %s", tc.component, n, s.Found, s.CodeHash, recorded[n])
+				}
+			}
+			if tc.component != "" && (len(states) != 1 || out["code-hash"] != recorded[tc.component]) {
+				t.Errorf("component %q: outputs %q", tc.component, out)
+			}
 		}
 	})
 }
