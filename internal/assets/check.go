@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
@@ -237,6 +238,15 @@ func (r *Runner) foundInRecord(commit string, names []string, commitSet, compSet
 	rec := commitSet.Record
 	if !slices.Equal(componentNames(rec.Components), names) {
 		return false, nil
+	}
+	// The commit's record counts only while every component's own record
+	// is stored too (prune deletes a component's record before its files):
+	// the listing the lookup made already says, at no extra request.
+	for _, c := range rec.Components {
+		key := commitSet.Prefix + c.Name + "/" + manifest.Name
+		if !slices.ContainsFunc(commitSet.tree, func(o s3store.Object) bool { return o.Key == key }) {
+			return false, nil
+		}
 	}
 	states := make([]ComponentState, len(rec.Components))
 	for i, c := range rec.Components {

@@ -569,6 +569,11 @@ func TestCheckFoundInCommitRecord(t *testing.T) {
 		{name: "one component whose record is gone", component: "fn1", names: all, spoil: func(f *fakeStore) {
 			f.del(componentPrefix(commitA, "fn1") + manifest.Name)
 		}},
+		// Prune deletes a component's record before its files: the commit's
+		// record still lists every file, stored as recorded.
+		{name: "a component's record gone, whole commit", names: all, spoil: func(f *fakeStore) {
+			f.del(componentPrefix(commitA, "fn1") + manifest.Name)
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// The same bucket twice: through the hashing path (names not
