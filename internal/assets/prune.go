@@ -393,10 +393,12 @@ func planPrune(sets map[string]*pset, now time.Time, cfg config.PruneSettings, l
 			}
 		}
 	}
-	// A commit's record of components goes with any of its components: it
-	// would no longer describe what is stored.
+	// A commit's record of components goes with any of its components,
+	// however young: it would no longer describe what is stored, and a
+	// record left over a deleted component's files counts it found. Deleting
+	// a record only ever makes a miss.
 	for _, p := range sets {
-		if len(p.comps) == 0 || p.why != "" || p.state != SetComplete || p.young(now, cfg.Grace) {
+		if len(p.comps) == 0 || p.why != "" || p.state != SetComplete {
 			continue
 		}
 		for _, c := range p.comps {

@@ -73,6 +73,13 @@ func TestPlanPrune(t *testing.T) {
 				func() *pset { p := commit("d1", 100*day); p.comps = []string{"api"}; return p }(),
 				func() *pset { p := commit("d2", 90*day); p.comps = []string{"api"}; return p }()},
 			[]string{"artifacts/d1/", "artifacts/d1/api/"}},
+		// The commit completed an hour ago (its last component then), but
+		// an old component of it goes: a record left behind would describe
+		// a component no longer stored.
+		{"a young commit's record of components goes with an old component", false, nil,
+			[]*pset{comp("d1", "api", 100*day), comp("d2", "api", 90*day), comp("d3", "api", 80*day), comp("d1", "web", time.Hour),
+				func() *pset { p := commit("d1", time.Hour); p.comps = []string{"api", "web"}; return p }()},
+			[]string{"artifacts/d1/", "artifacts/d1/api/"}},
 		{"a cache entry unused past the age goes; one copied since stays", false, nil,
 			[]*pset{cache("h1", 50*day), cache("h2", 50*day), cache("h3", 9*day), copied(commit("c1", 5*day), "h2")},
 			[]string{"cache/h1/"}},
