@@ -19,7 +19,9 @@ func chownLikeParent(dir string) error {
 		return nil
 	}
 	if st, ok := parent.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-		return os.Chown(dir, int(st.Uid), int(st.Gid))
+		// Lchown: the owner may have put a link in the path's place since
+		// root made it; following it would hand the link's target over.
+		return os.Lchown(dir, int(st.Uid), int(st.Gid))
 	}
 	return nil
 }

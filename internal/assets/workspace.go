@@ -111,12 +111,14 @@ func (w *workspace) write(path string, data []byte) error {
 	if err := w.mkdir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return fail(KindPackage, fmt.Errorf("write %s: %w", path, err))
-	}
+	// Remembered before it is written: a write cut short (a full disk)
+	// leaves a part of a marker that the rollback must remove too.
 	w.mu.Lock()
 	w.written = append(w.written, path)
 	w.mu.Unlock()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fail(KindPackage, fmt.Errorf("write %s: %w", path, err))
+	}
 	return w.own(path)
 }
 
