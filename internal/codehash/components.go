@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -299,9 +301,10 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 // holding a tracked file (the index is read only for a directory glob).
 // Sorted. ok is false when the names alone show a declaration
 // ComputeComponents refuses (a glob matching no tracked directory, a
-// directory name that is not plain, a name taken twice): the caller hashes,
-// which reports it. Untracked files make no component here: a commit's
-// components are those of its tracked tree.
+// directory name that is not plain, a name taken twice), and when a
+// directory glob matches a directory of the working tree that holds no
+// tracked file (untracked sources, which ComputeComponents would make a
+// component of, or only ignored ones): the caller hashes, which decides.
 func ComponentNames(repo *gitrepo.Repo, comps []Component) (names []string, ok bool, err error) {
 	var paths []string
 	if slices.ContainsFunc(comps, func(c Component) bool { return c.DirGlob != "" }) {
@@ -310,7 +313,34 @@ func ComponentNames(repo *gitrepo.Repo, comps []Component) (names []string, ok b
 		}
 	}
 	names, ok = componentNames(paths, comps)
-	return names, ok, nil
+	if !ok {
+		return nil, false, nil
+	}
+	if !slices.IsSorted(paths) {
+		paths = slices.Sorted(slices.Values(paths))
+	}
+	root := os.DirFS(repo.Root)
+	for _, c := range comps {
+		if c.DirGlob == "" {
+			continue
+		}
+		dirs, err := doublestar.Glob(root, c.DirGlob, doublestar.WithFailOnIOErrors())
+		if err != nil {
+			return nil, false, nil // the hashing path reads the tree and says what is wrong
+		}
+		for _, d := range dirs {
+			if fi, err := fs.Stat(root, d); err != nil || !fi.IsDir() {
+				continue
+			}
+			// Index paths are sorted: the first at or after "d/" says
+			// whether any is under d.
+			i, _ := slices.BinarySearch(paths, d+"/")
+			if i == len(paths) || !strings.HasPrefix(paths[i], d+"/") {
+				return nil, false, nil
+			}
+		}
+	}
+	return names, true, nil
 }
 
 // componentNames is ComponentNames over the tracked paths given, through

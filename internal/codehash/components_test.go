@@ -428,6 +428,32 @@ func TestSelectorMembers(t *testing.T) {
 // ComponentNames gives, without hashing, the names ComputeComponents gives
 // for every declaration it accepts, and ok false for those it refuses on
 // names alone; an untracked directory makes no component there.
+// An untracked directory a glob matches is a component to ComputeComponents
+// (the code hash counts untracked files): the names alone cannot tell, so a
+// found check hashes rather than count a commit complete without it.
+func TestComponentNamesUntrackedDirectory(t *testing.T) {
+	dir := monorepo(t)
+	writeFiles(t, dir, map[string]string{"lambdas/fn9/index.js": "generated\n"})
+	repo, err := gitrepo.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := ParseComponents("lambdas/[!.]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ComputeComponents(context.Background(), repo, nil, cs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(res, func(c ComponentHash) bool { return c.Name == "fn9" }) {
+		t.Fatalf("ComputeComponents made no component of the untracked lambdas/fn9: %v", res)
+	}
+	if names, ok, err := ComponentNames(repo, cs); err != nil || ok {
+		t.Errorf("ComponentNames = %q, ok %t, %v; want not ok (an untracked component)", names, ok, err)
+	}
+}
+
 func TestComponentNames(t *testing.T) {
 	dir := monorepo(t)
 	gitMkdir(t, dir, "services/fn1/main.go", "lambdas/.cache/x.js", "svc/a/lambda-x/main.py", "svc/b/c/lambda-y/lambda-z/z")
