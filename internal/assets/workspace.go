@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/owner"
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
@@ -99,7 +100,7 @@ func (w *workspace) mkdir(dir string) error {
 // own hands path, just created, to the owner of the directory holding it
 // when root created it under another user's directory.
 func (w *workspace) own(path string) error {
-	if err := chownLikeParent(path); err != nil {
+	if err := owner.LikeParent(path); err != nil {
 		return fail(KindPackage, fmt.Errorf("hand %s to the owner of its directory: %w", path, err))
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/owner"
 	"github.com/nsmithuk/s3-asset-manager/internal/progress"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
@@ -310,6 +311,10 @@ func WriteDotenv(path string, o Outputs) error {
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		errs = append(errs, fmt.Errorf("write dotenv file: %w", err))
+	} else if err := owner.LikeParent(path); err != nil {
+		// A GitLab job container runs as root over the runner's build
+		// directory: the file is the next job's, and its user's.
+		errs = append(errs, fmt.Errorf("hand dotenv file %s to the owner of its directory: %w", path, err))
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -457,5 +458,29 @@ func TestUnsafeValuesRefused(t *testing.T) {
 		if got, want := readFile(t, path), "FOUND=false\nCACHE_HIT=false\nCODE_HASH="+codeHash+"\nCOMPONENTS_TO_BUILD=[]\nCOMPONENTS={}\nPREFIX=\n"; got != want {
 			t.Errorf("commit %q: dotenv file %q, want %q", v, got, want)
 		}
+	}
+}
+
+// The dotenv file (a GitLab job's report, written by a container running as
+// root over the runner's build directory) belongs to the directory's owner.
+func TestDotenvFileOwner(t *testing.T) {
+	if os.Geteuid() != 0 || runtime.GOOS == "windows" {
+		t.Skip("needs root on a Unix system: only root makes files for another user")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.Chown(dir, 1001, 1001); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "assets.env")
+	if err := WriteDotenv(path, Outputs{Found: true}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fileUID(fi); uid != 1001 {
+		t.Errorf("dotenv file belongs to %d, want the directory's owner 1001", uid)
 	}
 }

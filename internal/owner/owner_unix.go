@@ -1,6 +1,10 @@
 //go:build unix
 
-package assets
+// Package owner hands what the tool creates to the owner of the directory
+// it is created in: a GitHub docker action (and a GitLab or Concourse job
+// container) runs as root over a workspace that the runner's own user must
+// go on using.
+package owner
 
 import (
 	"os"
@@ -8,9 +12,9 @@ import (
 	"syscall"
 )
 
-// chownLikeParent hands dir to the owner of its parent when root made it for
-// a non-root owner (see workspace.own).
-func chownLikeParent(dir string) error {
+// LikeParent hands path to the owner of its directory when root made it in
+// a non-root user's directory.
+func LikeParent(dir string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
