@@ -543,6 +543,9 @@ func TestPruneSigned(t *testing.T) {
 		if r := runAt(t, later, env, "prune"); r.code != ExitOK || !strings.Contains(r.stderr, "nothing to prune") {
 			t.Fatalf("without the key both records count, and both sets are among the newest 10: %v", r)
 		}
+		if left := listAll(t, srv, bucket); len(left) != 4 {
+			t.Fatalf("without the key both sets stay; left %v", keysOf(left))
+		}
 		env["PACKAGE_ASSETS_SIGNING_KEY"] = string(key)
 		r := runAt(t, later, env, "prune")
 		if r.code != ExitOK {
