@@ -9,11 +9,15 @@ package main
 // the bare binaries, the checksum file, the image's build context.
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,6 +266,49 @@ func TestGoreleaserSnapshot(t *testing.T) {
 					t.Errorf("%s --version: %q, %v; want %s", name, out, err, tag)
 				}
 			}
+		}
+	}
+}
+
+// The archive for people holds the README and every docs/ page it links to,
+// so the links work in an unpacked release too.
+func TestGoreleaserArchiveDocs(t *testing.T) {
+	dist := os.Getenv("S3AM_GORELEASER_DIST")
+	if dist == "" {
+		t.Skip("no GoReleaser snapshot (scripts/test makes one)")
+	}
+	archives, err := filepath.Glob(filepath.Join(dist, "*_linux_"+runtime.GOARCH+".tar.gz"))
+	if err != nil || len(archives) != 1 {
+		t.Fatalf("the linux/%s archive in %s: %v %v", runtime.GOARCH, dist, archives, err)
+	}
+	f, err := os.Open(archives[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		have[h.Name] = true
+	}
+	want, err := filepath.Glob("docs/*.md")
+	if err != nil || len(want) == 0 {
+		t.Fatalf("docs/*.md: %v %v", want, err)
+	}
+	for _, name := range append(want, "README.md", "LICENSE") {
+		if !have[filepath.ToSlash(name)] {
+			t.Errorf("%s: no %s in it (has %v)", filepath.Base(archives[0]), name, slices.Sorted(maps.Keys(have)))
 		}
 	}
 }
