@@ -184,6 +184,7 @@ func TestDownloadDamaged(t *testing.T) {
 		bucket := srv.NewBucket(t)
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault { return s3test.FlipResponse }
+		proxy.FlipSameWay = true
 		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 1 << 20})
 		direct := newStore(t, srv, bucket, Options{PartSize: 1 << 20})
 		for _, size := range []int{1000, 4 << 20} {

@@ -72,7 +72,13 @@ type Proxy struct {
 	// SlowDown; it also counts the requests in flight.
 	Throttle *Throttle
 
+	// FlipSameWay makes FlipResponse spoil every body at the same byte in
+	// the same way (a middlebox that always damages alike); otherwise each
+	// flipped response is spoiled another way, as damage on the way is.
+	FlipSameWay bool
+
 	n          atomic.Int64
+	flips      atomic.Int64 // flipped responses so far: each spoils its body another way
 	handshakes atomic.Int64
 	mu         sync.Mutex
 	counts     map[Fault]int
@@ -137,7 +143,17 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 		}
 		if f, ok := resp.Request.Context().Value(bodyFault{}).(Fault); ok {
 			if resp.StatusCode/100 == 2 && resp.ContentLength > 1 {
-				resp.Body = &spoilReader{r: resp.Body, fault: f, at: resp.ContentLength / 2, done: resp.Request.Context().Done()}
+				s := &spoilReader{r: resp.Body, fault: f, at: resp.ContentLength / 2, mask: 0xff, done: resp.Request.Context().Done()}
+				if f == FlipResponse && !p.FlipSameWay {
+					// Damage on the way is not the same twice: a body spoiled
+					// the same way on every fetch is what a replaced object
+					// or an altered record looks like, which download names
+					// as such.
+					k := p.flips.Add(1)
+					s.at = (resp.ContentLength/2 + k) % resp.ContentLength
+					s.mask = byte(k%255) + 1
+				}
+				resp.Body = s
 			} else {
 				f = Pass // nothing to spoil
 			}
@@ -331,6 +347,7 @@ type spoilReader struct {
 	r       io.ReadCloser
 	fault   Fault
 	pos, at int64
+	mask    byte // what a flipped byte is XORed with
 	done    <-chan struct{}
 }
 
@@ -349,7 +366,7 @@ func (s *spoilReader) Read(b []byte) (int, error) {
 	}
 	n, err := s.r.Read(b)
 	if i := s.at - s.pos; s.fault == FlipResponse && i >= 0 && i < int64(n) {
-		b[i] ^= 0xff
+		b[i] ^= s.mask
 	}
 	s.pos += int64(n)
 	return n, err
