@@ -10,6 +10,8 @@ import (
 	"io"
 	"log"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 )
@@ -51,10 +53,17 @@ type Runner struct {
 	// there instead of writing a line every few seconds.
 	ProgressTo io.Writer
 	Terminal   bool
-	// Clock stands in for the real one while download waits (tests); nil
-	// is the real one.
-	Clock WaitClock
+	// Clock is the time download waits by and prune judges ages by; nil is
+	// the real one (tests move a fake one instead of waiting).
+	Clock clockwork.Clock
 	work  *workspace
+}
+
+func (r *Runner) clock() clockwork.Clock {
+	if r.Clock == nil {
+		return clockwork.NewRealClock()
+	}
+	return r.Clock
 }
 
 func (r *Runner) logf(format string, args ...any) { r.Log.Printf(format, args...) }

@@ -124,10 +124,7 @@ func (r *Runner) downloadCommit() (commit, from string, err error) {
 // (unrecorded objects), or the next trusted upload may replace an untrusted
 // record or objects that differ from theirs.
 func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (Set, error) {
-	clock := r.Clock
-	if clock == nil {
-		clock = realClock{}
-	}
+	clock := r.clock()
 	start := clock.Now()
 	deadline := start.Add(r.Config.Wait)
 	delay := firstPoll
@@ -157,32 +154,12 @@ func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (Set, error) {
 			r.logf("not there yet: %s; waiting up to %s more (PACKAGE_ASSETS_WAIT)", why, left.Round(time.Second))
 			logged = now
 		}
-		if err := clock.Sleep(ctx, min(delay, left)); err != nil {
-			return Set{}, err
+		select {
+		case <-clock.After(min(delay, left)):
+		case <-ctx.Done():
+			return Set{}, ctx.Err()
 		}
 		delay = min(delay*3/2, maxPoll)
-	}
-}
-
-// WaitClock is the time download waits by: the real one, or a test's.
-type WaitClock interface {
-	Now() time.Time
-	// Sleep returns after d, or ctx's error when it is done first.
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

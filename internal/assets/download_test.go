@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 )
 
@@ -182,8 +184,10 @@ func TestDownloadCommit(t *testing.T) {
 	}
 }
 
-// fakeClock advances only when slept on; each sleep may change the bucket.
+// fakeClock advances only when waited on; each wait may change the bucket.
+// Download waits with Now and After alone (the embedded Clock is nil).
 type fakeClock struct {
+	clockwork.Clock
 	now    time.Time
 	slept  []time.Duration
 	onWake func(n int)
@@ -191,13 +195,15 @@ type fakeClock struct {
 
 func (c *fakeClock) Now() time.Time { return c.now }
 
-func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	c.slept = append(c.slept, d)
 	c.now = c.now.Add(d)
 	if c.onWake != nil {
 		c.onWake(len(c.slept))
 	}
-	return nil
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
 }
 
 // With PACKAGE_ASSETS_WAIT, download looks again with growing pauses (2 s,

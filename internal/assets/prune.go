@@ -111,10 +111,9 @@ func (p *pset) bytes() int64 {
 }
 
 // Prune plans, and with PACKAGE_ASSETS_PRUNE_APPLY deletes.
-func (r *Runner) Prune(ctx context.Context) (PruneResult, error) { return r.PruneAt(ctx, time.Now()) }
-
-// PruneAt prunes as if it were now (tests move the clock instead of waiting).
-func (r *Runner) PruneAt(ctx context.Context, now time.Time) (PruneResult, error) {
+// Ages are judged by the runner's clock (tests set one instead of waiting).
+func (r *Runner) Prune(ctx context.Context) (PruneResult, error) {
+	now := r.clock().Now()
 	var res PruneResult
 	st, ok := r.Store.(PruneStore)
 	if !ok {

@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"golang.org/x/term"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
@@ -108,8 +110,8 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			ProgressTo: stderr,
 			Terminal:   isTerminal(stderr),
 		}
-		if waitClock != nil {
-			runner.Clock = waitClock()
+		if c, ok := ctx.Value(clockKey{}).(clockwork.Clock); ok {
+			runner.Clock = c
 		}
 		switch cmd {
 		case "check":
@@ -120,7 +122,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 			out.download, err = runner.Download(ctx)
 		case "prune":
 			restore := limitPruneMemory()
-			out.prune, err = runner.PruneAt(ctx, pruneNow(ctx))
+			out.prune, err = runner.Prune(ctx)
 			restore()
 		}
 		return err
@@ -136,9 +138,10 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	return ExitOK
 }
 
-// waitClock, when set (by the tests' TestMain, before any run), gives each
-// run the clock download waits by; nil is the real one.
-var waitClock func() assets.WaitClock
+// clockKey carries a test's clock in the context (never set outside tests):
+// the time download waits by and prune judges ages by, so that waits take
+// no real time and rules of days are tested without waiting days.
+type clockKey struct{}
 
 // openStore connects to the bucket the settings name; a failure is S3's.
 func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh *ghaction.Reporter) (*s3store.Store, error) {

@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -28,9 +29,6 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	s3test.IsolateEnv()
-	// PACKAGE_ASSETS_WAIT's pauses take no real time (the pauses themselves
-	// are tested in internal/assets).
-	waitClock = func() assets.WaitClock { return &jumpClock{now: time.Now()} }
 	code := func() int {
 		dir, err := os.MkdirTemp("", "s3am-bin-")
 		if err != nil {
@@ -62,17 +60,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// jumpClock moves on at once by what is slept.
-type jumpClock struct{ now time.Time }
+// jumpClock moves on at once by what is waited for, so that
+// PACKAGE_ASSETS_WAIT's pauses take no real time (the pauses themselves are
+// tested in internal/assets). Download waits with Now and After alone (the
+// embedded Clock is nil).
+type jumpClock struct {
+	clockwork.Clock
+	now time.Time
+}
 
 func (c *jumpClock) Now() time.Time { return c.now }
 
-func (c *jumpClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (c *jumpClock) After(d time.Duration) <-chan time.Time {
 	c.now = c.now.Add(d)
-	return nil
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
 }
 
 // result of one run of the tool.
@@ -92,7 +95,8 @@ func run(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	code := Run(context.Background(), append([]string{"s3-asset-manager"}, args...), lookup, &stdout, &stderr)
+	ctx := context.WithValue(context.Background(), clockKey{}, clockwork.Clock(&jumpClock{now: time.Now()}))
+	code := Run(ctx, append([]string{"s3-asset-manager"}, args...), lookup, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 

@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"context"
 	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
@@ -27,17 +25,6 @@ func pruneSummary(cfg *config.Config, p assets.PruneResult) ghaction.PruneSummar
 		s.Rows = append(s.Rows, ghaction.PruneRow{Kind: r.Kind, Component: r.Component, Why: r.Why, Sets: r.Sets, Files: r.Files, Bytes: r.Bytes})
 	}
 	return s
-}
-
-// nowKey carries a test's clock to prune in the context (never set outside
-// tests): rules of days are tested without waiting days.
-type nowKey struct{}
-
-func pruneNow(ctx context.Context) time.Time {
-	if t, ok := ctx.Value(nowKey{}).(time.Time); ok {
-		return t
-	}
-	return time.Now()
 }
 
 // pruneMemoryLimit is the soft limit of the heap during prune, unless

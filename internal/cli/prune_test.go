@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -31,7 +33,7 @@ func runAt(t *testing.T, now time.Time, env map[string]string, args ...string) r
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	ctx := context.WithValue(context.Background(), nowKey{}, now)
+	ctx := context.WithValue(context.Background(), clockKey{}, clockwork.NewFakeClockAt(now))
 	code := Run(ctx, append([]string{"s3-asset-manager"}, args...), lookup, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
