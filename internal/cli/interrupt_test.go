@@ -139,9 +139,10 @@ func TestKilledUploadIsNotFound(t *testing.T) {
 // Two uploads of one commit at once both succeed, and the record describes
 // what is stored, even when the two builds differ. The proxy holds the first
 // record write until the second upload's arrives, so both have stored their
-// objects and the second's conditional write is refused (412): the losing
-// upload must then check the winner's record against what is stored, and
-// rewrite it when the builds differ.
+// objects and the second's conditional write is refused (412); the second
+// stores its objects while the first waits, so they are what is stored. The
+// losing upload must then check the winner's record against what is stored,
+// and rewrite it when the builds differ.
 func TestConcurrentUploads(t *testing.T) {
 	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
@@ -157,6 +158,7 @@ func TestConcurrentUploads(t *testing.T) {
 				statuses  []int
 				second    = make(chan struct{})
 				firstDone = make(chan struct{})
+				firstHeld = make(chan struct{})
 			)
 			isRecordPut := func(r *http.Request) bool { return r.Method == http.MethodPut && r.URL.Path == record }
 			proxy.Hold = func(r *http.Request) {
@@ -169,6 +171,7 @@ func TestConcurrentUploads(t *testing.T) {
 				mu.Unlock()
 				switch n {
 				case 1: // held until the other upload writes its record too
+					close(firstHeld)
 					select {
 					case <-second:
 					case <-r.Context().Done():
@@ -212,11 +215,20 @@ func TestConcurrentUploads(t *testing.T) {
 				e["PACKAGE_DIRECTORY"] = pkg
 				envs = append(envs, e)
 			}
+			// The second upload starts once the first has stored its objects
+			// and waits at its record write: the second's objects are then
+			// the ones stored (last writer), and with other bytes they are not
+			// the ones the first's record names. Started together, which
+			// upload's object of each name landed last was up to the store.
 			var wg sync.WaitGroup
 			results := make([]result, 2)
-			for i := range 2 {
-				wg.Go(func() { results[i] = run(t, envs[i], "upload") })
+			firstEnded := make(chan struct{})
+			wg.Go(func() { defer close(firstEnded); results[0] = run(t, envs[0], "upload") })
+			select {
+			case <-firstHeld:
+			case <-firstEnded:
 			}
+			wg.Go(func() { results[1] = run(t, envs[1], "upload") })
 			wg.Wait()
 			for i, r := range results {
 				if r.code != ExitOK {
