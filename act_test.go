@@ -137,8 +137,7 @@ func actActions(t *testing.T) string {
 func actRepo(t *testing.T) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	gittest.Git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
-	for name, body := range map[string]string{
+	gittest.WriteFiles(t, dir, map[string]string{
 		"lambdas/fn1/index.js": "exports.handler = () => 1;\n",
 		"lambdas/fn2/index.js": "exports.handler = () => 2;\n",
 		"services/api/main.go": "package main\n",
@@ -147,19 +146,13 @@ func actRepo(t *testing.T) (string, string) {
 		"build.sh":             "#!/bin/sh\nset -e\nmkdir -p \"$2\"\necho \"built $1\" > \"$2/$1.zip\"\n",
 		"deploy.sh":            "#!/bin/sh\nset -e\ncp -R \"$1\" \"$S3AM_TEST_OUT/\"\n",
 		"Makefile":             "package:\n\tmkdir -p packages\n\techo \"built fn1\" > packages/fn1.zip\n",
-	} {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(name, ".sh") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(path, []byte(body), mode); err != nil {
+	})
+	for _, script := range []string{"build.sh", "deploy.sh"} {
+		if err := os.Chmod(filepath.Join(dir, script), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	gittest.Git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
 	gittest.Git(t, dir, "add", "-A")
 	gittest.Git(t, dir, "commit", "-q", "-m", "first")
 	return dir, gittest.Git(t, dir, "rev-parse", "HEAD")

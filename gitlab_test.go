@@ -305,24 +305,13 @@ func (p *gitlabProject) run(t *testing.T, pl gitlabPipeline, job gitlabJob) (int
 func newGitLabProject(t *testing.T, srv *s3test.Server, bucket string) *gitlabProject {
 	t.Helper()
 	dir := t.TempDir()
-	gittest.Git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
-	for name, body := range map[string]string{
+	gittest.Init(t, dir, map[string]string{
 		"lambdas/fn1/index.js": "exports.handler = () => 1;\n",
 		"lambdas/fn2/index.js": "exports.handler = () => 2;\n",
 		"libs/common.js":       "module.exports = {};\n",
 		"package-lock.json":    "{}\n",
 		"Makefile":             "package:\n",
-	} {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gittest.Git(t, dir, "add", "-A")
-	gittest.Git(t, dir, "commit", "-q", "-m", "first")
+	})
 	mk := filepath.Join(t.TempDir(), "make")
 	if err := os.WriteFile(mk, []byte(gitlabMake), 0o755); err != nil {
 		t.Fatal(err)
