@@ -107,7 +107,7 @@ ROWS = [
     ("5", "upload 10,000 files of 10 KiB", "up10k_tool", "`s5cmd cp`", "up10k_s5cmd", 1.0, "s"),
     ("5", "upload 10,000 files of 10 KiB", "up10k_tool", "`aws s3 cp --recursive`", "up10k_aws", None, "s"),
     ("6", "check that finds the commit (whole process)", "found_tool", "`s5cmd head` of the record (reference)", "found_s5cmd", None, "ms"),
-    ("7", "cache hit: check copying 208 objects (551 MiB) inside S3", "hit_tool", "`s5cmd cp s3://… s3://…`", "hit_s5cmd", 1.0, "s"),
+    ("7", "cache hit: check copying 208 objects (551 MiB) inside S3", "hit_tool", "`s5cmd cp s3://… s3://…`", "hit_s5cmd", 0.9, "s"),
     ("8", "peak RSS uploading the 1 GiB file", "up1g_tool", "`s5cmd cp`", "up1g_s5cmd", None, "rss"),
     ("8", "peak RSS uploading the 1 GiB file", "up1g_tool", "`aws s3 cp`", "up1g_aws", None, "rss"),
     ("18", "download 551 MiB in 208 files", "dl552_tool", "`s5cmd cp`", "dl552_s5cmd", 1.0, "s"),

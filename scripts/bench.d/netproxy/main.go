@@ -6,9 +6,12 @@
 //	netproxy cert DIR
 //	    write DIR/cert.pem (self-signed, for 127.0.0.1 and localhost; it is
 //	    its own CA: give it to clients as AWS_CA_BUNDLE) and DIR/key.pem
-//	netproxy serve -target URL -cert F -key F [-rtt D] [-window N] [-max-in-flight N] [-rate R] [-addr-file F]
+//	netproxy serve -target URL -cert F -key F [-rtt D] [-window N] [-max-in-flight N] [-rate R] [-addr-file F] [-log F]
 //	    listen on a free loopback port, write "https://127.0.0.1:PORT" to
-//	    -addr-file (or stdout) and serve until killed
+//	    -addr-file (or stdout) and serve until killed; -log (or
+//	    $NETPROXY_LOG) appends a line per request: when it reached the
+//	    proxy (ms since the proxy started), how long the store took, the
+//	    method, status and path, to see where a client's time goes
 //
 // The round trip is added below TLS, on the TCP stream: the client's bytes
 // reach the TLS server half the round trip after they were sent, and the
@@ -40,6 +43,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -80,6 +84,7 @@ func serve(args []string) error {
 	maxInFlight := fs.Int("max-in-flight", 0, "answer 503 SlowDown above this many requests in flight (0: no limit)")
 	rate := fs.Float64("rate", 0, "answer 503 SlowDown above this many requests a second (0: no limit)")
 	addrFile := fs.String("addr-file", "", "write the proxy's URL here (default: stdout)")
+	logFile := fs.String("log", os.Getenv("NETPROXY_LOG"), "append a line per request to this file")
 	fs.Parse(args)
 	u, err := url.Parse(*target)
 	if err != nil || u.Host == "" {
@@ -109,8 +114,17 @@ func serve(args []string) error {
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
 	th := &s3test.Throttle{MaxInFlight: *maxInFlight, Rate: *rate}
+	handler := th.Wrap(rp)
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		handler = logRequests(handler, f)
+	}
 	srv := &http.Server{
-		Handler: th.Wrap(rp),
+		Handler: handler,
 		// HTTP/1.1 only, as S3: a client gets one request per connection
 		// at a time, and opens as many connections as it has requests.
 		TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
@@ -152,6 +166,35 @@ func serve(args []string) error {
 	<-sig
 	fmt.Fprintf(os.Stderr, "netproxy: %d requests passed, %d answered 503 SlowDown, %d connections\n", th.Passed(), th.Throttled(), conns.Load())
 	return nil
+}
+
+// logRequests writes a line per request to w, when it is answered.
+func logRequests(next http.Handler, w io.Writer) http.Handler {
+	began := time.Now()
+	var mu sync.Mutex
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "%9.1f %8.1f %-6s %d %s?%s\n", float64(start.Sub(began).Microseconds())/1000,
+			float64(time.Since(start).Microseconds())/1000, r.Method, sw.status, r.URL.Path, r.URL.RawQuery)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter.WriteHeader(code) }
+
+// Flush lets the reverse proxy stream bodies through the log.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // relay joins a client connection to the HTTPS server with half the round
