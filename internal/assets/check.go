@@ -48,6 +48,7 @@ type CheckResult struct {
 func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	r.work = nil
 	res, err := r.check(ctx)
+	r.workspace().dropSpares()
 	if err != nil {
 		r.workspace().rollback()
 		return res, err

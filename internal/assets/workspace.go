@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/owner"
@@ -53,7 +55,22 @@ type workspace struct {
 	mu      sync.Mutex
 	written []string // markers this run wrote, in order
 	made    []string // directories this run made, in order
+	// spares are the markers of an earlier run that prepare moved aside
+	// (marker path -> spare path), for write to reuse (see setAside); the
+	// ones left unused are removed when the check ends (dropSpares).
+	spares map[string]spare
 }
+
+// spare is an earlier run's marker moved aside.
+type spare struct {
+	path  string
+	empty bool
+}
+
+// spareSuffix names an earlier run's marker moved aside by check (for
+// instance <name>/.found.stale), which check reuses or removes before it
+// exits. Hidden, so never uploaded.
+const spareSuffix = ".stale"
 
 // workspace is the package directory of this run (made on first use, by a
 // command before it goes parallel; a command starts a fresh one).
@@ -109,6 +126,9 @@ func (w *workspace) own(path string) error {
 // write writes a marker (its parent directory made if needed), remembered
 // for rollback.
 func (w *workspace) write(path string, data []byte) error {
+	if w.reuse(path, data) {
+		return w.own(path)
+	}
 	if err := w.mkdir(filepath.Dir(path)); err != nil {
 		return err
 	}
@@ -121,6 +141,97 @@ func (w *workspace) write(path string, data []byte) error {
 		return fail(KindPackage, fmt.Errorf("write %s: %w", path, err))
 	}
 	return w.own(path)
+}
+
+// reuse writes a marker into the earlier run's file of the same name that
+// prepare moved aside, then puts it in place (so the marker appears with
+// its new content, as a file written afresh would). It reports false when
+// there is no such file, or it could not be written (it is removed then,
+// and the marker is written afresh).
+func (w *workspace) reuse(path string, data []byte) bool {
+	w.mu.Lock()
+	spare, ok := w.spares[path]
+	delete(w.spares, path)
+	w.mu.Unlock()
+	if !ok {
+		return false
+	}
+	var err error
+	if len(data) == 0 && spare.empty {
+		// Touched, as a new one would be (.found is empty): a truncation
+		// costs more.
+		now := time.Now()
+		err = os.Chtimes(spare.path, now, now)
+	} else {
+		// O_TRUNC sets the modification time too.
+		var f *os.File
+		if f, err = os.OpenFile(spare.path, os.O_WRONLY|os.O_TRUNC, 0); err == nil {
+			if len(data) > 0 {
+				_, err = f.Write(data)
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	if err == nil {
+		err = rename(spare.path, path)
+	}
+	if err != nil {
+		os.Remove(spare.path)
+		return false
+	}
+	w.mu.Lock()
+	w.written = append(w.written, path)
+	w.mu.Unlock()
+	return true
+}
+
+// setAside moves an earlier run's marker out of its name (a regular file:
+// anything else is removed, as it always was), keeping its file for this
+// run's write of the same marker. Creating a file is what a found check
+// spends most of its time on, with a marker per component: ext4 skips
+// every inode freed in the last minutes when it allocates one (scanning
+// its inode table for each), and a check that removed the last run's
+// markers and created them again made exactly such inodes, each run.
+// Renaming keeps the rule that no earlier marker survives a check, even one
+// killed before it ends: the file left then is a spare, never a marker.
+func (w *workspace) setAside(path string) (moved bool, err error) {
+	sp := spare{path: path + spareSuffix}
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// A spare left by a check that was killed is reused all the same.
+		if fi, err := os.Lstat(sp.path); err == nil && fi.Mode().IsRegular() {
+			sp.empty = fi.Size() == 0
+			w.spares[path] = sp
+		}
+		return false, nil
+	case err != nil:
+		return false, err
+	case !fi.Mode().IsRegular():
+		return removeIfExists(path)
+	}
+	if err := rename(path, sp.path); err != nil {
+		return false, err
+	}
+	sp.empty = fi.Size() == 0
+	w.spares[path] = sp
+	return true, nil
+}
+
+// dropSpares removes the earlier run's markers that this check did not
+// reuse.
+func (w *workspace) dropSpares() {
+	w.mu.Lock()
+	spares := w.spares
+	w.spares = nil
+	w.mu.Unlock()
+	for _, sp := range spares {
+		if _, err := removeIfExists(sp.path); err != nil {
+			w.logf("could not remove %s: %v", sp.path, err)
+		}
+	}
 }
 
 // rollback removes every marker this run wrote, and the directories it
@@ -146,16 +257,20 @@ func (w *workspace) rollback() {
 }
 
 // prepare makes the package directory if needed and removes the markers of
-// an earlier run in it, which must not leak into this one even if it fails:
-// a stale .found skips the build, a stale .commit-hash makes an upload store
-// this build under another commit, a stale .code-hash fills the wrong
-// cache, a stale state of components steers an upload.
+// an earlier run in it (moves them aside: setAside), which must not leak
+// into this one even if it fails: a stale .found skips the build, a stale
+// .commit-hash makes an upload store this build under another commit, a
+// stale .code-hash fills the wrong cache, a stale state of components
+// steers an upload.
 func (w *workspace) prepare() error {
 	if err := w.mkdir(w.dir); err != nil {
 		return fmt.Errorf("create package directory: %w", err)
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.spares = map[string]spare{}
 	for _, name := range []string{FoundFile, CommitFile, CodeHashFile, CodeHashListFile, ComponentsFile, ToBuildFile} {
-		removed, err := removeIfExists(w.path(name))
+		removed, err := w.setAside(w.path(name))
 		if err != nil {
 			return fail(KindPackage, fmt.Errorf("remove stale %s: %w", name, err))
 		}
@@ -172,7 +287,7 @@ func (w *workspace) prepare() error {
 	}
 	for _, e := range ents {
 		if e.IsDir() {
-			if _, err := removeIfExists(w.path(e.Name(), FoundFile)); err != nil {
+			if _, err := w.setAside(w.path(e.Name(), FoundFile)); err != nil {
 				return fail(KindPackage, fmt.Errorf("remove stale %s/%s: %w", e.Name(), FoundFile, err))
 			}
 		}
@@ -363,6 +478,15 @@ func (w *workspace) files(dir string) ([]packageFile, error) {
 		return nil, fail(KindPackage, fmt.Errorf("%s: %w (upload sends the non-hidden files directly inside it; did the build write them elsewhere?)", dir, ErrNoFiles))
 	}
 	return files, nil
+}
+
+// rename is os.Rename without its Lstat of newname (to refuse to replace
+// a directory, which rename(2) refuses too): a marker is two renames.
+func rename(oldname, newname string) error {
+	if err := syscall.Rename(oldname, newname); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	}
+	return nil
 }
 
 func removeIfExists(path string) (bool, error) {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
@@ -109,4 +112,102 @@ func treeOf(t *testing.T, dir string) map[string]bool {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A check rewrites the markers an earlier run left in their own files
+// (moved aside first, so none survives the check unless written again):
+// each comes out with this run's content and modification time, and
+// nothing else is left, whether the check finds, misses or fails, and
+// whatever an earlier check, killed half way, left aside. Creating the
+// files again each run is what a found check of many components spent
+// most of its time on (docs/benchmarks.md, figure 21).
+func TestFoundCheckReusesEarlierMarkers(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		spoil   func(f *fakeStore, r *Runner)
+		want    []string // the markers the check leaves (all others gone)
+		failure bool
+	}{
+		{name: "found", want: []string{FoundFile, CommitFile, ComponentsFile, ToBuildFile, "api/" + FoundFile, "fn1/" + FoundFile, "fn2/" + FoundFile}},
+		{name: "a component to build", spoil: func(f *fakeStore, r *Runner) {
+			f.del(componentPrefix(commitA, "fn2") + "fn2.zip")
+		}, want: []string{CommitFile, ComponentsFile, ToBuildFile, "api/" + FoundFile, "fn1/" + FoundFile}},
+		{name: "S3 refuses", spoil: func(f *fakeStore, r *Runner) { f.readErr = s3store.ErrAccessDenied }, failure: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			seedCommitOfComponents(f, nil)
+			r, logs := newMonoRunner(t, f, "", "")
+			dir := r.Config.PackageDir
+			if _, err := r.Check(context.Background()); err != nil {
+				t.Fatalf("first check: %v\n%s", err, logs)
+			}
+			// What the next run meets: the first run's markers, one of them
+			// not empty, one a link (removed, not followed: its target
+			// stays), one moved aside by a check that was killed, all from
+			// long ago; and a .commit-hash of another commit.
+			old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+			writeFile(t, filepath.Join(dir, "api", FoundFile), "junk")
+			target := filepath.Join(t.TempDir(), "target")
+			writeFile(t, target, "not a marker")
+			os.Remove(filepath.Join(dir, "fn1", FoundFile))
+			if err := os.Symlink(target, filepath.Join(dir, "fn1", FoundFile)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(dir, "fn2", FoundFile), filepath.Join(dir, "fn2", FoundFile+spareSuffix)); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, CommitFile), commitB)
+			// A link to each earlier file: a file removed and created again
+			// cannot have the same inode while the link holds the old one.
+			keep, before := t.TempDir(), map[string]string{}
+			for name := range treeOf(t, dir) {
+				p := filepath.Join(dir, name)
+				os.Chtimes(p, old, old)
+				if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+					k := filepath.Join(keep, strings.ReplaceAll(name, "/", "_"))
+					if err := os.Link(p, k); err != nil {
+						t.Fatal(err)
+					}
+					before[strings.TrimSuffix(name, spareSuffix)] = k
+				}
+			}
+			if tt.spoil != nil {
+				tt.spoil(f, r)
+			}
+			_, err := r.Check(context.Background())
+			if (err != nil) != tt.failure {
+				t.Fatalf("second check: %v\n%s", err, logs)
+			}
+			var left []string
+			for name := range treeOf(t, dir) {
+				if strings.HasPrefix(filepath.Base(name), ".") {
+					left = append(left, name)
+				}
+			}
+			if slices.Sort(left); !slices.Equal(left, slices.Sorted(slices.Values(tt.want))) {
+				t.Errorf("left %q, want %q\n%s", left, tt.want, logs)
+			}
+			for _, name := range tt.want {
+				fi, err := os.Lstat(filepath.Join(dir, name))
+				if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().After(old) {
+					t.Fatalf("%s: %v, %v: want a regular file written by this check", name, fi, err)
+				}
+				if k, ok := before[name]; ok {
+					if earlier, err := os.Lstat(k); err != nil || !os.SameFile(earlier, fi) {
+						t.Errorf("%s: a new file, not the earlier run's rewritten", name)
+					}
+				}
+				if strings.HasSuffix(name, FoundFile) && fi.Size() != 0 {
+					t.Errorf("%s: %d bytes, want an empty marker", name, fi.Size())
+				}
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, CommitFile)); !tt.failure && string(b) != commitA {
+				t.Errorf("%s holds %q, want %s", CommitFile, b, commitA)
+			}
+			if b, err := os.ReadFile(target); string(b) != "not a marker" {
+				t.Errorf("the link's target: %q, %v", b, err)
+			}
+		})
+	}
 }

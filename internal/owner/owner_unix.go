@@ -9,13 +9,18 @@ package owner
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 )
+
+// root: the effective user is root (asked once: a check hands over a file
+// per component).
+var root = sync.OnceValue(func() bool { return os.Geteuid() == 0 })
 
 // LikeParent hands path to the owner of its directory when root made it in
 // a non-root user's directory.
 func LikeParent(dir string) error {
-	if os.Geteuid() != 0 {
+	if !root() {
 		return nil
 	}
 	parent, err := os.Stat(filepath.Dir(filepath.Clean(dir)))
