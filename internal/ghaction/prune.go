@@ -55,7 +55,9 @@ type PruneSummary struct {
 }
 
 // SummarizePrune appends prune's plan to the job summary.
-func (r *Reporter) SummarizePrune(s PruneSummary) error { return r.summary(PruneMarkdown(s)) }
+func (r *Reporter) SummarizePrune(s PruneSummary) error {
+	return r.summary(func() string { return PruneMarkdown(s) })
+}
 
 // PruneMarkdown is the plan as a table, with its totals.
 func PruneMarkdown(s PruneSummary) string {
