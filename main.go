@@ -9,13 +9,13 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	// CA roots compiled in, for the scratch image that has no certificate files.
-	_ "golang.org/x/crypto/x509roots/fallback"
-
 	"github.com/nsmithuk/s3-asset-manager/internal/cli"
+	"github.com/nsmithuk/s3-asset-manager/internal/roots"
 )
 
 func main() {
+	// CA roots compiled in, for the scratch image that has no certificate files.
+	roots.Install()
 	// The code hash allocates a lot of short-lived index entries and file
 	// infos: a higher GC target cuts its CPU by a tenth. The soft limit keeps
 	// the heap of very large repositories in check. Either can be overridden
