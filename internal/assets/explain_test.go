@@ -1,11 +1,14 @@
 package assets
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +171,56 @@ func TestShortSentence(t *testing.T) {
 	}
 	if got := (Explanation{Headline: NoEarlierBuild}).ShortSentence(); got != NoEarlierBuild {
 		t.Errorf("none: %q", got)
+	}
+}
+
+// Check keeps the file list of a miss uncompressed (it is on check's path);
+// upload stores it Huffman-coded, as codehash.Encode writes it, and a list
+// damaged in the package directory is not stored at all.
+func TestListKeptStoredSentCompressed(t *testing.T) {
+	want, err := fakeRepo{commitA, hashX}.CodeHash(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressed, err := want.EncodeBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, damaged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "kept", true: "damaged"}[damaged], func(t *testing.T) {
+			f := newFake()
+			r, logs := newRunner(t, f, theKey, true, false)
+			if res, err := r.Check(context.Background()); err != nil || res.Found {
+				t.Fatalf("check: %+v, %v\n%s", res, err, logs)
+			}
+			path := filepath.Join(r.Config.PackageDir, CodeHashListFile)
+			kept, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(kept, []byte(codehash.ListFormat+"\ncode-hash "+hashX+"\n")) {
+				t.Errorf("the kept list is compressed (%d bytes)", len(kept))
+			}
+			if damaged {
+				kept[len(kept)-6] ^= 0x40 // the gzip stream's checksum
+				os.WriteFile(path, kept, 0o644)
+			}
+			for n, b := range built {
+				os.WriteFile(filepath.Join(r.Config.PackageDir, n), []byte(b), 0o644)
+			}
+			if _, err := r.Upload(context.Background()); err != nil {
+				t.Fatalf("upload: %v\n%s", err, logs)
+			}
+			o, ok := f.get("cache/" + hashX + "/" + ListName)
+			switch {
+			case damaged && ok:
+				t.Errorf("a damaged list was stored\n%s", logs)
+			case !damaged && !bytes.Equal(o.body, compressed):
+				t.Errorf("stored list: %d bytes, want Encode's %d\n%s", len(o.body), len(compressed), logs)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("upload removed the kept list: %v", err)
+			}
+		})
 	}
 }

@@ -384,3 +384,75 @@ func gunzip(t *testing.T, data []byte) string {
 	}
 	return string(b)
 }
+
+// Check keeps a list in gzip's stored blocks (cheap to write on every miss);
+// upload Compresses it for the bucket. Both read back as the same list, the
+// stored one holds its text as is, and Compress gives exactly what Encode
+// writes.
+func TestListStoredAndCompressed(t *testing.T) {
+	var fs []gitrepo.File
+	for i := range 3000 { // several 64 KiB blocks
+		fs = append(fs, files(fmt.Sprintf("src/dir%03d/file%04d.js=%d", i/100, i, i))...)
+	}
+	fs = append(fs, files("z/line\nbreak=1")...)
+	sortFiles(fs)
+	l := lst("src/** z/** !src/*.md", "salt", fs)
+	stored, err := l.EncodeStored()
+	if err != nil {
+		t.Fatal(err)
+	}
+	huff, err := l.EncodeBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := gunzip(t, huff)
+	if got := gunzip(t, stored); got != text {
+		t.Fatalf("the stored list's text differs from the compressed one's")
+	}
+	if !bytes.Contains(stored, []byte("pattern !src/*.md\n100644 ")) || len(stored) < len(text) {
+		t.Errorf("the stored list is compressed: %d bytes for %d of text", len(stored), len(text))
+	}
+	got, err := DecodeList(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Compare(l, got); !d.Same() || got.CodeHash != l.CodeHash {
+		t.Errorf("the stored list reads back differently: %v", d.Lines(0))
+	}
+	var b bytes.Buffer
+	if err := Compress(&b, bytes.NewReader(stored)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Bytes(), huff) {
+		t.Errorf("Compress of the stored list: %d bytes, not Encode's %d", b.Len(), len(huff))
+	}
+}
+
+// Compress refuses what is not a whole gzip stream, and passes on its
+// writer's own error as it is.
+func TestCompressRefuses(t *testing.T) {
+	stored, err := lst("**", "", files("a=1", "b=2")).EncodeStored()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(stored)
+	flipped[len(flipped)-6] ^= 0x40 // in the stream's checksum
+	for name, data := range map[string][]byte{
+		"not gzip":  []byte("plain text"),
+		"truncated": stored[:len(stored)-5],
+		"checksum":  flipped,
+		"bomb":      bomb(t, 80<<20+1),
+	} {
+		if err := Compress(io.Discard, bytes.NewReader(data)); !errors.Is(err, ErrBadList) {
+			t.Errorf("%s: %v, want ErrBadList", name, err)
+		}
+	}
+	full := errors.New("disk full")
+	if err := Compress(failWriter{full}, bytes.NewReader(stored)); err != full {
+		t.Errorf("a failing writer: %v, want its error", err)
+	}
+}
+
+type failWriter struct{ err error }
+
+func (w failWriter) Write([]byte) (int, error) { return 0, w.err }

@@ -1,6 +1,7 @@
 package codehash
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -73,6 +74,41 @@ func BenchmarkListEncode(b *testing.B) {
 	reportCPU(b, start)
 	b.ReportMetric(float64(len(l.Files)), "files")
 	b.ReportMetric(float64(size), "bytes")
+}
+
+// BenchmarkListEncodeStored: the list as check keeps it (gzip's stored
+// blocks).
+func BenchmarkListEncodeStored(b *testing.B) {
+	l := benchList(b)
+	var size int
+	start := cpuTime()
+	for b.Loop() {
+		data, err := l.EncodeStored()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+	}
+	reportCPU(b, start)
+	b.ReportMetric(float64(size), "bytes")
+}
+
+// BenchmarkListCompress: upload's re-coding of a stored list for the bucket.
+func BenchmarkListCompress(b *testing.B) {
+	stored, err := benchList(b).EncodeStored()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out bytes.Buffer
+	start := cpuTime()
+	for b.Loop() {
+		out.Reset()
+		if err := Compress(&out, bytes.NewReader(stored)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+	b.ReportMetric(float64(out.Len()), "bytes")
 }
 
 func BenchmarkListDecode(b *testing.B) {
