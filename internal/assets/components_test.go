@@ -635,3 +635,44 @@ func TestCheckFoundInCommitRecord(t *testing.T) {
 		})
 	}
 }
+
+// A component with nothing stored under the commit (its listing, made
+// before the hash, shows none) is missing without a lookup of its own: no
+// read of its record, no listing of its prefix. One that has objects there
+// is looked up as before.
+func TestComponentsLookedUpOnlyWhereStored(t *testing.T) {
+	f := newFake()
+	seedComponent(f, commitA, "api", nil)
+	seedCache(f, "fn1", nil)
+	r, logs := newMonoRunner(t, f, "", "")
+	res, err := r.Check(context.Background())
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, logs)
+	}
+	var found, build []string
+	for _, s := range res.Components {
+		if s.Found {
+			found = append(found, s.Name)
+		}
+		if s.Build {
+			build = append(build, s.Name)
+		}
+	}
+	if !slices.Equal(found, []string{"api", "fn1"}) || !slices.Equal(build, []string{"fn2"}) {
+		t.Fatalf("found %q, to build %q\n%s", found, build, logs)
+	}
+	var looked []string
+	for _, k := range append(slices.Clone(f.reads), f.lists...) {
+		for _, c := range monoCodes {
+			if strings.HasPrefix(k, componentPrefix(commitA, c.Name)) && !slices.Contains(looked, c.Name) {
+				looked = append(looked, c.Name)
+			}
+		}
+	}
+	if !slices.Equal(looked, []string{"api"}) {
+		t.Errorf("component sets looked up: %q, want only api's (stored)\nreads %q\nlists %q", looked, f.reads, f.lists)
+	}
+	if !strings.Contains(logs.String(), "component fn2: not found: nothing under s3://fake/"+componentPrefix(commitA, "fn2")) {
+		t.Errorf("fn2's log:\n%s", logs)
+	}
+}
