@@ -1,6 +1,7 @@
 package assets
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -209,5 +210,46 @@ func TestFoundCheckReusesEarlierMarkers(t *testing.T) {
 				t.Errorf("the link's target: %q, %v", b, err)
 			}
 		})
+	}
+}
+
+// A check that misses writes its file list over the earlier run's, as it
+// does its markers: the same file, with exactly this run's content, also
+// when the earlier one was longer.
+func TestMissedCheckReusesEarlierList(t *testing.T) {
+	f := newFake()
+	r, logs := newRunner(t, f, "", true, false)
+	path := filepath.Join(r.Config.PackageDir, CodeHashListFile)
+	list, _ := fakeRepo{commitA, hashX}.CodeHash(context.Background())
+	want, err := list.EncodeStored()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("first check: %v\n%s", err, logs)
+	}
+	earlier := filepath.Join(t.TempDir(), "earlier")
+	if err := os.Link(path, earlier); err != nil {
+		t.Fatal(err)
+	}
+	fa, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	fa.WriteString("trailing junk")
+	fa.Close()
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	os.Chtimes(path, old, old)
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("second check: %v\n%s", err, logs)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(data, want) {
+		t.Errorf("%s: %d bytes, %v; want this run's %d", CodeHashListFile, len(data), err, len(want))
+	}
+	fi, err1 := os.Lstat(path)
+	e, err2 := os.Lstat(earlier)
+	if err1 != nil || err2 != nil || !os.SameFile(fi, e) || !fi.ModTime().After(old) {
+		t.Errorf("%s: a new file, or not written by this check (%v)", CodeHashListFile, fi.ModTime())
+	}
+	if _, err := os.Lstat(path + spareSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the spare is left: %v", err)
 	}
 }
