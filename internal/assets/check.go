@@ -1,12 +1,12 @@
 package assets
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
@@ -72,25 +72,46 @@ func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 	if r.Config.Component != "" && !r.Config.ComponentsEnabled() {
 		return res, fail(KindConfig, errors.New("PACKAGE_COMPONENT is set but PACKAGE_COMPONENTS is not: declare the components"))
 	}
-	if err := w.prepare(); err != nil {
-		return res, err
-	}
-
+	// The earlier run's markers are moved aside (a rename a component) while
+	// the checkout is opened and the commit's set is looked up; whatever
+	// fails, the check ends only once they are.
+	prepared := make(chan error, 1)
+	go func() { prepared <- w.prepare() }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var commitSet, compSet *pendingSet
 	repo, err := r.OpenRepo(r.Config.RepoPath)
 	if err != nil {
-		return res, failIn(KindGit, "open git repository", err) // its error names the path
+		err = failIn(KindGit, "open git repository", err) // its error names the path
 	}
-	commit, err := repo.Head()
-	if err != nil {
-		return res, fail(KindGit, err)
+	var commit string
+	if err == nil {
+		if commit, err = repo.Head(); err != nil {
+			err = fail(KindGit, err)
+		}
+	}
+	if err == nil {
+		commitSet = r.lookupLater(ctx, Artifacts(commit))
+		if r.Config.Component != "" && r.Config.ComponentsEnabled() {
+			compSet = r.lookupLater(ctx, ComponentSet(commit, r.Config.Component))
+		}
+	}
+	if perr := <-prepared; perr != nil || err != nil {
+		cancel()
+		commitSet.wait()
+		compSet.wait()
+		return res, cmp.Or(perr, err)
 	}
 	res.Commit = commit
 	r.logf("commit %s (HEAD of %s)", commit, r.Config.RepoPath)
 	if err := w.writeCommit(commit); err != nil {
+		cancel()
+		commitSet.wait()
+		compSet.wait()
 		return res, err
 	}
 	if r.Config.ComponentsEnabled() {
-		return res, r.checkComponents(ctx, repo, commit, &res)
+		return res, r.checkComponents(ctx, repo, commit, commitSet, compSet, &res)
 	}
 
 	// The whole commit: one unnamed unit, hashed only if its lookup misses.
@@ -103,6 +124,9 @@ func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 		r.logf("code hash %s over %s (%s)", list.CodeHash, words.Count(len(list.Files), "file", "files"), time.Since(start).Round(time.Millisecond))
 		return list, w.writeCodeHash(list.CodeHash)
 	}}
+	if u.set, err = commitSet.wait(); err != nil {
+		return res, err
+	}
 	if err := r.resolve(ctx, commit, u, r.Config.CacheEnabled()); err != nil {
 		return res, err
 	}
@@ -132,20 +156,12 @@ func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 // one PACKAGE_COMPONENT names) is a named unit, resolved as the whole
 // commit is. When that leaves every component complete, the commit's own
 // record is written.
-func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, res *CheckResult) error {
+func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, commitLookup, compLookup *pendingSet, res *CheckResult) error {
 	// The commit's own set (and PACKAGE_COMPONENT's) is looked up while the
 	// components are named.
-	var (
-		commitSet, compSet Set
-		commitErr, compErr error
-		wg                 sync.WaitGroup
-	)
-	wg.Go(func() { commitSet, commitErr = r.LookupSet(ctx, Artifacts(commit)) })
-	if r.Config.Component != "" {
-		wg.Go(func() { compSet, compErr = r.LookupSet(ctx, ComponentSet(commit, r.Config.Component)) })
-	}
 	names, err := repo.ComponentNames(ctx)
-	wg.Wait()
+	commitSet, commitErr := commitLookup.wait()
+	compSet, compErr := compLookup.wait()
 	if err != nil {
 		return failIn(KindGit, "component names", err)
 	}
@@ -190,7 +206,7 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	for _, i := range sel {
 		if u := units[i]; u.set.State == 0 && !stored[u.name] {
 			ref := u.ref(commit)
-			u.set = r.judgeSet(Set{Ref: ref, Prefix: r.prefix(ref)}, nil, s3store.ErrNotFound, nil)
+			u.set = r.judgeSet(Set{Ref: ref, Prefix: r.prefix(ref)}, recordRead{readErr: s3store.ErrNotFound}, nil)
 		}
 	}
 	err = pool.Run(ctx, r.Config.Concurrency, len(sel), func(ctx context.Context, k int) error {
@@ -420,4 +436,31 @@ func (r *Runner) missed(ctx context.Context, u *unit, list encodedList) error {
 	e.Log(u.logf(r.logf), time.Now())
 	u.miss = &e
 	return nil
+}
+
+// pendingSet is a lookup under way (lookupLater).
+type pendingSet struct {
+	done chan struct{}
+	set  Set
+	err  error
+}
+
+// lookupLater starts LookupSet; wait returns its answer.
+func (r *Runner) lookupLater(ctx context.Context, ref SetRef) *pendingSet {
+	p := &pendingSet{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.set, p.err = r.LookupSet(ctx, ref)
+	}()
+	return p
+}
+
+// wait returns the lookup's answer; a nil pendingSet (none started) is a
+// zero Set, not looked up.
+func (p *pendingSet) wait() (Set, error) {
+	if p == nil {
+		return Set{}, nil
+	}
+	<-p.done
+	return p.set, p.err
 }

@@ -163,7 +163,7 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	key := set.Prefix + manifest.Name
 	var (
 		wg      sync.WaitGroup
-		data    []byte
+		read    recordRead
 		readErr error
 		objs    []s3store.Object
 		listErr error
@@ -172,10 +172,15 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	ctx, cancel := context.WithCancel(ctx) // one failing stops the other
 	defer cancel()
 	wg.Go(func() {
+		var data []byte
 		data, readErr = r.store().ReadSmall(ctx, key, manifest.MaxSize)
 		if readErr != nil && !stored(readErr) {
 			cancel()
+			return
 		}
+		// Decoded while the listing is still on its way (it takes longer:
+		// 10 ms for 200 objects, against 1 ms for the record, on MinIO).
+		read = r.decodeRecord(data, readErr)
 	})
 	wg.Go(func() {
 		if objs, listErr = r.store().List(ctx, set.Prefix); listErr != nil {
@@ -195,13 +200,38 @@ func (r *Runner) LookupSet(ctx context.Context, ref SetRef) (Set, error) {
 	if err := outer.Err(); err != nil {
 		return set, fail(KindS3, err)
 	}
-	return r.judgeSet(set, data, readErr, objs), nil
+	return r.judgeSet(set, read, objs), nil
 }
 
-// judgeSet decides a set's state from its record's read (data, or readErr
-// wrapping ErrNotFound or ErrTooLarge) and the listing of its prefix at any
-// depth: the one decision LookupSet and prune share.
-func (r *Runner) judgeSet(set Set, data []byte, readErr error, objs []s3store.Object) Set {
+// recordRead is a set's record as read, decoded (unless the read says
+// there is none).
+type recordRead struct {
+	data []byte
+	// readErr wraps ErrNotFound or ErrTooLarge, or is nil.
+	readErr error
+	rec     *manifest.Record
+	// decErr is manifest.Decode's error (ErrTooLarge wrapped in ErrInvalid).
+	decErr error
+}
+
+// decodeRecord decodes a record's read (data, or readErr wrapping
+// ErrNotFound or ErrTooLarge) with the signing key.
+func (r *Runner) decodeRecord(data []byte, readErr error) recordRead {
+	rd := recordRead{data: data, readErr: readErr}
+	if errors.Is(readErr, s3store.ErrNotFound) {
+		return rd
+	}
+	rd.rec, rd.decErr = manifest.Decode(data, r.Config.SigningKey)
+	if errors.Is(readErr, s3store.ErrTooLarge) {
+		rd.decErr = fmt.Errorf("%w: %w", manifest.ErrInvalid, readErr)
+	}
+	return rd
+}
+
+// judgeSet decides a set's state from its record's read (decodeRecord) and
+// the listing of its prefix at any depth: the one decision LookupSet and
+// prune share.
+func (r *Runner) judgeSet(set Set, read recordRead, objs []s3store.Object) Set {
 	ref, key := set.Ref, set.Prefix+manifest.Name
 	for _, o := range objs {
 		if o.Key == key {
@@ -216,7 +246,7 @@ func (r *Runner) judgeSet(set Set, data []byte, readErr error, objs []s3store.Ob
 	}
 	where := r.Store.URL(set.Prefix)
 
-	if errors.Is(readErr, s3store.ErrNotFound) {
+	if errors.Is(read.readErr, s3store.ErrNotFound) {
 		if len(set.Objects) == 0 {
 			set.State, set.Reason = SetMissing, "nothing under "+where
 			return set
@@ -226,10 +256,7 @@ func (r *Runner) judgeSet(set Set, data []byte, readErr error, objs []s3store.Ob
 		return set
 	}
 
-	rec, err := manifest.Decode(data, r.Config.SigningKey)
-	if errors.Is(readErr, s3store.ErrTooLarge) {
-		err = fmt.Errorf("%w: %w", manifest.ErrInvalid, readErr)
-	}
+	rec, err := read.rec, read.decErr
 	switch {
 	case errors.Is(err, manifest.ErrNewerFormat) && len(r.Config.SigningKey) > 0:
 		// This version cannot verify a later format's signature: with a key
@@ -242,7 +269,7 @@ func (r *Runner) judgeSet(set Set, data []byte, readErr error, objs []s3store.Ob
 		return set
 	case errors.Is(err, manifest.ErrSignature):
 		set.State, set.Reason = SetUntrusted, fmt.Sprintf("%s: %v (only records signed with PACKAGE_ASSETS_SIGNING_KEY are trusted)", r.Store.URL(key), err)
-		if rec, err := manifest.Decode(data, nil); err == nil {
+		if rec, err := manifest.Decode(read.data, nil); err == nil {
 			set.Names = fileNames(rec.Files) // valid names, whatever else is wrong
 		}
 		return set

@@ -276,7 +276,7 @@ func (r *Runner) pruneReadRecords(ctx context.Context, sets map[string]*pset) er
 		if p.ref.Component == "" && p.ref.Kind == manifest.KindArtifacts {
 			tree = append(slices.Clone(p.objs), components[p.ref.ID]...)
 		}
-		set := r.judgeSet(Set{Ref: p.ref, Prefix: p.prefix}, data, err, tree)
+		set := r.judgeSet(Set{Ref: p.ref, Prefix: p.prefix}, r.decodeRecord(data, err), tree)
 		p.state, p.reason = set.State, set.Reason
 		if set.State == SetMissing {
 			// The record vanished between the listing and the read.
