@@ -116,27 +116,39 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 	}
 	s.idxTime = idx.ModTime
 
-	// Hand the walk's stat results to the tracked entries; what is left is untracked.
+	// Hand the walk's stat results to the tracked entries; what is left is
+	// untracked. A directory at a time, on every worker: each walked file
+	// is its own entry, and this runs after the walk, on its critical path
+	// (200,000 files: 55 ms on one core).
 	infos := make([]fs.FileInfo, len(todo.entries))
 	var (
 		untracked []walkFile
 		attrFiles []string // .gitattributes files the walk saw
 	)
-	for _, d := range dirs {
-		if d.attributes {
-			attrFiles = append(attrFiles, strings.Join(append(slices.Clip(d.domain), ".gitattributes"), "/"))
-		}
+	strays := make([][]walkFile, len(dirs)) // a directory's untracked files
+	err = pool.Run(ctx, s.workers, len(dirs), func(_ context.Context, k int) error {
+		d := dirs[k]
 		if len(d.files) == 0 {
-			continue
+			return nil
 		}
 		in := todo.dir(d.files[0].path[:len(d.files[0].path)-len(d.files[0].info.Name())])
 		for _, f := range d.files {
 			if i, ok := in.find(f.path); ok {
 				infos[i] = f.info
 			} else if !d.ignore.Match(append(slices.Clip(d.domain), f.info.Name()), false) && !r.isIgnored(f.path) {
-				untracked = append(untracked, f)
+				strays[k] = append(strays[k], f)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for k, d := range dirs {
+		if d.attributes {
+			attrFiles = append(attrFiles, strings.Join(append(slices.Clip(d.domain), ".gitattributes"), "/"))
+		}
+		untracked = append(untracked, strays[k]...)
 	}
 	if s.attrs, err = r.loadAttributes(todo.entries, attrFiles); err != nil {
 		return nil, fmt.Errorf("read the gitattributes of %s: %w", r.Root, err)
@@ -169,7 +181,11 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 // tracked is the index with one entry a path, and how to find a path in it.
 type tracked struct {
 	entries []*index.Entry
-	byPath  map[string]int // for an index out of path order; nil when sorted
+	// names are the entries' paths, side by side: what the searches compare
+	// (through entries, each comparison read an entry of its own, from
+	// anywhere in memory).
+	names  []string
+	byPath map[string]int // for an index out of path order; nil when sorted
 }
 
 // trackedEntries keeps one entry a path: an unmerged path (several stages)
@@ -186,9 +202,10 @@ func trackedEntries(entries []*index.Entry) (tracked, error) {
 				"run `git sparse-checkout init --no-sparse-index`", ErrUnsupported, e.Name)
 		}
 	}
+	t.names = make([]string, 0, len(entries))
 	for _, e := range entries {
 		if n := len(t.entries); n > 0 {
-			if prev := t.entries[n-1].Name; e.Name == prev {
+			if prev := t.names[n-1]; e.Name == prev {
 				t.entries[n-1] = &index.Entry{Name: e.Name, Stage: e.Stage}
 				continue
 			} else if e.Name < prev {
@@ -196,6 +213,7 @@ func trackedEntries(entries []*index.Entry) (tracked, error) {
 			}
 		}
 		t.entries = append(t.entries, e)
+		t.names = append(t.names, e.Name)
 	}
 	return t, nil
 }
@@ -227,7 +245,7 @@ func (t tracked) dir(prefix string) trackedRange {
 
 // search gives the place of the first entry not before path.
 func (t tracked) search(path string) int {
-	i, _ := slices.BinarySearchFunc(t.entries, path, func(e *index.Entry, p string) int { return strings.Compare(e.Name, p) })
+	i, _ := slices.BinarySearch(t.names, path)
 	return i
 }
 
@@ -237,13 +255,13 @@ func (t tracked) search(path string) int {
 // within the last step, instead of one over the whole index.
 func (t tracked) searchFrom(lo int, path string) int {
 	hi, step := lo, 1
-	for hi < len(t.entries) && t.entries[hi].Name < path {
+	for hi < len(t.names) && t.names[hi] < path {
 		lo = hi + 1
 		hi += step
 		step <<= 1
 	}
-	hi = min(hi, len(t.entries))
-	return lo + tracked{entries: t.entries[lo:hi]}.search(path)
+	hi = min(hi, len(t.names))
+	return lo + tracked{names: t.names[lo:hi]}.search(path)
 }
 
 type trackedRange struct {
@@ -260,8 +278,8 @@ func (r trackedRange) find(path string) (int, bool) {
 		i, ok := r.t.byPath[path]
 		return i, ok
 	}
-	i, ok := slices.BinarySearchFunc(r.t.entries[r.lo:r.hi], path[r.plen:], func(e *index.Entry, name string) int {
-		return strings.Compare(e.Name[r.plen:], name)
+	i, ok := slices.BinarySearchFunc(r.t.names[r.lo:r.hi], path[r.plen:], func(n, name string) int {
+		return strings.Compare(n[r.plen:], name)
 	})
 	return r.lo + i, ok
 }
