@@ -244,7 +244,7 @@ func (d *download) partCRCs(ctx context.Context, parts []int) (map[int]uint32, e
 	crcs := make(map[int]uint32, len(parts))
 	for _, i := range parts {
 		off, n := d.span(i)
-		c := crc32.New(castagnoli)
+		c := crc32.New(castagnoli())
 		if err := copyCtx(ctx, c, io.NewSectionReader(d.f, off, n)); err != nil {
 			return nil, fmt.Errorf("read back %s: %w", d.f.Name(), err)
 		}
