@@ -275,9 +275,12 @@ func (r *Runner) foundInRecord(commit string, names []string, commitSet, compSet
 	// The commit's record counts only while every component's own record
 	// is stored too (prune deletes a component's record before its files):
 	// the listing the lookup made already says, at no extra request.
+	listed := make(map[string]bool, len(commitSet.tree))
+	for _, o := range commitSet.tree {
+		listed[o.Key] = true
+	}
 	for _, c := range rec.Components {
-		key := commitSet.Prefix + c.Name + "/" + manifest.Name
-		if !slices.ContainsFunc(commitSet.tree, func(o s3store.Object) bool { return o.Key == key }) {
+		if !listed[commitSet.Prefix+c.Name+"/"+manifest.Name] {
 			return false, nil
 		}
 	}
@@ -290,18 +293,27 @@ func (r *Runner) foundInRecord(commit string, names []string, commitSet, compSet
 	if err != nil || r.Config.Component != "" && compSet.State != SetComplete {
 		return false, nil // the hashing path says why
 	}
+	// Each component's files in the record ("<name>/<file>").
+	type count struct {
+		files int
+		bytes int64
+	}
+	counts := make(map[string]count, len(rec.Components))
+	for _, f := range rec.Files {
+		if name, _, ok := strings.Cut(f.Name, "/"); ok {
+			c := counts[name]
+			c.files++
+			c.bytes += f.Size
+			counts[name] = c
+		}
+	}
 	for _, i := range sel {
 		st := &states[i]
 		st.Checked, st.Found = true, true
 		if r.Config.Component != "" {
 			st.Files, st.Bytes = len(compSet.Record.Files), compSet.Record.TotalSize()
 		} else {
-			for _, f := range rec.Files {
-				if strings.HasPrefix(f.Name, st.Name+"/") {
-					st.Files++
-					st.Bytes += f.Size
-				}
-			}
+			st.Files, st.Bytes = counts[st.Name].files, counts[st.Name].bytes
 		}
 		res.Files += st.Files
 		res.Bytes += st.Bytes
