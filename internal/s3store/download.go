@@ -53,7 +53,7 @@ type DownloadRequest struct {
 // Downloaded describes a fetched and verified file.
 type Downloaded struct {
 	Size  int64
-	Parts int // 0 for a single request
+	Parts int // the ranged requests of the first fetch; 0 for a single request
 	// Refetched counts the parts (or the whole file) fetched again because the
 	// file's SHA-256 did not match: bytes damaged on the way.
 	Refetched int
@@ -82,10 +82,11 @@ const maxRounds = 4
 //
 // Every byte is hashed once, as it arrives, never read back from the file:
 // a file up to twice the download part size comes in one request, hashed
-// as it streams; a larger one in ranged parts in parallel, each received
-// into a buffer of a fixed pool (Options.DownloadMemory, shared by every
-// file: memory stays bounded whatever the sizes), written to the file from
-// there and hashed in order right behind it. A body cut short or stalled
+// as it streams; a larger one in ranged requests of the part size in
+// parallel, received in pieces ("parts" below), each into a buffer of a
+// fixed pool (Options.DownloadMemory, shared by every file: memory stays
+// bounded whatever the sizes), written to the file from there and hashed in
+// order right behind it. A body cut short or stalled
 // (no byte for StallTimeout) is resumed at once from the byte where it
 // ended, on a new connection. A file whose SHA-256 does not match is
 // fetched again: a small file whole; a large one in the parts whose CRC32C
@@ -112,7 +113,7 @@ func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, 
 	} else {
 		partSize = req.Size
 	}
-	d := &download{s: s, f: f, req: req, partSize: partSize, parts: n, reported: make([]int64, n)}
+	d := &download{s: s, f: f, req: req, partSize: partSize, parts: n, perRequest: s.dlPerRequest, reported: make([]int64, n)}
 	refetched, err := d.run(ctx)
 	if err != nil {
 		return Downloaded{}, err
@@ -126,7 +127,7 @@ func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, 
 	renamed = true
 	out := Downloaded{Size: req.Size, Refetched: refetched, Duration: time.Since(start)}
 	if n > 1 {
-		out.Parts = n
+		out.Parts = partCount(int64(n), int64(d.perRequest))
 	}
 	return out, nil
 }
@@ -165,14 +166,17 @@ var partialName = regexp.MustCompile(`^\..*` + regexp.QuoteMeta(PartialSuffix) +
 // files: what a run killed mid-way (SIGKILL, a lost machine) leaves behind.
 func IsPartial(name string) bool { return partialName.MatchString(name) }
 
-// download is one file being fetched.
+// download is one file being fetched. Its "parts" are the pieces it is
+// received, written and hashed in (each in a buffer of the pool); one
+// request fetches up to perRequest of them in a row.
 type download struct {
-	s        *Store
-	f        *os.File
-	req      DownloadRequest
-	partSize int64
-	parts    int
-	reported []int64 // per part, the most bytes reported as progress
+	s          *Store
+	f          *os.File
+	req        DownloadRequest
+	partSize   int64
+	parts      int
+	perRequest int
+	reported   []int64 // per part, the most bytes reported as progress
 }
 
 // run fetches every part, then again those that need it, until the file's
@@ -262,7 +266,7 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 		sh := sha256.New()
 		bp := streamPool.Get().(*[]byte)
 		defer streamPool.Put(bp)
-		if err := d.fetchPart(ctx, 0, &streamSink{d: d, buf: *bp, h: sh}); err != nil {
+		if err := d.fetchSpan(ctx, 0, d.req.Size, &streamSink{d: d, buf: *bp, h: sh}); err != nil {
 			return nil, err
 		}
 		return sh.Sum(nil), nil
@@ -270,14 +274,17 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 
 	bufs := make([]*partBuf, d.parts)
 	for _, i := range todo {
-		bufs[i] = &partBuf{more: make(chan struct{}, 1)}
+		bufs[i] = &partBuf{more: make(chan struct{}, 1), ready: make(chan struct{})}
 	}
 	// A dispatcher takes a buffer of the pool for each part, in order, and
-	// starts its fetch; this goroutine hashes the parts in order as their
-	// bytes land. In order, so that the part being hashed always has its
-	// buffer: the pool cannot be held up by parts waiting behind it. The
-	// goroutines are waited for before returning, so none writes to the
-	// file after it is closed, and every buffer goes back to the pool.
+	// starts a request with the first part of each run of parts it fetches;
+	// the request goes on into the next part once that has its buffer (not
+	// reading its body meanwhile). This goroutine hashes the parts in order
+	// as their bytes land. In order, so that the part being hashed always
+	// has its buffer, and its request is under way: the pool cannot be held
+	// up by parts waiting behind it. The goroutines are waited for before
+	// returning, so none writes to the file after it is closed, and every
+	// buffer goes back to the pool.
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var firstErr error
@@ -293,21 +300,29 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 		}
 	}()
 	wg.Go(func() {
-		for _, i := range todo {
-			buf, err := d.s.getPartBuf(ctx)
-			if err != nil {
-				return
-			}
-			p := bufs[i]
-			_, n := d.span(i)
-			p.mu.Lock()
-			p.buf = buf[:n]
-			p.mu.Unlock()
-			wg.Go(func() {
-				if err := d.fetchPart(ctx, i, &bufSink{d: d, i: i, p: p}); err != nil {
-					failed(err)
+		for _, run := range d.runs(todo) {
+			for k, i := range run {
+				buf, err := d.s.getPartBuf(ctx)
+				if err != nil {
+					return
 				}
-			})
+				p := bufs[i]
+				_, n := d.span(i)
+				p.mu.Lock()
+				p.buf = buf[:n]
+				p.mu.Unlock()
+				close(p.ready)
+				if k > 0 {
+					continue
+				}
+				off, _ := d.span(run[0])
+				last, n := d.span(run[len(run)-1])
+				wg.Go(func() {
+					if err := d.fetchSpan(ctx, off, last+n-off, &bufSink{d: d, run: run, bufs: bufs}); err != nil {
+						failed(err)
+					}
+				})
+			}
 		}
 	})
 
@@ -351,6 +366,23 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 	return sh.Sum(nil), nil
 }
 
+// runs splits todo (in order) into the parts each request fetches: parts
+// in a row, up to perRequest.
+func (d *download) runs(todo []int) [][]int {
+	var runs [][]int
+	for k, i := range todo {
+		if k > 0 {
+			last := runs[len(runs)-1]
+			if i == last[len(last)-1]+1 && len(last) < d.perRequest {
+				runs[len(runs)-1] = append(last, i)
+				continue
+			}
+		}
+		runs = append(runs, []int{i})
+	}
+	return runs
+}
+
 // span is part i's offset and length.
 func (d *download) span(i int) (off, n int64) {
 	off = int64(i) * d.partSize
@@ -360,8 +392,9 @@ func (d *download) span(i int) (off, n int64) {
 // A sink takes a part's bytes as they arrive, in order, each once: a
 // request resumed after a cut goes on from the byte where the last ended.
 type sink interface {
-	// space is where the bytes from got on are read into.
-	space(got int64) []byte
+	// space is where the bytes from got on are read into; it may wait for
+	// a buffer, until ctx is done.
+	space(ctx context.Context, got int64) ([]byte, error)
 	// landed: k bytes were read into space(got).
 	landed(got int64, k int) error
 }
@@ -379,8 +412,8 @@ type streamSink struct {
 	h   io.Writer
 }
 
-func (s *streamSink) space(got int64) []byte {
-	return s.buf[:min(int64(len(s.buf)), s.d.req.Size-got)]
+func (s *streamSink) space(_ context.Context, got int64) ([]byte, error) {
+	return s.buf[:min(int64(len(s.buf)), s.d.req.Size-got)], nil
 }
 
 func (s *streamSink) landed(got int64, k int) error {
@@ -388,6 +421,7 @@ func (s *streamSink) landed(got int64, k int) error {
 		return err
 	}
 	s.h.Write(s.buf[:k])
+	s.d.progress(0, got+int64(k))
 	return nil
 }
 
@@ -395,22 +429,25 @@ func (s *streamSink) landed(got int64, k int) error {
 // it and writes it to the file, the hashing goroutine reads what is filled.
 type partBuf struct {
 	mu     sync.Mutex
-	buf    []byte // set by the dispatcher before the fetch starts
-	filled int64  // bytes received
-	done   bool   // every byte received and written to the file
+	buf    []byte        // set by the dispatcher, then ready is closed
+	ready  chan struct{} // closed once buf is set
+	filled int64         // bytes received
+	done   bool          // every byte received and written to the file
 	more   chan struct{}
 }
 
-// bufSink receives part i into its buffer, readSize at a time, and writes
-// it to the file in pieces of flushSize: small enough that what is written
-// is still in the CPU's cache from the read (a profile of the 1 GiB
-// download: a third less system time than writes of 1 MiB from reads of
-// up to the part), large enough not to cost a system call per few KiB.
+// bufSink receives a run of parts, each into its buffer, readSize at a
+// time, and writes them to the file in pieces of flushSize: small enough
+// that what is written is still in the CPU's cache from the read (a profile
+// of the 1 GiB download: a third less system time than writes of 1 MiB from
+// reads of up to the part), large enough not to cost a system call per few
+// KiB.
 type bufSink struct {
 	d       *download
-	i       int
-	p       *partBuf
-	written int64
+	run     []int
+	bufs    []*partBuf
+	cur     int   // the run's part being received
+	written int64 // of it
 }
 
 const (
@@ -418,27 +455,49 @@ const (
 	flushSize = 128 << 10
 )
 
-func (s *bufSink) space(got int64) []byte {
-	return s.p.buf[got:min(int64(len(s.p.buf)), got+readSize)]
+// at is the buffer of the run's part that byte got (of the run) falls in,
+// and where in it.
+func (s *bufSink) at(got int64) (c int, p *partBuf, within int64) {
+	c = int(got / s.d.partSize)
+	return c, s.bufs[s.run[c]], got % s.d.partSize
+}
+
+func (s *bufSink) space(ctx context.Context, got int64) ([]byte, error) {
+	_, p, within := s.at(got)
+	select {
+	case <-p.ready:
+	default:
+		select {
+		case <-p.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return p.buf[within:min(int64(len(p.buf)), within+readSize)], nil
 }
 
 func (s *bufSink) landed(got int64, k int) error {
-	filled := got + int64(k)
-	end := filled == int64(len(s.p.buf))
+	c, p, within := s.at(got)
+	if c != s.cur {
+		s.cur, s.written = c, 0 // the one before ended with its last byte written
+	}
+	filled := within + int64(k)
+	end := filled == int64(len(p.buf))
 	if filled-s.written >= flushSize || end {
-		off, _ := s.d.span(s.i)
-		if _, err := s.d.f.WriteAt(s.p.buf[s.written:filled], off+s.written); err != nil {
+		off, _ := s.d.span(s.run[c])
+		if _, err := s.d.f.WriteAt(p.buf[s.written:filled], off+s.written); err != nil {
 			return err
 		}
 		s.written = filled
 	}
-	s.p.mu.Lock()
-	s.p.filled, s.p.done = filled, end
-	s.p.mu.Unlock()
+	p.mu.Lock()
+	p.filled, p.done = filled, end
+	p.mu.Unlock()
 	select {
-	case s.p.more <- struct{}{}:
+	case p.more <- struct{}{}:
 	default:
 	}
+	s.d.progress(s.run[c], filled)
 	return nil
 }
 
@@ -458,16 +517,16 @@ func (s *Store) getPartBuf(ctx context.Context) ([]byte, error) {
 
 func (s *Store) putPartBuf(b []byte) { s.dlBufs <- b }
 
-// fetchPart fetches part i into sink. A body cut short or stalled is
-// resumed from the byte where it ended, at once the first time, after a
-// backoff after that; the SDK has already retried the request itself.
-func (d *download) fetchPart(ctx context.Context, i int, sk sink) error {
-	off, n := d.span(i)
+// fetchSpan fetches the n bytes from off into sink. A body cut short or
+// stalled is resumed from the byte where it ended, at once the first time,
+// after a backoff after that; the SDK has already retried the request
+// itself.
+func (d *download) fetchSpan(ctx context.Context, off, n int64, sk sink) error {
 	attempts := d.s.client.Options().Retryer.MaxAttempts()
 	backoff := retry.NewExponentialJitterBackoff(5 * time.Second)
 	var got int64
 	for attempt := 1; ; attempt++ {
-		k, err := d.getRange(ctx, i, off, n, got, sk)
+		k, err := d.getRange(ctx, off, n, got, sk)
 		got += k
 		var cut *cutError
 		if err == nil || !errors.As(err, &cut) || ctx.Err() != nil {
@@ -509,7 +568,7 @@ var errStalled = errors.New("no byte received")
 
 // getRange makes one GET for bytes off+got to off+n of the object and gives
 // them to sk; it returns how many it gave.
-func (d *download) getRange(ctx context.Context, i int, off, n, got int64, sk sink) (int64, error) {
+func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (int64, error) {
 	// A single request takes a share of the bytes in flight while its body
 	// streams, as an upload's does: a large body must not starve the small
 	// files. Parts are bounded by the pool of buffers instead.
@@ -553,14 +612,19 @@ func (d *download) getRange(ctx context.Context, i int, off, n, got int64, sk si
 
 	var read int64
 	for got+read < n {
-		b := sk.space(got + read)
+		// Waiting for a buffer is not a stall of the body.
+		body.idle.Store(true)
+		b, err := sk.space(ctx, got+read)
+		body.idle.Store(false)
+		if err != nil {
+			return read, err
+		}
 		k, err := body.Read(b)
 		if k > 0 {
 			if werr := sk.landed(got+read, k); werr != nil {
 				return read, fmt.Errorf("write %s: %w", d.f.Name(), werr)
 			}
 			read += int64(k)
-			d.progress(i, got+read)
 		}
 		if err == io.EOF {
 			break
@@ -598,6 +662,7 @@ type watchedBody struct {
 	timer clockwork.Timer
 	every time.Duration
 	reads atomic.Int64 // reads that returned bytes
+	idle  atomic.Bool  // not reading: waiting for room for the bytes
 	fired atomic.Bool
 	// By the timer's callbacks only (one at a time):
 	checked int64 // reads at the last check
@@ -615,7 +680,7 @@ func newWatchedBody(body io.ReadCloser, clock clockwork.Clock, after time.Durati
 }
 
 func (w *watchedBody) check() {
-	if r := w.reads.Load(); r != w.checked {
+	if r := w.reads.Load(); r != w.checked || w.idle.Load() {
 		w.checked, w.quiet = r, 0
 	} else if w.quiet++; w.quiet >= stallChecks {
 		w.fired.Store(true)

@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +112,88 @@ func TestDownload(t *testing.T) {
 	})
 }
 
+// A large file is fetched in ranged requests of PartSize, each received into
+// several of the pool's smaller buffers: a request goes on into its next
+// piece once that has a buffer (here the first request spans more pieces
+// than the pool holds), and the bytes arrive intact.
+func TestDownloadRequestSpansBuffers(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		o := putStored(t, srv, bucket, "large", filler(5<<20+17))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var mu sync.Mutex
+		var ranges []string
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodGet {
+				mu.Lock()
+				ranges = append(ranges, r.Header.Get("Range"))
+				mu.Unlock()
+			}
+			return s3test.Pass
+		}
+		// Pieces of 512 KiB (3 MiB among 6), requests of 4 MiB: 8 pieces.
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20})
+		req := o.request(t.TempDir(), "large")
+		var got atomic.Int64
+		req.Progress = func(n int64) { got.Add(n) }
+		d, err := st.Download(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
+			t.Fatal("bytes differ")
+		}
+		slices.Sort(ranges)
+		if want := []string{"bytes=0-4194303", "bytes=4194304-5242896"}; !slices.Equal(ranges, want) || d.Parts != 2 {
+			t.Errorf("requests %q, %d parts; want %q", ranges, d.Parts, want)
+		}
+		if got.Load() != int64(len(o.body)) {
+			t.Errorf("progress counted %d bytes of %d", got.Load(), len(o.body))
+		}
+	})
+}
+
+// A body whose reader waits for room (a buffer of the pool) is not taken for
+// a stalled one, however long it waits; once it reads again, silence counts.
+func TestWatchedBodyIdle(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClock()
+	r, w := io.Pipe()
+	defer w.Close()
+	const stall = 10 * time.Second
+	body := newWatchedBody(r, clock, stall)
+	defer body.Close()
+	// A guard, not a measure: a watch that fired leaves nothing on the clock.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	body.idle.Store(true)
+	for range 3 * stallChecks {
+		if err := clock.BlockUntilContext(ctx, 1); err != nil {
+			t.Fatalf("a body waiting for room was taken for a stalled one: %v", err)
+		}
+		clock.Advance(stall / stallChecks)
+	}
+	if err := clock.BlockUntilContext(ctx, 1); err != nil || body.stalled() {
+		t.Fatalf("a body waiting for room was taken for a stalled one: %v", err)
+	}
+	body.idle.Store(false)
+	read := make(chan error, 1)
+	go func() {
+		_, err := body.Read(make([]byte, 1))
+		read <- err
+	}()
+	for range stallChecks {
+		if err := clock.BlockUntilContext(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(stall / stallChecks)
+	}
+	if err := <-read; err == nil || !body.stalled() {
+		t.Errorf("a silent body, read from, was not taken for a stalled one: %v", err)
+	}
+}
+
 // Through a proxy that spoils response bodies (a flipped byte, a connection
 // cut mid-body, a stall) and fails requests (503, 500, dropped), every file
 // arrives intact; a flipped byte is noticed by the SHA-256 and only the
@@ -140,10 +224,16 @@ func TestDownloadFaults(t *testing.T) {
 			}
 			return faults[rnd.IntN(len(faults))]
 		}
-		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 1 << 20, RequestTimeout: time.Second})
+		// A request a part (1 MiB), and requests of 4 MiB received in
+		// pieces of 512 KiB.
+		stores := []*Store{
+			newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 1 << 20, RequestTimeout: time.Second}),
+			newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20, RequestTimeout: time.Second}),
+		}
 		dir := t.TempDir()
 		refetched := 0
-		for round := range 3 {
+		for round := range 6 {
+			st := stores[round%2]
 			for _, o := range []stored{small, large} {
 				req := o.request(dir, o.key)
 				d, err := st.Download(ctx, req)

@@ -67,8 +67,10 @@ type Options struct {
 	MaxBytesInFlight int64
 	// DownloadMemory bounds the memory a download's parts are received into
 	// (shared by every file fetched at once); 0 means DefaultDownloadMemory.
-	// A file is fetched in parts of min(PartSize, DownloadMemory/6), as many
-	// at once as fit; one up to twice that size in one request, streamed.
+	// A file is received in pieces of min(PartSize, DownloadMemory/6), as
+	// many at once as fit, fetched by ranged requests of PartSize (each
+	// going on into its next piece once that has a buffer); one up to twice
+	// the piece size in one request, streamed.
 	DownloadMemory int64
 	// StallTimeout: a response body that brings no byte for this long is
 	// given up and the rest asked for again; 0 means DefaultStallTimeout.
@@ -102,8 +104,8 @@ const (
 	// DefaultRequestTimeout bounds one attempt of one request: a part is at
 	// most a few tens of MiB, so two minutes means a stall, not a slow link.
 	DefaultRequestTimeout = 2 * time.Minute
-	// DefaultDownloadMemory: six parts of 4 MiB at once (a 1 GiB download
-	// peaks at about 53 MiB resident, under its target of 64 MiB).
+	// DefaultDownloadMemory: six pieces of 4 MiB at once (a 1 GiB download
+	// peaks at about 45 MiB resident, under its target of 64 MiB).
 	DefaultDownloadMemory = 24 << 20
 	// dlBuffers is how many parts a download's memory is shared among: as
 	// many streams at once as s5cmd's five, and one.
@@ -127,7 +129,8 @@ type Store struct {
 	limit             *limiter            // bounds requests in flight across files and parts
 	bytes             *semaphore.Weighted // bounds the bytes of large bodies in flight (see sending)
 	maxBytes          int64
-	dlPart            int64       // the part size of downloads
+	dlPart            int64       // the size of the pieces downloads are received in
+	dlPerRequest      int         // how many of those pieces one ranged GET fetches
 	dlBufs            chan []byte // the pool of part buffers (nil entries: not allocated yet)
 	stallTimeout      time.Duration
 	clock             clockwork.Clock
@@ -269,11 +272,16 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	})
 	dlPart := max(64<<10, min(o.PartSize, o.DownloadMemory/dlBuffers))
 	dlBufs := make(chan []byte, max(1, o.DownloadMemory/dlPart))
+	// Requests of PartSize, not of a piece: MinIO spends about 1.5 ms of CPU
+	// on each GET, which on one machine is taken from the client (a 1 GiB
+	// download in 4 MiB requests cost it 0.35 s more than in 16 MiB ones).
+	dlPerRequest := int(max(1, o.PartSize/dlPart))
 	for range cap(dlBufs) {
 		dlBufs <- nil // allocated when first taken
 	}
 	return &Store{
 		dlPart:            dlPart,
+		dlPerRequest:      dlPerRequest,
 		dlBufs:            dlBufs,
 		stallTimeout:      o.StallTimeout,
 		clock:             o.Clock,
