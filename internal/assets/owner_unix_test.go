@@ -134,3 +134,42 @@ func TestWorkspaceHandedToItsOwner(t *testing.T) {
 		t.Errorf("the package directory survived rm -rf as its owner: %v", err)
 	}
 }
+
+// A check that rewrites the markers an earlier run left hands each to the
+// workspace's owner, whoever owned the earlier file (an earlier check run as
+// root before the directory was handed over, say), and leaves one that is
+// the owner's already as it is.
+func TestReusedMarkersHandedToItsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can hand files to another user")
+	}
+	const uid, gid = 1001, 1002
+	f := newFake()
+	seedCommitOfComponents(f, nil)
+	r, logs := newMonoRunner(t, f, "", "")
+	pkg := r.Config.PackageDir
+	if err := os.Chown(pkg, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("first check: %v\n%s", err, logs)
+	}
+	// An earlier root's markers, in directories now the user's.
+	for _, name := range []string{CommitFile, "api/" + FoundFile} {
+		if err := os.Lchown(filepath.Join(pkg, name), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("second check: %v\n%s", err, logs)
+	}
+	for _, name := range []string{CommitFile, ComponentsFile, FoundFile, "api/" + FoundFile, "fn1/" + FoundFile} {
+		fi, err := os.Lstat(filepath.Join(pkg, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+			t.Errorf("%s belongs to %d:%d, not %d:%d", name, st.Uid, st.Gid, uid, gid)
+		}
+	}
+}

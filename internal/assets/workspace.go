@@ -72,6 +72,7 @@ type workspace struct {
 type spare struct {
 	path  string
 	empty bool
+	fi    os.FileInfo // as setAside found it: its owner
 }
 
 // spareSuffix names an earlier run's marker moved aside by check (for
@@ -133,8 +134,11 @@ func (w *workspace) own(path string) error {
 // write writes a marker (its parent directory made if needed), remembered
 // for rollback.
 func (w *workspace) write(path string, data []byte) error {
-	if w.reuse(path, data) {
-		return w.own(path)
+	if fi, ok := w.reuse(path, data); ok {
+		if err := owner.LikeParentOf(path, fi); err != nil {
+			return fail(KindPackage, fmt.Errorf("hand %s to the owner of its directory: %w", path, err))
+		}
+		return nil
 	}
 	if err := w.mkdir(filepath.Dir(path)); err != nil {
 		return err
@@ -152,16 +156,17 @@ func (w *workspace) write(path string, data []byte) error {
 
 // reuse writes a marker into the earlier run's file of the same name that
 // prepare moved aside, then puts it in place (so the marker appears with
-// its new content, as a file written afresh would). It reports false when
-// there is no such file, or it could not be written (it is removed then,
-// and the marker is written afresh).
-func (w *workspace) reuse(path string, data []byte) bool {
+// its new content, as a file written afresh would), and returns the file's
+// information from before (its owner). It reports false when there is no
+// such file, or it could not be written (it is removed then, and the marker
+// is written afresh).
+func (w *workspace) reuse(path string, data []byte) (os.FileInfo, bool) {
 	w.mu.Lock()
 	spare, ok := w.spares[path]
 	delete(w.spares, path)
 	w.mu.Unlock()
 	if !ok {
-		return false
+		return nil, false
 	}
 	var err error
 	if len(data) == 0 && spare.empty {
@@ -190,12 +195,12 @@ func (w *workspace) reuse(path string, data []byte) bool {
 	}
 	if err != nil {
 		os.Remove(spare.path)
-		return false
+		return nil, false
 	}
 	w.mu.Lock()
 	w.written = append(w.written, path)
 	w.mu.Unlock()
-	return true
+	return spare.fi, true
 }
 
 // setAside moves an earlier run's marker out of its name (a regular file:
@@ -214,7 +219,7 @@ func (w *workspace) setAside(path string) (moved bool, err error) {
 	case errors.Is(err, os.ErrNotExist):
 		// A spare left by a check that was killed is reused all the same.
 		if fi, err := os.Lstat(sp.path); err == nil && fi.Mode().IsRegular() {
-			sp.empty = fi.Size() == 0
+			sp.empty, sp.fi = fi.Size() == 0, fi
 			w.spares[path] = sp
 		}
 		return false, nil
@@ -226,7 +231,7 @@ func (w *workspace) setAside(path string) (moved bool, err error) {
 	if err := rename(path, sp.path); err != nil {
 		return false, err
 	}
-	sp.empty = fi.Size() == 0
+	sp.empty, sp.fi = fi.Size() == 0, fi
 	w.spares[path] = sp
 	return true, nil
 }
