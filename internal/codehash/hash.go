@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
 )
 
@@ -105,21 +106,35 @@ func digest(files []gitrepo.File, salt string) string {
 }
 
 // digestWith hashes the header, then a line a file (see Compute).
+//
+// The lines are made in place in one buffer, hashed each time it fills, and
+// the usual modes are written as constants: this runs after the walk, on
+// the hash's critical path, and at 200,000 files making the lines (copied
+// twice, the mode formatted) took as long as SHA-256 itself.
 func digestWith(header string, files []gitrepo.File) string {
 	h := sha256.New()
-	w := bufio.NewWriterSize(h, 64<<10)
-	w.WriteString(header)
-	var line []byte
+	buf := make([]byte, 0, 256<<10)
+	buf = append(buf, header...)
 	for _, f := range files {
-		line = append(line[:0], f.Path...)
-		line = append(line, 0)
-		line = strconv.AppendUint(line, uint64(f.Mode), 8)
-		line = append(line, 0)
-		line = hex.AppendEncode(line, f.ID[:])
-		line = append(line, '\n')
-		w.Write(line)
+		if len(buf) > cap(buf)-len(f.Path)-64 {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+		buf = append(buf, f.Path...)
+		buf = append(buf, 0)
+		switch f.Mode {
+		case filemode.Regular:
+			buf = append(buf, "100644"...)
+		case filemode.Executable:
+			buf = append(buf, "100755"...)
+		default:
+			buf = strconv.AppendUint(buf, uint64(f.Mode), 8)
+		}
+		buf = append(buf, 0)
+		buf = hex.AppendEncode(buf, f.ID[:])
+		buf = append(buf, '\n')
 	}
-	w.Flush()
+	h.Write(buf)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -377,6 +378,28 @@ func TestDigestLayout(t *testing.T) {
 	sum := sha256.Sum256([]byte(layout))
 	if got, want := digest(files, "my salt"), hex.EncodeToString(sum[:]); got != want {
 		t.Errorf("digest = %s, want %s", got, want)
+	}
+
+	// Many files, past the buffer the lines are hashed from, and a mode of
+	// an old git (100664) among them.
+	var many []gitrepo.File
+	long := "s3-asset-manager code hash v1\n\n"
+	for i := range 20000 {
+		f := gitrepo.File{Path: fmt.Sprintf("dir%03d/%s/file%05d.js", i/100, strings.Repeat("x", i%300), i), Mode: filemode.Regular, ID: plumbing.ComputeHash(plumbing.BlobObject, []byte{byte(i), byte(i >> 8)})}
+		switch i % 7 {
+		case 1:
+			f.Mode = filemode.Executable
+		case 2:
+			f.Mode = filemode.Symlink
+		case 3:
+			f.Mode = filemode.Deprecated
+		}
+		many = append(many, f)
+		long += fmt.Sprintf("%s\x00%o\x00%s\n", f.Path, uint32(f.Mode), f.ID)
+	}
+	sum = sha256.Sum256([]byte(long))
+	if got, want := digest(many, ""), hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("digest of %d files = %s, want %s", len(many), got, want)
 	}
 
 	var b strings.Builder

@@ -146,3 +146,15 @@ func BenchmarkListCompare(b *testing.B) {
 	}
 	reportCPU(b, start)
 }
+
+// BenchmarkDigest: the code hash of a list's files (what follows the walk).
+func BenchmarkDigest(b *testing.B) {
+	l := benchList(b)
+	start := cpuTime()
+	for b.Loop() {
+		if digest(l.Files, "") != l.CodeHash {
+			b.Fatal("digest differs")
+		}
+	}
+	reportCPU(b, start)
+}
