@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
@@ -195,13 +197,22 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	for _, i := range sel.named {
 		get("n:"+comps[i].Name, comps[i].Name, "", i)
 	}
-	var sharedFiles []gitrepo.File
+	var (
+		sharedFiles []gitrepo.File
+		lastDir     = "\x00" // no directory's name
+		d           *dirSelection
+	)
 	for i, f := range files {
-		if d := sel.forDir(f.Path); d.shared == decidedYes || d.shared == perFile && Match(shared, f.Path) {
+		// The files are in path order: a directory's files one after
+		// another, and its decisions looked up once for them all.
+		if dir := f.Path[:max(0, strings.LastIndexByte(f.Path, '/'))]; dir != lastDir {
+			d, lastDir = sel.forDir(f.Path), dir
+		}
+		if d.shared == decidedYes || d.shared == perFile && Match(shared, f.Path) {
 			sharedIdx = append(sharedIdx, i)
 			sharedFiles = append(sharedFiles, f)
 		}
-		sel.members(f.Path, func(ci int, dir string) {
+		sel.membersIn(d, f.Path, func(ci int, dir string) {
 			c := comps[ci]
 			var a *acc
 			if c.DirGlob == "" {
@@ -270,8 +281,12 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 		return nil, errors.Join(errs...)
 	}
 
-	out := make([]ComponentHash, 0, len(order))
-	for _, a := range order {
+	// Each component's files and hash, on every core: this follows the
+	// walk, on the critical path (100 components over 200,000 files: 25 ms
+	// on one).
+	out := make([]ComponentHash, len(order))
+	err = pool.Run(ctx, runtime.GOMAXPROCS(0), len(order), func(_ context.Context, k int) error {
+		a := order[k]
 		// Shared and own, merged in path order (both are in it already).
 		cf := make([]gitrepo.File, 0, len(sharedIdx)+len(a.own))
 		i, j := 0, 0
@@ -289,7 +304,11 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 			}
 		}
 		header := Scheme + "\n" + salt + "\ncomponent " + a.name + "\n"
-		out = append(out, ComponentHash{Name: a.name, Dir: a.dir, Result: Result{Hash: digestWith(header, cf), Files: cf}})
+		out[k] = ComponentHash{Name: a.name, Dir: a.dir, Result: Result{Hash: digestWith(header, cf), Files: cf}}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(x, y ComponentHash) int { return strings.Compare(x.Name, y.Name) })
 	return out, nil
@@ -486,7 +505,11 @@ func (s *selector) any(p string) bool {
 // line, and for a directory glob the matching directory (a file under two
 // matching directories, with '**', belongs to both).
 func (s *selector) members(p string, fn func(ci int, dir string)) {
-	d := s.forDir(p)
+	s.membersIn(s.forDir(p), p, fn)
+}
+
+// membersIn is members with the decisions of p's directory (forDir) at hand.
+func (s *selector) membersIn(d *dirSelection, p string, fn func(ci int, dir string)) {
 	for _, m := range d.all {
 		fn(m.ci, m.dir)
 	}
