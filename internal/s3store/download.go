@@ -176,7 +176,8 @@ type download struct {
 	partSize   int64
 	parts      int
 	perRequest int
-	reported   []int64 // per part, the most bytes reported as progress
+	reported   []int64      // per part, the most bytes reported as progress
+	hashing    atomic.Int64 // the part being hashed (-1 before the first)
 }
 
 // run fetches every part, then again those that need it, until the file's
@@ -274,17 +275,15 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 
 	bufs := make([]*partBuf, d.parts)
 	for _, i := range todo {
-		bufs[i] = &partBuf{more: make(chan struct{}, 1), ready: make(chan struct{})}
+		bufs[i] = &partBuf{more: make(chan struct{}, 1)}
 	}
-	// A dispatcher takes a buffer of the pool for each part, in order, and
-	// starts a request with the first part of each run of parts it fetches;
-	// the request goes on into the next part once that has its buffer (not
-	// reading its body meanwhile). This goroutine hashes the parts in order
-	// as their bytes land. In order, so that the part being hashed always
-	// has its buffer, and its request is under way: the pool cannot be held
-	// up by parts waiting behind it. The goroutines are waited for before
-	// returning, so none writes to the file after it is closed, and every
-	// buffer goes back to the pool.
+	// The requests start in order, as many at once as the pool has buffers;
+	// each takes a buffer of the pool for a piece when it reaches it. This
+	// goroutine hashes the parts in order as their bytes land. The part
+	// being hashed can always get a buffer (the pool keeps its last one for
+	// such a part), so parts received ahead of it cannot hold the pool up.
+	// The goroutines are waited for before returning, so none writes to the
+	// file after it is closed, and every buffer goes back to the pool.
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var firstErr error
@@ -295,34 +294,27 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 		wg.Wait()
 		for _, p := range bufs {
 			if p != nil && p.buf != nil {
-				d.s.putPartBuf(p.buf)
+				d.s.dlPool.put(p.buf)
 			}
 		}
 	}()
+	d.hashing.Store(-1)
 	wg.Go(func() {
+		streams := make(chan struct{}, d.s.dlPool.size())
 		for _, run := range d.runs(todo) {
-			for k, i := range run {
-				buf, err := d.s.getPartBuf(ctx)
-				if err != nil {
-					return
-				}
-				p := bufs[i]
-				_, n := d.span(i)
-				p.mu.Lock()
-				p.buf = buf[:n]
-				p.mu.Unlock()
-				close(p.ready)
-				if k > 0 {
-					continue
-				}
-				off, _ := d.span(run[0])
-				last, n := d.span(run[len(run)-1])
-				wg.Go(func() {
-					if err := d.fetchSpan(ctx, off, last+n-off, &bufSink{d: d, run: run, bufs: bufs}); err != nil {
-						failed(err)
-					}
-				})
+			select {
+			case streams <- struct{}{}:
+			case <-ctx.Done():
+				return
 			}
+			off, _ := d.span(run[0])
+			last, n := d.span(run[len(run)-1])
+			wg.Go(func() {
+				defer func() { <-streams }()
+				if err := d.fetchSpan(ctx, off, last+n-off, &bufSink{d: d, run: run, bufs: bufs}); err != nil {
+					failed(err)
+				}
+			})
 		}
 	})
 
@@ -336,6 +328,8 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 			}
 			continue
 		}
+		d.hashing.Store(int64(i))
+		d.s.dlPool.moved()
 		var hashed int64
 		for {
 			p.mu.Lock()
@@ -360,8 +354,11 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 				return nil, ctx.Err()
 			}
 		}
-		d.s.putPartBuf(p.buf[:cap(p.buf)])
+		p.mu.Lock()
+		b := p.buf
 		p.buf = nil
+		p.mu.Unlock()
+		d.s.dlPool.put(b[:cap(b)])
 	}
 	return sh.Sum(nil), nil
 }
@@ -429,10 +426,9 @@ func (s *streamSink) landed(got int64, k int) error {
 // it and writes it to the file, the hashing goroutine reads what is filled.
 type partBuf struct {
 	mu     sync.Mutex
-	buf    []byte        // set by the dispatcher, then ready is closed
-	ready  chan struct{} // closed once buf is set
-	filled int64         // bytes received
-	done   bool          // every byte received and written to the file
+	buf    []byte // taken from the pool by the request when it reaches the part
+	filled int64  // bytes received
+	done   bool   // every byte received and written to the file
 	more   chan struct{}
 }
 
@@ -463,15 +459,17 @@ func (s *bufSink) at(got int64) (c int, p *partBuf, within int64) {
 }
 
 func (s *bufSink) space(ctx context.Context, got int64) ([]byte, error) {
-	_, p, within := s.at(got)
-	select {
-	case <-p.ready:
-	default:
-		select {
-		case <-p.ready:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	c, p, within := s.at(got)
+	if within == 0 && p.buf == nil { // only this request sets it
+		i := s.run[c]
+		buf, err := s.d.s.dlPool.get(ctx, func() bool { return s.d.hashing.Load() == int64(i) })
+		if err != nil {
+			return nil, err
 		}
+		_, n := s.d.span(i)
+		p.mu.Lock()
+		p.buf = buf[:n]
+		p.mu.Unlock()
 	}
 	return p.buf[within:min(int64(len(p.buf)), within+readSize)], nil
 }
@@ -501,21 +499,68 @@ func (s *bufSink) landed(got int64, k int) error {
 	return nil
 }
 
-// getPartBuf takes a buffer of the pool of download parts, allocating it
-// the first time; putPartBuf gives it back.
-func (s *Store) getPartBuf(ctx context.Context) ([]byte, error) {
-	select {
-	case b := <-s.dlBufs:
-		if b == nil {
-			b = make([]byte, s.dlPart)
+// partPool is the fixed set of buffers large downloads are received into,
+// shared by every file (allocated when first taken). Its last free buffer
+// goes only to a part being hashed: a part received ahead of the one being
+// hashed waits for its buffer rather than take that one, so those ahead of
+// the hash never hold every buffer while the one it waits for has none.
+type partPool struct {
+	mu      sync.Mutex
+	free    [][]byte // nil entries: not allocated yet
+	n       int
+	bufSize int64
+	changed chan struct{} // closed, and replaced, when a buffer comes back or a hash moves on
+}
+
+func newPartPool(n int, bufSize int64) *partPool {
+	return &partPool{free: make([][]byte, n), n: n, bufSize: bufSize, changed: make(chan struct{})}
+}
+
+func (p *partPool) size() int { return p.n }
+
+// get takes a buffer: any free one if hashed() (its part is the one being
+// hashed), else one of at least two free; it waits for one until ctx is
+// done. hashed is asked again whenever a hash moves on.
+func (p *partPool) get(ctx context.Context, hashed func() bool) ([]byte, error) {
+	for {
+		p.mu.Lock()
+		if k := len(p.free); k > 1 || k == 1 && hashed() {
+			b := p.free[k-1]
+			p.free = p.free[:k-1]
+			p.mu.Unlock()
+			if b == nil {
+				b = make([]byte, p.bufSize)
+			}
+			return b, nil
 		}
-		return b, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
-func (s *Store) putPartBuf(b []byte) { s.dlBufs <- b }
+func (p *partPool) put(b []byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.wake()
+	p.mu.Unlock()
+}
+
+// moved: a hash moved on to its next part (which may be waiting in get).
+func (p *partPool) moved() {
+	p.mu.Lock()
+	p.wake()
+	p.mu.Unlock()
+}
+
+func (p *partPool) wake() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
 
 // fetchSpan fetches the n bytes from off into sink. A body cut short or
 // stalled is resumed from the byte where it ended, at once the first time,

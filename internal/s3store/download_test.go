@@ -114,8 +114,11 @@ func TestDownload(t *testing.T) {
 
 // A large file is fetched in ranged requests of PartSize, each received into
 // several of the pool's smaller buffers: a request goes on into its next
-// piece once that has a buffer (here the first request spans more pieces
-// than the pool holds), and the bytes arrive intact.
+// piece once it has a buffer (here the first request spans more pieces
+// than the pool holds), and the bytes arrive intact. With a pool of two
+// buffers, requests ahead of the piece being hashed never take the last
+// one: they would hold the pool while the hash waits for a piece without a
+// buffer.
 func TestDownloadRequestSpansBuffers(t *testing.T) {
 	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
@@ -150,6 +153,23 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 		}
 		if got.Load() != int64(len(o.body)) {
 			t.Errorf("progress counted %d bytes of %d", got.Load(), len(o.body))
+		}
+
+		// Two buffers of 64 KiB, requests of 1 MiB (16 pieces): 80 pieces,
+		// five requests, two at once.
+		two := newStore(t, srv, bucket, Options{PartSize: 1 << 20, DownloadMemory: 128 << 10})
+		o = putStored(t, srv, bucket, "two", filler(5<<20))
+		// A guard, not a measure: a pool held up waits forever.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for range 5 {
+			req := o.request(t.TempDir(), "two")
+			if _, err := two.Download(ctx, req); err != nil {
+				t.Fatalf("a pool of two buffers: %v", err)
+			}
+			if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
+				t.Fatal("a pool of two buffers: bytes differ")
+			}
 		}
 	})
 }

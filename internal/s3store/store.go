@@ -69,8 +69,8 @@ type Options struct {
 	// (shared by every file fetched at once); 0 means DefaultDownloadMemory.
 	// A file is received in pieces of min(PartSize, DownloadMemory/6), as
 	// many at once as fit, fetched by ranged requests of PartSize (each
-	// going on into its next piece once that has a buffer); one up to twice
-	// the piece size in one request, streamed.
+	// taking a buffer as it reaches a piece); one up to twice the piece size
+	// in one request, streamed.
 	DownloadMemory int64
 	// StallTimeout: a response body that brings no byte for this long is
 	// given up and the rest asked for again; 0 means DefaultStallTimeout.
@@ -129,9 +129,9 @@ type Store struct {
 	limit             *limiter            // bounds requests in flight across files and parts
 	bytes             *semaphore.Weighted // bounds the bytes of large bodies in flight (see sending)
 	maxBytes          int64
-	dlPart            int64       // the size of the pieces downloads are received in
-	dlPerRequest      int         // how many of those pieces one ranged GET fetches
-	dlBufs            chan []byte // the pool of part buffers (nil entries: not allocated yet)
+	dlPart            int64     // the size of the pieces downloads are received in
+	dlPerRequest      int       // how many of those pieces one ranged GET fetches
+	dlPool            *partPool // the buffers downloads are received into
 	stallTimeout      time.Duration
 	clock             clockwork.Clock
 	// singleDeletes: the store has no DeleteObjects (it answered
@@ -271,18 +271,15 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		})
 	})
 	dlPart := max(64<<10, min(o.PartSize, o.DownloadMemory/dlBuffers))
-	dlBufs := make(chan []byte, max(1, o.DownloadMemory/dlPart))
+	dlPool := newPartPool(int(max(1, o.DownloadMemory/dlPart)), dlPart)
 	// Requests of PartSize, not of a piece: MinIO spends about 1.5 ms of CPU
 	// on each GET, which on one machine is taken from the client (a 1 GiB
 	// download in 4 MiB requests cost it 0.35 s more than in 16 MiB ones).
 	dlPerRequest := int(max(1, o.PartSize/dlPart))
-	for range cap(dlBufs) {
-		dlBufs <- nil // allocated when first taken
-	}
 	return &Store{
 		dlPart:            dlPart,
 		dlPerRequest:      dlPerRequest,
-		dlBufs:            dlBufs,
+		dlPool:            dlPool,
 		stallTimeout:      o.StallTimeout,
 		clock:             o.Clock,
 		client:            client,
