@@ -180,9 +180,10 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	files := 0
 	states := make([]ComponentState, len(codes))
 	units := make([]*unit, len(codes))
+	ptrs := &pointerIndex{} // listed if a component misses
 	for i, c := range codes {
 		states[i] = ComponentState{Name: c.Name, CodeHash: c.Hash}
-		units[i] = &unit{name: c.Name, hash: c.Hash, list: c.List}
+		units[i] = &unit{name: c.Name, hash: c.Hash, list: c.List, pointers: ptrs}
 		files += c.Files
 	}
 	r.logf("code hashes of %s over %s (%s)", words.Count(len(codes), "component", "components"), words.Count(files, "file", "files"), time.Since(start).Round(time.Millisecond))
@@ -443,7 +444,7 @@ func (r *Runner) missed(ctx context.Context, u *unit, list encodedList) error {
 	// earlier one take about as long each, for a large filter: side by side.
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.keepList(list, u.name) }()
-	e := r.explainMiss(ctx, u.name, u.list)
+	e := r.explainMiss(ctx, u.name, u.list, u.pointers)
 	<-kept
 	e.Log(u.logf(r.logf), time.Now())
 	u.miss = &e

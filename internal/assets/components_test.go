@@ -676,3 +676,54 @@ func TestComponentsLookedUpOnlyWhereStored(t *testing.T) {
 		t.Errorf("fn2's log:\n%s", logs)
 	}
 }
+
+// listedMonoRepo is fakeMonoRepo whose components come with their file
+// lists, as a real checkout's do, so their misses are explained.
+type listedMonoRepo struct{ fakeMonoRepo }
+
+func (listedMonoRepo) Components(context.Context) ([]ComponentCode, error) {
+	codes := slices.Clone(monoCodes)
+	for i, c := range codes {
+		codes[i].List = fileList(c.Hash, []string{"**", c.Name + "/**"}, c.Name+"/a")
+	}
+	return codes, nil
+}
+
+// The components' misses are explained from one listing of their pointers:
+// a component with none is "nothing in the cache yet" without a GET, one
+// with a pointer reads it.
+func TestComponentPointersListedOnce(t *testing.T) {
+	f := newFake()
+	ptrKey := func(name string) string { return "cache/" + LatestDir + name + ".json" }
+	f.put(ptrKey("fn1"), []byte(`{"format":"`+LatestFormat+`","entries":[]}`), nil, "application/json")
+	r, logs := newMonoRunner(t, f, "", "")
+	r.OpenRepo = func(string) (Repo, error) { return listedMonoRepo{fakeMonoRepo{fakeRepo{commitA, hashX}}}, nil }
+	res, err := r.Check(context.Background())
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, logs)
+	}
+	reasons := map[string]string{}
+	for _, s := range res.Components {
+		reasons[s.Name] = s.Reason
+	}
+	want := map[string]string{"api": NothingCached, "fn2": NothingCached, "fn1": NoEarlierBuild}
+	for name, w := range want {
+		if got := reasons[name]; !strings.HasPrefix(got, w) {
+			t.Errorf("%s: reason %q, want %q\n%s", name, got, w, logs)
+		}
+	}
+	var reads, lists []string
+	for _, k := range f.reads {
+		if strings.HasPrefix(k, "cache/"+LatestDir) {
+			reads = append(reads, k)
+		}
+	}
+	for _, p := range f.lists {
+		if strings.HasPrefix(p, "cache/"+LatestDir) {
+			lists = append(lists, p)
+		}
+	}
+	if !slices.Equal(reads, []string{ptrKey("fn1")}) || len(lists) != 1 {
+		t.Errorf("pointers read %q, listed %q; want fn1's read, one listing", reads, lists)
+	}
+}

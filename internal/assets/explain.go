@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
@@ -183,7 +184,11 @@ func ago(t, now time.Time) string {
 // build of the same filter (or component). It makes at most two requests,
 // and never fails: whatever goes wrong is "no earlier build to compare with".
 // With no pointer yet, there is simply nothing in the cache to compare with.
-func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehash.List) Explanation {
+//
+// ptrs, when set (a check with components), is the listing of the
+// components' pointers: a component that has none is told so without a
+// request of its own.
+func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehash.List, ptrs *pointerIndex) Explanation {
 	none := func(why string) Explanation {
 		return Explanation{Headline: NoEarlierBuild, Why: why}
 	}
@@ -191,6 +196,9 @@ func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehas
 		return none("this check has no file list")
 	}
 	key := r.latestKey(component)
+	if has, known := r.hasPointer(ctx, ptrs, key); known && !has {
+		return Explanation{Headline: NothingCached}
+	}
 	data, err := r.store().ReadSmall(ctx, key, maxLatestSize)
 	if errors.Is(err, s3store.ErrNotFound) {
 		return Explanation{Headline: NothingCached}
@@ -214,6 +222,36 @@ func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehas
 		return none("the file list of " + short(e.Commit) + " could not be read")
 	}
 	return explain(e.Commit, e.CodeHash, e.Created, old, cur, explainLines)
+}
+
+// pointerIndex lists the components' pointers (LatestDir) once, on the
+// first component of a check that misses: the others' explanations then
+// read only the pointers that exist. A new commit of 100 new components
+// makes one LIST instead of 100 GETs; with every pointer there, one request
+// more than without.
+type pointerIndex struct {
+	once sync.Once
+	keys map[string]bool
+	ok   bool // listed; else each pointer is read as if there were no index
+}
+
+// hasPointer says whether the pointer at key exists (known false: no index,
+// or it could not be listed).
+func (r *Runner) hasPointer(ctx context.Context, x *pointerIndex, key string) (has, known bool) {
+	if x == nil {
+		return false, false
+	}
+	x.once.Do(func() {
+		objs, err := r.store().List(ctx, r.Config.KeyPrefix+"cache/"+LatestDir)
+		if err != nil {
+			return // advice only: each pointer is read, and says what is wrong
+		}
+		x.keys, x.ok = make(map[string]bool, len(objs)), true
+		for _, o := range objs {
+			x.keys[o.Key] = true
+		}
+	})
+	return x.keys[key], x.ok
 }
 
 func explain(commit, codeHash string, created time.Time, old, cur *codehash.List, lines int) Explanation {

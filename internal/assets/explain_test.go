@@ -83,7 +83,7 @@ func TestExplainMiss(t *testing.T) {
 				st.put("cache/"+LatestName, tc.pointer, nil, "application/json")
 			}
 			r := &Runner{Config: &config.Config{}, Store: st, Log: log.New(io.Discard, "", 0)}
-			e := r.explainMiss(context.Background(), "", cur)
+			e := r.explainMiss(context.Background(), "", cur, nil)
 			got := e.Sentence(now)
 			if tc.want == "" {
 				if e.CodeHash != "" || !strings.HasPrefix(got, NoEarlierBuild+" (") {

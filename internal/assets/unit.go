@@ -25,6 +25,9 @@ type unit struct {
 	hashFn func(ctx context.Context) (*codehash.List, error)
 	hash   string
 	list   *codehash.List // what went into it, to explain a miss (nil: none)
+	// pointers lists the components' pointers for the explanations of
+	// their misses (nil: the whole commit's, read alone).
+	pointers *pointerIndex
 
 	// What check found.
 	found, hit bool
