@@ -105,7 +105,7 @@ func TestDownloadRoundTrip(t *testing.T) {
 			t.Fatal(r)
 		}
 		sameFiles(t, dir, artifacts)
-		for _, want := range []string{"SHA-256 verified", "3 parts", "result: downloaded 8 files"} {
+		for _, want := range []string{"SHA-256 verified", " parts, SHA-256 verified", "result: downloaded 8 files"} {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("log lacks %q:\n%s", want, r.stderr)
 			}

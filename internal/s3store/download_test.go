@@ -114,11 +114,10 @@ func TestDownload(t *testing.T) {
 
 // A large file is fetched in ranged requests of PartSize, each received into
 // several of the pool's smaller buffers: a request goes on into its next
-// piece once it has a buffer (here the first request spans more pieces
-// than the pool holds), and the bytes arrive intact. With a pool of two
-// buffers, requests ahead of the piece being hashed never take the last
-// one: they would hold the pool while the hash waits for a piece without a
-// buffer.
+// piece once that has a buffer (here the first request spans more pieces
+// than the pool holds), and the bytes arrive intact, with a pool of two
+// buffers too (handed out in order, so the piece being hashed always has
+// one).
 func TestDownloadRequestSpansBuffers(t *testing.T) {
 	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
@@ -137,6 +136,7 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 		}
 		// Pieces of 512 KiB (3 MiB among 6), requests of 4 MiB: 8 pieces.
 		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20})
+		st.dlSlowPart = 0 // never taken for slow connections (see the next test)
 		req := o.request(t.TempDir(), "large")
 		var got atomic.Int64
 		req.Progress = func(n int64) { got.Add(n) }
@@ -170,6 +170,48 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 			if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
 				t.Fatal("a pool of two buffers: bytes differ")
 			}
+		}
+	})
+}
+
+// Where the parts come slowly (every part, here), the requests become one
+// part each once four parts have come: slow connections want requests in
+// parallel, not fewer of them.
+func TestDownloadSlowPartsSplitRequests(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		o := putStored(t, srv, bucket, "slow", filler(10<<20))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var mu sync.Mutex
+		var ranges []string
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodGet {
+				mu.Lock()
+				ranges = append(ranges, r.Header.Get("Range"))
+				mu.Unlock()
+			}
+			return s3test.Pass
+		}
+		// Pieces of 512 KiB, six buffers, requests of 4 MiB: the third
+		// request is made once at least ten pieces have come.
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20})
+		st.dlSlowPart = 1e18
+		req := o.request(t.TempDir(), "slow")
+		d, err := st.Download(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
+			t.Fatal("bytes differ")
+		}
+		for i := 16; i < 20; i++ {
+			if want := fmt.Sprintf("bytes=%d-%d", i<<19, (i+1)<<19-1); !slices.Contains(ranges, want) {
+				t.Errorf("no request of piece %d alone (%s): %q", i, want, ranges)
+			}
+		}
+		if d.Parts != len(ranges) {
+			t.Errorf("%d parts reported, %d requests made", d.Parts, len(ranges))
 		}
 	})
 }

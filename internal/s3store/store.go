@@ -69,8 +69,9 @@ type Options struct {
 	// (shared by every file fetched at once); 0 means DefaultDownloadMemory.
 	// A file is received in pieces of min(PartSize, DownloadMemory/6), as
 	// many at once as fit, fetched by ranged requests of PartSize (each
-	// taking a buffer as it reaches a piece); one up to twice the piece size
-	// in one request, streamed.
+	// going on into its next piece once that has a buffer; of one piece
+	// where connections are slow); one up to twice the piece size in one
+	// request, streamed.
 	DownloadMemory int64
 	// StallTimeout: a response body that brings no byte for this long is
 	// given up and the rest asked for again; 0 means DefaultStallTimeout.
@@ -129,9 +130,11 @@ type Store struct {
 	limit             *limiter            // bounds requests in flight across files and parts
 	bytes             *semaphore.Weighted // bounds the bytes of large bodies in flight (see sending)
 	maxBytes          int64
-	dlPart            int64     // the size of the pieces downloads are received in
-	dlPerRequest      int       // how many of those pieces one ranged GET fetches
-	dlPool            *partPool // the buffers downloads are received into
+	dlPart            int64        // the size of the pieces downloads are received in
+	dlPerRequest      int          // how many of those pieces one ranged GET fetches
+	dlSlowPart        float64      // slowPart; tests change it
+	dlLarge           atomic.Int32 // large files being downloaded (in parts)
+	dlBufs            chan []byte  // the pool of part buffers (nil entries: not allocated yet)
 	stallTimeout      time.Duration
 	clock             clockwork.Clock
 	// singleDeletes: the store has no DeleteObjects (it answered
@@ -271,15 +274,20 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		})
 	})
 	dlPart := max(64<<10, min(o.PartSize, o.DownloadMemory/dlBuffers))
-	dlPool := newPartPool(int(max(1, o.DownloadMemory/dlPart)), dlPart)
-	// Requests of PartSize, not of a piece: MinIO spends about 1.5 ms of CPU
-	// on each GET, which on one machine is taken from the client (a 1 GiB
-	// download in 4 MiB requests cost it 0.35 s more than in 16 MiB ones).
+	dlBufs := make(chan []byte, max(1, o.DownloadMemory/dlPart))
+	// Requests of PartSize, not of a piece, unless the connections are slow
+	// (see download.nextRun): MinIO spends about 1.5 ms of CPU on each GET,
+	// which on one machine is taken from the client (a 1 GiB download in
+	// 4 MiB requests cost it 0.35 s more than in 16 MiB ones).
 	dlPerRequest := int(max(1, o.PartSize/dlPart))
+	for range cap(dlBufs) {
+		dlBufs <- nil // allocated when first taken
+	}
 	return &Store{
 		dlPart:            dlPart,
 		dlPerRequest:      dlPerRequest,
-		dlPool:            dlPool,
+		dlSlowPart:        slowPart,
+		dlBufs:            dlBufs,
 		stallTimeout:      o.StallTimeout,
 		clock:             o.Clock,
 		client:            client,
