@@ -1,7 +1,8 @@
 // Package roots puts Mozilla's CA roots, compiled into the binary, behind
 // Go's system roots where the system has none: the scratch image has no
 // certificate files. It is golang.org/x/crypto/x509roots/fallback, except
-// that a Linux system with a CA file of its own does not parse them: Go
+// that on a Linux system where Go loads CA roots of its own (a readable CA
+// file or directory file holding a certificate) they are not parsed: Go
 // never uses them there, and parsing them took 2 ms of every run's start
 // (a found check takes 20).
 package roots
