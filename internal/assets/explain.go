@@ -196,7 +196,11 @@ func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehas
 		return none("this check has no file list")
 	}
 	key := r.latestKey(component)
-	if has, known := r.hasPointer(ctx, ptrs, key); known && !has {
+	has, known, listing := r.hasPointer(ctx, ptrs, key)
+	if listing != nil {
+		defer func() { <-listing }() // nothing of the check left running
+	}
+	if known && !has {
 		return Explanation{Headline: NothingCached}
 	}
 	data, err := r.store().ReadSmall(ctx, key, maxLatestSize)
@@ -224,34 +228,52 @@ func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehas
 	return explain(e.Commit, e.CodeHash, e.Created, old, cur, explainLines)
 }
 
-// pointerIndex lists the components' pointers (LatestDir) once, on the
+// pointerIndex lists the components' pointers (LatestDir) once, from the
 // first component of a check that misses: the others' explanations then
 // read only the pointers that exist. A new commit of 100 new components
-// makes one LIST instead of 100 GETs; with every pointer there, one request
-// more than without.
+// makes one LIST instead of 100 GETs. The first miss reads its own pointer
+// while the listing runs, not after it: where every component has a
+// pointer and one misses, its explanation takes the two GETs it took
+// without the index (the listing is one request more, beside them).
 type pointerIndex struct {
 	once sync.Once
+	done chan struct{} // closed when listed (or failed)
 	keys map[string]bool
 	ok   bool // listed; else each pointer is read as if there were no index
 }
 
 // hasPointer says whether the pointer at key exists (known false: no index,
-// or it could not be listed).
-func (r *Runner) hasPointer(ctx context.Context, x *pointerIndex, key string) (has, known bool) {
+// or it could not be listed, or this caller started the listing and reads
+// its pointer beside it). listing, for that caller, is closed when the
+// listing ends.
+func (r *Runner) hasPointer(ctx context.Context, x *pointerIndex, key string) (has, known bool, listing <-chan struct{}) {
 	if x == nil {
-		return false, false
+		return false, false, nil
 	}
+	first := false
 	x.once.Do(func() {
-		objs, err := r.store().List(ctx, r.Config.KeyPrefix+"cache/"+LatestDir)
-		if err != nil {
-			return // advice only: each pointer is read, and says what is wrong
-		}
-		x.keys, x.ok = make(map[string]bool, len(objs)), true
-		for _, o := range objs {
-			x.keys[o.Key] = true
-		}
+		first, x.done = true, make(chan struct{})
+		go func() {
+			defer close(x.done)
+			objs, err := r.store().List(ctx, r.Config.KeyPrefix+"cache/"+LatestDir)
+			if err != nil {
+				return // advice only: each pointer is read, and says what is wrong
+			}
+			x.keys, x.ok = make(map[string]bool, len(objs)), true
+			for _, o := range objs {
+				x.keys[o.Key] = true
+			}
+		}()
 	})
-	return x.keys[key], x.ok
+	if first {
+		return false, false, x.done
+	}
+	select {
+	case <-x.done:
+		return x.keys[key], x.ok, nil
+	case <-ctx.Done():
+		return false, false, nil
+	}
 }
 
 func explain(commit, codeHash string, created time.Time, old, cur *codehash.List, lines int) Explanation {

@@ -47,6 +47,10 @@ type fakeStore struct {
 	listErr error
 	// lists lists the prefixes List was asked for.
 	lists []string
+	// onRead, when set, runs at each ReadSmall; beforeList before each
+	// List (both outside the lock).
+	onRead     func(key string)
+	beforeList func(prefix string)
 	// beforeDownload, when set, runs once before the first Download: the
 	// bucket changing while a download runs.
 	beforeDownload func(f *fakeStore, key string)
@@ -97,7 +101,11 @@ func (f *fakeStore) ReadSmall(_ context.Context, key string, max int64) ([]byte,
 	if f.failReadsFrom != "" && strings.HasPrefix(key, f.failReadsFrom) {
 		err = s3store.ErrAccessDenied
 	}
+	onRead := f.onRead
 	f.mu.Unlock()
+	if onRead != nil {
+		onRead(key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", f.URL(key), err)
 	}
@@ -188,6 +196,12 @@ func (f *fakeStore) Download(_ context.Context, req s3store.DownloadRequest) (s3
 }
 
 func (f *fakeStore) List(_ context.Context, prefix string) ([]s3store.Object, error) {
+	f.mu.Lock()
+	hook := f.beforeList
+	f.mu.Unlock()
+	if hook != nil {
+		hook(prefix)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists = append(f.lists, prefix)
