@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -72,7 +71,8 @@ type workspace struct {
 type spare struct {
 	path  string
 	empty bool
-	fi    os.FileInfo // as setAside found it: its owner
+	fi    os.FileInfo // as setAside found it (Lstat)
+	dir   owner.Dir   // its directory's owner
 }
 
 // spareSuffix names an earlier run's marker moved aside by check (for
@@ -134,10 +134,7 @@ func (w *workspace) own(path string) error {
 // write writes a marker (its parent directory made if needed), remembered
 // for rollback.
 func (w *workspace) write(path string, data []byte) error {
-	if fi, ok := w.reuse(path, data); ok {
-		if err := owner.LikeParentOf(path, fi); err != nil {
-			return fail(KindPackage, fmt.Errorf("hand %s to the owner of its directory: %w", path, err))
-		}
+	if w.reuse(path, data) {
 		return nil
 	}
 	if err := w.mkdir(filepath.Dir(path)); err != nil {
@@ -148,92 +145,143 @@ func (w *workspace) write(path string, data []byte) error {
 	w.mu.Lock()
 	w.written = append(w.written, path)
 	w.mu.Unlock()
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := create(path, data); err != nil {
 		return fail(KindPackage, fmt.Errorf("write %s: %w", path, err))
 	}
-	return w.own(path)
+	return nil
 }
 
+// create writes a new file at path, handed to the owner of its directory.
+// Never through a link: whatever is at the name (put there since prepare
+// cleared it) is removed, once; one put there again is refused (O_EXCL).
+func create(path string, data []byte) error {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | noFollow
+	f, err := os.OpenFile(path, flags, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		if _, err = removeIfExists(path); err == nil {
+			f, err = os.OpenFile(path, flags, 0o644)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		if err = owner.Of(filepath.Dir(path)).Hand(f, nil); err != nil {
+			err = fmt.Errorf("hand it to the owner of its directory: %w", err)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// errNotSpare: the spare's name no longer holds the file setAside found.
+var errNotSpare = errors.New("not the file set aside")
+
 // reuse writes a marker into the earlier run's file of the same name that
-// prepare moved aside, then puts it in place (so the marker appears with
-// its new content, as a file written afresh would), and returns the file's
-// information from before (its owner). It reports false when there is no
-// such file, or it could not be written (it is removed then, and the marker
-// is written afresh).
-func (w *workspace) reuse(path string, data []byte) (os.FileInfo, bool) {
+// prepare moved aside, hands it to the owner of its directory, then puts it
+// in place (so the marker appears with its new content, as a file written
+// afresh would). It reports false when there is no such file, or it could
+// not be written (its name is removed then, and the marker is written
+// afresh): the name is opened without following a link, and the file opened
+// must be the one setAside found, with still no other name.
+func (w *workspace) reuse(path string, data []byte) bool {
 	w.mu.Lock()
 	spare, ok := w.spares[path]
 	delete(w.spares, path)
 	w.mu.Unlock()
 	if !ok {
-		return nil, false
+		return false
 	}
-	var err error
-	if len(data) == 0 && spare.empty {
-		// Touched, as a new one would be (.found is empty): a truncation
-		// costs more.
-		now := time.Now()
-		err = os.Chtimes(spare.path, now, now)
-	} else {
-		// Written over in place, then cut to its new length: the earlier
-		// file's blocks and cached pages are reused (a file list of 17 MB:
-		// 2 ms, against 5-8 truncated first and written again). The write,
-		// or else the truncation, sets the modification time.
-		var f *os.File
-		if f, err = os.OpenFile(spare.path, os.O_WRONLY, 0); err == nil {
-			_, err = f.Write(data)
-			if err == nil {
+	f, err := os.OpenFile(spare.path, os.O_WRONLY|noFollow, 0)
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil && (!os.SameFile(fi, spare.fi) || !spare.dir.Reusable(fi)) {
+			err = errNotSpare
+		}
+		switch {
+		case err != nil:
+		case len(data) == 0 && spare.empty:
+			// Touched, as a new one would be (.found is empty): a
+			// truncation costs more.
+			err = touch(f, time.Now())
+		default:
+			// Written over in place, then cut to its new length: the
+			// earlier file's blocks and cached pages are reused (a file
+			// list of 17 MB: 2 ms, against 5-8 truncated first and written
+			// again). The write, or else the truncation, sets the
+			// modification time.
+			if _, err = f.Write(data); err == nil {
 				err = f.Truncate(int64(len(data)))
 			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
+		}
+		if err == nil {
+			err = spare.dir.Hand(f, fi)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
 	}
 	if err == nil {
-		err = rename(spare.path, path)
+		err = os.Rename(spare.path, path)
 	}
 	if err != nil {
+		w.logf("could not rewrite %s (%v): writing %s afresh", spare.path, err, path)
 		os.Remove(spare.path)
-		return nil, false
+		return false
 	}
 	w.mu.Lock()
 	w.written = append(w.written, path)
 	w.mu.Unlock()
-	return spare.fi, true
+	return true
 }
 
-// setAside moves an earlier run's marker out of its name (a regular file:
-// anything else is removed, as it always was), keeping its file for this
-// run's write of the same marker. Creating a file is what a found check
-// spends most of its time on, with a marker per component: ext4 skips
-// every inode freed in the last minutes when it allocates one (scanning
-// its inode table for each), and a check that removed the last run's
-// markers and created them again made exactly such inodes, each run.
-// Renaming keeps the rule that no earlier marker survives a check, even one
-// killed before it ends: the file left then is a spare, never a marker.
-func (w *workspace) setAside(path string) (moved bool, err error) {
+// setAside moves an earlier run's marker out of its name, keeping its file
+// for this run's write of the same marker, if it is one to write over
+// (owner.Dir.Reusable: a regular file with no other name, of root or the
+// directory's owner when root runs); anything else is removed (its name:
+// a link's target is never touched), as it always was. Creating a file is
+// what a found check spends most of its time on, with a marker per
+// component: ext4 skips every inode freed in the last minutes when it
+// allocates one (scanning its inode table for each), and a check that
+// removed the last run's markers and created them again made exactly such
+// inodes, each run. Renaming keeps the rule that no earlier marker survives
+// a check, even one killed before it ends: the file left then is a spare,
+// never a marker. It reports what it did, for the log ("" nothing).
+func (w *workspace) setAside(path string) (did string, err error) {
 	sp := spare{path: path + spareSuffix}
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		// A spare left by a check that was killed is reused all the same.
-		if fi, err := os.Lstat(sp.path); err == nil && fi.Mode().IsRegular() {
-			sp.empty, sp.fi = fi.Size() == 0, fi
-			w.spares[path] = sp
+		fi, err := os.Lstat(sp.path)
+		if err != nil {
+			return "", nil
 		}
-		return false, nil
+		if sp.dir = owner.Of(filepath.Dir(path)); !sp.dir.Reusable(fi) {
+			_, err := removeIfExists(sp.path)
+			return "", err
+		}
+		sp.empty, sp.fi = fi.Size() == 0, fi
+		w.spares[path] = sp
+		return "", nil
 	case err != nil:
-		return false, err
-	case !fi.Mode().IsRegular():
-		return removeIfExists(path)
+		return "", err
 	}
-	if err := rename(path, sp.path); err != nil {
-		return false, err
+	if sp.dir = owner.Of(filepath.Dir(path)); !sp.dir.Reusable(fi) {
+		if removed, err := removeIfExists(path); err != nil || !removed {
+			return "", err
+		}
+		return "removed", nil
+	}
+	if err := os.Rename(path, sp.path); err != nil {
+		return "", err
 	}
 	sp.empty, sp.fi = fi.Size() == 0, fi
 	w.spares[path] = sp
-	return true, nil
+	return "moved aside, to be rewritten or removed", nil
 }
 
 // dropSpares removes the earlier run's markers that this check did not
@@ -286,16 +334,16 @@ func (w *workspace) prepare() error {
 	defer w.mu.Unlock()
 	w.spares = map[string]spare{}
 	for _, name := range []string{FoundFile, CommitFile, CodeHashFile, CodeHashListFile, ComponentsFile, ToBuildFile} {
-		removed, err := w.setAside(w.path(name))
+		did, err := w.setAside(w.path(name))
 		if err != nil {
-			return fail(KindPackage, fmt.Errorf("remove stale %s: %w", name, err))
+			return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s: %w", name, err))
 		}
-		if removed {
-			w.logf("removed %s left by an earlier run", w.path(name))
+		if did != "" {
+			w.logf("%s left by an earlier run: %s", w.path(name), did)
 		}
 	}
 	if err := os.RemoveAll(w.path(ComponentListDir)); err != nil {
-		return fail(KindPackage, fmt.Errorf("remove stale %s: %w", ComponentListDir, err))
+		return fail(KindPackage, fmt.Errorf("remove the earlier run's %s: %w", ComponentListDir, err))
 	}
 	ents, err := os.ReadDir(w.dir)
 	if err != nil {
@@ -304,7 +352,7 @@ func (w *workspace) prepare() error {
 	for _, e := range ents {
 		if e.IsDir() {
 			if _, err := w.setAside(w.path(e.Name(), FoundFile)); err != nil {
-				return fail(KindPackage, fmt.Errorf("remove stale %s/%s: %w", e.Name(), FoundFile, err))
+				return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s/%s: %w", e.Name(), FoundFile, err))
 			}
 		}
 	}
@@ -499,15 +547,6 @@ func (w *workspace) files(dir string) ([]packageFile, error) {
 		return nil, fail(KindPackage, fmt.Errorf("%s: %w (upload sends the non-hidden files directly inside it; did the build write them elsewhere?)", dir, ErrNoFiles))
 	}
 	return files, nil
-}
-
-// rename is os.Rename without its Lstat of newname (to refuse to replace
-// a directory, which rename(2) refuses too): a marker is two renames.
-func rename(oldname, newname string) error {
-	if err := syscall.Rename(oldname, newname); err != nil {
-		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
-	}
-	return nil
 }
 
 func removeIfExists(path string) (bool, error) {

@@ -159,18 +159,15 @@ func TestFoundCheckReusesEarlierMarkers(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeFile(t, filepath.Join(dir, CommitFile), commitB)
-			// A link to each earlier file: a file removed and created again
-			// cannot have the same inode while the link holds the old one.
-			keep, before := t.TempDir(), map[string]string{}
+			// Each earlier file held open: a file removed and created again
+			// cannot have the same inode while it is. (Not a hard link: a
+			// file with another name is never rewritten.)
+			before := map[string]os.FileInfo{}
 			for name := range treeOf(t, dir) {
 				p := filepath.Join(dir, name)
 				os.Chtimes(p, old, old)
 				if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
-					k := filepath.Join(keep, strings.ReplaceAll(name, "/", "_"))
-					if err := os.Link(p, k); err != nil {
-						t.Fatal(err)
-					}
-					before[strings.TrimSuffix(name, spareSuffix)] = k
+					before[strings.TrimSuffix(name, spareSuffix)] = holdOpen(t, p)
 				}
 			}
 			if tt.spoil != nil {
@@ -194,8 +191,8 @@ func TestFoundCheckReusesEarlierMarkers(t *testing.T) {
 				if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().After(old) {
 					t.Fatalf("%s: %v, %v: want a regular file written by this check", name, fi, err)
 				}
-				if k, ok := before[name]; ok {
-					if earlier, err := os.Lstat(k); err != nil || !os.SameFile(earlier, fi) {
+				if earlier, ok := before[name]; ok {
+					if !os.SameFile(earlier, fi) {
 						t.Errorf("%s: a new file, not the earlier run's rewritten", name)
 					}
 				}
@@ -228,10 +225,7 @@ func TestMissedCheckReusesEarlierList(t *testing.T) {
 	if _, err := r.Check(context.Background()); err != nil {
 		t.Fatalf("first check: %v\n%s", err, logs)
 	}
-	earlier := filepath.Join(t.TempDir(), "earlier")
-	if err := os.Link(path, earlier); err != nil {
-		t.Fatal(err)
-	}
+	earlier := holdOpen(t, path)
 	fa, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	fa.WriteString("trailing junk")
 	fa.Close()
@@ -244,12 +238,27 @@ func TestMissedCheckReusesEarlierList(t *testing.T) {
 	if err != nil || !bytes.Equal(data, want) {
 		t.Errorf("%s: %d bytes, %v; want this run's %d", CodeHashListFile, len(data), err, len(want))
 	}
-	fi, err1 := os.Lstat(path)
-	e, err2 := os.Lstat(earlier)
-	if err1 != nil || err2 != nil || !os.SameFile(fi, e) || !fi.ModTime().After(old) {
+	fi, err := os.Lstat(path)
+	if err != nil || !os.SameFile(fi, earlier) || !fi.ModTime().After(old) {
 		t.Errorf("%s: a new file, or not written by this check (%v)", CodeHashListFile, fi.ModTime())
 	}
 	if _, err := os.Lstat(path + spareSuffix); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the spare is left: %v", err)
 	}
+}
+
+// holdOpen opens path until the test ends, so that its inode cannot be
+// freed and given to a new file, and returns what it is.
+func holdOpen(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

@@ -9,41 +9,74 @@ package owner
 import (
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 )
 
-// root: the effective user is root (asked once: a check hands over a file
-// per component).
-var root = sync.OnceValue(func() bool { return os.Geteuid() == 0 })
-
 // LikeParent hands path to the owner of its directory when root made it in
 // a non-root user's directory.
-func LikeParent(path string) error { return LikeParentOf(path, nil) }
-
-// LikeParentOf is LikeParent for a file root did not make now but reused,
-// fi what it was when last looked at (nil: unknown): one that belongs to
-// the directory's owner already is left as it is (a check that rewrites a
-// marker per component in a workspace of the runner's user would change
-// each inode for nothing).
-func LikeParentOf(path string, fi os.FileInfo) error {
-	if !root() {
+func LikeParent(path string) error {
+	d := Of(filepath.Dir(filepath.Clean(path)))
+	if !d.hand() {
 		return nil
-	}
-	parent, err := os.Stat(filepath.Dir(filepath.Clean(path)))
-	if err != nil {
-		return nil
-	}
-	st, ok := parent.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid == 0 {
-		return nil
-	}
-	if fi != nil {
-		if have, ok := fi.Sys().(*syscall.Stat_t); ok && have.Uid == st.Uid && have.Gid == st.Gid {
-			return nil
-		}
 	}
 	// Lchown: the owner may have put a link in the path's place since
 	// root made it; following it would hand the link's target over.
-	return os.Lchown(path, int(st.Uid), int(st.Gid))
+	return os.Lchown(path, d.uid, d.gid)
+}
+
+// Dir is the owner of a directory files are written in, as far as this
+// process must care: only root hands files over, or must mind whose files
+// it rewrites.
+type Dir struct {
+	root     bool
+	uid, gid int
+}
+
+// Of is dir's owner (not looked up unless this process is root). A
+// directory that cannot be looked at is taken as root's: nothing is handed
+// over, and only root's files are rewritten.
+func Of(dir string) Dir {
+	if os.Geteuid() != 0 {
+		return Dir{}
+	}
+	d := Dir{root: true}
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			d.uid, d.gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	return d
+}
+
+// hand: root writes in another user's directory.
+func (d Dir) hand() bool { return d.root && d.uid != 0 }
+
+// Reusable reports whether fi (an Lstat of a name in the directory) is a
+// file this process may write over in place: a regular file with no other
+// name (another name, a hard link, may be anywhere: writing would change a
+// file outside the directory), and, for root, root's or the directory's
+// owner's (so that handing it over gives nobody a file that was another's).
+func (d Dir) Reusable(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() || st.Nlink != 1 {
+		return false
+	}
+	return !d.root || st.Uid == 0 || int(st.Uid) == d.uid
+}
+
+// Hand hands f, a file of the directory, to the directory's owner when root
+// writes in another user's directory, unless fi (its stat; nil: unknown)
+// shows it is that owner's already (a check that rewrites a marker per
+// component would change each inode for nothing). Through the descriptor:
+// whatever has been put at f's name since it was opened is not touched.
+func (d Dir) Hand(f *os.File, fi os.FileInfo) error {
+	if !d.hand() {
+		return nil
+	}
+	if fi != nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == d.uid && int(st.Gid) == d.gid {
+			return nil
+		}
+	}
+	return f.Chown(d.uid, d.gid)
 }
