@@ -173,3 +173,183 @@ func TestReusedMarkersHandedToItsOwner(t *testing.T) {
 		}
 	}
 }
+
+// linkTarget is a file outside the package directory that a link in it
+// leads to: root's and 0600, as a secret would be.
+type linkTarget struct {
+	path string
+	fi   os.FileInfo
+}
+
+func newLinkTarget(t *testing.T, dir, name string) *linkTarget {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("not a marker: "+name+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &linkTarget{p, fi}
+}
+
+// untouched checks the target has the content, size, mode and owner it had.
+func (l *linkTarget) untouched(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(l.path)
+	fi, err2 := os.Lstat(l.path)
+	if err != nil || err2 != nil {
+		t.Fatalf("%s: %v, %v", l.path, err, err2)
+	}
+	if want := "not a marker: " + filepath.Base(l.path) + "\n"; string(b) != want {
+		t.Errorf("%s: written through a link: holds %q", l.path, b)
+	}
+	if fi.Size() != l.fi.Size() || fi.Mode() != l.fi.Mode() {
+		t.Errorf("%s: %d bytes %v, was %d bytes %v", l.path, fi.Size(), fi.Mode(), l.fi.Size(), l.fi.Mode())
+	}
+	have, had := fi.Sys().(*syscall.Stat_t), l.fi.Sys().(*syscall.Stat_t)
+	if have.Uid != had.Uid || have.Gid != had.Gid {
+		t.Errorf("%s: handed to %d:%d through a link, was %d:%d", l.path, have.Uid, have.Gid, had.Uid, had.Gid)
+	}
+}
+
+// ownedPackageDir is a package directory of the runner's user when the
+// test runs as root (whose check then hands files over), and the owner to
+// expect of what check writes in it.
+func ownedPackageDir(t *testing.T, dir string) (uid, gid uint32) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return uint32(os.Geteuid()), uint32(os.Getegid())
+	}
+	if err := os.Chown(dir, 1001, 1002); err != nil {
+		t.Fatal(err)
+	}
+	return 1001, 1002
+}
+
+// isMarker checks path is a marker check wrote: a regular file of its own
+// (no other name) with content want, belonging to uid:gid.
+func isMarker(t *testing.T, path, want string, uid, gid uint32) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || st.Nlink != 1 || st.Uid != uid || st.Gid != gid {
+		t.Errorf("%s: %v, %d names, %d:%d; want a regular file of one name, %d:%d", path, fi.Mode(), st.Nlink, st.Uid, st.Gid, uid, gid)
+	}
+	if b, err := os.ReadFile(path); want != "" && string(b) != want {
+		t.Errorf("%s holds %q (%v), want %q", path, b, err, want)
+	}
+	if _, err := os.Lstat(path + spareSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s%s is left: %v", path, spareSuffix, err)
+	}
+}
+
+// An earlier marker that is a hard link to a file outside the package
+// directory (or such a link left as a spare, <marker>.stale) is removed,
+// not written over: the file it shares stays as it was (root's own, as
+// root), and the marker is a new file.
+func TestMarkerHardLinkNotWrittenThrough(t *testing.T) {
+	f := newFake()
+	seedCommitOfComponents(f, nil)
+	r, logs := newMonoRunner(t, f, "", "")
+	pkg := r.Config.PackageDir
+	uid, gid := ownedPackageDir(t, pkg)
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("first check: %v\n%s", err, logs)
+	}
+	outside := t.TempDir()
+	linked := newLinkTarget(t, outside, "linked")
+	staleLinked := newLinkTarget(t, outside, "stale-linked")
+	commitPath, compPath := filepath.Join(pkg, CommitFile), filepath.Join(pkg, ComponentsFile)
+	for _, p := range []string{commitPath, compPath} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(linked.path, commitPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(staleLinked.path, compPath+spareSuffix); err != nil {
+		t.Fatal(err)
+	}
+	// As root, a marker of a third user is not reused either: it is
+	// removed, and a new one handed to the directory's owner.
+	toBuild := filepath.Join(pkg, ToBuildFile)
+	var thirds os.FileInfo
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(toBuild, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		thirds = holdOpen(t, toBuild)
+	}
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("second check: %v\n%s", err, logs)
+	}
+	if thirds != nil {
+		if fi, err := os.Lstat(toBuild); err != nil || os.SameFile(fi, thirds) {
+			t.Errorf("%s: a third user's file rewritten by root (%v)", ToBuildFile, err)
+		}
+		isMarker(t, toBuild, "", uid, gid)
+	}
+	linked.untouched(t)
+	staleLinked.untouched(t)
+	isMarker(t, commitPath, commitA, uid, gid)
+	isMarker(t, compPath, "", uid, gid)
+	if _, ok, err := r.workspace().components(commitA); !ok || err != nil {
+		t.Errorf("%s: %v, %v", ComponentsFile, ok, err)
+	}
+}
+
+// A spare swapped, after prepare looked at it, for a symlink or given
+// another name, and a link put at a marker's name before it is written:
+// none is followed or written through; the markers are new files.
+func TestMarkerSwappedForLinkNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	uid, gid := ownedPackageDir(t, dir)
+	w := newWorkspace(dir, t.Logf)
+	for _, name := range []string{CommitFile, CodeHashFile} {
+		writeFile(t, filepath.Join(dir, name), "earlier")
+	}
+	if err := w.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	symlinked := newLinkTarget(t, outside, "symlinked")
+	spare := filepath.Join(dir, CommitFile+spareSuffix)
+	if err := os.Remove(spare); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(symlinked.path, spare); err != nil {
+		t.Fatal(err)
+	}
+	// The spare itself, given a second name outside (by its owner, say).
+	if err := os.Link(filepath.Join(dir, CodeHashFile+spareSuffix), filepath.Join(outside, "second-name")); err != nil {
+		t.Fatal(err)
+	}
+	atFound := newLinkTarget(t, outside, "at-found")
+	if err := os.Symlink(atFound.path, filepath.Join(dir, FoundFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeCommit(commitA); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeCodeHash(hashX); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeFound(""); err != nil {
+		t.Fatal(err)
+	}
+	w.dropSpares()
+	symlinked.untouched(t)
+	atFound.untouched(t)
+	if b, err := os.ReadFile(filepath.Join(outside, "second-name")); string(b) != "earlier" {
+		t.Errorf("the spare's second name: written through: %q, %v", b, err)
+	}
+	isMarker(t, filepath.Join(dir, CommitFile), commitA, uid, gid)
+	isMarker(t, filepath.Join(dir, CodeHashFile), hashX, uid, gid)
+	isMarker(t, filepath.Join(dir, FoundFile), "", uid, gid)
+}
