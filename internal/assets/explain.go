@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -454,16 +455,14 @@ func (r *Runner) storeList(ctx context.Context, prefix, codeHash, component stri
 		r.logf("warning: %s is not the file list of code hash %s: the cache entry gets none", path, codeHash)
 		return nil
 	}
-	send, err := compressList(f)
-	if errors.Is(err, codehash.ErrBadList) {
+	send, err := compressList(f, filepath.Dir(path))
+	if err != nil {
+		// Not the list as kept instead: uncompressed, it passes what
+		// readers take (codehash.MaxListSize) near 380,000 files.
 		r.logf("warning: %s: %v: the cache entry gets none", path, err)
 		return nil
 	}
-	if err != nil {
-		send = path // no room for the compressed copy: the list as check kept it, as valid if larger
-	} else {
-		defer os.Remove(send)
-	}
+	defer os.Remove(send)
 	_, err = r.store().UploadFile(ctx, s3store.UploadRequest{
 		Key: prefix + ListName, Path: send, ContentType: "application/gzip",
 		Metadata: func([]byte) map[string]string { return nil },
@@ -476,14 +475,16 @@ func (r *Runner) storeList(ctx context.Context, prefix, codeHash, component stri
 }
 
 // compressList writes the list read from f, from its start, Huffman-coded
-// (codehash.Compress) into a temporary file, and returns that file's path.
-func compressList(f *os.File) (string, error) {
+// (codehash.Compress) into a temporary file in dir, and returns that file's
+// path. dir is the kept list's (known writable, unlike TMPDIR, which may
+// be missing or full); the file is hidden, so upload never sends it.
+func compressList(f *os.File, dir string) (string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp("", "s3-asset-manager-files-*.gz")
+	tmp, err := os.CreateTemp(dir, ".s3-asset-manager-files-*.gz")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("compress the file list: %w", err)
 	}
 	bw := bufio.NewWriterSize(tmp, 256<<10)
 	err = codehash.Compress(bw, f)

@@ -281,3 +281,15 @@ func (r fakeRepo) Components(context.Context) ([]ComponentCode, error) {
 
 // ComponentNames: none either.
 func (r fakeRepo) ComponentNames(context.Context) ([]string, error) { return nil, nil }
+
+// keys lists the bucket's keys, sorted.
+func (f *fakeStore) keys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.objs))
+	for k := range f.objs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
