@@ -78,8 +78,14 @@ func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 	prepared := make(chan error, 1)
 	go func() { prepared <- w.prepare() }()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var commitSet, compSet *pendingSet
+	// Whatever returns, no lookup outlives the check (wait is idempotent:
+	// those already waited for return at once).
+	defer func() {
+		cancel()
+		commitSet.wait()
+		compSet.wait()
+	}()
 	repo, err := r.OpenRepo(r.Config.RepoPath)
 	if err != nil {
 		err = failIn(KindGit, "open git repository", err) // its error names the path
@@ -97,17 +103,11 @@ func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 		}
 	}
 	if perr := <-prepared; perr != nil || err != nil {
-		cancel()
-		commitSet.wait()
-		compSet.wait()
 		return res, cmp.Or(perr, err)
 	}
 	res.Commit = commit
 	r.logf("commit %s (HEAD of %s)", commit, r.Config.RepoPath)
 	if err := w.writeCommit(commit); err != nil {
-		cancel()
-		commitSet.wait()
-		compSet.wait()
 		return res, err
 	}
 	if r.Config.ComponentsEnabled() {
