@@ -160,16 +160,30 @@ func TestReusedMarkersHandedToItsOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Whether a file was chowned shows in its set-user-ID bit, which any
+	// chown(2) clears, even by root to the owner it has; root's write,
+	// truncate, utimes and rename keep it. (Its ctime cannot tell: each of
+	// those changes it too.)
+	handed := map[string]bool{CommitFile: true, "api/" + FoundFile: true}
+	names := []string{CommitFile, ComponentsFile, FoundFile, "api/" + FoundFile, "fn1/" + FoundFile}
+	for _, name := range names {
+		if err := os.Chmod(filepath.Join(pkg, name), 0o644|os.ModeSetuid); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := r.Check(context.Background()); err != nil {
 		t.Fatalf("second check: %v\n%s", err, logs)
 	}
-	for _, name := range []string{CommitFile, ComponentsFile, FoundFile, "api/" + FoundFile, "fn1/" + FoundFile} {
+	for _, name := range names {
 		fi, err := os.Lstat(filepath.Join(pkg, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
 			t.Errorf("%s belongs to %d:%d, not %d:%d", name, st.Uid, st.Gid, uid, gid)
+		}
+		if chowned := fi.Mode()&os.ModeSetuid == 0; chowned != handed[name] {
+			t.Errorf("%s: chowned %v, want %v (it was root's: %v)", name, chowned, handed[name], handed[name])
 		}
 	}
 }
