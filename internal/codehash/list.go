@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 )
 
 // ListFormat is the first line of an encoded List; a reader refuses any other.
@@ -213,7 +214,7 @@ func (s sink) Write(p []byte) (int, error) {
 
 // header is the lines before the files.
 func (l *List) header() (string, error) {
-	if len(l.SaltDigest) != 64 || !isLowerHex(l.SaltDigest) {
+	if !manifest.LowerHex(l.SaltDigest, 64) {
 		return "", fmt.Errorf("file list of %s: the salt's digest %q is not 64 hex digits", l.CodeHash, l.SaltDigest)
 	}
 	var b strings.Builder
@@ -285,7 +286,7 @@ func decodeList(r io.Reader, headerOnly bool) (*List, error) {
 	l.CodeHash = h
 	s, _ = next()
 	if d, ok := strings.CutPrefix(s, "salt-sha256 "); ok {
-		if len(d) != 64 || !isLowerHex(d) {
+		if !manifest.LowerHex(d, 64) {
 			return nil, bad(n, "the salt's digest is not 64 hex digits")
 		}
 		l.SaltDigest = d
@@ -368,7 +369,7 @@ func parseFileLine(s string) (gitrepo.File, error) {
 		return f, errors.New("mode is not octal")
 	}
 	id, path, ok := strings.Cut(rest, " ")
-	if !ok || len(id) != 40 || !isLowerHex(id) {
+	if !ok || !manifest.LowerHex(id, 40) {
 		return f, errors.New("blob id is not 40 hex digits")
 	}
 	if path, err = unquoteField(path); err != nil || path == "" {
@@ -378,15 +379,6 @@ func parseFileLine(s string) (gitrepo.File, error) {
 	hex.Decode(f.ID[:], []byte(id))
 	f.Path = path
 	return f, nil
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // quoteField keeps a field on its line: one holding a control character

@@ -64,8 +64,9 @@ var (
 // record is slower too (manifest_test.go holds them, for the test that
 // both agree).
 
-// lowerHex reports whether s is n lower-case hex digits.
-func lowerHex(s string, n int) bool {
+// LowerHex reports whether s is n lower-case hex digits (the file list's
+// blob ids and digests are checked with it too).
+func LowerHex(s string, n int) bool {
 	if len(s) != n {
 		return false
 	}
@@ -113,7 +114,7 @@ var (
 	componentFirst, componentRest = byteSet("_-", "AZaz09"), byteSet("._-", "AZaz09")
 )
 
-func validSHA256(s string) bool     { return lowerHex(s, 64) }
+func validSHA256(s string) bool     { return LowerHex(s, 64) }
 func validCodeHashID(s string) bool { return plain(s, 128, codeHashFirst, codeHashRest) }
 
 // File is one stored object of a set.
@@ -317,7 +318,7 @@ func validContentType(ct string) error {
 
 // ValidCommit reports whether s is a full commit id: 40 (SHA-1) or 64
 // (SHA-256) lower-case hex digits.
-func ValidCommit(s string) bool { return lowerHex(s, 40) || lowerHex(s, 64) }
+func ValidCommit(s string) bool { return LowerHex(s, 40) || LowerHex(s, 64) }
 
 // ValidCodeHash reports whether s can be a code hash in keys and metadata.
 func ValidCodeHash(s string) bool { return validCodeHashID(s) }
