@@ -106,7 +106,12 @@ func (l *List) Encode(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	zw, _ := gzip.NewWriterLevel(w, gzip.HuffmanOnly)
+	return l.encode(w, head, gzip.HuffmanOnly)
+}
+
+// encode writes head and the file lines, gzipped at level.
+func (l *List) encode(w io.Writer, head string, level int) error {
+	zw, _ := gzip.NewWriterLevel(w, level)
 	bw := bufio.NewWriterSize(zw, 64<<10)
 	bw.WriteString(head)
 	var line []byte
@@ -152,18 +157,7 @@ func (l *List) EncodeStored() ([]byte, error) {
 	// first, a third of the cost of the rest. A block header every 64 KiB,
 	// gzip's header and trailer.
 	b := bytes.NewBuffer(make([]byte, 0, n+n/1000+64))
-	zw, _ := gzip.NewWriterLevel(b, gzip.NoCompression)
-	bw := bufio.NewWriterSize(zw, 64<<10)
-	bw.WriteString(head)
-	var line []byte
-	for _, f := range l.Files {
-		line = appendFileLine(line[:0], f)
-		bw.Write(line)
-	}
-	if err := bw.Flush(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
+	if err := l.encode(b, head, gzip.NoCompression); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
