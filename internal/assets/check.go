@@ -198,14 +198,10 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	// anything stored under the commit: the others are missing, with no
 	// request of their own (a new commit's hundred components: two hundred
 	// requests fewer before their cache lookups).
-	stored := make(map[string]bool)
-	for _, o := range commitSet.tree {
-		if name, _, ok := strings.Cut(strings.TrimPrefix(o.Key, commitSet.Prefix), "/"); ok {
-			stored[name] = true
-		}
-	}
+	stored := commitSet.components()
 	for _, i := range sel {
-		if u := units[i]; u.set.State == 0 && !stored[u.name] {
+		if _, any := stored[units[i].name]; !any && units[i].set.State == 0 {
+			u := units[i]
 			ref := u.ref(commit)
 			u.set = r.judgeSet(Set{Ref: ref, Prefix: r.prefix(ref)}, recordRead{readErr: s3store.ErrNotFound}, nil)
 		}
@@ -276,12 +272,9 @@ func (r *Runner) foundInRecord(commit string, names []string, commitSet, compSet
 	// The commit's record counts only while every component's own record
 	// is stored too (prune deletes a component's record before its files):
 	// the listing the lookup made already says, at no extra request.
-	listed := make(map[string]bool, len(commitSet.tree))
-	for _, o := range commitSet.tree {
-		listed[o.Key] = true
-	}
+	recorded := commitSet.components()
 	for _, c := range rec.Components {
-		if !listed[commitSet.Prefix+c.Name+"/"+manifest.Name] {
+		if !recorded[c.Name] {
 			return false, nil
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
 // The components of the table tests, each with its code hash.
@@ -791,5 +792,20 @@ func TestComponentPointerReadBesideListing(t *testing.T) {
 	}
 	if reads != len(monoCodes) || lists != 1 {
 		t.Errorf("%d pointers read, %d listings; want %d, 1", reads, lists, len(monoCodes))
+	}
+}
+
+// A commit's set indexes its components by the first path segment under
+// its prefix: present when anything is stored, true when the record is.
+func TestSetComponents(t *testing.T) {
+	obj := func(k string) s3store.Object { return s3store.Object{Key: k} }
+	s := Set{Prefix: "artifacts/c/", tree: []s3store.Object{
+		obj("artifacts/c/api/" + manifest.Name), obj("artifacts/c/api/a.zip"),
+		obj("artifacts/c/fn1/a.zip"), obj("artifacts/c/fn1/sub/" + manifest.Name),
+		obj("artifacts/c/loose.txt"),
+	}}
+	want := map[string]bool{"api": true, "fn1": false}
+	if got := s.components(); !reflect.DeepEqual(got, want) {
+		t.Errorf("components() = %v, want %v", got, want)
 	}
 }

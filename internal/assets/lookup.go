@@ -148,6 +148,19 @@ type Set struct {
 	tree []s3store.Object
 }
 
+// components indexes a commit's set by component, the first path segment
+// under its prefix, from the listing the lookup made: a name is there when
+// anything is stored under it, true when its record is.
+func (s Set) components() map[string]bool {
+	out := make(map[string]bool)
+	for _, o := range s.tree {
+		if name, rest, ok := strings.Cut(strings.TrimPrefix(o.Key, s.Prefix), "/"); ok {
+			out[name] = out[name] || rest == manifest.Name
+		}
+	}
+	return out
+}
+
 // LookupSet reads a set's record and lists its prefix at the same time (one
 // round trip) and says what state the set is in. Every path that asks "is
 // this set there?" (check, the cache lookup, upload, the cache fill, the
