@@ -113,6 +113,7 @@ ROWS = [
     ("18", "download 551 MiB in 208 files", "dl552_tool", "`s5cmd cp`", "dl552_s5cmd", 1.0, "s"),
     ("18", "run-to-run spread of the 551 MiB download: slowest run / median", "dl552_tool", "`s5cmd cp`", "dl552_s5cmd", 1.5, "spread"),
     ("18", "download 551 MiB in 208 files", "dl552_tool", "`aws s3 cp --recursive`", "dl552_aws", None, "s"),
+    ("18", "peak RSS downloading the 551 MiB in 208 files", "dl552_tool", "`s5cmd cp`", "dl552_s5cmd", None, "rss"),
     ("19", "download one 1 GiB file", "dl1g_tool", "`s5cmd cp`", "dl1g_s5cmd", 1.0, "s"),
     ("19", "run-to-run spread of the 1 GiB download: slowest run / median", "dl1g_tool", "`s5cmd cp`", "dl1g_s5cmd", 1.5, "spread"),
     ("19", "download one 1 GiB file", "dl1g_tool", "`aws s3 cp`", "dl1g_aws", None, "s"),
@@ -157,7 +158,7 @@ HARNESS_ROWS = [
 ]
 # Absolute targets: label -> (limit, unit text)
 ABS = {"prune_apply_tool": (60, "≤ 60 s"), "rss:prune_apply_tool": (256 * 1024, "≤ 256 MiB"),
-       "found_tool": (0.025, "≤ 25 ms"), "found_c100_tool": (0.030, "≤ 30 ms"), "rss:up1g_tool": (64 * 1024, "≤ 64 MiB"), "rss:dl1g_tool": (64 * 1024, "≤ 64 MiB")}
+       "found_tool": (0.025, "≤ 25 ms"), "found_c100_tool": (0.030, "≤ 30 ms"), "rss:up1g_tool": (64 * 1024, "≤ 64 MiB"), "rss:dl1g_tool": (64 * 1024, "≤ 64 MiB"), "rss:dl552_tool": (64 * 1024, "≤ 64 MiB")}
 ABS.update({f"rss:up1g_r{r}_tool": (64 * 1024, "≤ 64 MiB") for r in range(1, 1000)})
 BINARY_LIMIT = 16_000_000
 # A spread target (no run above 1.5x the median) counts only over this many runs.

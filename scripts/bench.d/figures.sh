@@ -522,9 +522,9 @@ download_figure() { # NAME DIR [--rss]
 
 if want 18; then
 	[ -d "$W/set552" ] || py gen "$W/set552" big.zip:67108864:8 small.zip:204800:200
-	step "figure 18: download 551 MiB in 208 files vs s5cmd and aws"
+	step "figure 18: download 551 MiB in 208 files vs s5cmd and aws, with peak RSS (GNU time)"
 	quiet 18
-	download_figure dl552 "$W/set552"
+	download_figure dl552 "$W/set552" --rss
 fi
 if want 19; then
 	[ -d "$W/set1g" ] || py gen "$W/set1g" one.bin:1073741824:1
