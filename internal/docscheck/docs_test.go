@@ -142,6 +142,8 @@ var otherVariables = map[string]string{
 	"S3AM_BENCH_REPO": "scripts",
 	// Other tools' own.
 	"CGO_ENABLED": "go", "CONTAINERS_CONF": "podman",
+	// Read by Go's crypto/x509 (and internal/roots, which mirrors it).
+	"SSL_CERT_FILE": "go", "SSL_CERT_DIR": "go",
 }
 
 // Lower-case, dashed names in backticks that are neither an input nor an
