@@ -3,10 +3,14 @@
 package assets
 
 import (
+	"errors"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/owner"
 )
 
 // noFollow opens a marker's name only if it is not a symlink (a link put in
@@ -14,19 +18,77 @@ import (
 // if it is a FIFO.
 const noFollow = unix.O_NOFOLLOW | unix.O_NONBLOCK
 
-// touch sets f's times to t through its descriptor, not its name.
-func touch(f *os.File, t time.Time) error {
-	tv := unix.NsecToTimeval(t.UnixNano())
-	raw, err := f.SyscallConn()
+// rewrite writes data over the file at path, then cuts it to its length (or
+// only sets its times, when touch), and hands it to the directory's owner
+// as d says, all through one descriptor, opened without following a link:
+// only if it is still the file was (an Lstat of it) and still one d allows
+// to be rewritten (no other name). The descriptor is a plain one, not an
+// os.File, which would ask the poller to take it (a failing epoll_ctl per
+// marker).
+func rewrite(path string, was os.FileInfo, d owner.Dir, data []byte, touch bool) (err error) {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC|noFollow, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	var terr error
-	if err := raw.Control(func(fd uintptr) { terr = unix.Futimes(int(fd), []unix.Timeval{tv, tv}) }); err != nil {
-		return err
-	}
-	if terr != nil {
-		return &os.PathError{Op: "futimes", Path: f.Name(), Err: terr}
+	defer func() {
+		if cerr := unix.Close(fd); err == nil && cerr != nil {
+			err = &os.PathError{Op: "close", Path: path, Err: cerr}
+		}
+	}()
+	op := "fstat"
+	err = func() error {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		if !sameStat(was, &st) || st.Mode&unix.S_IFMT != unix.S_IFREG || !d.MayRewrite(uint64(st.Nlink), st.Uid) {
+			op = "check"
+			return errNotSpare
+		}
+		if touch {
+			// Touched, as a new one would be (.found is empty): a
+			// truncation costs more.
+			op = "futimes"
+			tv := unix.NsecToTimeval(time.Now().UnixNano())
+			if err := unix.Futimes(fd, []unix.Timeval{tv, tv}); err != nil {
+				return err
+			}
+		} else {
+			// Written over in place, then cut to its new length: the
+			// earlier file's blocks and cached pages are reused (a file
+			// list of 17 MB: 2 ms, against 5-8 truncated first and written
+			// again). The write, or else the truncation, sets the
+			// modification time.
+			op = "write"
+			for rest := data; len(rest) > 0; {
+				n, err := unix.Write(fd, rest)
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				rest = rest[n:]
+			}
+			op = "truncate"
+			if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
+				return err
+			}
+		}
+		if uid, gid, ok := d.HandTo(st.Uid, st.Gid); ok {
+			op = "chown"
+			return unix.Fchown(fd, uid, gid)
+		}
+		return nil
+	}()
+	if err != nil {
+		return &os.PathError{Op: op, Path: path, Err: err}
 	}
 	return nil
+}
+
+// sameStat: st is the file fi is of.
+func sameStat(fi os.FileInfo, st *unix.Stat_t) bool {
+	was, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && uint64(was.Dev) == uint64(st.Dev) && uint64(was.Ino) == uint64(st.Ino)
 }

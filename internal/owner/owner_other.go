@@ -18,4 +18,4 @@ func Of(string) Dir { return Dir{} }
 func (Dir) Reusable(fi os.FileInfo) bool { return fi.Mode().IsRegular() }
 
 // Hand does nothing.
-func (Dir) Hand(*os.File, os.FileInfo) error { return nil }
+func (Dir) Hand(*os.File) error { return nil }

@@ -58,25 +58,28 @@ func (d Dir) hand() bool { return d.root && d.uid != 0 }
 // owner's (so that handing it over gives nobody a file that was another's).
 func (d Dir) Reusable(fi os.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || !fi.Mode().IsRegular() || st.Nlink != 1 {
-		return false
-	}
-	return !d.root || st.Uid == 0 || int(st.Uid) == d.uid
+	return ok && fi.Mode().IsRegular() && d.MayRewrite(uint64(st.Nlink), st.Uid)
 }
 
-// Hand hands f, a file of the directory, to the directory's owner when root
-// writes in another user's directory, unless fi (its stat; nil: unknown)
-// shows it is that owner's already (a check that rewrites a marker per
-// component would change each inode for nothing). Through the descriptor:
-// whatever has been put at f's name since it was opened is not touched.
-func (d Dir) Hand(f *os.File, fi os.FileInfo) error {
+// MayRewrite is Reusable for a regular file of nlink names owned by uid.
+func (d Dir) MayRewrite(nlink uint64, uid uint32) bool {
+	return nlink == 1 && (!d.root || uid == 0 || int(uid) == d.uid)
+}
+
+// HandTo reports whether a file of the directory owned by uid:gid must be
+// handed to the directory's owner (root writing in another user's
+// directory, and not that owner's already: a check that rewrites a marker
+// per component would change each inode for nothing), and to whom.
+func (d Dir) HandTo(uid, gid uint32) (int, int, bool) {
+	return d.uid, d.gid, d.hand() && (int(uid) != d.uid || int(gid) != d.gid)
+}
+
+// Hand hands f, a file of the directory just made, to the directory's
+// owner when root writes in another user's directory. Through the
+// descriptor: whatever has been put at f's name since is not touched.
+func (d Dir) Hand(f *os.File) error {
 	if !d.hand() {
 		return nil
-	}
-	if fi != nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == d.uid && int(st.Gid) == d.gid {
-			return nil
-		}
 	}
 	return f.Chown(d.uid, d.gid)
 }
