@@ -325,7 +325,7 @@ func TestMarkerSwappedForLinkNotFollowed(t *testing.T) {
 	dir := t.TempDir()
 	uid, gid := ownedPackageDir(t, dir)
 	w := newWorkspace(dir, t.Logf)
-	for _, name := range []string{CommitFile, CodeHashFile} {
+	for _, name := range []string{CommitFile, CodeHashFile, ToBuildFile} {
 		writeFile(t, filepath.Join(dir, name), "earlier")
 	}
 	if err := w.prepare(); err != nil {
@@ -344,6 +344,13 @@ func TestMarkerSwappedForLinkNotFollowed(t *testing.T) {
 	if err := os.Link(filepath.Join(dir, CodeHashFile+spareSuffix), filepath.Join(outside, "second-name")); err != nil {
 		t.Fatal(err)
 	}
+	// The spare replaced by another file: not the one prepare found.
+	other := filepath.Join(dir, "other")
+	writeFile(t, other, "another file")
+	replaced := holdOpen(t, other)
+	if err := os.Rename(other, filepath.Join(dir, ToBuildFile+spareSuffix)); err != nil {
+		t.Fatal(err)
+	}
 	atFound := newLinkTarget(t, outside, "at-found")
 	if err := os.Symlink(atFound.path, filepath.Join(dir, FoundFile)); err != nil {
 		t.Fatal(err)
@@ -357,7 +364,14 @@ func TestMarkerSwappedForLinkNotFollowed(t *testing.T) {
 	if err := w.writeFound(""); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.write(filepath.Join(dir, ToBuildFile), []byte("api\n")); err != nil {
+		t.Fatal(err)
+	}
 	w.dropSpares()
+	if fi, err := os.Lstat(filepath.Join(dir, ToBuildFile)); err != nil || os.SameFile(fi, replaced) {
+		t.Errorf("%s: the file put in the spare's place was rewritten (%v)", ToBuildFile, err)
+	}
+	isMarker(t, filepath.Join(dir, ToBuildFile), "api\n", uid, gid)
 	symlinked.untouched(t)
 	atFound.untouched(t)
 	if b, err := os.ReadFile(filepath.Join(outside, "second-name")); string(b) != "earlier" {
