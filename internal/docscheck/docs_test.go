@@ -139,7 +139,7 @@ var otherVariables = map[string]string{
 	// The development scripts' and tests' own.
 	"S3AM_CACHE": "scripts", "S3AM_IMAGE_TESTS": "scripts", "S3AM_CPUPROFILE": "scripts",
 	"S3AM_DOWNLOAD_URL": "native", "S3AM_RELEASES_URL": "native",
-	"S3AM_BENCH_REPO": "scripts",
+	"S3AM_BENCH_REPO": "scripts", "NETPROXY_LOG": "scripts",
 	// Other tools' own.
 	"CGO_ENABLED": "go", "CONTAINERS_CONF": "podman",
 	// Read by Go's crypto/x509 (and internal/roots, which mirrors it).
