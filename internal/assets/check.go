@@ -400,6 +400,15 @@ func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache b
 	if u.name == "" {
 		logf("looking up %s", r.Store.URL(r.prefix(cache)+manifest.Name))
 	}
+	// The whole commit's pointer (for the explanation of a miss) does not
+	// depend on the lookup's answer: read beside it, not after it (one
+	// request off a miss's path; a hit drops the answer). Not a
+	// component's: a hundred components found in the cache would make a
+	// hundred reads for nothing (their pointerIndex lists them instead).
+	if u.pointers == nil {
+		u.pointer = r.readLater(ctx, r.latestKey(u.name), maxLatestSize)
+		defer u.pointer.stop() // nothing of the check left running
+	}
 	src, err := r.LookupSet(ctx, cache)
 	if err != nil {
 		return err
@@ -437,7 +446,7 @@ func (r *Runner) missed(ctx context.Context, u *unit, list encodedList) error {
 	// earlier one take about as long each, for a large filter: side by side.
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.keepList(list, u.name) }()
-	e := r.explainMiss(ctx, u.name, u.list, u.pointers)
+	e := r.explainMiss(ctx, u.name, u.list, u.pointers, u.pointer)
 	<-kept
 	e.Log(u.logf(r.logf), time.Now())
 	u.miss = &e
@@ -469,4 +478,39 @@ func (p *pendingSet) wait() (Set, error) {
 	}
 	<-p.done
 	return p.set, p.err
+}
+
+// pendingRead is a ReadSmall under way (readLater).
+type pendingRead struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	data   []byte
+	err    error
+}
+
+// readLater starts ReadSmall; wait returns its answer, stop abandons it.
+func (r *Runner) readLater(ctx context.Context, key string, max int64) *pendingRead {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pendingRead{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(p.done)
+		p.data, p.err = r.store().ReadSmall(ctx, key, max)
+	}()
+	return p
+}
+
+// wait returns the read's answer.
+func (p *pendingRead) wait() ([]byte, error) {
+	<-p.done
+	return p.data, p.err
+}
+
+// stop cancels the read if it is still under way, and returns once it has
+// ended; a nil pendingRead is none.
+func (p *pendingRead) stop() {
+	if p == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
 }

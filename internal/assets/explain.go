@@ -188,8 +188,9 @@ func ago(t, now time.Time) string {
 //
 // ptrs, when set (a check with components), is the listing of the
 // components' pointers: a component that has none is told so without a
-// request of its own.
-func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehash.List, ptrs *pointerIndex) Explanation {
+// request of its own. pre, when set, is the pointer's read, started beside
+// the cache lookup (the whole commit's); its answer stands in for a read.
+func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehash.List, ptrs *pointerIndex, pre *pendingRead) Explanation {
 	none := func(why string) Explanation {
 		return Explanation{Headline: NoEarlierBuild, Why: why}
 	}
@@ -204,7 +205,13 @@ func (r *Runner) explainMiss(ctx context.Context, component string, cur *codehas
 	if known && !has {
 		return Explanation{Headline: NothingCached}
 	}
-	data, err := r.store().ReadSmall(ctx, key, maxLatestSize)
+	var data []byte
+	var err error
+	if pre != nil {
+		data, err = pre.wait()
+	} else {
+		data, err = r.store().ReadSmall(ctx, key, maxLatestSize)
+	}
 	if errors.Is(err, s3store.ErrNotFound) {
 		return Explanation{Headline: NothingCached}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestExplainMiss(t *testing.T) {
 				st.put("cache/"+LatestName, tc.pointer, nil, "application/json")
 			}
 			r := &Runner{Config: &config.Config{}, Store: st, Log: log.New(io.Discard, "", 0)}
-			e := r.explainMiss(context.Background(), "", cur, nil)
+			e := r.explainMiss(context.Background(), "", cur, nil, nil)
 			got := e.Sentence(now)
 			if tc.want == "" {
 				if e.CodeHash != "" || !strings.HasPrefix(got, NoEarlierBuild+" (") {
@@ -238,6 +239,87 @@ func TestListKeptStoredSentCompressed(t *testing.T) {
 				if strings.Contains(k, "files-") {
 					t.Errorf("a temporary file was uploaded: %s", k)
 				}
+			}
+		})
+	}
+}
+
+// A whole commit's miss reads its pointer beside the cache lookup, not
+// after it: the fake store holds the cache lookup until the pointer's read
+// has started (before, the pointer was read only once the lookup had
+// missed, and this failed). A hit may read the pointer (beside its lookup)
+// but never the earlier build's file list, and the whole check reads each
+// object at most once.
+func TestWholePointerReadBesideCacheLookup(t *testing.T) {
+	for _, hit := range []bool{false, true} {
+		name := "miss"
+		if hit {
+			name = "hit"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake()
+			prev := fileList(hashY, []string{"**"}, "a", "b")
+			b, err := prev.EncodeBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			prevList := "cache/" + hashY + "/" + ListName
+			f.put(prevList, b, nil, "application/gzip")
+			ptr, _ := json.Marshal(Latest{Format: LatestFormat, Entries: []LatestEntry{{
+				CodeHash: hashY, Commit: commitB, Created: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), Filter: FilterID([]string{"**"}),
+			}}})
+			f.put("cache/"+LatestName, ptr, nil, "application/json")
+			if hit {
+				f.seed("cache/"+hashX+"/", cacheOf(hashX, commitB), build, nil, nil)
+			}
+			started := make(chan struct{})
+			var once sync.Once
+			hold := func() {
+				select {
+				case <-started:
+				case <-time.After(10 * time.Second): // a failure, not a wait: the read never comes
+					t.Error("the cache was looked up before the pointer's read started: the miss waited for the lookup")
+				}
+			}
+			f.onRead = func(key string) {
+				switch {
+				case key == "cache/"+LatestName:
+					once.Do(func() { close(started) })
+				case strings.HasPrefix(key, "cache/"+hashX+"/"):
+					hold()
+				}
+			}
+			f.beforeList = func(prefix string) {
+				if strings.HasPrefix(prefix, "cache/"+hashX+"/") {
+					hold()
+				}
+			}
+			r, logs := newRunner(t, f, "", true, false)
+			res, err := r.Check(context.Background())
+			if err != nil {
+				t.Fatalf("check: %v\n%s", err, logs)
+			}
+			if res.Found != hit || res.CacheHit != hit {
+				t.Fatalf("found %v, hit %v; want %v\n%s", res.Found, res.CacheHit, hit, logs)
+			}
+			if !hit && (res.Miss == nil || res.Miss.Against != commitB) {
+				t.Errorf("miss explained as %+v, want against %s\n%s", res.Miss, commitB, logs)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			seen := map[string]int{}
+			for _, k := range f.reads {
+				seen[k]++
+				if seen[k] > 1 {
+					t.Errorf("%s read twice", k)
+				}
+			}
+			if hit && seen[prevList] != 0 {
+				t.Errorf("a hit read the earlier build's file list")
+			}
+			if !hit && seen[prevList] != 1 {
+				t.Errorf("the miss read the earlier build's file list %d times, want 1", seen[prevList])
 			}
 		})
 	}

@@ -28,6 +28,9 @@ type unit struct {
 	// pointers lists the components' pointers for the explanations of
 	// their misses (nil: the whole commit's, read alone).
 	pointers *pointerIndex
+	// pointer is the whole commit's pointer, read beside its cache lookup
+	// (nil: not read yet).
+	pointer *pendingRead
 
 	// What check found.
 	found, hit bool
