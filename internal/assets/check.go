@@ -391,6 +391,16 @@ func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache b
 		return nil
 	}
 
+	// The whole commit's pointer (for the explanation of a miss) depends
+	// on neither the hash nor the cache lookup's answer: it is read while
+	// the hash is computed, on a connection the cache lookup's two requests
+	// do not need (one request off a miss's path; a hit drops the answer).
+	// Not a component's: a hundred components found in the cache would
+	// make a hundred reads for nothing (their pointerIndex lists them).
+	if u.pointers == nil {
+		u.pointer = r.readLater(ctx, r.latestKey(u.name), maxLatestSize)
+		defer u.pointer.stop() // nothing of the check left running
+	}
 	hash, err := u.codeHash(ctx)
 	if err != nil {
 		return err
@@ -399,15 +409,6 @@ func (r *Runner) resolve(ctx context.Context, commit string, u *unit, useCache b
 	cache := Cache(hash)
 	if u.name == "" {
 		logf("looking up %s", r.Store.URL(r.prefix(cache)+manifest.Name))
-	}
-	// The whole commit's pointer (for the explanation of a miss) does not
-	// depend on the lookup's answer: read beside it, not after it (one
-	// request off a miss's path; a hit drops the answer). Not a
-	// component's: a hundred components found in the cache would make a
-	// hundred reads for nothing (their pointerIndex lists them instead).
-	if u.pointers == nil {
-		u.pointer = r.readLater(ctx, r.latestKey(u.name), maxLatestSize)
-		defer u.pointer.stop() // nothing of the check left running
 	}
 	src, err := r.LookupSet(ctx, cache)
 	if err != nil {

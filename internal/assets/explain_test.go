@@ -244,10 +244,10 @@ func TestListKeptStoredSentCompressed(t *testing.T) {
 	}
 }
 
-// A whole commit's miss reads its pointer beside the cache lookup, not
-// after it: the fake store holds the cache lookup until the pointer's read
-// has started (before, the pointer was read only once the lookup had
-// missed, and this failed). A hit may read the pointer (beside its lookup)
+// A whole commit's miss reads its pointer before its cache lookup answers
+// (from the hash on), not after it: the fake store holds the cache lookup
+// until the pointer's read has started (before, the pointer was read only
+// once the lookup had missed, and this failed). A hit may read the pointer
 // but never the earlier build's file list, and the whole check reads each
 // object at most once.
 func TestWholePointerReadBesideCacheLookup(t *testing.T) {
