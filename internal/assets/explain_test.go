@@ -250,7 +250,7 @@ func TestListKeptStoredSentCompressed(t *testing.T) {
 // once the lookup had missed, and this failed). A hit may read the pointer
 // but never the earlier build's file list, and the whole check reads each
 // object at most once.
-func TestWholePointerReadBesideCacheLookup(t *testing.T) {
+func TestWholePointerReadBeforeCacheLookup(t *testing.T) {
 	for _, hit := range []bool{false, true} {
 		name := "miss"
 		if hit {
