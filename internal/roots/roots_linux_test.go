@@ -1,9 +1,9 @@
 package roots
 
 import (
+	"crypto/x509"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -11,9 +11,6 @@ import (
 // file that can be read decides, then the directories; a file without a
 // certificate is no roots.
 func TestSystemRoots(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("Linux only: elsewhere the roots are always installed")
-	}
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
@@ -62,9 +59,6 @@ func TestSystemRoots(t *testing.T) {
 // directory (os.ReadFile fails on it), or, when not root, a file without
 // read permission.
 func TestSystemRootsUnreadableFile(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("Linux only: elsewhere the roots are always installed")
-	}
 	dir := t.TempDir()
 	cert := []byte("-----BEGIN CERTIFICATE-----\n")
 	locked, next := filepath.Join(dir, "locked.pem"), filepath.Join(dir, "next.pem")
@@ -85,5 +79,21 @@ func TestSystemRootsUnreadableFile(t *testing.T) {
 		if !systemRoots(func(string) string { return "" }) {
 			t.Errorf("%s unreadable, then a file with a certificate: systemRoots = false, want true", u)
 		}
+	}
+}
+
+// A system without CA files (the scratch image) verifies with the
+// compiled-in roots: Amazon's among them.
+func TestInstallWithoutSystemRoots(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SSL_CERT_FILE", filepath.Join(dir, "none.pem"))
+	t.Setenv("SSL_CERT_DIR", dir)
+	Install()
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pool == nil || !pool.Equal(fallbackPool()) {
+		t.Error("with no CA file, the system pool is not the compiled-in roots: the fallback is not installed")
 	}
 }
