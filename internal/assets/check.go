@@ -200,7 +200,7 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	// requests fewer before their cache lookups).
 	stored := commitSet.components()
 	for _, i := range sel {
-		if _, any := stored[units[i].name]; !any && units[i].set.State == 0 {
+		if _, has := stored[units[i].name]; !has && units[i].set.State == 0 {
 			u := units[i]
 			ref := u.ref(commit)
 			u.set = r.judgeSet(Set{Ref: ref, Prefix: r.prefix(ref)}, recordRead{readErr: s3store.ErrNotFound}, nil)
