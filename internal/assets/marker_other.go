@@ -36,3 +36,7 @@ func rewrite(path string, was os.FileInfo, d owner.Dir, data []byte, touch bool)
 	}
 	return err
 }
+
+// rename is os.Rename, which replaces newname (syscall.Rename, MoveFile on
+// Windows, does not: a leftover <marker>.stale would fail every check).
+func rename(oldname, newname string) error { return os.Rename(oldname, newname) }

@@ -92,3 +92,15 @@ func sameStat(fi os.FileInfo, st *unix.Stat_t) bool {
 	was, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && uint64(was.Dev) == uint64(st.Dev) && uint64(was.Ino) == uint64(st.Ino)
 }
+
+// rename is os.Rename without its Lstat of newname (to refuse to replace a
+// directory, which rename(2) refuses too): a marker is two renames, and a
+// found check of 100 components made 208 failing lstat calls for nothing
+// (strace -f -c). Unix only: on Windows syscall.Rename does not replace
+// newname (MoveFile), os.Rename does.
+func rename(oldname, newname string) error {
+	if err := syscall.Rename(oldname, newname); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/owner"
@@ -519,17 +518,6 @@ func (w *workspace) files(dir string) ([]packageFile, error) {
 		return nil, fail(KindPackage, fmt.Errorf("%s: %w (upload sends the non-hidden files directly inside it; did the build write them elsewhere?)", dir, ErrNoFiles))
 	}
 	return files, nil
-}
-
-// rename is os.Rename without its Lstat of newname (to refuse to replace a
-// directory, which rename(2) refuses too): a marker is two renames, and a
-// found check of 100 components made 208 failing lstat calls for nothing
-// (strace -f -c).
-func rename(oldname, newname string) error {
-	if err := syscall.Rename(oldname, newname); err != nil {
-		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
-	}
-	return nil
 }
 
 func removeIfExists(path string) (bool, error) {
