@@ -14,8 +14,10 @@ type Dir struct{}
 // Of is the zero Dir.
 func Of(string) Dir { return Dir{} }
 
-// Reusable: a regular file (no link count to look at).
-func (Dir) Reusable(fi os.FileInfo) bool { return fi.Mode().IsRegular() }
+// Reusable: never. An Lstat here shows no link count (a hard link to a file
+// elsewhere would be written through), and a marker is simply removed and
+// written afresh.
+func (Dir) Reusable(os.FileInfo) bool { return false }
 
 // Hand does nothing.
 func (Dir) Hand(*os.File) error { return nil }
