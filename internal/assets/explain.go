@@ -482,16 +482,33 @@ func (r *Runner) storeList(ctx context.Context, prefix, codeHash, component stri
 }
 
 // compressList writes the list read from f, from its start, Huffman-coded
-// (codehash.Compress) into a temporary file in dir, and returns that file's
-// path. dir is the kept list's (known writable, unlike TMPDIR, which may
-// be missing or full); the file is hidden, so upload never sends it.
+// (codehash.Compress) into a temporary file, and returns that file's path.
+// The file is made in TMPDIR, so that one left by a killed upload is not in
+// the package directory (a deploy of its hidden files would ship it); only
+// if that fails (TMPDIR missing or full) in dir, the kept list's (known
+// writable), hidden, so upload never sends it, and removed by the next
+// check or upload (listLeftovers).
 func compressList(f *os.File, dir string) (string, error) {
+	name, err := compressListIn(f, "")
+	if err != nil {
+		name, err = compressListIn(f, dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("compress the file list: %w", err)
+	}
+	return name, nil
+}
+
+// listLeftover is the name of compressList's file in the package directory.
+const listLeftover = ".s3-asset-manager-files-*.gz"
+
+func compressListIn(f *os.File, dir string) (string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(dir, ".s3-asset-manager-files-*.gz")
+	tmp, err := os.CreateTemp(dir, listLeftover)
 	if err != nil {
-		return "", fmt.Errorf("compress the file list: %w", err)
+		return "", err
 	}
 	bw := bufio.NewWriterSize(tmp, 256<<10)
 	err = codehash.Compress(bw, f)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
 func hashOf(c byte) string   { return strings.Repeat(string(c), 64) }
@@ -177,9 +178,9 @@ func TestShortSentence(t *testing.T) {
 
 // Check keeps the file list of a miss uncompressed (it is on check's path);
 // upload stores it Huffman-coded, as codehash.Encode writes it, and a list
-// damaged in the package directory is not stored at all. Compressed beside
-// the kept list (hidden, never uploaded), not in TMPDIR: without one, the
-// list would go as kept, past what readers take for 380,000 files.
+// damaged in the package directory is not stored at all. Compressed in
+// TMPDIR, and beside the kept list (hidden, never uploaded) only without
+// one; one left there by a killed upload is removed by check and upload.
 func TestListKeptStoredSentCompressed(t *testing.T) {
 	want, err := fakeRepo{commitA, hashX}.CodeHash(context.Background())
 	if err != nil {
@@ -200,8 +201,26 @@ func TestListKeptStoredSentCompressed(t *testing.T) {
 			}
 			f := newFake()
 			r, logs := newRunner(t, f, theKey, true, false)
+			// One left by an upload that was killed: removed by check.
+			leftover := filepath.Join(r.Config.PackageDir, ".s3-asset-manager-files-1234.gz")
+			os.MkdirAll(r.Config.PackageDir, 0o755)
+			if err := os.WriteFile(leftover, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			if res, err := r.Check(context.Background()); err != nil || res.Found {
 				t.Fatalf("check: %+v, %v\n%s", res, err, logs)
+			}
+			if _, err := os.Lstat(leftover); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("check left an earlier upload's compressed list: %v", err)
+			}
+			os.WriteFile(leftover, []byte("x"), 0o644) // and by upload
+			// Compressed in TMPDIR, and in the package directory only
+			// without one: never there while the upload runs otherwise.
+			var sent string
+			f.onUpload = func(req s3store.UploadRequest) {
+				if strings.HasSuffix(req.Key, "/"+ListName) {
+					sent = req.Path
+				}
 			}
 			path := filepath.Join(r.Config.PackageDir, CodeHashListFile)
 			kept, err := os.ReadFile(path)
@@ -230,6 +249,9 @@ func TestListKeptStoredSentCompressed(t *testing.T) {
 			}
 			if _, err := os.Stat(path); err != nil {
 				t.Errorf("upload removed the kept list: %v", err)
+			}
+			if inPkg := filepath.Dir(sent) == filepath.Clean(r.Config.PackageDir); !damaged && inPkg != tt.noTmpDir {
+				t.Errorf("the list was compressed into %s (in the package directory: %t, want %t)", sent, inPkg, tt.noTmpDir)
 			}
 			left, _ := filepath.Glob(filepath.Join(r.Config.PackageDir, ".*files-*"))
 			if len(left) > 0 {

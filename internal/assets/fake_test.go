@@ -54,6 +54,8 @@ type fakeStore struct {
 	// beforeDownload, when set, runs once before the first Download: the
 	// bucket changing while a download runs.
 	beforeDownload func(f *fakeStore, key string)
+	// onUpload, when set, runs at each UploadFile (outside the lock).
+	onUpload func(req s3store.UploadRequest)
 }
 
 type fakeObject struct {
@@ -120,6 +122,9 @@ func (f *fakeStore) ReadSmall(_ context.Context, key string, max int64) ([]byte,
 }
 
 func (f *fakeStore) UploadFile(_ context.Context, req s3store.UploadRequest) (s3store.Uploaded, error) {
+	if f.onUpload != nil {
+		f.onUpload(req)
+	}
 	b, err := os.ReadFile(req.Path)
 	if err != nil {
 		return s3store.Uploaded{}, err

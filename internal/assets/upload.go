@@ -85,6 +85,9 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	if commit == "" {
 		return res, fail(KindPackage, fmt.Errorf("%s: %w", dir, ErrNoCommitHash))
 	}
+	if err := w.dropListLeftovers(); err != nil {
+		return res, err
+	}
 
 	cs, ok, err := w.components(commit)
 	if err != nil {

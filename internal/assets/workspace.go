@@ -325,6 +325,10 @@ func (w *workspace) prepare() error {
 			if _, err := w.setAside(w.path(e.Name(), FoundFile)); err != nil {
 				return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s/%s: %w", e.Name(), FoundFile, err))
 			}
+		} else if isListLeftover(e.Name()) {
+			if err := w.removeLeftover(e.Name()); err != nil {
+				return fail(KindPackage, err)
+			}
 		}
 	}
 	return nil
@@ -453,6 +457,43 @@ func (w *workspace) components(commit string) (st componentsState, ok bool, err 
 		}
 	}
 	return st, true, nil
+}
+
+// isListLeftover: name is a compressed file list an upload wrote in the
+// package directory (compressList) and did not remove: it was killed.
+func isListLeftover(name string) bool {
+	ok, _ := filepath.Match(listLeftover, name)
+	return ok
+}
+
+// removeLeftover removes the package directory's file name (by name: a
+// link's target is never touched).
+func (w *workspace) removeLeftover(name string) error {
+	removed, err := removeIfExists(w.path(name))
+	if err != nil {
+		return fmt.Errorf("remove the earlier run's %s: %w", name, err)
+	}
+	if removed {
+		w.logf("removed %s: left by an earlier upload", w.path(name))
+	}
+	return nil
+}
+
+// dropListLeftovers removes the compressed file lists an earlier upload
+// left in the package directory (prepare does it for check).
+func (w *workspace) dropListLeftovers() error {
+	ents, err := os.ReadDir(w.dir)
+	if err != nil {
+		return fail(KindPackage, err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() && isListLeftover(e.Name()) {
+			if err := w.removeLeftover(e.Name()); err != nil {
+				return fail(KindPackage, err)
+			}
+		}
+	}
+	return nil
 }
 
 // listPath is where check keeps the file list of the whole filter (""), or
