@@ -199,11 +199,14 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 			rep.FileDone()
 		}
 		how := "1 request"
-		if got.Parts > 0 {
-			how = words.Count(got.Parts, "part", "parts")
+		if got.Pieces > 0 {
+			how = fmt.Sprintf("%s in %s", words.Count(got.Pieces, "piece", "pieces"), words.Count(got.Requests, "request", "requests"))
 		}
-		if got.Refetched > 0 {
-			how += fmt.Sprintf(", %d fetched again (damaged on the way)", got.Refetched)
+		switch {
+		case got.Refetched > 0 && got.Pieces > 0:
+			how += fmt.Sprintf(", %s fetched again (damaged on the way)", words.Count(got.Refetched, "piece", "pieces"))
+		case got.Refetched > 0:
+			how += fmt.Sprintf(", fetched again %s (damaged on the way)", words.Count(got.Refetched, "time", "times"))
 		}
 		r.logf("  %s  %s in %s (%s, %s, SHA-256 verified)", f.Name, progress.Size(got.Size), got.Duration.Round(time.Millisecond), humanRate(got.Size, got.Duration), how)
 		return nil

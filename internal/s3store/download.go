@@ -52,10 +52,15 @@ type DownloadRequest struct {
 
 // Downloaded describes a fetched and verified file.
 type Downloaded struct {
-	Size  int64
-	Parts int // the ranged requests of the first fetch; 0 for a single request
-	// Refetched counts the parts (or the whole file) fetched again because the
-	// file's SHA-256 did not match: bytes damaged on the way.
+	Size int64
+	// Pieces is how many pieces a large file was received in (each in a
+	// buffer of the pool), and Requests the ranged requests of the first
+	// fetch that brought them (each of one piece or several in a row); both
+	// 0 for a file fetched in a single request.
+	Pieces, Requests int
+	// Refetched counts the pieces (or, for a single request, the whole
+	// file: 1 a fetch) fetched again because the file's SHA-256 did not
+	// match: bytes damaged on the way.
 	Refetched int
 	Duration  time.Duration
 }
@@ -131,7 +136,7 @@ func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, 
 	renamed = true
 	out := Downloaded{Size: req.Size, Refetched: refetched, Duration: time.Since(start)}
 	if n > 1 {
-		out.Parts = d.firstRequests
+		out.Pieces, out.Requests = n, d.firstRequests
 	}
 	return out, nil
 }
@@ -309,7 +314,7 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 		wg.Wait()
 		for _, p := range bufs {
 			if p != nil && p.buf != nil {
-				d.s.putPartBuf(p.buf)
+				d.s.putPartBuf(p.buf[:cap(p.buf)])
 			}
 		}
 	}()
@@ -354,6 +359,14 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 		if p == nil {
 			off, n := d.span(i)
 			if err := copyCtx(ctx, sh, io.NewSectionReader(d.f, off, n)); err != nil {
+				if ctx.Err() != nil {
+					// A request's failure cancelled ctx: that is the error.
+					cancel()
+					wg.Wait() // firstErr is set before the cancel it causes
+					if firstErr != nil {
+						return nil, firstErr
+					}
+				}
 				return nil, fmt.Errorf("read back %s: %w", d.f.Name(), err)
 			}
 			continue
@@ -530,12 +543,8 @@ func (s *bufSink) space(ctx context.Context, got int64) ([]byte, error) {
 	_, p, within := s.at(got)
 	select {
 	case <-p.ready:
-	default:
-		select {
-		case <-p.ready:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	return p.buf[within:min(int64(len(p.buf)), within+readSize)], nil
 }
@@ -586,9 +595,10 @@ func (s *Store) getPartBuf(ctx context.Context) ([]byte, error) {
 func (s *Store) putPartBuf(b []byte) { s.dlBufs <- b }
 
 // fetchSpan fetches the n bytes from off into sink. A body cut short or
-// stalled is resumed from the byte where it ended, at once the first time,
-// after a backoff after that; the SDK has already retried the request
-// itself.
+// stalled is resumed from the byte where it ended: at once after an attempt
+// that brought bytes, after a backoff after one that brought none; the
+// attempts in a row without a byte are bounded by the retryer's maximum
+// (the SDK has already retried the request itself).
 func (d *download) fetchSpan(ctx context.Context, off, n int64, sk sink) error {
 	attempts := d.s.client.Options().Retryer.MaxAttempts()
 	backoff := retry.NewExponentialJitterBackoff(5 * time.Second)
@@ -599,6 +609,13 @@ func (d *download) fetchSpan(ctx context.Context, off, n int64, sk sink) error {
 		var cut *cutError
 		if err == nil || !errors.As(err, &cut) || ctx.Err() != nil {
 			return err
+		}
+		if k > 0 {
+			// It was moving: a slow, busy link cuts or stalls now and then,
+			// and only attempts in a row that bring nothing use the budget
+			// (and lengthen the backoff).
+			attempt = 0
+			continue
 		}
 		if attempt >= attempts {
 			return fmt.Errorf("get %s: %w (after %s)", d.s.URL(d.req.Key), err, words.Count(attempt, "attempt", "attempts"))

@@ -90,7 +90,7 @@ func TestDownload(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
-			if d.Parts != tc.parts || d.Size != int64(tc.size) || d.Refetched != 0 {
+			if d.Pieces != tc.parts || d.Size != int64(tc.size) || d.Refetched != 0 {
 				t.Errorf("%s: %+v, want %d parts", tc.name, d, tc.parts)
 			}
 			b, err := os.ReadFile(req.Path)
@@ -148,8 +148,8 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 			t.Fatal("bytes differ")
 		}
 		slices.Sort(ranges)
-		if want := []string{"bytes=0-4194303", "bytes=4194304-5242896"}; !slices.Equal(ranges, want) || d.Parts != 2 {
-			t.Errorf("requests %q, %d parts; want %q", ranges, d.Parts, want)
+		if want := []string{"bytes=0-4194303", "bytes=4194304-5242896"}; !slices.Equal(ranges, want) || d.Requests != 2 {
+			t.Errorf("requests %q, %d parts; want %q", ranges, d.Requests, want)
 		}
 		if got.Load() != int64(len(o.body)) {
 			t.Errorf("progress counted %d bytes of %d", got.Load(), len(o.body))
@@ -210,8 +210,8 @@ func TestDownloadSlowPartsSplitRequests(t *testing.T) {
 				t.Errorf("no request of piece %d alone (%s): %q", i, want, ranges)
 			}
 		}
-		if d.Parts != len(ranges) {
-			t.Errorf("%d parts reported, %d requests made", d.Parts, len(ranges))
+		if d.Requests != len(ranges) {
+			t.Errorf("%d parts reported, %d requests made", d.Requests, len(ranges))
 		}
 	})
 }
@@ -559,6 +559,55 @@ func TestDownloadStallResumes(t *testing.T) {
 			if proxy.Count(s3test.StallResponse) != 1 {
 				t.Errorf("%s: the proxy stalled %d bodies, want 1: %s", tc.key, proxy.Count(s3test.StallResponse), proxy.Counts())
 			}
+		}
+	})
+}
+
+// A request of several pieces cut short again and again, each time in a
+// later piece and each time after bringing bytes, is resumed each time
+// from the byte where it ended, more often than the attempts allowed: only
+// attempts in a row that bring nothing use them up (a slow, busy link that
+// is still moving must not fail the download).
+func TestDownloadCutsWhileMoving(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		o := putStored(t, srv, bucket, "large", filler(5<<20+17))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var mu sync.Mutex
+		var ranges []string
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method != http.MethodGet {
+				return s3test.Pass
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			rg := r.Header.Get("Range")
+			// The first request (4 MiB, eight pieces of 512 KiB): cut after
+			// half, then after half the rest, three times.
+			if strings.HasPrefix(rg, "bytes=") && !strings.HasPrefix(rg, "bytes=4194304-") && len(ranges) < 3 {
+				ranges = append(ranges, rg)
+				return s3test.CutResponse
+			}
+			return s3test.Pass
+		})
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20, MaxAttempts: 2})
+		st.dlSlowPart = 0
+		req := o.request(t.TempDir(), "large")
+		var got atomic.Int64
+		req.Progress = func(n int64) { got.Add(n) }
+		d, err := st.Download(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%v (proxy: %s)", err, proxy.Counts())
+		}
+		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
+			t.Fatal("bytes differ")
+		}
+		if want := []string{"bytes=0-4194303", "bytes=2097152-4194303", "bytes=3145728-4194303"}; !slices.Equal(ranges, want) {
+			t.Errorf("cut requests %q, want %q", ranges, want)
+		}
+		if d.Refetched != 0 || got.Load() != int64(len(o.body)) {
+			t.Errorf("%d pieces fetched again, %d bytes counted: want each cut resumed, every byte once", d.Refetched, got.Load())
 		}
 	})
 }
