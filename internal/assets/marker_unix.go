@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -49,8 +48,7 @@ func rewrite(path string, was os.FileInfo, d owner.Dir, data []byte, touch bool)
 			// Touched, as a new one would be (.found is empty): a
 			// truncation costs more.
 			op = "futimes"
-			tv := unix.NsecToTimeval(time.Now().UnixNano())
-			if err := unix.Futimes(fd, []unix.Timeval{tv, tv}); err != nil {
+			if err := touchFd(fd); err != nil {
 				return err
 			}
 		} else {
