@@ -611,3 +611,104 @@ func TestDownloadCutsWhileMoving(t *testing.T) {
 		}
 	})
 }
+
+// A request that runs out of its time mid-body (PACKAGE_ASSETS_REQUEST_TIMEOUT,
+// on the store's clock), whether its body stalled in a later piece of a
+// request of several (the stall watch set too long to notice) or it waits
+// for a buffer of the pool, is resumed from the byte it reached, as a cut;
+// its read fails naming the timeout, not as a cancellation.
+func TestDownloadRequestTimeoutResumes(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		o := putStored(t, srv, bucket, "large", filler(5<<20+17))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		resumed := make(chan struct{})
+		var once, resumeOnce sync.Once
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			f := s3test.Pass
+			switch r.Header.Get("Range") {
+			case "bytes=0-4194303": // eight pieces of 512 KiB; stalls in the fifth
+				once.Do(func() { f = s3test.StallResponse })
+			case "bytes=2097152-4194303":
+				resumeOnce.Do(func() { close(resumed) })
+			case "bytes=0-1023":
+				f = s3test.StallResponse
+			}
+			return f
+		})
+		clock := clockwork.NewFakeClock()
+		const timeout = time.Minute
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{
+			PartSize: 4 << 20, DownloadMemory: 3 << 20, StallTimeout: 24 * time.Hour, RequestTimeout: timeout, Clock: clock,
+		})
+		st.dlSlowPart = 0
+		// A guard, not a measure: without the timeout this waits a day.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		req := o.request(t.TempDir(), "large")
+		var got atomic.Int64
+		allButStalled := make(chan struct{})
+		// Six buffers: the first request's half (pieces 0-3) and, once those
+		// are hashed, two pieces of the second (8 and 9) come; the hasher
+		// waits for piece 4, and the second request waits mid-body for a
+		// buffer for piece 10: its timeout fires too, and it resumes.
+		req.Progress = func(n int64) {
+			if got.Add(n) == 3<<20 {
+				close(allButStalled)
+			}
+		}
+		type result struct {
+			d   Downloaded
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			d, err := st.Download(ctx, req)
+			done <- result{d, err}
+		}()
+		select {
+		case <-allButStalled:
+		case res := <-done:
+			t.Fatalf("returned before the stall: %v, %d bytes (proxy: %s)", res.err, got.Load(), proxy.Counts())
+		}
+	wait:
+		for {
+			if err := clock.BlockUntilContext(ctx, 1); err != nil {
+				t.Fatalf("no timer on the store's clock, and no resumed request: %v (proxy: %s)", err, proxy.Counts())
+			}
+			select {
+			case <-resumed:
+				break wait
+			default:
+			}
+			clock.Advance(timeout)
+		}
+		res := <-done
+		if res.err != nil {
+			t.Fatalf("%v (proxy: %s)", res.err, proxy.Counts())
+		}
+		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
+			t.Fatal("bytes differ")
+		}
+		if res.d.Refetched != 0 || got.Load() != int64(len(o.body)) {
+			t.Errorf("%d pieces fetched again, %d bytes counted: want the request resumed, every byte once", res.d.Refetched, got.Load())
+		}
+
+		// The read that the timeout ends says so.
+		out, err := st.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("large"), Range: aws.String("bytes=0-1023")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		go func() {
+			if clock.BlockUntilContext(ctx, 1) == nil {
+				clock.Advance(timeout)
+			}
+		}()
+		_, err = io.ReadAll(out.Body)
+		if err == nil || errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "timed out after 1m0s (PACKAGE_ASSETS_REQUEST_TIMEOUT") {
+			t.Errorf("a body read ended by the timeout: %v", err)
+		}
+	})
+}

@@ -76,8 +76,8 @@ type Options struct {
 	// StallTimeout: a response body that brings no byte for this long is
 	// given up and the rest asked for again; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
-	// Clock is what stalls and download backoffs are timed by; nil means the
-	// real one. Tests use a fake.
+	// Clock is what stalls, download backoffs and request timeouts are timed
+	// by; nil means the real one. Tests use a fake.
 	Clock clockwork.Clock
 	// CopyPartThreshold is the size above which copies go in parts; 0 means
 	// DefaultCopyPartThreshold. Tests lower it.
@@ -238,7 +238,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	limit := newLimiter(o.Concurrency)
 	// In this order: each attempt waits for a slot (withLimiter), then its
 	// timeout starts (attemptTimeout); both sit right after the retryer.
-	client := s3.NewFromConfig(cfg, attemptTimeout(o.RequestTimeout), withLimiter(limit), func(so *s3.Options) {
+	client := s3.NewFromConfig(cfg, attemptTimeout(o.RequestTimeout, o.Clock), withLimiter(limit), func(so *s3.Options) {
 		if s3Endpoint != nil {
 			so.BaseEndpoint = s3Endpoint
 		}
