@@ -712,3 +712,99 @@ func TestDownloadRequestTimeoutResumes(t *testing.T) {
 		}
 	})
 }
+
+// Cancelled while one request's body is stalled and another waits mid-body
+// for a buffer of the pool, the download returns the cancellation at once,
+// leaves no file, and every buffer is back in the pool.
+func TestDownloadCancelledWaitingForBuffer(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		o := putStored(t, srv, bucket, "large", filler(5<<20+17))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var once sync.Once
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			f := s3test.Pass
+			if r.Header.Get("Range") == "bytes=0-4194303" {
+				once.Do(func() { f = s3test.StallResponse })
+			}
+			return f
+		})
+		clock := clockwork.NewFakeClock() // never moved: nothing times out
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{
+			PartSize: 4 << 20, DownloadMemory: 3 << 20, StallTimeout: time.Hour, RequestTimeout: time.Hour, Clock: clock,
+		})
+		st.dlSlowPart = 0
+		guard, stop := context.WithTimeout(context.Background(), time.Minute) // a guard, not a measure
+		defer stop()
+		ctx, cancel := context.WithCancel(guard)
+		defer cancel()
+		dir := t.TempDir()
+		req := o.request(dir, "large")
+		var got atomic.Int64
+		// As in TestDownloadRequestTimeoutResumes: at 3 MiB the first request
+		// is stalled in piece 4 and the second waits for piece 10's buffer.
+		req.Progress = func(n int64) {
+			if got.Add(n) == 3<<20 {
+				cancel()
+			}
+		}
+		_, err := st.Download(ctx, req)
+		if !errors.Is(err, context.Canceled) || guard.Err() != nil {
+			t.Fatalf("cancelled download: %v (%d bytes; proxy: %s)", err, got.Load(), proxy.Counts())
+		}
+		if got := dirNames(t, dir); len(got) != 0 {
+			t.Errorf("left %q", got)
+		}
+		if len(st.dlBufs) != cap(st.dlBufs) {
+			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
+		}
+	})
+}
+
+// Several large files at once on a pool of two buffers, each fetched in
+// requests of many pieces, all arrive verified: the buffers are handed out
+// in order across the files, so the piece being hashed always has one, and
+// none waits forever for another.
+func TestDownloadManyLargeOnTwoBuffers(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		// Two buffers of 64 KiB, requests of 1 MiB (16 pieces each).
+		st := newStore(t, srv, bucket, Options{PartSize: 1 << 20, DownloadMemory: 128 << 10, Concurrency: 8})
+		st.dlSlowPart = 0
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a guard, not a measure
+		defer cancel()
+		dir := t.TempDir()
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		objs := make([]stored, 4)
+		for i := range objs {
+			body := filler(3<<20 + 1000*i)
+			body[i] ^= 0xff // each file its own bytes
+			objs[i] = putStored(t, srv, bucket, fmt.Sprint("f", i), body)
+		}
+		for i, o := range objs {
+			wg.Go(func() {
+				d, err := st.Download(ctx, o.request(dir, o.key))
+				if want := partCount(int64(len(o.body)), 64<<10); err == nil && (d.Pieces != want || d.Requests < 3 || d.Requests*8 > d.Pieces) {
+					err = fmt.Errorf("%+v: want %d pieces, in requests of many", d, want)
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, o := range objs {
+			if errs[i] != nil {
+				t.Errorf("%s: %v", o.key, errs[i])
+				continue
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, o.key)); !bytes.Equal(b, o.body) {
+				t.Errorf("%s: bytes differ", o.key)
+			}
+		}
+		if len(st.dlBufs) != cap(st.dlBufs) {
+			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
+		}
+	})
+}
