@@ -87,13 +87,13 @@ const maxRounds = 4
 //
 // Every byte is hashed once, as it arrives, never read back from the file:
 // a file up to twice the download part size comes in one request, hashed
-// as it streams; a larger one in ranged requests of the part size in
-// parallel, received in pieces ("parts" below), each into a buffer of a
-// fixed pool (Options.DownloadMemory, shared by every file: memory stays
-// bounded whatever the sizes), written to the file from there and hashed in
-// order right behind it. A body cut short or stalled
-// (no byte for StallTimeout) is resumed at once from the byte where it
-// ended, on a new connection. A file whose SHA-256 does not match is
+// as it streams; a larger one in pieces ("parts" below), each into a
+// buffer of a fixed pool (Options.DownloadMemory, shared by every file:
+// memory stays bounded whatever the sizes), by ranged requests in parallel
+// of floor(part size / piece) pieces in a row, written to the file from
+// there and hashed in order right behind it. A body cut short, stalled (no
+// byte for StallTimeout) or out of its attempt's time is resumed from the
+// byte where it ended, on a new connection (see fetchSpan). A file whose SHA-256 does not match is
 // fetched again: a small file whole; a large one in the parts whose CRC32C
 // differs from every earlier fetch of that part (one fetched twice alike is
 // taken as right: damage on the way does not repeat itself), until it

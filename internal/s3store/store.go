@@ -68,10 +68,10 @@ type Options struct {
 	// DownloadMemory bounds the memory a download's parts are received into
 	// (shared by every file fetched at once); 0 means DefaultDownloadMemory.
 	// A file is received in pieces of min(PartSize, DownloadMemory/6), as
-	// many at once as fit, fetched by ranged requests of PartSize (each
-	// going on into its next piece once that has a buffer; of one piece
-	// where connections are slow); one up to twice the piece size in one
-	// request, streamed.
+	// many at once as fit, fetched by ranged requests of floor(PartSize /
+	// piece) pieces in a row (each going on into its next piece once that
+	// has a buffer; of one piece where connections are slow); one up to
+	// twice the piece size in one request, streamed.
 	DownloadMemory int64
 	// StallTimeout: a response body that brings no byte for this long is
 	// given up and the rest asked for again; 0 means DefaultStallTimeout.
