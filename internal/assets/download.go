@@ -205,8 +205,10 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 		switch {
 		case got.Refetched > 0 && got.Pieces > 0:
 			how += fmt.Sprintf(", %s fetched again (damaged on the way)", words.Count(got.Refetched, "piece", "pieces"))
-		case got.Refetched > 0:
-			how += fmt.Sprintf(", fetched again %s (damaged on the way)", words.Count(got.Refetched, "time", "times"))
+		case got.Refetched == 1:
+			how += ", fetched again (damaged on the way)"
+		case got.Refetched > 1:
+			how += fmt.Sprintf(", fetched again %d times (damaged on the way)", got.Refetched)
 		}
 		r.logf("  %s  %s in %s (%s, %s, SHA-256 verified)", f.Name, progress.Size(got.Size), got.Duration.Round(time.Millisecond), humanRate(got.Size, got.Duration), how)
 		return nil
