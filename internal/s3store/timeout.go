@@ -43,7 +43,7 @@ func attemptTimeout(d time.Duration, clock clockwork.Clock) func(*s3.Options) {
 					if g, ok := out.Result.(*s3.GetObjectOutput); ok && g.Body != nil {
 						// The body is read after the operation returns, under
 						// this context (and bounded by it): stop when it is closed.
-						g.Body = &stopOnClose{ReadCloser: g.Body, stop: stop, fired: &fired, after: d}
+						g.Body = &stopOnClose{ReadCloser: g.Body, stop: stop, fired: &fired, after: d, parent: ctx}
 					} else {
 						stop() // or thousands of requests leave a timer each
 					}
@@ -72,9 +72,10 @@ func (e *stalledError) RetryableError() bool { return true }
 // is closed, and names the timeout when a read fails because it fired.
 type stopOnClose struct {
 	io.ReadCloser
-	stop  func()
-	fired *atomic.Bool
-	after time.Duration
+	stop   func()
+	fired  *atomic.Bool
+	after  time.Duration
+	parent context.Context // cancelled too: a cancellation, not a timeout
 }
 
 // timedOutError is a body read ended by the attempt's timeout.
@@ -86,7 +87,7 @@ func (e *timedOutError) Error() string {
 
 func (b *stopOnClose) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.fired.Load() {
+	if err != nil && err != io.EOF && b.fired.Load() && b.parent.Err() == nil {
 		err = &timedOutError{b.after}
 	}
 	return n, err
