@@ -273,7 +273,9 @@ func TestHostileListIsPrintedSafely(t *testing.T) {
 	}
 }
 
-// A hit reads neither the pointer nor a list; a miss reads each once.
+// A hit reads no list, and at most the pointer (its read starts during the
+// hash, before the cache lookup answers, and is dropped on a hit); a miss
+// reads each once.
 func TestExplanationCost(t *testing.T) {
 	t.Parallel()
 	srv := s3test.Get(t, "minio")
@@ -307,8 +309,10 @@ func TestExplanationCost(t *testing.T) {
 	if r := run(t, env, "check"); !exists(filepath.Join(pkg, ".found")) {
 		t.Fatalf("docs-only commit should hit: %v", r)
 	}
-	if got := explaining(); len(got) != 0 {
-		t.Errorf("a hit made explanation requests: %q", got)
+	for _, q := range explaining() {
+		if q != "GET /"+bucket+"/cache/.s3-asset-manager-latest.json" {
+			t.Errorf("a hit made an explanation request beyond the pointer's read: %q", q)
+		}
 	}
 	if exists(filepath.Join(pkg, assets.CodeHashListFile)) {
 		t.Error("a hit kept a file list")
