@@ -383,7 +383,8 @@ func TestDigestLayout(t *testing.T) {
 	// Many files, past the buffer the lines are hashed from, and a mode of
 	// an old git (100664) among them.
 	var many []gitrepo.File
-	long := "s3-asset-manager code hash v1\n\n"
+	var long strings.Builder // not +=: the 20,000 lines copied again at each one took 17 s under -race
+	long.WriteString("s3-asset-manager code hash v1\n\n")
 	for i := range 20000 {
 		f := gitrepo.File{Path: fmt.Sprintf("dir%03d/%s/file%05d.js", i/100, strings.Repeat("x", i%300), i), Mode: filemode.Regular, ID: plumbing.ComputeHash(plumbing.BlobObject, []byte{byte(i), byte(i >> 8)})}
 		switch i % 7 {
@@ -395,9 +396,9 @@ func TestDigestLayout(t *testing.T) {
 			f.Mode = filemode.Deprecated
 		}
 		many = append(many, f)
-		long += fmt.Sprintf("%s\x00%o\x00%s\n", f.Path, uint32(f.Mode), f.ID)
+		fmt.Fprintf(&long, "%s\x00%o\x00%s\n", f.Path, uint32(f.Mode), f.ID)
 	}
-	sum = sha256.Sum256([]byte(long))
+	sum = sha256.Sum256([]byte(long.String()))
 	if got, want := digest(many, ""), hex.EncodeToString(sum[:]); got != want {
 		t.Errorf("digest of %d files = %s, want %s", len(many), got, want)
 	}
