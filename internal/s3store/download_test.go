@@ -518,35 +518,9 @@ func TestDownloadStallResumes(t *testing.T) {
 					close(allButStalled)
 				}
 			}
-			type result struct {
-				d   Downloaded
-				err error
-			}
-			done := make(chan result, 1)
-			go func() {
-				d, err := st.Download(ctx, req)
-				done <- result{d, err}
-			}()
-			select {
-			case <-allButStalled:
-			case res := <-done:
-				t.Fatalf("%s: returned before the stall: %v, %d bytes (proxy: %s)", tc.key, res.err, got.Load(), proxy.Counts())
-			}
-			// Only the stalled body's watch is on the clock now: move it on
-			// until the request that resumes it arrives.
-		wait:
-			for {
-				if err := clock.BlockUntilContext(ctx, 1); err != nil {
-					t.Fatalf("%s: no stall watch on the store's clock, and no resumed request: %v (proxy: %s)", tc.key, err, proxy.Counts())
-				}
-				select {
-				case <-resumed:
-					break wait
-				default:
-				}
-				clock.Advance(stall / 4)
-			}
-			res := <-done
+			// Only the stalled body's watch is on the clock once the rest has
+			// come: it is moved on until the request that resumes it arrives.
+			res := downloadPastStall(t, ctx, st, req, clock, stall/4, allButStalled, resumed, proxy)
 			if res.err != nil {
 				t.Fatalf("%s: %v (proxy: %s)", tc.key, res.err, proxy.Counts())
 			}
@@ -561,6 +535,40 @@ func TestDownloadStallResumes(t *testing.T) {
 			}
 		}
 	})
+}
+
+type downloadResult struct {
+	d   Downloaded
+	err error
+}
+
+// downloadPastStall starts req's download and, once ready is closed (every
+// byte but the stalled ones has come), moves clock on by step while a timer
+// waits on it, until resumed is closed (the request that resumes the stalled
+// body has arrived); it returns the download's result.
+func downloadPastStall(t *testing.T, ctx context.Context, st *Store, req DownloadRequest, clock *clockwork.FakeClock, step time.Duration, ready, resumed <-chan struct{}, proxy *s3test.Proxy) downloadResult {
+	t.Helper()
+	done := make(chan downloadResult, 1)
+	go func() {
+		d, err := st.Download(ctx, req)
+		done <- downloadResult{d, err}
+	}()
+	select {
+	case <-ready:
+	case res := <-done:
+		t.Fatalf("%s: returned before the stall: %v (proxy: %s)", req.Key, res.err, proxy.Counts())
+	}
+	for {
+		if err := clock.BlockUntilContext(ctx, 1); err != nil {
+			t.Fatalf("%s: no timer on the store's clock, and no resumed request: %v (proxy: %s)", req.Key, err, proxy.Counts())
+		}
+		select {
+		case <-resumed:
+			return <-done
+		default:
+		}
+		clock.Advance(step)
+	}
 }
 
 // A request of several pieces cut short again and again, each time in a
@@ -658,33 +666,7 @@ func TestDownloadRequestTimeoutResumes(t *testing.T) {
 				close(allButStalled)
 			}
 		}
-		type result struct {
-			d   Downloaded
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			d, err := st.Download(ctx, req)
-			done <- result{d, err}
-		}()
-		select {
-		case <-allButStalled:
-		case res := <-done:
-			t.Fatalf("returned before the stall: %v, %d bytes (proxy: %s)", res.err, got.Load(), proxy.Counts())
-		}
-	wait:
-		for {
-			if err := clock.BlockUntilContext(ctx, 1); err != nil {
-				t.Fatalf("no timer on the store's clock, and no resumed request: %v (proxy: %s)", err, proxy.Counts())
-			}
-			select {
-			case <-resumed:
-				break wait
-			default:
-			}
-			clock.Advance(timeout)
-		}
-		res := <-done
+		res := downloadPastStall(t, ctx, st, req, clock, timeout, allButStalled, resumed, proxy)
 		if res.err != nil {
 			t.Fatalf("%v (proxy: %s)", res.err, proxy.Counts())
 		}
