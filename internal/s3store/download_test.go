@@ -112,6 +112,27 @@ func TestDownload(t *testing.T) {
 	})
 }
 
+// rangeLog is a proxy in front of srv that notes the Range of every GET;
+// ranges returns them so far.
+func rangeLog(t *testing.T, srv *s3test.Server) (proxy *s3test.Proxy, ranges func() []string) {
+	proxy = s3test.NewProxy(t, srv.Endpoint)
+	var mu sync.Mutex
+	var seen []string
+	proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+		if r.Method == http.MethodGet {
+			mu.Lock()
+			seen = append(seen, r.Header.Get("Range"))
+			mu.Unlock()
+		}
+		return s3test.Pass
+	}
+	return proxy, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
 // A large file is fetched in ranged requests of PartSize, each received into
 // several of the pool's smaller buffers: a request goes on into its next
 // piece once that has a buffer (here the first request spans more pieces
@@ -123,17 +144,7 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		o := putStored(t, srv, bucket, "large", filler(5<<20+17))
-		proxy := s3test.NewProxy(t, srv.Endpoint)
-		var mu sync.Mutex
-		var ranges []string
-		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
-			if r.Method == http.MethodGet {
-				mu.Lock()
-				ranges = append(ranges, r.Header.Get("Range"))
-				mu.Unlock()
-			}
-			return s3test.Pass
-		}
+		proxy, getRanges := rangeLog(t, srv)
 		// Pieces of 512 KiB (3 MiB among 6), requests of 4 MiB: 8 pieces.
 		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20})
 		st.dlSlowPart = 0 // never taken for slow connections (see the next test)
@@ -147,6 +158,7 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
 			t.Fatal("bytes differ")
 		}
+		ranges := getRanges()
 		slices.Sort(ranges)
 		if want := []string{"bytes=0-4194303", "bytes=4194304-5242896"}; !slices.Equal(ranges, want) || d.Requests != 2 {
 			t.Errorf("requests %q, %d parts; want %q", ranges, d.Requests, want)
@@ -182,17 +194,7 @@ func TestDownloadSlowPartsSplitRequests(t *testing.T) {
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
 		o := putStored(t, srv, bucket, "slow", filler(10<<20))
-		proxy := s3test.NewProxy(t, srv.Endpoint)
-		var mu sync.Mutex
-		var ranges []string
-		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
-			if r.Method == http.MethodGet {
-				mu.Lock()
-				ranges = append(ranges, r.Header.Get("Range"))
-				mu.Unlock()
-			}
-			return s3test.Pass
-		}
+		proxy, getRanges := rangeLog(t, srv)
 		// Pieces of 512 KiB, six buffers, requests of 4 MiB: the third
 		// request is made once at least ten pieces have come.
 		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20})
@@ -205,6 +207,7 @@ func TestDownloadSlowPartsSplitRequests(t *testing.T) {
 		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
 			t.Fatal("bytes differ")
 		}
+		ranges := getRanges()
 		for i := 16; i < 20; i++ {
 			if want := fmt.Sprintf("bytes=%d-%d", i<<19, (i+1)<<19-1); !slices.Contains(ranges, want) {
 				t.Errorf("no request of piece %d alone (%s): %q", i, want, ranges)
