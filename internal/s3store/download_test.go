@@ -46,6 +46,14 @@ func (o stored) request(dir, name string) DownloadRequest {
 	return DownloadRequest{Key: o.key, Path: filepath.Join(dir, name), Size: int64(len(o.body)), SHA256: sum[:], ETag: o.etag, Mode: 0o644}
 }
 
+// arrived fails the test unless path holds o's bytes; what names the case.
+func (o stored) arrived(t *testing.T, path, what string) {
+	t.Helper()
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, o.body) {
+		t.Fatalf("%s: bytes differ", what)
+	}
+}
+
 // dirNames lists a directory, hidden files too.
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
@@ -155,9 +163,7 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
-			t.Fatal("bytes differ")
-		}
+		o.arrived(t, req.Path, o.key)
 		ranges := getRanges()
 		slices.Sort(ranges)
 		if want := []string{"bytes=0-4194303", "bytes=4194304-5242896"}; !slices.Equal(ranges, want) || d.Requests != 2 {
@@ -179,9 +185,7 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 			if _, err := two.Download(ctx, req); err != nil {
 				t.Fatalf("a pool of two buffers: %v", err)
 			}
-			if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
-				t.Fatal("a pool of two buffers: bytes differ")
-			}
+			o.arrived(t, req.Path, "a pool of two buffers")
 		}
 	})
 }
@@ -204,9 +208,7 @@ func TestDownloadSlowPartsSplitRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
-			t.Fatal("bytes differ")
-		}
+		o.arrived(t, req.Path, o.key)
 		ranges := getRanges()
 		for i := 16; i < 20; i++ {
 			if want := fmt.Sprintf("bytes=%d-%d", i<<19, (i+1)<<19-1); !slices.Contains(ranges, want) {
@@ -306,9 +308,7 @@ func TestDownloadFaults(t *testing.T) {
 					t.Fatalf("round %d, %s: %v\nproxy: %s", round, o.key, err, proxy.Counts())
 				}
 				refetched += d.Refetched
-				if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
-					t.Fatalf("round %d, %s: bytes differ", round, o.key)
-				}
+				o.arrived(t, req.Path, fmt.Sprintf("round %d, %s", round, o.key))
 			}
 		}
 		for _, f := range faults {
@@ -527,9 +527,7 @@ func TestDownloadStallResumes(t *testing.T) {
 			if res.err != nil {
 				t.Fatalf("%s: %v (proxy: %s)", tc.key, res.err, proxy.Counts())
 			}
-			if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
-				t.Fatalf("%s: bytes differ", tc.key)
-			}
+			o.arrived(t, req.Path, tc.key)
 			if res.d.Refetched != 0 || got.Load() != int64(tc.size) {
 				t.Errorf("%s: %d parts fetched again, %d bytes counted: want the stalled body resumed, every byte once", tc.key, res.d.Refetched, got.Load())
 			}
@@ -611,9 +609,7 @@ func TestDownloadCutsWhileMoving(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v (proxy: %s)", err, proxy.Counts())
 		}
-		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
-			t.Fatal("bytes differ")
-		}
+		o.arrived(t, req.Path, o.key)
 		if want := []string{"bytes=0-4194303", "bytes=2097152-4194303", "bytes=3145728-4194303"}; !slices.Equal(ranges, want) {
 			t.Errorf("cut requests %q, want %q", ranges, want)
 		}
@@ -673,9 +669,7 @@ func TestDownloadRequestTimeoutResumes(t *testing.T) {
 		if res.err != nil {
 			t.Fatalf("%v (proxy: %s)", res.err, proxy.Counts())
 		}
-		if b, _ := os.ReadFile(req.Path); !bytes.Equal(b, o.body) {
-			t.Fatal("bytes differ")
-		}
+		o.arrived(t, req.Path, o.key)
 		if res.d.Refetched != 0 || got.Load() != int64(len(o.body)) {
 			t.Errorf("%d pieces fetched again, %d bytes counted: want the request resumed, every byte once", res.d.Refetched, got.Load())
 		}
