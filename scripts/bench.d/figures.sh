@@ -16,7 +16,13 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 want() { [[ "$BENCH_ONLY" == *",$1,"* ]]; }
 py() { python3 "$BENCH_HERE/bench.py" "$@"; }
 # timed LABEL [--rss] -- CMD...: one run of CMD, its output to logs/LABEL.log.
-timed() { local label=$1; shift; py time "$BENCH_RESULTS" "$label" "$W/logs/$label.log" "$@"; }
+# With --profiles the tool writes a CPU profile beside the log (other commands ignore it).
+timed() {
+	local label=$1 prof=""
+	shift
+	if [ "$BENCH_PROFILES" = 1 ]; then prof=$W/logs/$label.pprof; fi
+	S3AM_CPUPROFILE=$prof py time "$BENCH_RESULTS" "$label" "$W/logs/$label.log" "$@"
+}
 # A commit id of our own for each upload run, so no run finds an earlier one complete.
 commit_id() { printf '%s' "$1" | sha1sum | cut -c1-40; }
 # Untimed housekeeping: delete a prefix, then let MinIO finish its background work.
