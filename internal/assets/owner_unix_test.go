@@ -5,14 +5,13 @@ package assets
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/ownertest"
 )
 
 // Created by root, the package directory belongs to its parent's owner, so a
@@ -51,17 +50,6 @@ func (monoWithLists) Components(context.Context) ([]ComponentCode, error) {
 	return codes, nil
 }
 
-// runAs runs a command as uid:gid, as a runner's later step does.
-func runAs(t *testing.T, uid, gid uint32, name string, args ...string) error {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %v as %d: %w: %s", name, args, uid, err, out)
-	}
-	return nil
-}
-
 // A container running as root over a workspace owned by the runner's user
 // (uid 1001 on GitHub's hosted runners): everything check and download
 // create is handed to that user, so that the steps after it, as that user,
@@ -72,19 +60,8 @@ func TestWorkspaceHandedToItsOwner(t *testing.T) {
 		t.Skip("needs root: only root can hand files to another user")
 	}
 	const uid, gid = 1001, 1002
-	base := t.TempDir()
-	for _, d := range []string{filepath.Dir(base), base} {
-		if err := os.Chmod(d, 0o755); err != nil { // t.TempDir's are root's alone
-			t.Fatal(err)
-		}
-	}
-	work := filepath.Join(base, "workspace")
-	if err := os.Mkdir(work, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(work, uid, gid); err != nil {
-		t.Fatal(err)
-	}
+	work := t.TempDir()
+	ownertest.HandOver(t, work, uid, gid)
 	pkg := filepath.Join(work, "packages")
 
 	f := newFake()
@@ -97,7 +74,7 @@ func TestWorkspaceHandedToItsOwner(t *testing.T) {
 		t.Fatalf("check: %v\n%s", err, logs)
 	}
 	// The build, as the runner's user: into a directory check made, and a new one.
-	if err := runAs(t, uid, gid, "sh", "-c", "echo log > "+filepath.Join(pkg, "api", "build.log")+
+	if err := ownertest.Run(uid, gid, "sh", "-c", "echo log > "+filepath.Join(pkg, "api", "build.log")+
 		" && mkdir "+filepath.Join(pkg, "fn2")+" && echo built > "+filepath.Join(pkg, "fn2", "fn2.zip")); err != nil {
 		t.Fatal(err)
 	}
@@ -109,25 +86,11 @@ func TestWorkspaceHandedToItsOwner(t *testing.T) {
 	if _, err := r.Download(context.Background()); err != nil {
 		t.Fatalf("download: %v\n%s", err, logs)
 	}
-	if err := filepath.WalkDir(pkg, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
-			t.Errorf("%s belongs to %d:%d, not %d:%d", p, st.Uid, st.Gid, uid, gid)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := runAs(t, uid, gid, "chmod", "+x", filepath.Join(pkg, "fn1", "fn1.zip")); err != nil {
+	ownertest.OwnedBy(t, pkg, uid, gid)
+	if err := ownertest.Run(uid, gid, "chmod", "+x", filepath.Join(pkg, "fn1", "fn1.zip")); err != nil {
 		t.Error(err)
 	}
-	if err := runAs(t, uid, gid, "rm", "-rf", pkg); err != nil {
+	if err := ownertest.Run(uid, gid, "rm", "-rf", pkg); err != nil {
 		t.Error(err)
 	}
 	if _, err := os.Stat(pkg); !errors.Is(err, os.ErrNotExist) {

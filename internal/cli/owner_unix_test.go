@@ -4,13 +4,11 @@ package cli
 
 import (
 	"errors"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
+	"github.com/nsmithuk/s3-asset-manager/internal/ownertest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
@@ -29,20 +27,11 @@ func TestWorkspaceOwnerRunsTheNextSteps(t *testing.T) {
 		bucket := srv.NewBucket(t)
 		env, d := monoBuilt(t, srv, bucket)
 		work := filepath.Dir(d.pkg)
-		for _, dir := range []string{filepath.Dir(work), work} {
-			if err := os.Chmod(dir, 0o755); err != nil { // t.TempDir's are root's alone
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chown(work, uid, gid); err != nil {
-			t.Fatal(err)
-		}
+		ownertest.HandOver(t, work, uid, gid)
 		asOwner := func(name string, args ...string) {
 			t.Helper()
-			cmd := exec.Command(name, args...)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("%s %q as %d: %v: %s", name, args, uid, err, out)
+			if err := ownertest.Run(uid, gid, name, args...); err != nil {
+				t.Error(err)
 			}
 		}
 
@@ -60,19 +49,7 @@ func TestWorkspaceOwnerRunsTheNextSteps(t *testing.T) {
 			t.Fatal(r)
 		}
 		for _, dir := range []string{pkg, deploy} {
-			filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				fi, err := os.Lstat(p)
-				if err != nil {
-					return err
-				}
-				if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
-					t.Errorf("%s belongs to %d:%d, not %d:%d", p, st.Uid, st.Gid, uid, gid)
-				}
-				return nil
-			})
+			ownertest.OwnedBy(t, dir, uid, gid)
 		}
 		asOwner("sh", "-c", "echo log > "+filepath.Join(pkg, "api", "build.log"))
 		asOwner("chmod", "+x", filepath.Join(deploy, "fn1", "fn1.zip"))
