@@ -167,20 +167,17 @@ func FuzzDecodeIndex(f *testing.F) {
 	})
 }
 
-// BenchmarkDecodeIndex decodes a 20,000-entry index (as in the 20k-file
-// benchmark repository) with decodeIndex and with go-git's decoder; or the
-// index of the checkout at S3AM_BENCH_REPO, e.g. one made by scripts/gen-repo:
-//
-//	go run ./scripts/gen-repo -trees 10 -files 20000 -size 1600 /tmp/repo200k
-//	S3AM_BENCH_REPO=/tmp/repo200k go test -run '^$' -bench DecodeIndex ./internal/gitrepo
-func BenchmarkDecodeIndex(b *testing.B) {
+// benchIndex is the index file of the checkout at S3AM_BENCH_REPO, else of
+// a new repository whose index has 20,000 entries, entry i named name(i).
+func benchIndex(b *testing.B, name func(i int) string) []byte {
+	b.Helper()
 	dir := os.Getenv("S3AM_BENCH_REPO")
 	if dir == "" {
 		dir = initRepo(b, map[string]string{"a": "a"})
 		var info strings.Builder
 		blob := blobID([]byte("x")).String()
 		for i := range 20000 {
-			fmt.Fprintf(&info, "100644 %s\tlambdas/fn%02d/src/module%04d/file.py\n", blob, i/2000, i%2000)
+			fmt.Fprintf(&info, "100644 %s\t%s\n", blob, name(i))
 		}
 		cmd := exec.Command("git", "update-index", "--index-info")
 		cmd.Dir, cmd.Stdin = dir, strings.NewReader(info.String())
@@ -192,6 +189,19 @@ func BenchmarkDecodeIndex(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return raw
+}
+
+// BenchmarkDecodeIndex decodes a 20,000-entry index (as in the 20k-file
+// benchmark repository) with decodeIndex and with go-git's decoder; or the
+// index of the checkout at S3AM_BENCH_REPO, e.g. one made by scripts/gen-repo:
+//
+//	go run ./scripts/gen-repo -trees 10 -files 20000 -size 1600 /tmp/repo200k
+//	S3AM_BENCH_REPO=/tmp/repo200k go test -run '^$' -bench DecodeIndex ./internal/gitrepo
+func BenchmarkDecodeIndex(b *testing.B) {
+	raw := benchIndex(b, func(i int) string {
+		return fmt.Sprintf("lambdas/fn%02d/src/module%04d/file.py", i/2000, i%2000)
+	})
 	b.Run("decodeIndex", func(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {
@@ -249,24 +259,9 @@ func TestTrackedEntries(t *testing.T) {
 // directory's range, then the entry within it (the index of the checkout at
 // S3AM_BENCH_REPO, else a 20,000-entry one).
 func BenchmarkTrackedFind(b *testing.B) {
-	dir := os.Getenv("S3AM_BENCH_REPO")
-	if dir == "" {
-		dir = initRepo(b, map[string]string{"a": "a"})
-		var info strings.Builder
-		blob := blobID([]byte("x")).String()
-		for i := range 20000 {
-			fmt.Fprintf(&info, "100644 %s\tlambdas/fn%02d/src/module%04d/f%02d.py\n", blob, i/2000, i%2000/20, i%20)
-		}
-		cmd := exec.Command("git", "update-index", "--index-info")
-		cmd.Dir, cmd.Stdin = dir, strings.NewReader(info.String())
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("%v: %s", err, out)
-		}
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, ".git", "index"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw := benchIndex(b, func(i int) string {
+		return fmt.Sprintf("lambdas/fn%02d/src/module%04d/f%02d.py", i/2000, i%2000/20, i%20)
+	})
 	idx, err := decodeIndex(raw)
 	if err != nil {
 		b.Fatal(err)
