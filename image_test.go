@@ -385,15 +385,7 @@ func exportImage(t *testing.T, id string) map[string]imageFile {
 		t.Fatalf("podman export: %v", err)
 	}
 	files := map[string]imageFile{}
-	tr := tar.NewReader(bytes.NewReader(out))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for h, body := range tarEntries(t, bytes.NewReader(out)) {
 		name := strings.TrimPrefix(h.Name, "./")
 		mode := h.FileInfo().Mode()
 		perm := fmt.Sprintf("%04o", mode.Perm())
@@ -406,7 +398,7 @@ func exportImage(t *testing.T, id string) map[string]imageFile {
 		case tar.TypeSymlink:
 			files[name] = imageFile{desc: "link " + h.Linkname}
 		case tar.TypeReg:
-			data, err := io.ReadAll(tr)
+			data, err := io.ReadAll(body)
 			if err != nil {
 				t.Fatal(err)
 			}

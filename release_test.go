@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"maps"
 	"os"
 	"os/exec"
@@ -291,15 +292,7 @@ func TestGoreleaserArchiveDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	have := map[string]bool{}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for h := range tarEntries(t, zr) {
 		have[h.Name] = true
 	}
 	want, err := filepath.Glob("docs/*.md")
@@ -309,6 +302,26 @@ func TestGoreleaserArchiveDocs(t *testing.T) {
 	for _, name := range append(want, "README.md", "LICENSE") {
 		if !have[filepath.ToSlash(name)] {
 			t.Errorf("%s: no %s in it (has %v)", filepath.Base(archives[0]), name, slices.Sorted(maps.Keys(have)))
+		}
+	}
+}
+
+// tarEntries is each entry of the tar stream r, in order, with the reader of
+// its data; a broken stream fails t.
+func tarEntries(t *testing.T, r io.Reader) iter.Seq2[*tar.Header, io.Reader] {
+	return func(yield func(*tar.Header, io.Reader) bool) {
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !yield(h, tr) {
+				return
+			}
 		}
 	}
 }
