@@ -476,23 +476,14 @@ func TestSignalStopsDownload(t *testing.T) {
 		env, dir := deployEnv(t, srv, bucket, d.head)
 		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 		env["PACKAGE_UPLOAD_CONCURRENCY"] = "1" // small.zip is not done before the stall, or is: either way
-		cmd := exec.Command(filepath.Join(binDir, "download"))
-		cmd.Env = os.Environ()
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitStarted(t, cmd, started, &stderr)
+		cmd, stderr := startBinary(t, env, "download")
+		waitStarted(t, cmd, started, stderr)
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		err := cmd.Wait()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitInterrupted {
-			t.Fatalf("exit: %v, want %d\n%s", err, ExitInterrupted, &stderr)
+			t.Fatalf("exit: %v, want %d\n%s", err, ExitInterrupted, stderr)
 		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -43,18 +42,9 @@ func startUpload(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy, bucket s
 	}
 	writeFiles(t, d.pkg, map[string]string{"small.zip": "small", "big.bin": string(randomBytes(40<<20, 9))})
 	env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
-	cmd := exec.Command(filepath.Join(binDir, "s3-asset-manager"), "upload")
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := startBinary(t, env, "s3-asset-manager", "upload")
 	env["PACKAGE_ASSETS_ENDPOINT"] = srv.Endpoint
-	return cmd, &stderr, env, d
+	return cmd, stderr, env, d
 }
 
 func waitStarted(t *testing.T, cmd *exec.Cmd, started <-chan struct{}, stderr *bytes.Buffer) {

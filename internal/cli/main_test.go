@@ -104,12 +104,8 @@ func run(t *testing.T, env map[string]string, args ...string) result {
 // added to the process environment.
 func runBinary(t *testing.T, dir, name string, env map[string]string) result {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, name))
+	cmd := binaryCmd(env, name)
 	cmd.Dir = dir
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -122,6 +118,31 @@ func runBinary(t *testing.T, dir, name string, env map[string]string) result {
 		code = ee.ExitCode()
 	}
 	return result{code, stdout.String(), stderr.String()}
+}
+
+// startBinary starts the built binary under the given name in the
+// background, with env added to the process environment; its stderr goes to
+// the buffer returned.
+func startBinary(t *testing.T, env map[string]string, name string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := binaryCmd(env, name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &stderr
+}
+
+// binaryCmd is the built binary under the given name, with env added to the
+// process environment.
+func binaryCmd(env map[string]string, name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
 }
 
 // The shared helpers, under the names these tests use.
