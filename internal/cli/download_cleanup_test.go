@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,26 +53,14 @@ func TestDownloadRefusedRemovesNames(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				bucket := srv.NewBucket(t)
-				env, d := setup(t, srv, bucket)
+				var signing map[string]string
 				if tc.signed {
-					env["PACKAGE_ASSETS_SIGNING_KEY"] = key
+					signing = map[string]string{"PACKAGE_ASSETS_SIGNING_KEY": key}
 				}
-				if r := run(t, env, "check"); r.code != ExitOK {
-					t.Fatal(r)
-				}
-				for name, b := range artifacts {
-					if err := os.WriteFile(filepath.Join(d.pkg, name), b, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if r := run(t, env, "upload"); r.code != ExitOK {
-					t.Fatal(r)
-				}
+				_, d := uploadedWith(t, srv, bucket, signing, artifacts)
 				tc.spoil(t, bucket, "artifacts/"+d.head+"/")
 				denv, dir := deployEnv(t, srv, bucket, d.head)
-				if tc.signed {
-					denv["PACKAGE_ASSETS_SIGNING_KEY"] = key
-				}
+				maps.Copy(denv, signing)
 				writeFiles(t, dir, map[string]string{"a.zip": "older a", "b.zip": "older b", "c.zip": "older c", "keep.txt": "not the set's"})
 				r := run(t, denv, "download")
 				if r.code != ExitNotFound {

@@ -25,7 +25,14 @@ import (
 // returns the settings and directories used.
 func uploaded(t *testing.T, srv *s3test.Server, bucket string, artifacts map[string][]byte) (map[string]string, dirs) {
 	t.Helper()
+	return uploadedWith(t, srv, bucket, nil, artifacts)
+}
+
+// uploadedWith is uploaded with the settings extra added.
+func uploadedWith(t *testing.T, srv *s3test.Server, bucket string, extra map[string]string, artifacts map[string][]byte) (map[string]string, dirs) {
+	t.Helper()
 	env, d := setup(t, srv, bucket)
+	maps.Copy(env, extra)
 	if r := run(t, env, "check"); r.code != ExitOK {
 		t.Fatal(r)
 	}
