@@ -65,15 +65,23 @@ func TestParseComponents(t *testing.T) {
 			if err == nil {
 				t.Fatalf("no error, got %v", got)
 			}
-			for _, e := range tt.errs {
-				if !strings.Contains(err.Error(), e) {
-					t.Errorf("error %q does not mention %q", err, e)
-				}
-			}
-			if n := len(unjoin(err)); n != len(tt.errs) {
-				t.Errorf("%d problems reported, want %d: %v", n, len(tt.errs), err)
-			}
+			wantProblems(t, err, tt.errs)
 		})
+	}
+}
+
+// wantProblems fails unless err reports the problems errs, every one at
+// once: it mentions each, and is an errors.Join of one error, of one line,
+// each.
+func wantProblems(t *testing.T, err error, errs []string) {
+	t.Helper()
+	for _, e := range errs {
+		if !strings.Contains(err.Error(), e) {
+			t.Errorf("error %q does not mention %q", err, e)
+		}
+	}
+	if n, lines := len(unjoin(err)), strings.Count(err.Error(), "\n")+1; n != len(errs) || lines != len(errs) {
+		t.Errorf("%d problems reported in %d lines, want %d (one error, one line each):\n%v", n, lines, len(errs), err)
 	}
 }
 
@@ -291,14 +299,7 @@ func TestComputeComponentsRefused(t *testing.T) {
 			if !errors.Is(err, tt.is) {
 				t.Fatalf("error %v, want %v", err, tt.is)
 			}
-			for _, e := range tt.errs {
-				if !strings.Contains(err.Error(), e) {
-					t.Errorf("error %q does not mention %q", err, e)
-				}
-			}
-			if n := len(unjoin(err)); n != len(tt.errs) {
-				t.Errorf("%d problems reported, want %d (one error each):\n%v", n, len(tt.errs), err)
-			}
+			wantProblems(t, err, tt.errs)
 		})
 	}
 }

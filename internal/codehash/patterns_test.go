@@ -53,14 +53,7 @@ func TestParsePatterns(t *testing.T) {
 			if err == nil {
 				t.Fatalf("no error, got %v", got)
 			}
-			for _, e := range tt.errs {
-				if !strings.Contains(err.Error(), e) {
-					t.Errorf("error %q does not mention %q", err, e)
-				}
-			}
-			if n := strings.Count(err.Error(), "\n") + 1; n != len(tt.errs) {
-				t.Errorf("%d problems reported, want %d: %v", n, len(tt.errs), err)
-			}
+			wantProblems(t, err, tt.errs)
 		})
 	}
 }
