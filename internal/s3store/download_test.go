@@ -9,6 +9,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -786,4 +789,197 @@ func TestDownloadManyLargeOnTwoBuffers(t *testing.T) {
 			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
 		}
 	})
+}
+
+// A request that fails (a 412: the object was replaced) while the hashing
+// goroutine reads back the pieces an earlier round left on the file fails
+// the download with its own error, ErrSourceChanged, not the read-back's
+// "context canceled" that its failure caused.
+//
+// Pieces 0, 2 and 3 come damaged, differently, on the first two fetches,
+// so the third round fetches them alone and reads piece 1 back from the
+// file, in order: 0, then 1 from the file, then 2 and 3. In that round a
+// proxy written here lets piece 0 through once the pool is full (the
+// hasher is then held, with piece 0 hashed, where it gives its buffer
+// back), and learns that the client took every byte of it when the client
+// closes the body (sent chunked, never ended); the object is then replaced,
+// so the server answers piece 2's request with 412; piece 3's request is
+// held until that failure cancels it, and only then is the hasher let go,
+// into the read-back.
+func TestDownloadFailureDuringReadBack(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		const piece = 64 << 10
+		o := putStored(t, srv, bucket, "large", filler(3*piece+100))
+		target, err := url.Parse(srv.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := func(i int) string {
+			return fmt.Sprintf("bytes=%d-%d", i*piece, min((i+1)*piece, len(o.body))-1)
+		}
+		var (
+			mu                         sync.Mutex
+			gets                       = map[string]int{}
+			flips                      int
+			lastHeld, filled, replace = make(chan struct{}), make(chan struct{}), make(chan struct{})
+			consumed, lastGone         = make(chan struct{}), make(chan struct{})
+		)
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(target)
+				r.Out.Host = r.In.Host // the client signed this Host header
+			},
+			FlushInterval: -1,
+			ModifyResponse: func(resp *http.Response) error {
+				switch resp.Request.Header.Get("X-Test-Do") {
+				case "flip":
+					mu.Lock()
+					flips++
+					resp.Body = &flipAt{ReadCloser: resp.Body, at: int64(flips)} // another byte each time
+					mu.Unlock()
+				case "hold at end":
+					// Chunked, and never ended: the client, having read
+					// every byte it asked for, closes the connection.
+					resp.Header.Del("Content-Length")
+					resp.ContentLength = -1
+					resp.Body = &holdAtEnd{ReadCloser: resp.Body, until: resp.Request.Context().Done(), then: consumed}
+				}
+				return nil
+			},
+		}
+		// A held request also ends when its client goes (a failed test's
+		// guard), or the proxy's Close would wait for it.
+		wait := func(r *http.Request, ch <-chan struct{}) bool {
+			select {
+			case <-ch:
+				return true
+			case <-r.Context().Done():
+				return false
+			}
+		}
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rg := r.Header.Get("Range")
+			mu.Lock()
+			gets[rg]++
+			n := gets[rg]
+			mu.Unlock()
+			do := ""
+			switch {
+			case r.Method != http.MethodGet || rg == rng(1):
+			case n <= 2: // the first two rounds
+				do = "flip"
+			case rg == rng(0):
+				if !wait(r, filled) {
+					return
+				}
+				do = "hold at end"
+			case rg == rng(2):
+				if !wait(r, replace) {
+					return
+				}
+			case rg == rng(3):
+				close(lastHeld)
+				<-r.Context().Done() // the download's failure cancels it
+				close(lastGone)
+				return
+			}
+			r.Header.Set("X-Test-Do", do) // not signed: the server ignores it
+			rp.ServeHTTP(w, r)
+		}))
+		defer proxy.Close()
+
+		clock := clockwork.NewFakeClock() // never moved: nothing times out
+		// Pieces of 64 KiB, a request each, a pool of three buffers.
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{
+			PartSize: piece, DownloadMemory: 3 * piece, StallTimeout: time.Hour, RequestTimeout: time.Hour, Clock: clock,
+		})
+		// A guard, not a measure: a step that never comes fails the test.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		step := func(ch <-chan struct{}, what string) {
+			t.Helper()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				t.Fatalf("never: %s", what)
+			}
+		}
+		dir := t.TempDir()
+		done := make(chan downloadResult, 1)
+		go func() {
+			d, err := st.Download(ctx, o.request(dir, "large"))
+			done <- downloadResult{d, err}
+		}()
+
+		// The third round's three requests each have their buffer: fill the
+		// pool, so the hasher is held where it gives piece 0's back.
+		step(lastHeld, "the third round's request of piece 3")
+		standIn := []byte("stand-in")
+		for range cap(st.dlBufs) {
+			st.dlBufs <- standIn
+		}
+		close(filled)
+		step(consumed, "piece 0 received")
+		putStored(t, srv, bucket, "large", filler(len(o.body)+1))
+		close(replace)
+		step(lastGone, "piece 3's request cancelled")
+		for range cap(st.dlBufs) {
+			if b := <-st.dlBufs; string(b) != string(standIn) {
+				t.Fatalf("the pool gave back a buffer before the stand-ins: the hasher was not held")
+			}
+		}
+
+		var res downloadResult
+		select {
+		case res = <-done:
+		case <-ctx.Done():
+			t.Fatal("the download never returned")
+		}
+		if !errors.Is(res.err, ErrSourceChanged) || errors.Is(res.err, context.Canceled) || !strings.Contains(res.err.Error(), "/large") {
+			t.Errorf("a 412 while a piece is read back: %v, want ErrSourceChanged naming the object", res.err)
+		}
+		if got := dirNames(t, dir); len(got) != 0 {
+			t.Errorf("left %q", got)
+		}
+		if len(st.dlBufs) != cap(st.dlBufs) {
+			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
+		}
+	})
+}
+
+// flipAt inverts the byte at offset at of a body as it passes.
+type flipAt struct {
+	io.ReadCloser
+	pos, at int64
+}
+
+func (f *flipAt) Read(b []byte) (int, error) {
+	n, err := f.ReadCloser.Read(b)
+	if i := f.at - f.pos; i >= 0 && i < int64(n) {
+		b[i] ^= 0xff
+	}
+	f.pos += int64(n)
+	return n, err
+}
+
+// holdAtEnd passes a body on and, at its end, waits until until is closed
+// before it ends, then closes then.
+type holdAtEnd struct {
+	io.ReadCloser
+	until <-chan struct{}
+	then  chan struct{}
+}
+
+func (h *holdAtEnd) Read(b []byte) (int, error) {
+	n, err := h.ReadCloser.Read(b)
+	if err == io.EOF {
+		if n > 0 {
+			return n, nil
+		}
+		<-h.until
+		close(h.then)
+	}
+	return n, err
 }
