@@ -820,11 +820,11 @@ func TestDownloadFailureDuringReadBack(t *testing.T) {
 			return fmt.Sprintf("bytes=%d-%d", i*piece, min((i+1)*piece, len(o.body))-1)
 		}
 		var (
-			mu                         sync.Mutex
-			gets                       = map[string]int{}
-			flips                      int
+			mu                        sync.Mutex
+			gets                      = map[string]int{}
+			flips                     int
 			lastHeld, filled, replace = make(chan struct{}), make(chan struct{}), make(chan struct{})
-			consumed, lastGone         = make(chan struct{}), make(chan struct{})
+			consumed, lastGone        = make(chan struct{}), make(chan struct{})
 		)
 		rp := &httputil.ReverseProxy{
 			Rewrite: func(r *httputil.ProxyRequest) {
