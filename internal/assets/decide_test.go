@@ -40,6 +40,14 @@ func cacheOf(codeHash, commit string) manifest.Record {
 	return manifest.Record{Kind: manifest.KindCache, Commit: commit, CodeHash: codeHash}
 }
 
+// keyIf is theKey for a signed case, else no key.
+func keyIf(signed bool) string {
+	if signed {
+		return theKey
+	}
+	return ""
+}
+
 // newRunner is a Runner over the fake store for commitA with code hash hashX.
 func newRunner(t *testing.T, f *fakeStore, key string, cache, legacy bool) (*Runner, *bytes.Buffer) {
 	t.Helper()
@@ -186,11 +194,7 @@ func TestLookupSet(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake()
 			tt.seed(f)
-			key := ""
-			if tt.signed {
-				key = theKey
-			}
-			r, _ := newRunner(t, f, key, false, false)
+			r, _ := newRunner(t, f, keyIf(tt.signed), false, false)
 			set, err := r.LookupSet(context.Background(), tt.ref)
 			if err != nil {
 				t.Fatal(err)

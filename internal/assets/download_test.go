@@ -108,11 +108,7 @@ func TestDownloadDecisions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake()
 			tt.seed(f)
-			k := ""
-			if tt.signed {
-				k = theKey
-			}
-			r, logs := newRunner(t, f, k, false, false)
+			r, logs := newRunner(t, f, keyIf(tt.signed), false, false)
 			r.Config.PackageDir = filepath.Join(t.TempDir(), "deploy")
 			r.Config.Commit = commitA
 			if tt.before != nil {
