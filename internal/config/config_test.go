@@ -10,11 +10,18 @@ func lookupOf(m map[string]string) Lookup {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-func TestLoadDefaults(t *testing.T) {
-	c, err := Load(lookupOf(map[string]string{"PACKAGE_ASSETS_BUCKET": "my-bucket"}), Requirements{Bucket: true})
+// mustLoad is the configuration of env, which must load.
+func mustLoad(t *testing.T, env map[string]string, req Requirements) *Config {
+	t.Helper()
+	c, err := Load(lookupOf(env), req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c := mustLoad(t, map[string]string{"PACKAGE_ASSETS_BUCKET": "my-bucket"}, Requirements{Bucket: true})
 	want := Config{Bucket: "my-bucket", RepoPath: "./repo", PackageDir: "./packages", Concurrency: 128}
 	if c.Bucket != want.Bucket || c.RepoPath != want.RepoPath || c.PackageDir != want.PackageDir ||
 		c.Concurrency != want.Concurrency || c.PathStyle || c.KeyPrefix != "" || c.CacheEnabled() || c.AcceptLegacy || c.CacheReadOnly {
@@ -37,10 +44,7 @@ func TestLoadPrecedence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.env["PACKAGE_ASSETS_BUCKET"] = "bucket"
-			c, err := Load(lookupOf(tt.env), Requirements{Bucket: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := mustLoad(t, tt.env, Requirements{Bucket: true})
 			if c.PackageDir != tt.want {
 				t.Errorf("PackageDir = %q, want %q", c.PackageDir, tt.want)
 			}
@@ -83,10 +87,7 @@ func TestLoadValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.env["PACKAGE_ASSETS_BUCKET"] = "bucket"
-			c, err := Load(lookupOf(tt.env), Requirements{Bucket: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := mustLoad(t, tt.env, Requirements{Bucket: true})
 			if !tt.check(c) {
 				t.Errorf("unexpected config %+v", c)
 			}
@@ -205,24 +206,18 @@ func FuzzLoad(f *testing.F) {
 
 // Prune's settings: defaults, days, off, and every problem at once.
 func TestPruneSettings(t *testing.T) {
-	c, err := Load(lookupOf(map[string]string{}), Requirements{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustLoad(t, map[string]string{}, Requirements{})
 	want := PruneSettings{CommitAge: 90 * 24 * time.Hour, KeepCommits: 10, CacheAge: 30 * 24 * time.Hour, Grace: 24 * time.Hour}
 	if c.Prune != want {
 		t.Errorf("defaults %+v, want %+v", c.Prune, want)
 	}
-	c, err = Load(lookupOf(map[string]string{"INPUT_PRUNE-APPLY": "true", "PACKAGE_ASSETS_PRUNE_COMMIT_AGE": "off",
-		"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "36h", "PACKAGE_ASSETS_PRUNE_GRACE": "2h", "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS": "0"}), Requirements{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = mustLoad(t, map[string]string{"INPUT_PRUNE-APPLY": "true", "PACKAGE_ASSETS_PRUNE_COMMIT_AGE": "off",
+		"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "36h", "PACKAGE_ASSETS_PRUNE_GRACE": "2h", "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS": "0"}, Requirements{})
 	want = PruneSettings{Apply: true, CacheAge: 36 * time.Hour, Grace: 2 * time.Hour}
 	if c.Prune != want {
 		t.Errorf("set %+v, want %+v", c.Prune, want)
 	}
-	_, err = Load(lookupOf(map[string]string{"PACKAGE_ASSETS_PRUNE_APPLY": "please", "PACKAGE_ASSETS_PRUNE_COMMIT_AGE": "30",
+	_, err := Load(lookupOf(map[string]string{"PACKAGE_ASSETS_PRUNE_APPLY": "please", "PACKAGE_ASSETS_PRUNE_COMMIT_AGE": "30",
 		"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "10m", "PACKAGE_ASSETS_PRUNE_GRACE": "off", "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS": "-1"}), Requirements{})
 	if err == nil {
 		t.Fatal("no error")
