@@ -469,17 +469,13 @@ func componentsMarkdown(b *strings.Builder, s CheckSummary) {
 func UploadMarkdown(s UploadSummary) string {
 	var b strings.Builder
 	b.WriteString("### s3-asset-manager upload\n\n")
-	var total int64
-	for _, f := range s.Files {
-		total += f.Size
-	}
 	switch {
 	case s.Skipped != "":
 		fmt.Fprintf(&b, "**Nothing uploaded**: %s.\n\n", escape(s.Skipped))
 	case len(s.Files) == 0:
 		b.WriteString("**Nothing uploaded**: no files.\n\n")
 	default:
-		fmt.Fprintf(&b, "**Uploaded** %d %s (%s).\n\n", len(s.Files), words.Plural(len(s.Files), "file", "files"), progress.Size(total))
+		fmt.Fprintf(&b, "**Uploaded** %s.\n\n", filesAndSize(s.Files))
 	}
 	if s.Commit != "" || s.Where != "" {
 		b.WriteString("| | |\n|---|---|\n")
@@ -504,11 +500,7 @@ func UploadMarkdown(s UploadSummary) string {
 func DownloadMarkdown(s DownloadSummary) string {
 	var b strings.Builder
 	b.WriteString("### s3-asset-manager download\n\n")
-	var total int64
-	for _, f := range s.Files {
-		total += f.Size
-	}
-	fmt.Fprintf(&b, "**Downloaded** %d %s (%s), each verified against the completion record.\n\n", len(s.Files), words.Plural(len(s.Files), "file", "files"), progress.Size(total))
+	fmt.Fprintf(&b, "**Downloaded** %s, each verified against the completion record.\n\n", filesAndSize(s.Files))
 	b.WriteString("| | |\n|---|---|\n")
 	row(&b, "Commit", code(s.Commit))
 	row(&b, "Location", code(s.Where))
@@ -518,6 +510,15 @@ func DownloadMarkdown(s DownloadSummary) string {
 }
 
 // filesTable renders files with their size and package-hash.
+// filesAndSize says how many files and bytes: "3 files (1.2 MiB)".
+func filesAndSize(files []File) string {
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	return fmt.Sprintf("%d %s (%s)", len(files), words.Plural(len(files), "file", "files"), progress.Size(total))
+}
+
 func filesTable(b *strings.Builder, files []File) {
 	b.WriteString("| File | Size | package-hash |\n|---|--:|---|\n")
 	for _, f := range files {
