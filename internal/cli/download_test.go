@@ -36,11 +36,7 @@ func uploadedWith(t *testing.T, srv *s3test.Server, bucket string, extra map[str
 	if r := run(t, env, "check"); r.code != ExitOK {
 		t.Fatal(r)
 	}
-	for name, b := range artifacts {
-		if err := os.WriteFile(filepath.Join(d.pkg, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeArtifacts(t, d.pkg, artifacts)
 	if r := run(t, env, "upload"); r.code != ExitOK {
 		t.Fatal(r)
 	}
@@ -266,11 +262,7 @@ func TestDownloadWaits(t *testing.T) {
 			t.Fatal(r)
 		}
 		artifacts := map[string][]byte{"fn1.zip": []byte("late"), "big.bin": randomBytes(3<<20, 1)}
-		for name, b := range artifacts {
-			if err := os.WriteFile(filepath.Join(d.pkg, name), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeArtifacts(t, d.pkg, artifacts)
 
 		proxy := s3test.NewProxy(t, srv.Endpoint)
 		var lookups atomic.Int64
@@ -538,14 +530,7 @@ func TestDownloadComponents(t *testing.T) {
 	t.Parallel()
 	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
-		env, d := monoSetup(t, srv, bucket)
-		if r := run(t, env, "check"); r.code != ExitOK {
-			t.Fatal(r)
-		}
-		build(t, d.pkg, "v1", allComponents...)
-		if r := run(t, env, "upload"); r.code != ExitOK {
-			t.Fatal(r)
-		}
+		_, d := monoBuilt(t, srv, bucket)
 		want := map[string][]byte{}
 		for _, n := range allComponents {
 			for _, f := range []string{n + ".zip", n + ".txt"} {

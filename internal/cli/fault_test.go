@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -48,11 +47,7 @@ func faultFlow(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy, extra map[
 	for i := range 12 {
 		artifacts[string(rune('a'+i))+".zip"] = randomBytes(100<<10, uint64(i))
 	}
-	for name, b := range artifacts {
-		if err := os.WriteFile(filepath.Join(d.pkg, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeArtifacts(t, d.pkg, artifacts)
 	if r := run(t, env, "upload"); r.code != ExitOK {
 		t.Fatalf("upload: %v\nproxy: %s", r, proxy.Counts())
 	}
@@ -169,11 +164,7 @@ func TestContentMD5Setting(t *testing.T) {
 				env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
 				env["PACKAGE_ASSETS_CONTENT_MD5"] = fmt.Sprint(on)
 				run(t, env, "check")
-				for name, b := range map[string][]byte{"fn1.zip": []byte("small"), "layer.bin": randomBytes(40<<20, 9)} {
-					if err := os.WriteFile(filepath.Join(d.pkg, name), b, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
+				writeArtifacts(t, d.pkg, map[string][]byte{"fn1.zip": []byte("small"), "layer.bin": randomBytes(40<<20, 9)})
 				r := run(t, env, "upload")
 				if r.code != ExitOK {
 					t.Fatal(r)

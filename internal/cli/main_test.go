@@ -145,6 +145,17 @@ func binaryCmd(env map[string]string, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// writeArtifacts writes files into dir (a build's package directory), each
+// 0644.
+func writeArtifacts(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // The shared helpers, under the names these tests use.
 var (
 	git        = gittest.Git
