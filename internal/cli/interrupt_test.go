@@ -58,6 +58,17 @@ func waitStarted(t *testing.T, cmd *exec.Cmd, started <-chan struct{}, stderr *b
 	}
 }
 
+// stalledUpload is startUpload through a proxy that holds every part
+// upload, returned once the first part is held.
+func stalledUpload(t *testing.T, srv *s3test.Server, bucket string) (*exec.Cmd, *bytes.Buffer, map[string]string, dirs) {
+	t.Helper()
+	proxy := s3test.NewProxy(t, srv.Endpoint)
+	started := stallParts(proxy)
+	cmd, stderr, env, d := startUpload(t, srv, proxy, bucket)
+	waitStarted(t, cmd, started, stderr)
+	return cmd, stderr, env, d
+}
+
 // A cancelled CI job (SIGTERM, SIGINT) stops the upload, aborts its
 // multipart uploads and writes no completion record.
 func TestSignalStopsUpload(t *testing.T) {
@@ -66,10 +77,7 @@ func TestSignalStopsUpload(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 				bucket := srv.NewBucket(t)
-				proxy := s3test.NewProxy(t, srv.Endpoint)
-				started := stallParts(proxy)
-				cmd, stderr, _, d := startUpload(t, srv, proxy, bucket)
-				waitStarted(t, cmd, started, stderr)
+				cmd, stderr, _, _ := stalledUpload(t, srv, bucket)
 				if err := cmd.Process.Signal(sig); err != nil {
 					t.Fatal(err)
 				}
@@ -88,7 +96,6 @@ func TestSignalStopsUpload(t *testing.T) {
 				if n := srv.PendingUploads(t, bucket); n != 0 {
 					t.Errorf("%d multipart uploads left pending", n)
 				}
-				_ = d
 			})
 		})
 	}
@@ -100,10 +107,7 @@ func TestKilledUploadIsNotFound(t *testing.T) {
 	t.Parallel()
 	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
-		proxy := s3test.NewProxy(t, srv.Endpoint)
-		started := stallParts(proxy)
-		cmd, stderr, env, d := startUpload(t, srv, proxy, bucket)
-		waitStarted(t, cmd, started, stderr)
+		cmd, _, env, d := stalledUpload(t, srv, bucket)
 		cmd.Process.Kill()
 		cmd.Wait()
 		if len(listAll(t, srv, bucket)) == 0 {
