@@ -71,6 +71,15 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
+// leftNothing fails unless dir is empty: a refused or failed download left
+// neither its file nor a temporary one; what names the case.
+func leftNothing(t *testing.T, dir, what string) {
+	t.Helper()
+	if got := dirNames(t, dir); len(got) != 0 {
+		t.Errorf("%s: left %q", what, got)
+	}
+}
+
 // Files of every size, with odd names, arrive byte for byte under their own
 // names, with the mode asked for, and leave no temporary file behind; a large
 // one is fetched in parts, and progress counts every byte once.
@@ -104,10 +113,7 @@ func TestDownload(t *testing.T) {
 			if d.Pieces != tc.parts || d.Size != int64(tc.size) || d.Refetched != 0 {
 				t.Errorf("%s: %+v, want %d parts", tc.name, d, tc.parts)
 			}
-			b, err := os.ReadFile(req.Path)
-			if err != nil || !bytes.Equal(b, o.body) {
-				t.Fatalf("%s: bytes differ (%v)", tc.name, err)
-			}
+			o.arrived(t, req.Path, tc.name)
 			if fi, _ := os.Stat(req.Path); fi.Mode().Perm()&0o111 != tc.mode&0o111 {
 				t.Errorf("%s: mode %v, want %v", tc.name, fi.Mode(), tc.mode)
 			}
@@ -352,9 +358,7 @@ func TestDownloadDamaged(t *testing.T) {
 			if !errors.Is(err, ErrRecordDisagrees) || !strings.Contains(err.Error(), o.key) || !strings.Contains(err.Error(), "the same bytes came on 2 fetches") {
 				t.Errorf("%d bytes, flipped the same way every time: %v", size, err)
 			}
-			if got := dirNames(t, dir); len(got) != 0 {
-				t.Errorf("%d bytes: left %q", size, got)
-			}
+			leftNothing(t, dir, fmt.Sprintf("%d bytes", size))
 
 			if err := os.WriteFile(filepath.Join(dir, "f"), []byte("before"), 0o644); err != nil {
 				t.Fatal(err)
@@ -425,9 +429,7 @@ func TestDownloadReplaced(t *testing.T) {
 			if !errors.Is(err, ErrSourceChanged) || !strings.Contains(err.Error(), "/r") {
 				t.Errorf("%s: %v, want ErrSourceChanged naming the object", tc.name, err)
 			}
-			if got := dirNames(t, dir); len(got) != 0 {
-				t.Errorf("%s: left %q", tc.name, got)
-			}
+			leftNothing(t, dir, tc.name)
 		}
 		// Gone altogether: not found, naming it.
 		dir := t.TempDir()
@@ -435,9 +437,7 @@ func TestDownloadReplaced(t *testing.T) {
 		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "/gone") {
 			t.Errorf("a deleted object: %v", err)
 		}
-		if got := dirNames(t, dir); len(got) != 0 {
-			t.Errorf("left %q", got)
-		}
+		leftNothing(t, dir, "a deleted object")
 	})
 }
 
@@ -464,9 +464,7 @@ func TestDownloadCancelled(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled download: %v", err)
 		}
-		if got := dirNames(t, dir); len(got) != 0 {
-			t.Errorf("left %q", got)
-		}
+		leftNothing(t, dir, "cancelled")
 	})
 }
 
@@ -735,9 +733,7 @@ func TestDownloadCancelledWaitingForBuffer(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || guard.Err() != nil {
 			t.Fatalf("cancelled download: %v (%d bytes; proxy: %s)", err, got.Load(), proxy.Counts())
 		}
-		if got := dirNames(t, dir); len(got) != 0 {
-			t.Errorf("left %q", got)
-		}
+		leftNothing(t, dir, "cancelled waiting for a buffer")
 		if len(st.dlBufs) != cap(st.dlBufs) {
 			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
 		}
@@ -940,9 +936,7 @@ func TestDownloadFailureDuringReadBack(t *testing.T) {
 		if !errors.Is(res.err, ErrSourceChanged) || errors.Is(res.err, context.Canceled) || !strings.Contains(res.err.Error(), "/large") {
 			t.Errorf("a 412 while a piece is read back: %v, want ErrSourceChanged naming the object", res.err)
 		}
-		if got := dirNames(t, dir); len(got) != 0 {
-			t.Errorf("left %q", got)
-		}
+		leftNothing(t, dir, "failed during the read-back")
 		if len(st.dlBufs) != cap(st.dlBufs) {
 			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
 		}
