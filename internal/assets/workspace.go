@@ -353,11 +353,7 @@ func (w *workspace) writeCommit(commit string) error {
 // commit is .commit-hash, validated before it goes anywhere (a log, a key,
 // a record, a step output); "" when there is none.
 func (w *workspace) commit() (string, error) {
-	c, err := w.read(CommitFile)
-	if err == nil && c != "" && !manifest.ValidCommit(c) {
-		err = fail(KindPackage, fmt.Errorf("%s holds %q, not a 40 or 64 hex commit id", w.path(CommitFile), words.Truncate(c, 80)))
-	}
-	return c, err
+	return w.readValid(CommitFile, manifest.ValidCommit, "not a 40 or 64 hex commit id")
 }
 
 func (w *workspace) writeCodeHash(hash string) error {
@@ -366,11 +362,17 @@ func (w *workspace) writeCodeHash(hash string) error {
 
 // codeHash is .code-hash, validated; "" when there is none.
 func (w *workspace) codeHash() (string, error) {
-	h, err := w.read(CodeHashFile)
-	if err == nil && h != "" && !manifest.ValidCodeHash(h) {
-		err = fail(KindPackage, fmt.Errorf("%s holds %q, not a code hash (run check again)", w.path(CodeHashFile), words.Truncate(h, 80)))
+	return w.readValid(CodeHashFile, manifest.ValidCodeHash, "not a code hash (run check again)")
+}
+
+// readValid is the marker name, read; one that valid refuses is a package
+// error saying what it holds and, in not, what it is not.
+func (w *workspace) readValid(name string, valid func(string) bool, not string) (string, error) {
+	v, err := w.read(name)
+	if err == nil && v != "" && !valid(v) {
+		err = fail(KindPackage, fmt.Errorf("%s holds %q, %s", w.path(name), words.Truncate(v, 80), not))
 	}
-	return h, err
+	return v, err
 }
 
 // writeFound marks the build as not needed: the whole set, or component's.
