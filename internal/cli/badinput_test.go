@@ -74,9 +74,7 @@ func TestCorruptRecord(t *testing.T) {
 				if r := run(t, env, "upload"); r.code != ExitOK {
 					t.Fatalf("upload over the record: %v", r)
 				}
-				if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-					t.Fatalf("the record was not replaced: %v", r)
-				}
+				checkFound(t, env, d.pkg, "the record was not replaced")
 			})
 		}
 	})

@@ -31,10 +31,7 @@ func cacheSetup(t *testing.T, srv *s3test.Server, bucket string, artifacts map[s
 		"lambdas/fn2/handler.x": "x\n",
 	})
 	env["CODE_HASH_FIND_FILTER"] = lambdaFilter
-	r := run(t, env, "check")
-	if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-		t.Fatalf("first check: %v", r)
-	}
+	checkMiss(t, env, d.pkg, "first check")
 	codeHash, err := os.ReadFile(filepath.Join(d.pkg, ".code-hash"))
 	if err != nil || len(codeHash) != 64 {
 		t.Fatalf(".code-hash = %q, %v", codeHash, err)
@@ -75,10 +72,7 @@ func TestCacheHitAcrossDocsOnlyCommit(t *testing.T) {
 
 		next := commit(t, d.repo, map[string]string{"README.md": "better docs\n", "lambdas/fn1/NOTES.md": "excluded by !\n", "infra/terraform/x.tf": "other\n"})
 		pkg := freshPackages(t, env)
-		r := run(t, env, "check")
-		if r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("docs-only commit missed the cache: %v", r)
-		}
+		r := checkFound(t, env, pkg, "docs-only commit missed the cache")
 		if !strings.Contains(r.stderr, "cache hit") || !strings.Contains(r.stderr, "found in the cache") {
 			t.Errorf("log does not say it came from the cache:\n%s", r.stderr)
 		}
@@ -170,10 +164,7 @@ func TestPartialCacheEntryIsAMiss(t *testing.T) {
 		}
 		commit(t, d.repo, map[string]string{"README.md": "v2\n"})
 		pkg := freshPackages(t, env)
-		r := run(t, env, "check")
-		if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("partial cache entry was used: %v", r)
-		}
+		r := checkMiss(t, env, pkg, "partial cache entry was used")
 		if !strings.Contains(r.stderr, "interrupted cache fill") {
 			t.Errorf("log does not explain the miss:\n%s", r.stderr)
 		}
@@ -247,9 +238,7 @@ func TestCacheWithMoreThan1000Objects(t *testing.T) {
 		env, d, _ := cacheSetup(t, srv, bucket, files)
 		next := commit(t, d.repo, map[string]string{"README.md": "v2\n"})
 		pkg := freshPackages(t, env)
-		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("check: %v", r)
-		}
+		checkFound(t, env, pkg, "check")
 		n := 0
 		for _, o := range listAll(t, srv, bucket) {
 			if strings.HasPrefix(o.Key, "artifacts/"+next+"/") && !strings.HasSuffix(o.Key, ".json") {
@@ -294,10 +283,7 @@ func TestSignedRecords(t *testing.T) {
 		commit(t, d.repo, map[string]string{"README.md": "v2\n"})
 		env["PACKAGE_ASSETS_SIGNING_KEY"] = "the-real-signing-key-0123"
 		pkg := freshPackages(t, env)
-		r := run(t, env, "check")
-		if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("unsigned cache entry used: %v", r)
-		}
+		r := checkMiss(t, env, pkg, "unsigned cache entry used")
 		if !strings.Contains(r.stderr, "signature") {
 			t.Errorf("log does not name the signature:\n%s", r.stderr)
 		}
@@ -314,9 +300,7 @@ func TestSignedRecords(t *testing.T) {
 		env["PACKAGE_ASSETS_SIGNING_KEY"] = "another-signing-key-45678"
 		commit(t, d.repo, map[string]string{"README.md": "v4\n"})
 		pkg = freshPackages(t, env)
-		if r := run(t, env, "check"); r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("entry signed with another key used: %v", r)
-		}
+		checkMiss(t, env, pkg, "entry signed with another key used")
 	})
 }
 

@@ -245,9 +245,7 @@ func TestComponentsSingleJob(t *testing.T) {
 		// And the rebuilt fn2 is a hit for a commit that brings its sources back.
 		fourth := commit(t, d.repo, map[string]string{"lambdas/fn2/index.js": "exports.fn2 = 2\n"})
 		pkg = freshPackages(t, env)
-		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("fn2's second sources again: %v", r)
-		}
+		checkFound(t, env, pkg, "fn2's second sources again")
 		_, body = srv.Get(t, bucket, "artifacts/"+fourth+"/fn2/fn2.zip")
 		if string(body) != "fn2 v2" {
 			t.Errorf("fn2 under the fourth commit: %q, want the rebuild", body)
@@ -440,14 +438,9 @@ func TestCommitOfComponentsChecksFiles(t *testing.T) {
 		wantCommitRecord(t, srv, bucket, d.head)
 		plain := maps.Clone(env)
 		delete(plain, "PACKAGE_COMPONENTS")
-		if r := run(t, plain, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-			t.Fatalf("the complete commit is not found: %v", r)
-		}
+		checkFound(t, plain, d.pkg, "the complete commit is not found")
 		putObject(t, srv, bucket, "artifacts/"+d.head+"/fn1/fn1.zip", []byte("EVIL"))
-		r := run(t, plain, "check")
-		if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-			t.Fatalf("found with a component file replaced: %v", r)
-		}
+		r := checkMiss(t, plain, d.pkg, "found with a component file replaced")
 		if !strings.Contains(r.stderr, "fn1/fn1.zip was replaced") {
 			t.Errorf("the miss does not name the file:\n%s", r.stderr)
 		}

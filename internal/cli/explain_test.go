@@ -29,10 +29,7 @@ func missAfter(t *testing.T, env map[string]string, repo string, change func()) 
 	git(t, repo, "add", "-A")
 	git(t, repo, "commit", "-q", "--allow-empty", "-m", "change")
 	pkg := freshPackages(t, env)
-	r := run(t, env, "check")
-	if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-		t.Fatalf("check should miss: %v", r)
-	}
+	r := checkMiss(t, env, pkg, "check should miss")
 	return r
 }
 
@@ -146,9 +143,7 @@ func TestMissExplainedAgainstNewestBuild(t *testing.T) {
 	env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "one"})
 	second := commit(t, d.repo, map[string]string{"lambdas/fn1/a.py": "a\n"})
 	pkg := freshPackages(t, env)
-	if r := run(t, env, "check"); r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-		t.Fatal(r)
-	}
+	checkMiss(t, env, pkg, "check")
 	writeFiles(t, pkg, map[string]string{"fn1.zip": "two"})
 	if r := run(t, env, "upload"); r.code != ExitOK {
 		t.Fatal(r)

@@ -220,18 +220,12 @@ func TestUnrecordedObjects(t *testing.T) {
 		bucket := srv.NewBucket(t)
 		env, d := setup(t, srv, bucket)
 		putObject(t, srv, bucket, "artifacts/"+d.head+"/fn1.zip", []byte("half an upload"))
-		r := run(t, env, "check")
-		if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-			t.Fatalf("partial upload reported found: %v", r)
-		}
+		r := checkMiss(t, env, d.pkg, "partial upload reported found")
 		if !strings.Contains(r.stderr, "no completion record") {
 			t.Errorf("log does not explain the miss:\n%s", r.stderr)
 		}
 		env["PACKAGE_ASSETS_ACCEPT_LEGACY"] = "true"
-		r = run(t, env, "check")
-		if r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-			t.Fatalf("legacy layout not accepted with the opt-in: %v", r)
-		}
+		r = checkFound(t, env, d.pkg, "legacy layout not accepted with the opt-in")
 	})
 }
 
@@ -273,9 +267,7 @@ func TestKeyPrefixAndCodeHashMetadata(t *testing.T) {
 		if out.Metadata["code-hash"] != "abc123" || out.Metadata["commit-hash"] != d.head {
 			t.Errorf("metadata = %v", out.Metadata)
 		}
-		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-			t.Fatalf("check with prefix: %v", r)
-		}
+		checkFound(t, env, d.pkg, "check with prefix")
 	})
 }
 

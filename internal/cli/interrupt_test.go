@@ -114,19 +114,14 @@ func TestKilledUploadIsNotFound(t *testing.T) {
 			t.Fatal("the killed upload stored nothing: the test proves nothing")
 		}
 
-		r := run(t, env, "check")
-		if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-			t.Fatalf("check after a killed upload: %v", r)
-		}
+		r := checkMiss(t, env, d.pkg, "check after a killed upload")
 		if strings.Contains(r.stderr, "cache hit") {
 			t.Errorf("cache hit after a killed upload:\n%s", r.stderr)
 		}
 		if r := run(t, env, "upload"); r.code != ExitOK {
 			t.Fatalf("upload again: %v", r)
 		}
-		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-			t.Fatalf("check after the re-run: %v", r)
-		}
+		checkFound(t, env, d.pkg, "check after the re-run")
 	})
 }
 

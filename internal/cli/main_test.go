@@ -156,6 +156,28 @@ func writeArtifacts(t *testing.T, dir string, files map[string][]byte) {
 	}
 }
 
+// checkFound runs check and fails t, saying failure, unless it exits 0
+// having found the set: .found in pkg.
+func checkFound(t *testing.T, env map[string]string, pkg, failure string) result {
+	t.Helper()
+	r := run(t, env, "check")
+	if r.code != ExitOK || !exists(filepath.Join(pkg, ".found")) {
+		t.Fatalf("%s: %v", failure, r)
+	}
+	return r
+}
+
+// checkMiss runs check and fails t, saying failure, unless it exits 0
+// without finding the set: no .found in pkg.
+func checkMiss(t *testing.T, env map[string]string, pkg, failure string) result {
+	t.Helper()
+	r := run(t, env, "check")
+	if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
+		t.Fatalf("%s: %v", failure, r)
+	}
+	return r
+}
+
 // The shared helpers, under the names these tests use.
 var (
 	git        = gittest.Git

@@ -93,10 +93,7 @@ func TestReplacedObjectIsAMiss(t *testing.T) {
 					t.Fatal(r)
 				}
 				putObject(t, srv, bucket, "artifacts/"+d.head+"/fn1.zip", []byte("evil build"))
-				r := run(t, env, "check")
-				if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-					t.Fatalf("a replaced object was found: %v", r)
-				}
+				r := checkMiss(t, env, d.pkg, "a replaced object was found")
 				if !strings.Contains(r.stderr, "fn1.zip was replaced") {
 					t.Errorf("the log does not name the file:\n%s", r.stderr)
 				}
@@ -106,9 +103,7 @@ func TestReplacedObjectIsAMiss(t *testing.T) {
 				if _, got := srv.Get(t, bucket, "artifacts/"+d.head+"/fn1.zip"); string(got) != "good build" {
 					t.Errorf("after the upload fn1.zip holds %q", got)
 				}
-				if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-					t.Fatalf("the set stored again is not found: %v", r)
-				}
+				checkFound(t, env, d.pkg, "the set stored again is not found")
 			})
 		}
 	})
@@ -141,9 +136,7 @@ func TestUnsignedRecordIsReplacedByCacheHit(t *testing.T) {
 		delete(prEnv, "PACKAGE_ASSETS_SIGNING_KEY")
 		delete(prEnv, "CODE_HASH_FIND_FILTER")
 		pkg = freshPackages(t, prEnv)
-		if r := run(t, prEnv, "check"); r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-			t.Fatalf("pull-request check: %v", r)
-		}
+		checkMiss(t, prEnv, pkg, "pull-request check")
 		writeFiles(t, pkg, map[string]string{"fn1.zip": "pr build"})
 		if r := run(t, prEnv, "upload"); r.code != ExitOK {
 			t.Fatalf("unsigned upload: %v", r)
@@ -276,9 +269,7 @@ func TestPlantedRecords(t *testing.T) {
 				if _, got := srv.Get(t, bucket, key); bytes.Equal(got, planted) {
 					t.Fatal("upload left the planted record")
 				}
-				if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-					t.Fatalf("after the upload the set is not found: %v", r)
-				}
+				checkFound(t, env, d.pkg, "after the upload the set is not found")
 			})
 		}
 	})
