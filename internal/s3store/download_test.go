@@ -80,6 +80,14 @@ func leftNothing(t *testing.T, dir, what string) {
 	}
 }
 
+// buffersBack fails unless every download buffer is back in st's pool.
+func buffersBack(t *testing.T, st *Store) {
+	t.Helper()
+	if len(st.dlBufs) != cap(st.dlBufs) {
+		t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
+	}
+}
+
 // Files of every size, with odd names, arrive byte for byte under their own
 // names, with the mode asked for, and leave no temporary file behind; a large
 // one is fetched in parts, and progress counts every byte once.
@@ -734,9 +742,7 @@ func TestDownloadCancelledWaitingForBuffer(t *testing.T) {
 			t.Fatalf("cancelled download: %v (%d bytes; proxy: %s)", err, got.Load(), proxy.Counts())
 		}
 		leftNothing(t, dir, "cancelled waiting for a buffer")
-		if len(st.dlBufs) != cap(st.dlBufs) {
-			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
-		}
+		buffersBack(t, st)
 	})
 }
 
@@ -781,9 +787,7 @@ func TestDownloadManyLargeOnTwoBuffers(t *testing.T) {
 				t.Errorf("%s: bytes differ", o.key)
 			}
 		}
-		if len(st.dlBufs) != cap(st.dlBufs) {
-			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
-		}
+		buffersBack(t, st)
 	})
 }
 
@@ -937,9 +941,7 @@ func TestDownloadFailureDuringReadBack(t *testing.T) {
 			t.Errorf("a 412 while a piece is read back: %v, want ErrSourceChanged naming the object", res.err)
 		}
 		leftNothing(t, dir, "failed during the read-back")
-		if len(st.dlBufs) != cap(st.dlBufs) {
-			t.Errorf("%d of %d buffers back in the pool", len(st.dlBufs), cap(st.dlBufs))
-		}
+		buffersBack(t, st)
 	})
 }
 
