@@ -63,10 +63,7 @@ func TestCorruptRecord(t *testing.T) {
 				env, d := setup(t, srv, bucket)
 				key := "artifacts/" + d.head + "/.s3-asset-manager.json"
 				putObject(t, srv, bucket, key, []byte(body))
-				r := run(t, env, "check")
-				if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-					t.Fatalf("want a miss, got %v", r)
-				}
+				r := checkMiss(t, env, d.pkg, "want a miss")
 				if !strings.Contains(r.stderr, "invalid completion record") || !strings.Contains(r.stderr, key) {
 					t.Errorf("the warning does not name the record:\n%s", r.stderr)
 				}

@@ -42,9 +42,7 @@ func TestConditionalRequestConflictIsRetried(t *testing.T) {
 		if n := proxy.Count(s3test.Conflict); n != 2 {
 			t.Errorf("the proxy answered 409 %d times, want 2: %s", n, proxy.Counts())
 		}
-		if r := run(t, env, "check"); r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
-			t.Errorf("check after the upload does not find it: %v", r)
-		}
+		checkFound(t, env, d.pkg, "check after the upload does not find it")
 	})
 }
 

@@ -64,10 +64,7 @@ func TestMisplacedRecordIsNotFound(t *testing.T) {
 				}
 				copyPrefix(t, srv, bucket, src, "artifacts/"+next+"/")
 				pkg := freshPackages(t, env)
-				r := run(t, env, "check")
-				if r.code != ExitOK || exists(filepath.Join(pkg, ".found")) {
-					t.Fatalf("a record copied from %s was found: %v", src, r)
-				}
+				r := checkMiss(t, env, pkg, "a record copied from "+src+" was found")
 				if !strings.Contains(r.stderr, "belongs to") {
 					t.Errorf("the log does not say whose record it is:\n%s", r.stderr)
 				}
@@ -203,10 +200,7 @@ func TestNewerRecordFormat(t *testing.T) {
 					body = string(bytes.Replace(rec, []byte(`"kind"`), []byte(`"variant": "arm64", "kind"`), 1))
 				}
 				putObject(t, srv, bucket, key, []byte(body))
-				r := run(t, env, "check")
-				if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-					t.Fatalf("want a miss, got %v", r)
-				}
+				r := checkMiss(t, env, d.pkg, "want a miss")
 				if !strings.Contains(r.stderr, "newer format") || !strings.Contains(r.stderr, map[string]string{"v2": "completion/v2", "unknown field": `"variant"`}[name]) {
 					t.Errorf("the warning does not name the format:\n%s", r.stderr)
 				}
@@ -254,10 +248,7 @@ func TestPlantedRecords(t *testing.T) {
 				_, rec := srv.Get(t, bucket, key)
 				planted := tc.plant(rec)
 				putObject(t, srv, bucket, key, planted)
-				r := run(t, env, "check")
-				if r.code != ExitOK || exists(filepath.Join(d.pkg, ".found")) {
-					t.Fatalf("want a miss, got %v", r)
-				}
+				r := checkMiss(t, env, d.pkg, "want a miss")
 				for _, line := range strings.Split(r.stdout+"\n"+r.stderr, "\n") {
 					if strings.HasPrefix(line, "::error::forged") {
 						t.Errorf("a forged workflow command reached the log:\n%s", r.stderr)
