@@ -510,11 +510,16 @@ type partBuf struct {
 }
 
 // bufSink receives a run of parts, each into its buffer, readSize at a
-// time, and writes them to the file in pieces of flushSize: small enough
+// time, and writes them to the file once flushSize has come: soon enough
 // that what is written is still in the CPU's cache from the read (a profile
 // of the 1 GiB download: a third less system time than writes of 1 MiB from
-// reads of up to the part), large enough not to cost a system call per few
-// KiB.
+// reads of up to the part). Each write is at most writeSize, as s5cmd's:
+// on Linux 6.18 in a virtual machine the kernel's copy into the page cache
+// cost 0.5-1.8 s a GiB in writes of 128 KiB, 0.13-0.15 s in writes of
+// 32 KiB (perf; docs/benchmarks.md, "Writes of 32 KiB"). Likely why: ext4
+// gives a write a folio as large as the write, and one above 32 KiB comes
+// from the page allocator's free lists rather than its per-CPU cache of
+// pages freed lately, pages the host may have taken back.
 type bufSink struct {
 	d       *download
 	run     []int
@@ -530,6 +535,7 @@ type bufSink struct {
 const (
 	readSize  = 256 << 10
 	flushSize = 128 << 10
+	writeSize = 32 << 10
 )
 
 // at is the buffer of the run's part that byte got (of the run) falls in,
@@ -562,8 +568,10 @@ func (s *bufSink) landed(got int64, k int) error {
 	}
 	if filled-s.written >= flushSize || end {
 		off, _ := s.d.span(s.run[c])
-		if _, err := s.d.f.WriteAt(p.buf[s.written:filled], off+s.written); err != nil {
-			return err
+		for w := s.written; w < filled; w += writeSize {
+			if _, err := s.d.f.WriteAt(p.buf[w:min(filled, w+writeSize)], off+w); err != nil {
+				return err
+			}
 		}
 		s.written = filled
 	}
