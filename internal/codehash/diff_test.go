@@ -456,3 +456,96 @@ func TestCompressRefuses(t *testing.T) {
 type failWriter struct{ err error }
 
 func (w failWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// EncodeStored writes its blocks itself: byte for byte what compress/gzip
+// writes at NoCompression, whatever falls on a block's edge (a line split
+// by it, the text ending exactly on it, a line longer than a block).
+func TestEncodeStoredAsGzip(t *testing.T) {
+	many := func(n int, extra ...string) []gitrepo.File {
+		var fs []gitrepo.File
+		for i := range n {
+			fs = append(fs, files(fmt.Sprintf("src/dir%03d/file%04d.js=%d", i/100, i, i))...)
+		}
+		fs = append(fs, files(extra...)...)
+		sortFiles(fs)
+		return fs
+	}
+	lists := map[string]*List{
+		"no files":             lst("src/**", "", nil),
+		"two":                  lst("src/**", "salt", files("src/a.go=1", "src/run.sh=2@755")),
+		"modes and quoting":    lst("a/** \"x", "", sorted(files("a/link=../x@link", "line\nbreak=3", `"q"=4`, "ünï=5"))),
+		"blocks":               lst("src/**", "", many(3000, "z/line\nbreak=1")),
+		"a line over 3 blocks": lst("**", "", many(10, "x/"+strings.Repeat("p", 3*maxStored)+"=1")),
+	}
+	// The text ending exactly on a block's edge (then one byte short, one
+	// byte over): the last path's length makes it so.
+	for _, d := range []int{-1, 0, 1} {
+		l := lst("src/**", "", many(2000, "zz/x=1"))
+		text := gunzip(t, must(t, l.EncodeStored))
+		last := &l.Files[len(l.Files)-1]
+		last.Path += strings.Repeat("x", (len(text)/maxStored+1)*maxStored-len(text)+d)
+		lists[fmt.Sprintf("text ends %+d from a block's edge", d)] = l
+	}
+	for name, l := range lists {
+		head, err := l.header()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		if err := l.encode(&want, head, gzip.NoCompression); err != nil {
+			t.Fatal(err)
+		}
+		got := must(t, l.EncodeStored)
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%s: %d bytes, not the %d compress/gzip writes (first difference at %d)", name, len(got), want.Len(), firstDiff(got, want.Bytes()))
+			continue
+		}
+		if name == "a line over 3 blocks" {
+			continue // longer than DecodeList reads
+		}
+		if back, err := DecodeList(got); err != nil || !Compare(l, back).Same() {
+			t.Errorf("%s: reads back as %v, %v", name, back, err)
+		}
+	}
+}
+
+func sorted(fs []gitrepo.File) []gitrepo.File { sortFiles(fs); return fs }
+
+func must(t *testing.T, f func() ([]byte, error)) []byte {
+	t.Helper()
+	b, err := f()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// needsQuote reads eight bytes at a time: each byte value, at each place in
+// a word and in the tail, against the one-byte test.
+func TestNeedsQuote(t *testing.T) {
+	for c := range 256 {
+		for at := range 19 {
+			b := []byte(strings.Repeat("a/b", 7)[:19])
+			b[at] = byte(c)
+			s := string(b)
+			want := s[0] == '"' || c < 0x20 || c == 0x7f
+			if got := needsQuote(s); got != want {
+				t.Errorf("needsQuote(%q) = %v, want %v", s, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"", "plain/path.go", "ünïcödé/ﬁle", "\x80\xff\x7e\x20 ok"} {
+		if needsQuote(s) {
+			t.Errorf("needsQuote(%q) = true", s)
+		}
+	}
+}
