@@ -25,6 +25,9 @@ type checkout struct {
 	filter     []codehash.Pattern
 	components []codehash.Component
 	salt       string
+	// keepList: a miss keeps the list (the cache is not read-only), so
+	// CodeHash makes its stored encoding with the hash (ComputeList).
+	keepList bool
 }
 
 // openCheckout opens the repository at path for check and hash alike, so
@@ -39,7 +42,7 @@ func openCheckout(path string, cfg *config.Config) (*checkout, error) {
 	if err := r.IgnoreUntracked(cfg.PackageDir); err != nil {
 		return nil, err
 	}
-	return &checkout{Repo: r, filter: cfg.Filter, components: cfg.Components, salt: cfg.Salt}, nil
+	return &checkout{Repo: r, filter: cfg.Filter, components: cfg.Components, salt: cfg.Salt, keepList: !cfg.CacheReadOnly}, nil
 }
 
 // Components hashes every component in one pass. A glob or pattern that
@@ -68,6 +71,13 @@ func (c *checkout) ComponentNames(ctx context.Context) ([]string, error) {
 }
 
 func (c *checkout) CodeHash(ctx context.Context) (*codehash.List, error) {
+	if c.keepList {
+		l, err := codehash.ComputeList(ctx, c.Repo, c.filter, c.salt)
+		if err != nil {
+			return nil, settingsProblem(err, "CODE_HASH_FIND_FILTER")
+		}
+		return l, nil
+	}
 	res, err := codehash.Compute(ctx, c.Repo, c.filter, c.salt)
 	if err != nil {
 		return nil, settingsProblem(err, "CODE_HASH_FIND_FILTER")

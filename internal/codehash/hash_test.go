@@ -484,3 +484,40 @@ func TestDescenderNeverPrunesAMatch(t *testing.T) {
 		}
 	}
 }
+
+// ComputeList is Compute's hash and NewList of it, with the stored encoding
+// made beside the digest (the code hash written in afterwards): the same
+// bytes EncodeStored makes of the list.
+func TestComputeList(t *testing.T) {
+	big := map[string]string{}
+	for i := range 1500 { // several of gzip's stored blocks
+		big[fmt.Sprintf("lambdas/fn%d/a-rather-long-directory-name/file-%04d.py", i%7, i)] = fmt.Sprint(i)
+	}
+	for name, dir := range map[string]string{"fixture": fixture(t), "several blocks": initRepo(t, big)} {
+		for _, salt := range []string{"", "pepper"} {
+			pats, err := ParsePatterns("lambdas/** !lambdas/**/*.md")
+			if err != nil {
+				t.Fatal(err)
+			}
+			repo, err := gitrepo.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := ComputeList(context.Background(), repo, pats, salt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := NewList(compute(t, dir, "lambdas/** !lambdas/**/*.md", salt), pats, salt)
+			if l.CodeHash != want.CodeHash || !Compare(want, l).Same() {
+				t.Fatalf("%s: ComputeList's list differs from Compute's: %s, %v", name, l.CodeHash, Compare(want, l).Lines(0))
+			}
+			got, err := l.EncodeStored()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if enc := must(t, want.EncodeStored); !bytes.Equal(got, enc) {
+				t.Errorf("%s, salt %q: the list made beside the digest: %d bytes, not EncodeStored's %d (first difference at %d)", name, salt, len(got), len(enc), firstDiff(got, enc))
+			}
+		}
+	}
+}

@@ -50,6 +50,8 @@ type List struct {
 	SaltDigest string
 	Patterns   []string // as written in the filter, '!' included
 	Files      []gitrepo.File
+	// stored is EncodeStored's result, when ComputeList made it.
+	stored []byte
 }
 
 // SaltDigest is the hex SHA-256 of a salt, under a label of its own: what a
@@ -154,9 +156,21 @@ func (l *List) EncodeBytes() ([]byte, error) {
 // was copied twice more (a bufio.Writer's buffer, flate's window: 40% of the
 // time).
 func (l *List) EncodeStored() ([]byte, error) {
-	head, err := l.header()
+	if l.stored != nil {
+		return l.stored, nil
+	}
+	s, err := l.storedText()
 	if err != nil {
 		return nil, err
+	}
+	return s.close(), nil
+}
+
+// storedText is EncodeStored before its close.
+func (l *List) storedText() (storedBlocks, error) {
+	head, err := l.header()
+	if err != nil {
+		return storedBlocks{}, err
 	}
 	n := len(head)
 	for _, f := range l.Files {
@@ -173,7 +187,7 @@ func (l *List) EncodeStored() ([]byte, error) {
 		s.b = appendFileLine(s.b, f)
 		s.cut()
 	}
-	return s.close(), nil
+	return s, nil
 }
 
 // The gzip member EncodeStored writes, as compress/gzip writes it: no name,
@@ -193,8 +207,6 @@ const (
 type storedBlocks struct {
 	b     []byte
 	block int
-	crc   uint32
-	size  uint32 // of the text, modulo 2^32 as gzip records it
 }
 
 func (s *storedBlocks) open() {
@@ -214,29 +226,35 @@ func (s *storedBlocks) cut() {
 	}
 }
 
-// seal fills in the current block's header for n bytes of text, and adds
-// them to the checksum.
+// seal fills in the current block's header for n bytes of text.
 func (s *storedBlocks) seal(n int) {
 	h := s.b[s.block : s.block+storedHeaderLen]
 	h[0] = 0 // not final, stored
 	binary.LittleEndian.PutUint16(h[1:], uint16(n))
 	binary.LittleEndian.PutUint16(h[3:], ^uint16(n))
-	text := s.b[s.block+storedHeaderLen : s.block+storedHeaderLen+n]
-	s.crc = crc32.Update(s.crc, crc32.IEEETable, text)
-	s.size += uint32(n)
 }
 
 // close ends the text: its last block (none if it is empty), the empty
-// final block, the trailer.
+// final block, the trailer. The checksum is taken here, over every block's
+// text (ComputeList writes the code hash in after the text is made; CLMUL
+// makes this half a millisecond for 17 MB).
 func (s *storedBlocks) close() []byte {
 	if n := len(s.b) - s.block - storedHeaderLen; n > 0 {
 		s.seal(n)
 	} else {
 		s.b = s.b[:s.block]
 	}
+	var crc, size uint32
+	for at := len(gzipHeader); at < len(s.b); {
+		n := int(binary.LittleEndian.Uint16(s.b[at+1:]))
+		at += storedHeaderLen
+		crc = crc32.Update(crc, crc32.IEEETable, s.b[at:at+n])
+		size += uint32(n) // modulo 2^32, as gzip records it
+		at += n
+	}
 	s.b = append(s.b, 1, 0, 0, 0xff, 0xff)
-	s.b = binary.LittleEndian.AppendUint32(s.b, s.crc)
-	return binary.LittleEndian.AppendUint32(s.b, s.size)
+	s.b = binary.LittleEndian.AppendUint32(s.b, crc)
+	return binary.LittleEndian.AppendUint32(s.b, size)
 }
 
 // Compress writes an encoded list read from r (any gzip level: check keeps
