@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log"
 	"os"
 	"path/filepath"
@@ -599,5 +600,76 @@ func TestWriteDecision(t *testing.T) {
 		if got := state.Write(); got != want {
 			t.Errorf("%v: %d, want %d", state, got, want)
 		}
+	}
+}
+
+// hashRepo is fakeRepo whose code hash fails with err, when set.
+type hashRepo struct {
+	fakeRepo
+	err error
+}
+
+func (r hashRepo) CodeHash(ctx context.Context) (*codehash.List, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.fakeRepo.CodeHash(ctx)
+}
+
+// The code hash counts only when the commit's lookup missed: a found commit
+// leaves no code-hash marker nor log line of a hash, and a hash that would
+// fail (a filter selecting nothing) does not fail it; a miss uses the hash
+// (and fails with it); a lookup that fails is the check's error whatever the
+// hash does. (Whether the hash is computed beside the lookup or after it.)
+func TestCheckHashOnlyOnMiss(t *testing.T) {
+	art := "artifacts/" + commitA + "/"
+	badFilter := fmt.Errorf("CODE_HASH_FIND_FILTER: %w", codehash.ErrNoMatch)
+	tests := []struct {
+		name     string
+		found    bool // the commit's set is complete
+		listErr  error
+		hashErr  error
+		wantKind Kind // 0: the check succeeds
+		marker   bool // .code-hash written, with the hash
+	}{
+		{"found", true, nil, nil, 0, false},
+		{"found, the hash would fail", true, nil, badFilter, 0, false},
+		{"missed", false, nil, nil, 0, true},
+		{"missed, the hash fails", false, nil, badFilter, KindGit, false},
+		{"the lookup fails, the hash is fine", false, s3store.ErrAccessDenied, nil, KindS3, false},
+		{"the lookup fails, and the hash", false, s3store.ErrAccessDenied, badFilter, KindS3, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake()
+			if tt.found {
+				f.seed(art, artifactsOf(commitA, ""), build, nil, nil)
+			}
+			f.listErr = tt.listErr
+			r, logs := newRunner(t, f, "", true, false)
+			r.OpenRepo = func(string) (Repo, error) { return hashRepo{fakeRepo{commitA, hashX}, tt.hashErr}, nil }
+			res, err := r.Check(context.Background())
+			var fl *Failure
+			switch {
+			case tt.wantKind == 0 && err != nil:
+				t.Fatalf("check: %v\n%s", err, logs)
+			case tt.wantKind != 0 && (!errors.As(err, &fl) || fl.Kind != tt.wantKind):
+				t.Fatalf("check: %v, want a failure of kind %v\n%s", err, tt.wantKind, logs)
+			}
+			if tt.wantKind == 0 && res.Found != tt.found {
+				t.Errorf("found %v, want %v\n%s", res.Found, tt.found, logs)
+			}
+			b, rerr := os.ReadFile(filepath.Join(r.Config.PackageDir, CodeHashFile))
+			if tt.marker != (rerr == nil) || tt.marker && strings.TrimSpace(string(b)) != hashX {
+				t.Errorf(".code-hash: %q, %v; want it written: %v\n%s", b, rerr, tt.marker, logs)
+			}
+			if hashed := strings.Contains(logs.String(), "code hash "); hashed != tt.marker {
+				t.Errorf("a code hash logged: %v, want %v\n%s", hashed, tt.marker, logs)
+			}
+			if tt.marker != (res.CodeHash == hashX) {
+				t.Errorf("code-hash output %q, want it set: %v", res.CodeHash, tt.marker)
+			}
+		})
 	}
 }
