@@ -145,8 +145,8 @@ func (l *List) EncodeBytes() ([]byte, error) {
 // EncodeStored is the list as Encode writes it, but in gzip's stored blocks
 // (no compression): what check keeps in the package directory on a miss, on
 // its critical path (after the cache lookup on a loopback store). It costs
-// a sixth of the CPU of Huffman coding (200,000 files: 9-11 ms against
-// 65-75) for 1.7 times the size (17 MB against 10); upload Compresses it
+// a fifth of the CPU of Huffman coding (200,000 files: 12.8-13.6 ms
+// against 65-75, docs/benchmarks.md) for 1.7 times the size (17 MB against 10); upload Compresses it
 // before it goes to the bucket. Any gzip reader (zcat, DecodeList) reads it
 // as it reads the other.
 //

@@ -509,7 +509,6 @@ func DownloadMarkdown(s DownloadSummary) string {
 	return b.String()
 }
 
-// filesTable renders files with their size and package-hash.
 // filesAndSize says how many files and bytes: "3 files (1.2 MiB)".
 func filesAndSize(files []File) string {
 	var total int64
@@ -519,6 +518,7 @@ func filesAndSize(files []File) string {
 	return fmt.Sprintf("%d %s (%s)", len(files), words.Plural(len(files), "file", "files"), progress.Size(total))
 }
 
+// filesTable renders files with their size and package-hash.
 func filesTable(b *strings.Builder, files []File) {
 	b.WriteString("| File | Size | package-hash |\n|---|--:|---|\n")
 	for _, f := range files {

@@ -116,7 +116,7 @@ if want 2; then
 	repo200k
 	quiet 2
 	hash_figure "$W/repo200k" 200k
-	want 17 || rm -rf "$W/repo200k"
+	want 17 || want 21 || rm -rf "$W/repo200k"
 fi
 
 # ---------------------------------------------------------------- figures 17, 21

@@ -20,18 +20,20 @@ func main() {
 	ws := flag.Int("ws", 128<<10, "bytes a write")
 	path := flag.String("o", "", "the file to write (replaced; removed at the end)")
 	flag.Parse()
-	if *path == "" || *ws <= 0 {
-		log.Fatal("pagewrite: -o FILE and a positive -ws are needed")
+	// One 16 MiB buffer written from in turn, as a download writes its
+	// 4 MiB pieces.
+	buf := make([]byte, 16<<20)
+	if *path == "" || *ws <= 0 || *ws > len(buf) {
+		log.Fatalf("pagewrite: -o FILE and a -ws of 1 to %d are needed", len(buf))
 	}
 	os.Remove(*path)
 	f, err := os.OpenFile(*path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The file can be a GiB: removed on every way out.
+	fatal := func(err error) { os.Remove(*path); log.Fatal(err) }
 	defer os.Remove(*path)
-	// One 16 MiB buffer written from in turn, as a download writes its
-	// 4 MiB pieces.
-	buf := make([]byte, 16<<20)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
@@ -45,13 +47,13 @@ func main() {
 			o = 0
 		}
 		if _, err := f.WriteAt(buf[o:o+n], off); err != nil {
-			log.Fatal(err)
+			fatal(err)
 		}
 	}
 	wall := time.Since(start)
 	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
 	if err := f.Close(); err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	fmt.Printf("ws=%d wall=%.2fs sys=%.2fs\n", *ws, wall.Seconds(),
 		time.Duration(r1.Stime.Nano()-r0.Stime.Nano()).Seconds())
