@@ -60,6 +60,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		return code
 	}
 	cmd := inv.cmd
+	defer setMemory(cmd)()
 	switch cmd {
 	case "help":
 		if inv.helpFor != nil {
@@ -121,9 +122,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		case "download":
 			out.download, err = runner.Download(ctx)
 		case "prune":
-			restore := limitPruneMemory()
 			out.prune, err = runner.Prune(ctx)
-			restore()
 		}
 		return err
 	}()

@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"os"
-	"runtime/debug"
-
 	"github.com/nsmithuk/s3-asset-manager/internal/assets"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
 	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
@@ -25,21 +22,4 @@ func pruneSummary(cfg *config.Config, p assets.PruneResult) ghaction.PruneSummar
 		s.Rows = append(s.Rows, ghaction.PruneRow{Kind: r.Kind, Component: r.Component, Why: r.Why, Sets: r.Sets, Files: r.Files, Bytes: r.Bytes})
 	}
 	return s
-}
-
-// pruneMemoryLimit is the soft limit of the heap during prune, unless
-// GOMEMLIMIT says otherwise. Its listings and record reads make garbage in
-// bursts (a page of 1,000 keys decoded from XML at a time, on several
-// listings): without a limit the heap grows to twice what is live before
-// the collector runs, and a bucket of 200,000 objects took 350 MiB.
-const pruneMemoryLimit = 160 << 20
-
-// limitPruneMemory sets it, and returns what restores the limit before (the
-// tests run prune inside their own process).
-func limitPruneMemory() (restore func()) {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
-		return func() {}
-	}
-	old := debug.SetMemoryLimit(pruneMemoryLimit)
-	return func() { debug.SetMemoryLimit(old) }
 }
