@@ -979,3 +979,46 @@ func (h *holdAtEnd) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// The switch to requests of one part: taken once most parts, four at least,
+// came slowly, counting only the parts that came while the store's ranged
+// requests were fewer than its buffers (more of them could then run at
+// once); never on a fast link, nor while the pool is in use by as many
+// requests as it has buffers, however slowly their parts come.
+func TestRateTallySwitch(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	type part struct {
+		rate     float64 // MiB/s
+		inFlight int
+	}
+	slow := func(k, inFlight int) []part { return slices.Repeat([]part{{50, inFlight}}, k) }
+	fast := func(k, inFlight int) []part { return slices.Repeat([]part{{900, inFlight}}, k) }
+	for _, tc := range []struct {
+		name  string
+		parts []part
+		want  int // the part (from 0) after which the switch is made; -1 never
+	}{
+		{"one file on a slow link", slow(6, 2), 3},
+		{"three files on a slow link, 4 of 6 under way", slow(6, 4), 3},
+		{"a fast link", fast(20, 2), -1},
+		{"the pool in use by as many requests as buffers", slow(20, 6), -1},
+		{"more requests than buffers (some wait for one)", slow(20, 9), -1},
+		{"slow parts counted only below the pool's size", append(slow(5, 6), slow(4, 5)...), 8},
+		{"mostly fast: three slow parts of four are not enough", append(fast(1, 2), slow(3, 2)...), -1},
+		{"slow and fast in turn: once the slow are four and more", []part{{50, 2}, {900, 2}, {50, 2}, {900, 2}, {50, 2}, {900, 2}, {50, 2}}, 6},
+		{"exactly at the threshold is not slow", slices.Repeat([]part{{200, 2}}, 10), -1},
+	} {
+		var c rateTally
+		got := -1
+		for i, p := range tc.parts {
+			if c.note(p.rate*mib, slowPart, p.inFlight, 6) {
+				got = i
+				break
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: switched after part %d, want %d (-1: never)", tc.name, got, tc.want)
+		}
+	}
+}

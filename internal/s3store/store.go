@@ -133,7 +133,7 @@ type Store struct {
 	dlPart            int64        // the size of the pieces downloads are received in
 	dlPerRequest      int          // how many of those pieces one ranged GET fetches
 	dlSlowPart        float64      // slowPart; tests change it
-	dlLarge           atomic.Int32 // large files being downloaded (in parts)
+	dlRanged          atomic.Int32 // ranged GETs of large files under way (see rateTally.note)
 	dlBufs            chan []byte  // the pool of part buffers (nil entries: not allocated yet)
 	stallTimeout      time.Duration
 	clock             clockwork.Clock
