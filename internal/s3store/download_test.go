@@ -569,13 +569,20 @@ func downloadPastStall(t *testing.T, ctx context.Context, st *Store, req Downloa
 		t.Fatalf("%s: returned before the stall: %v (proxy: %s)", req.Key, res.err, proxy.Counts())
 	}
 	for {
-		if err := clock.BlockUntilContext(ctx, 1); err != nil {
-			t.Fatalf("%s: no timer on the store's clock, and no resumed request: %v (proxy: %s)", req.Key, err, proxy.Counts())
-		}
+		// Both at once: the resumed request can arrive, and the download
+		// end (leaving no timer), between a look at resumed and the wait.
+		wait, stop := context.WithCancel(ctx)
+		blocked := make(chan error, 1)
+		go func() { blocked <- clock.BlockUntilContext(wait, 1) }()
 		select {
 		case <-resumed:
+			stop()
 			return <-done
-		default:
+		case err := <-blocked:
+			stop()
+			if err != nil {
+				t.Fatalf("%s: no timer on the store's clock, and no resumed request: %v (proxy: %s)", req.Key, err, proxy.Counts())
+			}
 		}
 		clock.Advance(step)
 	}
