@@ -60,7 +60,9 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		return code
 	}
 	cmd := inv.cmd
-	defer setMemory(cmd)()
+	if setsMemory {
+		setMemory(cmd)
+	}
 	switch cmd {
 	case "help":
 		if inv.helpFor != nil {

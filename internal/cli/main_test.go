@@ -29,6 +29,7 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	s3test.IsolateEnv()
+	setsMemory = false
 	code := func() int {
 		dir, err := os.MkdirTemp("", "s3am-bin-")
 		if err != nil {

@@ -17,12 +17,13 @@ const (
 	memoryLimit = 512 << 20
 	// pruneMemoryLimit: prune's listings and record reads make garbage in
 	// bursts (a page of 1,000 keys decoded from XML at a time, on several
-	// listings): without a limit the heap grows to five times what is live
+	// listings): without a limit the heap grows to twice what is live
 	// before the collector runs, and a bucket of 200,000 objects took
 	// 350 MiB.
 	pruneMemoryLimit = 160 << 20
-	// hashHeapFloor: check and hash collect nothing until the heap holds
-	// this much, then go on as the other commands. A hash of 200,000 files
+	// hashHeapFloor: check and hash collect nothing until the runtime
+	// holds this much (the soft limit counts its heap, stacks and
+	// metadata), then go on as the other commands. A hash of 200,000 files
 	// peaks at 134 MiB resident either way, and without its two
 	// collections takes 6% less CPU and wall time (docs/benchmarks.md, "No
 	// collection below 192 MiB"). Not for every command: an upload of
@@ -42,10 +43,10 @@ type memorySettings struct {
 }
 
 // memoryFor is the settings of cmd, given which of GOGC and GOMEMLIMIT are
-// set in the environment.
+// set in the environment (empty is unset, as the runtime reads them).
 func memoryFor(cmd string, lookup func(string) (string, bool)) memorySettings {
-	_, gogc := lookup("GOGC")
-	_, gomemlimit := lookup("GOMEMLIMIT")
+	set := func(name string) bool { v, ok := lookup(name); return ok && v != "" }
+	gogc, gomemlimit := set("GOGC"), set("GOMEMLIMIT")
 	s := memorySettings{percent: gcPercent, limit: memoryLimit, setPercent: !gogc, setLimit: !gomemlimit}
 	switch cmd {
 	case "prune":
@@ -60,30 +61,26 @@ func memoryFor(cmd string, lookup func(string) (string, bool)) memorySettings {
 	return s
 }
 
-// setMemory applies the settings of cmd, and returns what restores those
-// before (the tests run the commands inside their own process).
-func setMemory(cmd string) (restore func()) {
+// setsMemory: Run applies its command's settings, for the whole process
+// and for good. The tests turn it off (TestMain): they run many commands
+// at once in one process, where one's settings would outlive it in
+// another's.
+var setsMemory = true
+
+// setMemory applies the settings of cmd.
+func setMemory(cmd string) {
 	s := memoryFor(cmd, os.LookupEnv)
-	oldPercent, oldLimit := -2, int64(-1)
 	if s.setPercent {
-		oldPercent = debug.SetGCPercent(s.percent)
+		debug.SetGCPercent(s.percent)
 	}
 	if s.setLimit {
-		oldLimit = debug.SetMemoryLimit(s.limit)
+		debug.SetMemoryLimit(s.limit)
 	}
 	if s.late {
 		afterCollection(func() {
 			debug.SetGCPercent(gcPercent)
 			debug.SetMemoryLimit(memoryLimit)
 		})
-	}
-	return func() {
-		if oldPercent != -2 {
-			debug.SetGCPercent(oldPercent)
-		}
-		if oldLimit >= 0 {
-			debug.SetMemoryLimit(oldLimit)
-		}
 	}
 }
 
