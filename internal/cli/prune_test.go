@@ -394,15 +394,29 @@ func TestPruneBesidePipelines(t *testing.T) {
 			// rounds everything runs as it comes.
 			held := round%2 == 0
 			pruneDone := make(chan struct{})
-			holdAfterFirst := func(match func(r *http.Request) bool) *s3test.Proxy {
+			// first (if any) is called as the first matching request passes.
+			holdAfterFirst := func(match func(r *http.Request) bool, first func()) *s3test.Proxy {
 				p := s3test.NewProxy(t, srv.Endpoint)
 				var n atomic.Int64
 				p.Hold = func(r *http.Request) {
-					if match(r) && n.Add(1) > 1 {
+					if !match(r) {
+						return
+					}
+					if n.Add(1) > 1 {
 						<-pruneDone
+					} else if first != nil {
+						first()
 					}
 				}
 				return p
+			}
+			// In held rounds prune's deletes also wait until both deploys
+			// have read the set's record and begun to fetch it: the set
+			// vanishes during the download, not before its lookup (which
+			// would find it unrecorded, or gone).
+			var fetching sync.WaitGroup
+			if held {
+				fetching.Add(2)
 			}
 			var wg sync.WaitGroup
 			var pruned, checked result
@@ -410,7 +424,7 @@ func TestPruneBesidePipelines(t *testing.T) {
 			var mu sync.Mutex
 			pkg := freshPackages(t, cenv)
 			if held {
-				copies := holdAfterFirst(func(r *http.Request) bool { return r.Header.Get("X-Amz-Copy-Source") != "" })
+				copies := holdAfterFirst(func(r *http.Request) bool { return r.Header.Get("X-Amz-Copy-Source") != "" }, nil)
 				cenv["PACKAGE_ASSETS_ENDPOINT"] = copies.URL
 			}
 			wg.Go(func() {
@@ -418,6 +432,15 @@ func TestPruneBesidePipelines(t *testing.T) {
 				penv := srv.Env(bucket)
 				penv["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
 				penv["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+				if held {
+					p := s3test.NewProxy(t, srv.Endpoint)
+					p.Hold = func(r *http.Request) {
+						if r.Method == http.MethodDelete || r.URL.Query().Has("delete") {
+							fetching.Wait()
+						}
+					}
+					penv["PACKAGE_ASSETS_ENDPOINT"] = p.URL
+				}
 				pruned = run(t, penv, "prune")
 			})
 			wg.Go(func() { checked = run(t, cenv, "check") })
@@ -438,14 +461,18 @@ func TestPruneBesidePipelines(t *testing.T) {
 			})
 			for range 2 {
 				denv, dir := deployEnv(t, srv, bucket, deployed)
+				var began sync.Once // prune waits for it: once, as the first fetch passes or the download ends
 				if held {
 					gets := holdAfterFirst(func(r *http.Request) bool {
 						return r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, manifest.Name) && r.URL.Query().Get("list-type") == ""
-					})
+					}, func() { began.Do(fetching.Done) })
 					denv["PACKAGE_ASSETS_ENDPOINT"] = gets.URL
 				}
 				wg.Go(func() {
 					r := run(t, denv, "download")
+					if held {
+						began.Do(fetching.Done)
+					}
 					mu.Lock()
 					fetched = append(fetched, r)
 					mu.Unlock()
