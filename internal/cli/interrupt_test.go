@@ -47,6 +47,8 @@ func startUpload(t *testing.T, srv *s3test.Server, proxy *s3test.Proxy, bucket s
 	return cmd, stderr, env, d
 }
 
+// waitStarted waits until the proxy has seen the transfer begin (started
+// closed): a part of an upload, or a piece of a download, held.
 func waitStarted(t *testing.T, cmd *exec.Cmd, started <-chan struct{}, stderr *bytes.Buffer) {
 	t.Helper()
 	select {
@@ -54,7 +56,7 @@ func waitStarted(t *testing.T, cmd *exec.Cmd, started <-chan struct{}, stderr *b
 	case <-time.After(60 * time.Second): // a bound on a hang, not synchronisation
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("upload never sent a part:\n%s", stderr)
+		t.Fatalf("%s never began its transfer:\n%s", strings.Join(cmd.Args, " "), stderr)
 	}
 }
 
