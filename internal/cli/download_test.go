@@ -114,10 +114,10 @@ func TestDownloadRoundTrip(t *testing.T) {
 				t.Errorf("log lacks %q:\n%s", want, r.stderr)
 			}
 		}
-		// layer.bin, 40 MiB and 5 bytes: eleven pieces of 4 MiB, in as many
+		// layer.bin, 40 MiB and 5 bytes: 21 pieces of 2 MiB, in as many
 		// requests as the link wanted (three of 16 MiB on a fast one).
-		if !regexp.MustCompile(`layer\.bin .*\(.*, 11 pieces in \d+ requests?, SHA-256 verified\)`).MatchString(r.stderr) {
-			t.Errorf("log lacks layer.bin's 11 pieces:\n%s", r.stderr)
+		if !regexp.MustCompile(`layer\.bin .*\(.*, 21 pieces in \d+ requests?, SHA-256 verified\)`).MatchString(r.stderr) {
+			t.Errorf("log lacks layer.bin's 21 pieces:\n%s", r.stderr)
 		}
 
 		// A deploy task after check, in its package directory: .commit-hash.

@@ -216,9 +216,10 @@ func TestDownloadSlowPartsSplitRequests(t *testing.T) {
 		bucket := srv.NewBucket(t)
 		o := putStored(t, srv, bucket, "slow", filler(10<<20))
 		proxy, getRanges := rangeLog(t, srv)
-		// Pieces of 512 KiB, six buffers, requests of 4 MiB: the third
-		// request is made once at least ten pieces have come.
-		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: 3 << 20})
+		// Pieces of 512 KiB (larger than a read, so their rate is seen),
+		// dlBuffers of them, requests of 4 MiB: the third request is made
+		// once at least five pieces have come (and given back their buffers).
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: dlBuffers << 19})
 		st.dlSlowPart = 1e18
 		req := o.request(t.TempDir(), "slow")
 		d, err := st.Download(context.Background(), req)
