@@ -5,9 +5,11 @@ package assets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -35,6 +37,45 @@ func TestMakePackageDirOwner(t *testing.T) {
 	st := fi.Sys().(*syscall.Stat_t)
 	if st.Uid != 1001 || st.Gid != 1002 {
 		t.Errorf("owner %d:%d, want 1001:1002", st.Uid, st.Gid)
+	}
+}
+
+// Workers downloading two files of one directory make it at once: neither
+// may go on to write its file before the directory is handed over, or the
+// file (whose owner is its directory's) stays root's. Run many times over,
+// as the race is narrow.
+func TestMkdirAtOnceHandsOverFirst(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can hand a directory to another user")
+	}
+	parent := t.TempDir()
+	if err := os.Chown(parent, 1001, 1002); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorkspace(parent, t.Logf)
+	for round := range 200 {
+		dir := filepath.Join(parent, fmt.Sprint(round), "fn1")
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if err := w.mkdir(dir); err != nil {
+					t.Error(err)
+					return
+				}
+				fi, err := os.Stat(dir)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1001 {
+					t.Errorf("round %d: mkdir returned with %s still %d's", round, dir, st.Uid)
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
 	}
 }
 

@@ -57,6 +57,8 @@ type workspace struct {
 	dir  string
 	logf func(string, ...any)
 
+	mkMu sync.Mutex // held while a directory is looked for, made and handed over
+
 	mu      sync.Mutex
 	written []string // markers this run wrote, in order
 	made    []string // directories this run made, in order
@@ -98,20 +100,29 @@ func (w *workspace) path(elem ...string) string {
 }
 
 // mkdir creates dir and the parents it needs, each handed to the owner of
-// the directory it was made in.
+// the directory it was made in. Workers writing files of one directory call
+// it at once: none may go on before the directory is handed over (the owner
+// of a file is looked up from its directory), so making and handing over
+// happen under one lock, under which it is also looked for.
 func (w *workspace) mkdir(dir string) error {
 	dir = filepath.Clean(dir)
+	w.mkMu.Lock()
+	defer w.mkMu.Unlock()
+	return w.mkdirLocked(dir)
+}
+
+func (w *workspace) mkdirLocked(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return nil
 	}
 	if parent := filepath.Dir(dir); parent != dir {
-		if err := w.mkdir(parent); err != nil {
+		if err := w.mkdirLocked(parent); err != nil {
 			return err
 		}
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		if fi, serr := os.Stat(dir); errors.Is(err, os.ErrExist) && serr == nil && fi.IsDir() {
-			return nil // made meanwhile by another worker
+			return nil // made meanwhile by another process
 		}
 		return fail(KindPackage, err)
 	}
