@@ -121,7 +121,7 @@ func treeOf(t *testing.T, dir string) map[string]bool {
 // nothing else is left, whether the check finds, misses or fails, and
 // whatever an earlier check, killed half way, left aside. Creating the
 // files again each run is what a found check of many components spent
-// most of its time on (docs/benchmarks.md, figure 21).
+// most of its time on (docs/benchmarks-history.md, figure 21).
 func TestFoundCheckReusesEarlierMarkers(t *testing.T) {
 	for _, tt := range []struct {
 		name    string

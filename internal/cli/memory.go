@@ -25,8 +25,8 @@ const (
 	// holds this much (the soft limit counts its heap, stacks and
 	// metadata), then go on as the other commands. A hash of 200,000 files
 	// peaks at 134 MiB resident either way, and without its two
-	// collections takes 6% less CPU and wall time (docs/benchmarks.md, "No
-	// collection below 192 MiB"). Not for every command: an upload of
+	// collections takes 6% less CPU and wall time (docs/benchmarks-history.md,
+	// "No collection below 192 MiB"). Not for every command: an upload of
 	// 10,000 files grew to 490 MiB without a collection, against 95.
 	hashHeapFloor = 192 << 20
 )

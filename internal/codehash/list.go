@@ -146,7 +146,7 @@ func (l *List) EncodeBytes() ([]byte, error) {
 // (no compression): what check keeps in the package directory on a miss, on
 // its critical path (after the cache lookup on a loopback store). It costs
 // a fifth of the CPU of Huffman coding (200,000 files: 12.8-13.6 ms
-// against 65-75, docs/benchmarks.md) for 1.7 times the size (17 MB against 10); upload Compresses it
+// against 65-75, docs/benchmarks-history.md) for 1.7 times the size (17 MB against 10); upload Compresses it
 // before it goes to the bucket. Any gzip reader (zcat, DecodeList) reads it
 // as it reads the other.
 //

@@ -448,7 +448,7 @@ type rateTally struct{ slow, fast int }
 // store, 3 to 5 requests under way, 6-24% faster with the switch). With
 // twelve, figure 18's eight 64 MiB files on loopback (6 to 9 requests
 // under way, pieces at 120-290 MiB/s) may switch too: 46 requests instead
-// of 32 in one run of two, at no cost measured (docs/benchmarks.md).
+// of 32 in one run of two, at no cost measured (docs/benchmarks-history.md).
 func (c *rateTally) note(rate, slowRate float64, inFlight, buffers int) bool {
 	if inFlight >= buffers {
 		return false
@@ -530,7 +530,7 @@ type partBuf struct {
 // reads of up to the part). Each write is at most writeSize, as s5cmd's:
 // on Linux 6.18 in a virtual machine the kernel's copy into the page cache
 // cost 0.5-1.8 s a GiB in writes of 128 KiB, 0.13-0.15 s in writes of
-// 32 KiB (perf; docs/benchmarks.md, "Writes of 32 KiB"). Likely why: ext4
+// 32 KiB (perf; docs/benchmarks-history.md, "Writes of 32 KiB"). Likely why: ext4
 // gives a write a folio as large as the write, and one above 32 KiB comes
 // from the page allocator's free lists rather than its per-CPU cache of
 // pages freed lately, pages the host may have taken back.

@@ -113,7 +113,7 @@ const (
 	// connections): twelve of 2 MiB took three files of 256 MiB through the
 	// benchmark's distant store at 25 MiB/s a connection in 3.6-3.9 s, as
 	// s5cmd, against 5.6 s with six of 4 MiB; on loopback the same
-	// (docs/benchmarks.md, "Twelve pieces of 2 MiB").
+	// (docs/benchmarks-history.md, "Twelve pieces of 2 MiB").
 	dlBuffers = 12
 	// DefaultStallTimeout: a body silent this long is stuck, not slow (a
 	// working connection, however slow, brings some bytes every second).

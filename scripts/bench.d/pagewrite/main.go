@@ -2,8 +2,8 @@
 
 // pagewrite writes a new file in writes of one size and prints the system
 // time they took: what the kernel's page cache costs for a write size on
-// this machine, apart from any download (docs/benchmarks.md, "Writes of
-// 32 KiB"). Run it as `go run ./scripts/bench.d/pagewrite -ws 131072 -o FILE`.
+// this machine, apart from any download (docs/benchmarks-history.md,
+// "Writes of 32 KiB"). Run it as `go run ./scripts/bench.d/pagewrite -ws 131072 -o FILE`.
 package main
 
 import (
