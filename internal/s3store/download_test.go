@@ -239,6 +239,33 @@ func TestDownloadSlowPartsSplitRequests(t *testing.T) {
 	})
 }
 
+// Slow pieces do not split the requests while the store already has as many
+// ranged requests under way as buffers (those of other files being fetched
+// at once): they run as many at once as the pool allows, and each piece
+// comes slowly because they share the machine.
+func TestDownloadSlowPartsBusyPoolKeepsRequests(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		o := putStored(t, srv, bucket, "slow", filler(10<<20))
+		proxy, getRanges := rangeLog(t, srv)
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: dlBuffers << 19})
+		st.dlSlowPart = 1e18
+		// As the count of other downloads' ranged requests under way.
+		st.dlRanged.Store(int32(cap(st.dlBufs)))
+		req := o.request(t.TempDir(), "slow")
+		d, err := st.Download(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.arrived(t, req.Path, o.key)
+		want := []string{"bytes=0-4194303", "bytes=4194304-8388607", "bytes=8388608-10485759"}
+		if ranges := getRanges(); !slices.Equal(slices.Sorted(slices.Values(ranges)), want) || d.Requests != len(want) {
+			t.Errorf("requests %q (%d reported), want %q", ranges, d.Requests, want)
+		}
+	})
+}
+
 // A body whose reader waits for room (a buffer of the pool) is not taken for
 // a stalled one, however long it waits; once it reads again, silence counts.
 func TestWatchedBodyIdle(t *testing.T) {

@@ -67,7 +67,7 @@ type Options struct {
 	MaxBytesInFlight int64
 	// DownloadMemory bounds the memory a download's parts are received into
 	// (shared by every file fetched at once); 0 means DefaultDownloadMemory.
-	// A file is received in pieces of min(PartSize, DownloadMemory/6), as
+	// A file is received in pieces of min(PartSize, DownloadMemory/dlBuffers), as
 	// many at once as fit, fetched by ranged requests of floor(PartSize /
 	// piece) pieces in a row (each going on into its next piece once that
 	// has a buffer; of one piece where connections are slow); one up to
