@@ -28,6 +28,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if cmd, ok := os.LookupEnv(memoryChildEnv); ok {
+		memoryChild(cmd) // TestSetMemory's child process
+		return
+	}
 	s3test.IsolateEnv()
 	setsMemory = false
 	code := func() int {

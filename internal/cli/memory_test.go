@@ -1,7 +1,13 @@
 package cli
 
 import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
 	"runtime"
+	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -40,11 +46,77 @@ func TestMemoryFor(t *testing.T) {
 }
 
 // The switch from no collection to the usual settings happens at the first
-// collection, whatever starts it.
+// collection, whatever starts it, and not before.
 func TestAfterCollection(t *testing.T) {
 	t.Parallel()
-	done := make(chan struct{})
-	afterCollection(func() { close(done) })
+	before := numGC()
+	ran := make(chan uint32)
+	afterCollection(func() { ran <- numGC() })
 	runtime.GC()
-	<-done
+	if at := <-ran; at <= before {
+		t.Errorf("ran after %d collections, as many as before it was set up", at)
+	}
+}
+
+func numGC() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
+}
+
+// memoryChildEnv names the command whose settings TestSetMemory's child
+// process applies (TestMain runs memoryChild instead of the tests).
+const memoryChildEnv = "S3AM_TEST_SET_MEMORY"
+
+// memoryChild applies cmd's settings to this process, as Run does, and
+// prints them, then again after a collection (once they have changed, for
+// a command whose settings change then): "GOGC LIMIT GOGC LIMIT".
+func memoryChild(cmd string) {
+	setMemory(cmd)
+	get := func() (int, int64) {
+		p := debug.SetGCPercent(100)
+		debug.SetGCPercent(p)
+		return p, debug.SetMemoryLimit(-1)
+	}
+	p0, l0 := get()
+	late := memoryFor(cmd, os.LookupEnv).late
+	runtime.GC()
+	p1, l1 := get()
+	// The cleanup runs on a goroutine of its own after the collection.
+	for i := 0; late && p1 == p0 && i < 10000; i++ {
+		runtime.Gosched()
+		p1, l1 = get()
+	}
+	fmt.Println(p0, l0, p1, l1)
+}
+
+// setMemory, in a process of its own (it sets the process's settings for
+// good): each command's GOGC and soft limit, and the user's where set.
+func TestSetMemory(t *testing.T) {
+	t.Parallel()
+	const noLimit = math.MaxInt64
+	tests := []struct {
+		cmd  string
+		env  []string
+		want string
+	}{
+		{"check", nil, fmt.Sprint(-1, hashHeapFloor, gcPercent, memoryLimit)},
+		{"hash", nil, fmt.Sprint(-1, hashHeapFloor, gcPercent, memoryLimit)},
+		{"upload", nil, fmt.Sprint(gcPercent, memoryLimit, gcPercent, memoryLimit)},
+		{"prune", nil, fmt.Sprint(gcPercent, pruneMemoryLimit, gcPercent, pruneMemoryLimit)},
+		{"check", []string{"GOGC=50"}, fmt.Sprint(50, memoryLimit, 50, memoryLimit)},
+		{"check", []string{"GOMEMLIMIT=1GiB"}, fmt.Sprint(gcPercent, 1<<30, gcPercent, 1<<30)},
+		{"download", []string{"GOGC=off", "GOMEMLIMIT=off"}, fmt.Sprint(-1, noLimit, -1, noLimit)},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append([]string{memoryChildEnv + "=" + tt.cmd}, tt.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v: %s", tt.cmd, tt.env, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != tt.want {
+			t.Errorf("%s %v: GOGC and limit, then after a collection: %s, want %s", tt.cmd, tt.env, got, tt.want)
+		}
+	}
 }
