@@ -57,6 +57,9 @@ type Runner struct {
 	// the real one (tests move a fake one instead of waiting).
 	Clock clockwork.Clock
 	work  *workspace
+	// handOver, when set, replaces owner.LikeParent for what the
+	// workspace makes (the tests: a chown refused).
+	handOver func(path string) error
 }
 
 func (r *Runner) clock() clockwork.Clock {

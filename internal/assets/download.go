@@ -191,10 +191,12 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 		if err != nil {
 			return r.downloadFailed(err)
 		}
-		verified[i] = true
+		// Handed over first: a file left root's in another user's directory
+		// (a chown refused) is removed with the unverified ones.
 		if err := r.workspace().own(req.Path); err != nil {
 			return err
 		}
+		verified[i] = true
 		if rep != nil {
 			rep.FileDone()
 		}

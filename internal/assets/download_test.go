@@ -145,6 +145,41 @@ func TestDownloadDecisions(t *testing.T) {
 	}
 }
 
+// A file or directory the download made that could not be handed to the
+// owner of its directory (a chown refused) is not left behind, root's, in
+// that user's directory: the download fails, and removes it.
+func TestDownloadHandOverRefused(t *testing.T) {
+	prefix := "artifacts/" + commitA + "/"
+	refused := errors.New("operation not permitted")
+	for _, name := range []string{"fn2.zip", "deploy"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake()
+			f.seed(prefix, artifactsOf(commitA, ""), build, nil, nil)
+			r, logs := newRunner(t, f, "", false, false)
+			r.Config.PackageDir = filepath.Join(t.TempDir(), "deploy")
+			r.Config.Commit = commitA
+			r.handOver = func(path string) error {
+				if filepath.Base(path) == name {
+					return refused
+				}
+				return nil
+			}
+			_, err := r.Download(context.Background())
+			var fl *Failure
+			if !errors.As(err, &fl) || fl.Kind != KindPackage || !errors.Is(err, refused) {
+				t.Fatalf("error %v, want the package directory's, the refusal\n%s", err, logs)
+			}
+			got := dirFiles(t, r.Config.PackageDir)
+			if _, ok := got["fn2.zip"]; ok {
+				t.Errorf("fn2.zip, not handed over, is left: %q", got)
+			}
+			if name == "deploy" && got != nil {
+				t.Errorf("the directory not handed over is left, holding %q", got)
+			}
+		})
+	}
+}
+
 // The commit comes from the setting, else .commit-hash, else HEAD; a
 // malformed .commit-hash is the package directory's problem.
 func TestDownloadCommit(t *testing.T) {

@@ -58,6 +58,7 @@ type workspace struct {
 	logf func(string, ...any)
 
 	mkMu sync.Mutex // held while a directory is looked for, made and handed over
+	handOver func(path string) error // nil: owner.LikeParent (Runner.handOver)
 
 	mu      sync.Mutex
 	written []string // markers this run wrote, in order
@@ -86,6 +87,7 @@ const spareSuffix = ".stale"
 func (r *Runner) workspace() *workspace {
 	if r.work == nil || r.work.dir != r.Config.PackageDir {
 		r.work = newWorkspace(r.Config.PackageDir, r.logf)
+		r.work.handOver = r.handOver
 	}
 	return r.work
 }
@@ -126,16 +128,25 @@ func (w *workspace) mkdirLocked(dir string) error {
 		}
 		return fail(KindPackage, err)
 	}
+	if err := w.own(dir); err != nil {
+		// Not left root's for the next file to be written into.
+		os.Remove(dir)
+		return err
+	}
 	w.mu.Lock()
 	w.made = append(w.made, dir)
 	w.mu.Unlock()
-	return w.own(dir)
+	return nil
 }
 
 // own hands path, just created, to the owner of the directory holding it
 // when root created it under another user's directory.
 func (w *workspace) own(path string) error {
-	if err := owner.LikeParent(path); err != nil {
+	hand := owner.LikeParent
+	if w.handOver != nil {
+		hand = w.handOver
+	}
+	if err := hand(path); err != nil {
 		return fail(KindPackage, fmt.Errorf("hand %s to the owner of its directory: %w", path, err))
 	}
 	return nil
