@@ -16,16 +16,24 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/ownertest"
 )
 
-// Created by root, the package directory belongs to its parent's owner, so a
-// later build step running as that user can write into it.
-func TestMakePackageDirOwner(t *testing.T) {
+// userDir is a directory of uid 1001:1002 (a runner's user), for a test run
+// as root (it is skipped otherwise).
+func userDir(t *testing.T) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: only root can hand a directory to another user")
 	}
-	parent := t.TempDir()
-	if err := os.Chown(parent, 1001, 1002); err != nil {
+	dir := t.TempDir()
+	if err := os.Chown(dir, 1001, 1002); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// Created by root, the package directory belongs to its parent's owner, so a
+// later build step running as that user can write into it.
+func TestMakePackageDirOwner(t *testing.T) {
+	parent := userDir(t)
 	dir := filepath.Join(parent, "dist")
 	if err := newWorkspace(dir, t.Logf).mkdir(dir); err != nil {
 		t.Fatal(err)
@@ -45,13 +53,7 @@ func TestMakePackageDirOwner(t *testing.T) {
 // file (whose owner is its directory's) stays root's. Run many times over,
 // as the race is narrow.
 func TestMkdirAtOnceHandsOverFirst(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: only root can hand a directory to another user")
-	}
-	parent := t.TempDir()
-	if err := os.Chown(parent, 1001, 1002); err != nil {
-		t.Fatal(err)
-	}
+	parent := userDir(t)
 	w := newWorkspace(parent, t.Logf)
 	for round := range 200 {
 		dir := filepath.Join(parent, fmt.Sprint(round), "fn1")

@@ -57,7 +57,7 @@ type workspace struct {
 	dir  string
 	logf func(string, ...any)
 
-	mkMu sync.Mutex // held while a directory is looked for, made and handed over
+	mkMu     sync.Mutex              // held while a directory is looked for, made and handed over
 	handOver func(path string) error // nil: owner.LikeParent (Runner.handOver)
 
 	mu      sync.Mutex

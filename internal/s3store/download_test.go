@@ -209,61 +209,53 @@ func TestDownloadRequestSpansBuffers(t *testing.T) {
 
 // Where the parts come slowly (every part, here), the requests become one
 // part each once four parts have come: slow connections want requests in
-// parallel, not fewer of them.
+// parallel, not fewer of them. Not while the store already has as many
+// ranged requests under way as buffers (those of other files fetched at
+// once): they run as many at once as the pool allows, and each piece comes
+// slowly because they share the machine.
 func TestDownloadSlowPartsSplitRequests(t *testing.T) {
 	t.Parallel()
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		bucket := srv.NewBucket(t)
-		o := putStored(t, srv, bucket, "slow", filler(10<<20))
-		proxy, getRanges := rangeLog(t, srv)
-		// Pieces of 512 KiB (larger than a read, so their rate is seen),
-		// dlBuffers of them, requests of 4 MiB: the third request is made
-		// once at least five pieces have come (and given back their buffers).
-		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: dlBuffers << 19})
-		st.dlSlowPart = 1e18
-		req := o.request(t.TempDir(), "slow")
-		d, err := st.Download(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.arrived(t, req.Path, o.key)
-		ranges := getRanges()
-		for i := 16; i < 20; i++ {
-			if want := fmt.Sprintf("bytes=%d-%d", i<<19, (i+1)<<19-1); !slices.Contains(ranges, want) {
-				t.Errorf("no request of piece %d alone (%s): %q", i, want, ranges)
-			}
-		}
-		if d.Requests != len(ranges) {
-			t.Errorf("%d parts reported, %d requests made", d.Requests, len(ranges))
-		}
-	})
-}
-
-// Slow pieces do not split the requests while the store already has as many
-// ranged requests under way as buffers (those of other files being fetched
-// at once): they run as many at once as the pool allows, and each piece
-// comes slowly because they share the machine.
-func TestDownloadSlowPartsBusyPoolKeepsRequests(t *testing.T) {
-	t.Parallel()
-	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
-		bucket := srv.NewBucket(t)
-		o := putStored(t, srv, bucket, "slow", filler(10<<20))
-		proxy, getRanges := rangeLog(t, srv)
-		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: dlBuffers << 19})
-		st.dlSlowPart = 1e18
-		// As the count of other downloads' ranged requests under way.
-		st.dlRanged.Store(int32(cap(st.dlBufs)))
-		req := o.request(t.TempDir(), "slow")
-		d, err := st.Download(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.arrived(t, req.Path, o.key)
-		want := []string{"bytes=0-4194303", "bytes=4194304-8388607", "bytes=8388608-10485759"}
-		if ranges := getRanges(); !slices.Equal(slices.Sorted(slices.Values(ranges)), want) || d.Requests != len(want) {
-			t.Errorf("requests %q (%d reported), want %q", ranges, d.Requests, want)
-		}
-	})
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("others under way %v", busy), func(t *testing.T) {
+			t.Parallel()
+			s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+				bucket := srv.NewBucket(t)
+				o := putStored(t, srv, bucket, "slow", filler(10<<20))
+				proxy, getRanges := rangeLog(t, srv)
+				// Pieces of 512 KiB (larger than a read, so their rate is
+				// seen), dlBuffers of them, requests of 4 MiB: the third
+				// request is made once at least five pieces have come (and
+				// given back their buffers).
+				st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 4 << 20, DownloadMemory: dlBuffers << 19})
+				st.dlSlowPart = 1e18
+				if busy {
+					st.dlRanged.Store(int32(cap(st.dlBufs)))
+				}
+				req := o.request(t.TempDir(), "slow")
+				d, err := st.Download(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.arrived(t, req.Path, o.key)
+				ranges := getRanges()
+				if d.Requests != len(ranges) {
+					t.Errorf("%d requests reported, %d made", d.Requests, len(ranges))
+				}
+				if busy {
+					want := []string{"bytes=0-4194303", "bytes=4194304-8388607", "bytes=8388608-10485759"}
+					if got := slices.Sorted(slices.Values(ranges)); !slices.Equal(got, want) {
+						t.Errorf("requests %q, want %q", got, want)
+					}
+					return
+				}
+				for i := 16; i < 20; i++ {
+					if want := fmt.Sprintf("bytes=%d-%d", i<<19, (i+1)<<19-1); !slices.Contains(ranges, want) {
+						t.Errorf("no request of piece %d alone (%s): %q", i, want, ranges)
+					}
+				}
+			})
+		})
+	}
 }
 
 // A body whose reader waits for room (a buffer of the pool) is not taken for
