@@ -144,7 +144,8 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 // no real time and rules of days are tested without waiting days.
 type clockKey struct{}
 
-// openStore connects to the bucket the settings name; a failure is S3's.
+// openStore connects to the bucket the settings name. It sends no request,
+// so its failures are the AWS configuration's: settings, exit 2.
 func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh *ghaction.Reporter) (*s3store.Store, error) {
 	// In GitHub Actions with id-token: write, AWS_ROLE_ARN alone is enough:
 	// the job's OIDC token stands in for AWS_WEB_IDENTITY_TOKEN_FILE.
@@ -170,7 +171,11 @@ func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh
 		ContentMD5:      cfg.ContentMD5,
 	})
 	if err != nil {
-		return nil, &assets.Failure{Kind: assets.KindS3, Err: err}
+		kind := assets.KindS3
+		if errors.Is(err, s3store.ErrConfig) {
+			kind = assets.KindConfig
+		}
+		return nil, &assets.Failure{Kind: kind, Err: err}
 	}
 	return store, nil
 }

@@ -32,6 +32,14 @@ func (e awsEnv) get(keys ...string) string {
 // over keys in the environment.
 func (e awsEnv) profile() string { return e.get("AWS_PROFILE", "AWS_DEFAULT_PROFILE") }
 
+// profileVar names the variable profile came from, for messages.
+func (e awsEnv) profileVar() string {
+	if e.get("AWS_PROFILE") != "" {
+		return "AWS_PROFILE"
+	}
+	return "AWS_DEFAULT_PROFILE"
+}
+
 // keys reports whether static keys are set (and no profile).
 func (e awsEnv) keys() (access, secret string, ok bool) {
 	access, secret = e.get("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"), e.get("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY")

@@ -43,6 +43,9 @@ var (
 	// ErrForeign404: a 404 that is not S3 saying the key does not exist: no
 	// NoSuchKey code, as a web server, a proxy or a wrong endpoint answers.
 	ErrForeign404 = errors.New("HTTP 404 without NoSuchKey")
+	// ErrConfig: the AWS configuration (variables, config files) is wrong or
+	// incomplete; found before any request is sent.
+	ErrConfig = errors.New("AWS configuration")
 	// ErrCertificate: the endpoint's TLS certificate is not trusted (unknown
 	// authority, another host's, expired). Not retried: it will not change.
 	ErrCertificate = errors.New("the endpoint's TLS certificate is not trusted")
@@ -118,9 +121,30 @@ func (s *Store) classify(op, key string, err error) error {
 	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &urlErr) || errors.As(err, &netErr) {
 		// The SDK's message repeats the operation, the URL and empty
 		// request ids around the cause: say the cause, once.
-		return fmt.Errorf("%s %s: %w (%s): %w", op, where, ErrUnreachable, endpointHint(err), netCause(err))
+		var unreachable error = ErrUnreachable
+		if service := failedService(err); service != "" && service != "S3" {
+			// The credentials' service (STS, assuming a role), not the
+			// bucket's, gave no answer: say which, or the S3 endpoint is
+			// suspected while the URL shown is another's.
+			unreachable = shownAs{service + " endpoint unreachable", ErrUnreachable}
+		}
+		return fmt.Errorf("%s %s: %w (%s): %w", op, where, unreachable, endpointHint(err), netCause(err))
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
+}
+
+// failedService is the service of the innermost SDK operation in err's
+// chain ("S3", or "STS" when fetching credentials failed), "" for none.
+func failedService(err error) string {
+	service := ""
+	for err != nil {
+		var op *smithy.OperationError
+		if !errors.As(err, &op) {
+			break
+		}
+		service, err = op.ServiceID, op.Err
+	}
+	return service
 }
 
 // netCause is err shown as its network cause alone ("dial tcp

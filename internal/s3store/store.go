@@ -148,7 +148,8 @@ type Store struct {
 
 // New builds the S3 client from the standard AWS configuration chain (keys,
 // session token, profile, web identity, region, endpoint, CA bundle, max
-// attempts) plus the options.
+// attempts) plus the options. It sends no request: every error it returns is
+// ErrConfig, a setting's problem.
 func New(ctx context.Context, o Options) (*Store, error) {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
@@ -186,7 +187,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	fromEnv, err := env.loadOptions()
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, append(fromEnv,
 		config.WithHTTPClient(httpClient),
@@ -196,7 +197,13 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 	)...)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		// Nothing is asked of the network here (credentials are fetched on
+		// the first request): what fails is the variables or the files.
+		var noProfile config.SharedConfigProfileNotExistError
+		if errors.As(err, &noProfile) {
+			err = fmt.Errorf("%s=%q: no such profile in the AWS config or credentials file: %w", env.profileVar(), env.profile(), err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s3Endpoint := env.endpoint("S3")
 	if o.Endpoint != "" {
@@ -211,7 +218,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	if cfg.Region == "" {
 		if s3Endpoint == nil && !hasEnvEndpoint(cfg) {
-			return nil, errors.New("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION")
+			return nil, fmt.Errorf("%w: no AWS region: set AWS_REGION or AWS_DEFAULT_REGION", ErrConfig)
 		}
 		// S3-compatible stores mostly ignore the region but SigV4 needs one.
 		cfg.Region = "us-east-1"
@@ -219,7 +226,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if file := env.webIdentity(); file != "" {
 		arn := env.get("AWS_ROLE_ARN")
 		if arn == "" {
-			return nil, errors.New("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
+			return nil, fmt.Errorf("%w: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not", ErrConfig)
 		}
 		provider := stscreds.NewWebIdentityRoleProvider(newSTS(), arn, stscreds.IdentityTokenFile(file),
 			func(wo *stscreds.WebIdentityRoleOptions) { wo.RoleSessionName = env.get("AWS_ROLE_SESSION_NAME") })
