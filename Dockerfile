@@ -22,8 +22,12 @@ COPY --chmod=1777 image/tmp/ /
 COPY --chmod=0755 ${TARGETPLATFORM}/s3-asset-manager /usr/local/bin/s3-asset-manager
 # CA roots are compiled into the binary (x509roots/fallback); AWS_CA_BUNDLE
 # adds a private CA.
-# The original image's defaults: Concourse task inputs named repo and packages.
-ENV PATH=/usr/local/bin GIT_REPO_PATH=./repo PACKAGE_DIRECTORY=./packages
+# The original image's default package directory (a Concourse task input
+# named packages). GIT_REPO_PATH's ./repo is the binary's own default: set
+# here it would be a variable of every container, and win over the docker
+# action's default, the workspace root (an environment variable wins over a
+# default).
+ENV PATH=/usr/local/bin PACKAGE_DIRECTORY=./packages
 # No USER: GitHub docker actions run as the image's default user (root) and
 # need to write the runner-owned workspace. No WORKDIR: the runner sets it.
 # Concourse's `run: path: check` executes the path directly and ignores

@@ -144,12 +144,10 @@ func TestActionMetadata(t *testing.T) {
 			if !in.Required || def != "" {
 				t.Errorf("input mode: required %t, default %q; want required, no default", in.Required, def)
 			}
-		case "git-repo-path":
-			if def != "." { // actions/checkout puts the repository at the workspace root
-				t.Errorf("input git-repo-path defaults to %q, want .", def)
-			}
 		default:
-			// Empty means unset, so the environment variable can still apply.
+			// Empty means unset, so the environment variable can still apply
+			// (a default here would be passed as the input, and win over it:
+			// git-repo-path's ".", the workspace root, is config's ActionDefault).
 			if in.Required || def != "" {
 				t.Errorf("input %s: required %t, default %q; want optional with an empty default", name, in.Required, def)
 			}
@@ -232,7 +230,7 @@ type actionRun struct {
 // runActionFull is runAction with the container's stdout and stderr.
 func runActionFull(t *testing.T, workspace string, inputs map[string]string) actionRun {
 	t.Helper()
-	return runActionOn(t, runOnHost, workspace, inputs)
+	return runActionOn(t, runOnHost, workspace, inputs, nil)
 }
 
 // runnerDirs are the directories the runner mounts into a docker action's
@@ -250,7 +248,7 @@ type actionHost func(t *testing.T, dirs runnerDirs, env map[string]string, args 
 
 // imageEnv is the image's ENV besides PATH (TestImageConfig checks it
 // against the built image); runOnHost gives it to the binary.
-var imageEnv = map[string]string{"GIT_REPO_PATH": "./repo", "PACKAGE_DIRECTORY": "./packages"}
+var imageEnv = map[string]string{"PACKAGE_DIRECTORY": "./packages"}
 
 // runOnHost runs the binary under test in the workspace with the image's
 // ENV and the runner's variables: the container without the container.
@@ -267,8 +265,9 @@ func runOnHost(t *testing.T, dirs runnerDirs, runnerEnv map[string]string, args 
 }
 
 // runActionOn runs the action's container entry point as the runner would,
-// with the workspace as working directory, on host.
-func runActionOn(t *testing.T, host actionHost, workspace string, inputs map[string]string) actionRun {
+// with the workspace as working directory, on host; stepEnv is the step's
+// (or the job's) env: besides this process's AWS_* variables.
+func runActionOn(t *testing.T, host actionHost, workspace string, inputs, stepEnv map[string]string) actionRun {
 	t.Helper()
 	a := loadAction(t)
 	if a.Runs.Entrypoint != "" {
@@ -322,6 +321,7 @@ func runActionOn(t *testing.T, host actionHost, workspace string, inputs map[str
 			runnerEnv[k] = v
 		}
 	}
+	maps.Copy(runnerEnv, stepEnv)
 	for name, v := range values {
 		runnerEnv[config.InputEnv(name)] = v
 	}
@@ -561,6 +561,31 @@ func TestActionMissingBucket(t *testing.T) {
 	if r.summary != "" {
 		t.Errorf("summary written for a run that did nothing:\n%s", r.summary)
 	}
+}
+
+// A checkout into a directory of the workspace (actions/checkout's path:)
+// named by a job's env GIT_REPO_PATH, as every setting can be: the action's
+// git-repo-path input, left empty, does not override it (its default, the
+// workspace root, is the tool's, not the input's: an input's default is
+// passed as the input).
+func TestActionRepoPathFromEnv(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		ws := t.TempDir()
+		repo := filepath.Join(ws, "src")
+		if err := os.Mkdir(repo, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		gittest.Git(t, repo, "-c", "init.defaultBranch=main", "init", "-q")
+		gittest.Git(t, repo, "commit", "-q", "--allow-empty", "-m", "first")
+		head := gittest.Git(t, repo, "rev-parse", "HEAD")
+		r := runActionOn(t, runOnHost, ws, map[string]string{"mode": "check", "bucket": bucket, "endpoint": srv.Endpoint},
+			map[string]string{"GIT_REPO_PATH": "src"})
+		if r.code != cli.ExitOK || r.outputs["commit-hash"] != head {
+			t.Errorf("exit %d, commit-hash %q; want 0 and the HEAD of src, %s", r.code, r.outputs["commit-hash"], head)
+		}
+	})
 }
 
 func wantSummary(t *testing.T, step, summary string, contains ...string) {

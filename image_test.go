@@ -618,7 +618,7 @@ func TestImageAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(t *testing.T, ws string, inputs map[string]string) actionRun {
-		return runActionOn(t, runInImage, ws, inputs)
+		return runActionOn(t, runInImage, ws, inputs, nil)
 	}
 	actionCheckUpload(t, srv, ws, head, run)
 	fi, err := os.Stat(filepath.Join(ws, "dist"))

@@ -25,8 +25,13 @@ type Setting struct {
 	Env     string
 	Input   string
 	Default string
-	Secret  bool
-	Doc     string
+	// ActionDefault, when set, is the default in a GitHub action's step (its
+	// mode input set) instead of Default. Not the input's default in
+	// action.yml: the runner would pass it as the input, which wins over
+	// the step's or job's environment variable.
+	ActionDefault string
+	Secret        bool
+	Doc           string
 }
 
 // Settings is every setting the tool reads itself. The AWS SDK's own
@@ -34,7 +39,7 @@ type Setting struct {
 // AWS_MAX_ATTEMPTS, ...) are read by the SDK as usual and are not listed.
 var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_BUCKET", Input: "bucket", Doc: "S3 bucket holding the artifacts (required for check, upload and download)."},
-	{Env: "GIT_REPO_PATH", Input: "git-repo-path", Default: "./repo", Doc: "Root (or any directory) of the git checkout; check and hash."},
+	{Env: "GIT_REPO_PATH", Input: "git-repo-path", Default: "./repo", ActionDefault: ".", Doc: "Root (or any directory) of the git checkout; check and hash."},
 	{Env: "PACKAGE_DIRECTORY", Input: "package-directory", Default: "./packages", Doc: "Directory for the marker files and the files to upload; must persist between tasks."},
 	{Env: "CODE_HASH_FIND_FILTER", Input: "code-hash-find-filter", Doc: "Patterns of the files whose contents make the artifacts; enables the code-hash cache."},
 	{Env: "PACKAGE_COMPONENTS", Input: "components", Doc: "Components of a monorepo, one a line: \"name: pattern ...\" or a directory glob such as lambdas/*. Each is looked up, cached, built and uploaded on its own; CODE_HASH_FIND_FILTER then names the sources every component shares."},
@@ -355,7 +360,9 @@ func InputEnv(input string) string {
 	return "INPUT_" + strings.ToUpper(strings.ReplaceAll(input, " ", "_"))
 }
 
-// value: a non-empty action input wins, then a set environment variable, then the default.
+// value: a non-empty action input wins, then a set environment variable, then the default
+// (in an action's step, its default there: actions/checkout puts the repository at the
+// workspace root).
 func value(lookup Lookup, s Setting) string {
 	if s.Input != "" {
 		if v, ok := lookup(InputEnv(s.Input)); ok && strings.TrimSpace(v) != "" {
@@ -364,6 +371,11 @@ func value(lookup Lookup, s Setting) string {
 	}
 	if v, ok := lookup(s.Env); ok && strings.TrimSpace(v) != "" {
 		return strings.TrimSpace(v)
+	}
+	if s.ActionDefault != "" {
+		if m, ok := lookup(InputEnv("mode")); ok && strings.TrimSpace(m) != "" {
+			return s.ActionDefault
+		}
 	}
 	return s.Default
 }

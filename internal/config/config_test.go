@@ -52,6 +52,32 @@ func TestLoadPrecedence(t *testing.T) {
 	}
 }
 
+// In an action's step (its mode input set, as both actions set it), the
+// repository defaults to the workspace root; a GIT_REPO_PATH of the step or
+// the job still applies, as every other setting's variable does (the
+// action's empty git-repo-path input leaves it in force).
+func TestLoadRepoPathInAction(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no action", map[string]string{}, "./repo"},
+		{"action", map[string]string{"INPUT_MODE": "check", "INPUT_GIT-REPO-PATH": ""}, "."},
+		{"action, env", map[string]string{"INPUT_MODE": "check", "INPUT_GIT-REPO-PATH": "", "GIT_REPO_PATH": "other"}, "other"},
+		{"action, input", map[string]string{"INPUT_MODE": "check", "INPUT_GIT-REPO-PATH": "in", "GIT_REPO_PATH": "other"}, "in"},
+		{"empty mode", map[string]string{"INPUT_MODE": " "}, "./repo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["PACKAGE_ASSETS_BUCKET"] = "bucket"
+			if c := mustLoad(t, tt.env, Requirements{Bucket: true}); c.RepoPath != tt.want {
+				t.Errorf("RepoPath = %q, want %q", c.RepoPath, tt.want)
+			}
+		})
+	}
+}
+
 func TestLoadValues(t *testing.T) {
 	tests := []struct {
 		name  string
