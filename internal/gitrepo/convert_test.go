@@ -266,6 +266,12 @@ func TestIgnoreUntracked(t *testing.T) {
 		{"inside, through a symlink", func(t *testing.T) string { return filepath.Join(link, "packages") }, inside},
 		{"inside, not there yet", func(t *testing.T) string { return filepath.Join(dir, "src", "out") }, all},
 		{"the root: only tracked files", func(t *testing.T) string { return dir }, []string{"packages/.gitkeep", "src/a.go"}},
+		{"inside, an untracked symlink to a directory elsewhere", func(t *testing.T) string {
+			p := filepath.Join(dir, "pkglink")
+			symlink(t, t.TempDir(), p)
+			t.Cleanup(func() { os.Remove(p) })
+			return p
+		}, all},
 		{"outside", func(t *testing.T) string { return t.TempDir() }, all},
 		{"a directory holding the repository", func(t *testing.T) string { return filepath.Dir(dir) }, all},
 	}

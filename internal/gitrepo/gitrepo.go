@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -117,14 +118,21 @@ func (r *Repo) IgnoreUntracked(dir string) error {
 		return fmt.Errorf("ignore %s: %w", dir, err)
 	}
 	// Compare real paths: either may have been reached through a symlink.
-	rel, err := filepath.Rel(realPath(r.Root), realPath(abs))
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil
+	// The directory itself may be one, in the repository (an untracked
+	// link to a directory elsewhere): its name is left out too.
+	root := realPath(r.Root)
+	for _, p := range []string{realPath(abs), filepath.Join(realPath(filepath.Dir(abs)), filepath.Base(abs))} {
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			continue
+		}
+		if rel == "." {
+			rel = ""
+		}
+		if rel = filepath.ToSlash(rel); !slices.Contains(r.ignored, rel) {
+			r.ignored = append(r.ignored, rel)
+		}
 	}
-	if rel == "." {
-		rel = ""
-	}
-	r.ignored = append(r.ignored, filepath.ToSlash(rel))
 	return nil
 }
 
