@@ -65,6 +65,15 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 	return res, nil
 }
 
+// RollBack removes every marker the last Check wrote, for a caller whose
+// own part of the check failed after it (its outputs could not be written):
+// a failed check leaves no marker.
+func (r *Runner) RollBack() {
+	if r.work != nil {
+		r.work.rollback()
+	}
+}
+
 func (r *Runner) check(ctx context.Context) (CheckResult, error) {
 	var res CheckResult
 	w := r.workspace()

@@ -99,12 +99,13 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	logger.Printf("%s %s %s", name, version.Version, cmd)
 
 	var out outcome
+	var runner *assets.Runner
 	err = func() error {
 		store, err := openStore(ctx, cfg, lookup, gh)
 		if err != nil {
 			return err
 		}
-		runner := &assets.Runner{
+		runner = &assets.Runner{
 			Config:     cfg,
 			Store:      store,
 			OpenRepo:   func(p string) (assets.Repo, error) { return openCheckout(p, cfg) },
@@ -130,7 +131,12 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 	}()
 	endGroup()
 	if perr := publish(gh, cfg, cmd, out, err); perr != nil && err == nil {
+		// The outputs are part of the result: a check whose outputs were
+		// not written failed, and leaves no marker, as any failed check.
 		err = perr
+		if runner != nil {
+			runner.RollBack()
+		}
 	}
 	if err != nil {
 		gh.Error(err.Error())
@@ -215,7 +221,7 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 	}
 	var errs []error
 	if err := gh.SetOutputs(o); err != nil {
-		errs = append(errs, fmt.Errorf("write step outputs: %w", err))
+		errs = append(errs, outputsFailure(fmt.Errorf("write step outputs: %w", err)))
 	}
 	if runErr == nil {
 		var err error
@@ -243,10 +249,20 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 	}
 	if cfg.DotenvFile != "" {
 		if err := ghaction.WriteDotenv(cfg.DotenvFile, o); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", cfg.DotenvFile, err))
+			errs = append(errs, outputsFailure(fmt.Errorf("RESULT_DOTENV_FILE: %w", err)))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// outputsFailure attributes a file of outputs that could not be written to
+// the local files (exit 5, as a package or download directory that cannot
+// be); a value refused as unsafe stays unexpected (exit 1).
+func outputsFailure(err error) error {
+	if errors.Is(err, ghaction.ErrWrite) {
+		return &assets.Failure{Kind: assets.KindPackage, Err: err}
+	}
+	return err
 }
 
 // componentOutputs gives the components this run dealt with (all, or

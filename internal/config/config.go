@@ -6,7 +6,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -282,6 +284,14 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 	}
 	c.FailOnMiss = flag("PACKAGE_ASSETS_FAIL_ON_MISS")
 	c.DotenvFile = vals["RESULT_DOTENV_FILE"]
+	if c.DotenvFile != "" {
+		// Written last, after the check or download: a path that cannot be
+		// would fail a run that has done its work (and, for check, leave
+		// the markers it then removes).
+		if err := writablePath(c.DotenvFile); err != nil {
+			bad("RESULT_DOTENV_FILE", "%v", err)
+		}
+	}
 	c.Prune.Apply = flag("PACKAGE_ASSETS_PRUNE_APPLY")
 	age := func(env string) time.Duration {
 		d, err := parseAge(vals[env])
@@ -411,6 +421,23 @@ func validBucket(b string) error {
 	}
 	if len(b) < 3 || len(b) > 255 {
 		return fmt.Errorf("%q must be 3 to 255 characters long", b)
+	}
+	return nil
+}
+
+// writablePath reports what stops a file from being written at path: its
+// directory missing or not a directory, or a directory at the path itself.
+func writablePath(p string) error {
+	dir := filepath.Dir(p)
+	if fi, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%q: directory %s does not exist", p, dir)
+	} else if err != nil {
+		return fmt.Errorf("%q: %w", p, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%q: %s is not a directory", p, dir)
+	}
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return fmt.Errorf("%q is a directory", p)
 	}
 	return nil
 }

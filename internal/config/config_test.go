@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -257,5 +259,34 @@ func TestPruneSettings(t *testing.T) {
 	_, err = Load(lookupOf(map[string]string{"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "2d", "PACKAGE_ASSETS_PRUNE_GRACE": "3d"}), Requirements{})
 	if err == nil || !strings.Contains(err.Error(), "PACKAGE_ASSETS_PRUNE_CACHE_AGE: 48h0m0s is shorter than PACKAGE_ASSETS_PRUNE_GRACE") {
 		t.Errorf("cache age below the grace: %v", err)
+	}
+}
+
+// RESULT_DOTENV_FILE is written after the run: a path that cannot be is
+// refused with the other settings, before anything is done.
+func TestDotenvFilePath(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		ok   bool
+	}{
+		{filepath.Join(dir, "result.env"), true},
+		{file, true}, // written over
+		{"result.env", true},
+		{filepath.Join(dir, "nodir", "result.env"), false},
+		{filepath.Join(file, "result.env"), false},
+		{dir, false},
+	} {
+		_, err := Load(lookupOf(map[string]string{"RESULT_DOTENV_FILE": c.path}), Requirements{})
+		if c.ok && err != nil {
+			t.Errorf("%s: %v", c.path, err)
+		}
+		if !c.ok && (err == nil || !strings.Contains(err.Error(), "RESULT_DOTENV_FILE: ")) {
+			t.Errorf("%s: error %v, want one naming RESULT_DOTENV_FILE", c.path, err)
+		}
 	}
 }

@@ -130,6 +130,11 @@ func (o Outputs) list() []output {
 // character. Both files are line based; such a value is not written.
 var ErrUnsafeValue = errors.New("holds a line break or another control character")
 
+// ErrWrite: a file of outputs (GITHUB_OUTPUT, the dotenv file) could not be
+// written (a missing directory, permissions, a full disk): the file
+// system's problem, not a value's.
+var ErrWrite = errors.New("cannot write")
+
 // checkValue refuses a value that could add a line to a file of outputs, or
 // hide text in a log. No legitimate output has one: they are true/false and
 // hex ids.
@@ -287,7 +292,7 @@ func (r *Reporter) SetOutputs(o Outputs) error {
 		fmt.Fprintf(&b, "%s<<%s\n%s\n%s\n", v.name, delim, v.value, delim)
 	}
 	if err := appendFile(r.action.Getenv("GITHUB_OUTPUT"), b.String()); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%w GITHUB_OUTPUT: %w", ErrWrite, err))
 	}
 	return errors.Join(errs...)
 }
@@ -310,11 +315,11 @@ func WriteDotenv(path string, o Outputs) error {
 		fmt.Fprintf(&b, "%s=%s\n", v.env, v.value)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		errs = append(errs, fmt.Errorf("write dotenv file: %w", err))
+		errs = append(errs, fmt.Errorf("%w dotenv file: %w", ErrWrite, err))
 	} else if err := owner.LikeParent(path); err != nil {
 		// A GitLab job container runs as root over the runner's build
 		// directory: the file is the next job's, and its user's.
-		errs = append(errs, fmt.Errorf("hand dotenv file %s to the owner of its directory: %w", path, err))
+		errs = append(errs, fmt.Errorf("%w dotenv file: hand %s to the owner of its directory: %w", ErrWrite, path, err))
 	}
 	return errors.Join(errs...)
 }
