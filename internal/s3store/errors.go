@@ -72,6 +72,14 @@ func (s *Store) classify(op, key string, err error) error {
 		code = apiErr.ErrorCode()
 		switch code {
 		case "NoSuchKey":
+			if strings.HasPrefix(op, "list") {
+				// A listing has no key to miss: the request reached
+				// something else, as one to an endpoint with a path does
+				// (the path is taken for the bucket, the bucket for a key).
+				return shownAs{fmt.Sprintf("%s %s: %v: the endpoint answered a listing with NoSuchKey, as S3 answers a request for an object;"+
+					" check PACKAGE_ASSETS_ENDPOINT (the S3 API's address, with no path) and any proxy in between", op, where, ErrForeign404),
+					errors.Join(ErrForeign404, err)}
+			}
 			return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
 		case "ConditionalRequestConflict":
 			return fmt.Errorf("%s %s: %w (409 on every attempt: run it again): %w", op, where, ErrConflict, apiCause(err))

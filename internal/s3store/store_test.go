@@ -445,6 +445,28 @@ func TestList(t *testing.T) {
 	})
 }
 
+// An endpoint with a path (the bucket's, say) sends a listing to what the
+// store takes for an object: its NoSuchKey is not "not found" but the
+// endpoint's problem, named.
+func TestListThroughEndpointWithPath(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		st, err := New(ctx, Options{Bucket: bucket, Endpoint: srv.Endpoint + "/" + bucket, PathStyle: true, Concurrency: 1, MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.List(ctx, "artifacts/")
+		if err == nil || errors.Is(err, ErrNotFound) {
+			t.Fatalf("err = %v, want an error that is not ErrNotFound", err)
+		}
+		if !strings.Contains(err.Error(), "PACKAGE_ASSETS_ENDPOINT") {
+			t.Errorf("err = %v: does not point at PACKAGE_ASSETS_ENDPOINT", err)
+		}
+	})
+}
+
 // Which errors are which, through a proxy that answers as something other
 // than the store would: only S3's own NoSuchKey (or a HEAD's bare 404) is
 // ErrNotFound; a conflict that never clears is ErrConflict after every
