@@ -375,7 +375,7 @@ func (w *workspace) writeCommit(commit string) error {
 // commit is .commit-hash, validated before it goes anywhere (a log, a key,
 // a record, a step output); "" when there is none.
 func (w *workspace) commit() (string, error) {
-	return w.readValid(CommitFile, manifest.ValidCommit, "not a 40 or 64 hex commit id")
+	return w.readValid(CommitFile, manifest.ParseCommit, "not a 40 or 64 hex commit id")
 }
 
 func (w *workspace) writeCodeHash(hash string) error {
@@ -384,17 +384,21 @@ func (w *workspace) writeCodeHash(hash string) error {
 
 // codeHash is .code-hash, validated; "" when there is none.
 func (w *workspace) codeHash() (string, error) {
-	return w.readValid(CodeHashFile, manifest.ValidCodeHash, "not a code hash (run check again)")
+	return w.readValid(CodeHashFile, func(v string) (string, bool) { return v, manifest.ValidCodeHash(v) }, "not a code hash (run check again)")
 }
 
-// readValid is the marker name, read; one that valid refuses is a package
-// error saying what it holds and, in not, what it is not.
-func (w *workspace) readValid(name string, valid func(string) bool, not string) (string, error) {
+// readValid is the marker name, read and parsed; one that parse refuses is
+// a package error saying what it holds and, in not, what it is not.
+func (w *workspace) readValid(name string, parse func(string) (string, bool), not string) (string, error) {
 	v, err := w.read(name)
-	if err == nil && v != "" && !valid(v) {
-		err = fail(KindPackage, fmt.Errorf("%s holds %q, %s", w.path(name), words.Truncate(v, 80), not))
+	if err != nil || v == "" {
+		return v, err
 	}
-	return v, err
+	p, ok := parse(v)
+	if !ok {
+		return v, fail(KindPackage, fmt.Errorf("%s holds %q, %s", w.path(name), words.Truncate(v, 80), not))
+	}
+	return p, nil
 }
 
 // writeFound marks the build as not needed: the whole set, or component's.

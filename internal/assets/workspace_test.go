@@ -262,3 +262,29 @@ func holdOpen(t *testing.T, path string) os.FileInfo {
 	}
 	return fi
 }
+
+// .commit-hash is read as PACKAGE_ASSETS_COMMIT is: hex of either case (a
+// script's `git rev-parse` is lower-case, a person's paste may not be), the
+// lower-case id for keys and records; anything else is the package
+// directory's problem.
+func TestCommitMarkerParsed(t *testing.T) {
+	const lower = "0123456789abcdef0123456789abcdef01234567"
+	for _, tt := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{lower, lower, true},
+		{strings.ToUpper(lower) + "\n", lower, true},
+		{"main", "", false},
+		{lower[:12], "", false},
+	} {
+		w := newWorkspace(t.TempDir(), t.Logf)
+		if err := os.WriteFile(w.path(CommitFile), []byte(tt.in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.commit()
+		if tt.ok && (err != nil || got != tt.want) || !tt.ok && err == nil {
+			t.Errorf("%q: %q, %v; want %q (ok %t)", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}

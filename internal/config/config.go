@@ -272,8 +272,8 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		c.SigningKey = []byte(k)
 	}
 	if v := vals["PACKAGE_ASSETS_COMMIT"]; v != "" {
-		c.Commit = strings.ToLower(v)
-		if !manifest.ValidCommit(c.Commit) {
+		var ok bool
+		if c.Commit, ok = manifest.ParseCommit(v); !ok {
 			bad("PACKAGE_ASSETS_COMMIT", "%q is not a full commit id (40 or 64 hex digits; a short id cannot be resolved without the repository)", v)
 		}
 	}

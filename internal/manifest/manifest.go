@@ -320,6 +320,14 @@ func validContentType(ct string) error {
 // (SHA-256) lower-case hex digits.
 func ValidCommit(s string) bool { return LowerHex(s, 40) || LowerHex(s, 64) }
 
+// ParseCommit reads a full commit id given by a person (a setting, a
+// .commit-hash written by a script): hex digits of either case, as git
+// accepts them; the id is the lower-case form keys and records use.
+func ParseCommit(s string) (string, bool) {
+	s = strings.ToLower(s)
+	return s, ValidCommit(s)
+}
+
 // ValidCodeHash reports whether s can be a code hash in keys and metadata.
 func ValidCodeHash(s string) bool { return validCodeHashID(s) }
 
