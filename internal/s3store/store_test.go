@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -511,4 +512,38 @@ func TestErrorClassification(t *testing.T) {
 			})
 		}
 	})
+}
+
+// What changed is said: the size, or (the same size) the modification time.
+func TestUnchangedSaysWhat(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "fn1.zip")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unchanged(f, path, before); err != nil {
+		t.Fatalf("unchanged file: %v", err)
+	}
+	later := before.ModTime().Add(time.Second)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := unchanged(f, path, before); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "modified") || strings.Contains(err.Error(), "size") {
+		t.Errorf("written to, same size: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("01234"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unchanged(f, path, before); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "size 10 → 5 bytes") {
+		t.Errorf("truncated: %v", err)
+	}
 }

@@ -149,8 +149,12 @@ func unchanged(f *os.File, path string, before os.FileInfo) error {
 	if err != nil {
 		return err
 	}
-	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+	if after.Size() != before.Size() {
 		return fmt.Errorf("%s: %w (size %d → %d bytes)", path, ErrChanged, before.Size(), after.Size())
+	}
+	if !after.ModTime().Equal(before.ModTime()) {
+		return fmt.Errorf("%s: %w (written to: modified %s, then %s)", path, ErrChanged,
+			before.ModTime().UTC().Format(time.RFC3339Nano), after.ModTime().UTC().Format(time.RFC3339Nano))
 	}
 	now, err := os.Stat(path)
 	if err != nil || !os.SameFile(now, after) {
