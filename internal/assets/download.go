@@ -76,6 +76,11 @@ func (r *Runner) Download(ctx context.Context) (DownloadResult, error) {
 		return res, err
 	}
 	rec := set.Record
+	// Before any file is fetched: a name the set's files cannot take.
+	if err := checkTargets(dir, set.Names); err != nil {
+		r.removeUnverified(dir, set.Names, nil, "the download failed")
+		return res, fail(KindPackage, err)
+	}
 	if err := r.workspace().mkdir(dir); err != nil {
 		return res, fmt.Errorf("create package directory: %w", err)
 	}
@@ -289,6 +294,27 @@ func checkTargetDir(dir string) error {
 	}
 	if err := writable(p); err != nil {
 		return fmt.Errorf("target directory %s: cannot write to %s: %w", dir, p, err)
+	}
+	return nil
+}
+
+// checkTargets finds a file of names that could not be put in dir: a
+// directory at its path (where the verified file would be renamed to), or
+// its directory one checkTargetDir refuses (under a regular file, or not
+// writable). Each directory is checked once.
+func checkTargets(dir string, names []string) error {
+	checked := map[string]bool{}
+	for _, name := range names {
+		path := filePath(dir, name)
+		if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+			return fmt.Errorf("%s is a directory, where the set's file %s goes: move or remove it", path, name)
+		}
+		if d := filepath.Dir(path); !checked[d] {
+			if err := checkTargetDir(d); err != nil {
+				return err
+			}
+			checked[d] = true
+		}
 	}
 	return nil
 }

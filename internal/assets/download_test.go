@@ -302,3 +302,37 @@ func TestDownloadWaits(t *testing.T) {
 		})
 	}
 }
+
+// checkTargets refuses, before anything is fetched, a set's file that
+// could not be put in place, whichever way the clash goes.
+func TestCheckTargets(t *testing.T) {
+	base := t.TempDir()
+	for _, f := range []string{"dir-at-file/a.zip/inner", "file-at-dir/sub", "fine/a.zip", "fine/sub/b.zip"} {
+		if err := os.MkdirAll(filepath.Join(base, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(base, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		dir, name string
+		refused   string // the path the error names; "" for none
+	}{
+		{"dir-at-file", "a.zip", "dir-at-file/a.zip"},
+		{"file-at-dir", "sub/b.zip", "file-at-dir/sub"},
+		{"file-at-dir", "sub/deeper/b.zip", "file-at-dir/sub"},
+		{"fine", "a.zip", ""},        // replaced
+		{"fine", "sub/b.zip", ""},    // replaced
+		{"fine", "new/c.zip", ""},    // made
+		{"not-there", "d/e.zip", ""}, // made
+	} {
+		err := checkTargets(filepath.Join(base, c.dir), []string{"first.zip", c.name})
+		if c.refused == "" && err != nil {
+			t.Errorf("%s/%s: %v", c.dir, c.name, err)
+		}
+		if c.refused != "" && (err == nil || !strings.Contains(err.Error(), filepath.Join(base, c.refused)+" ")) {
+			t.Errorf("%s/%s: error %v, want one naming %s", c.dir, c.name, err, c.refused)
+		}
+	}
+}

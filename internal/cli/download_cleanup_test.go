@@ -166,3 +166,38 @@ func TestDownloadBadTargetDir(t *testing.T) {
 		}
 	})
 }
+
+// A directory where one of the set's files goes is the download
+// directory's problem, exit 5 naming it, found before any file is fetched;
+// the directory and what is in it are left alone.
+func TestDownloadDirectoryAtFileName(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		_, d := uploaded(t, srv, bucket, map[string][]byte{"a.zip": []byte("one"), "b.zip": []byte("two")})
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var fetched atomic.Int64
+		proxy.SetPlan(func(_ int64, req *http.Request) s3test.Fault {
+			if strings.HasSuffix(req.URL.Path, ".zip") {
+				fetched.Add(1)
+			}
+			return s3test.Pass
+		})
+		env, dir := deployEnv(t, srv, bucket, d.head)
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		writeFiles(t, dir, map[string]string{"a.zip/inner": "x"})
+		r := run(t, env, "download")
+		if r.code != ExitPackage || !strings.Contains(r.stderr, filepath.Join(dir, "a.zip")) {
+			t.Errorf("want exit %d naming %s, got %v", ExitPackage, filepath.Join(dir, "a.zip"), r)
+		}
+		if n := fetched.Load(); n != 0 {
+			t.Errorf("%d files fetched before the directory was refused", n)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "a.zip", "inner")); err != nil || string(b) != "x" {
+			t.Errorf("a.zip/inner = %q, %v", b, err)
+		}
+		if exists(filepath.Join(dir, "b.zip")) {
+			t.Error("b.zip written")
+		}
+	})
+}
