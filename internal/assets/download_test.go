@@ -3,6 +3,7 @@ package assets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
 // dirFiles reads every file in dir (hidden ones too); nil if dir does not exist.
@@ -333,6 +335,25 @@ func TestCheckTargets(t *testing.T) {
 		}
 		if c.refused != "" && (err == nil || !strings.Contains(err.Error(), filepath.Join(base, c.refused)+" ")) {
 			t.Errorf("%s/%s: error %v, want one naming %s", c.dir, c.name, err, c.refused)
+		}
+	}
+}
+
+// What a store's file request fails with is the package directory's when
+// the local file is at fault, S3's otherwise.
+func TestFileKind(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want Kind
+	}{
+		{fmt.Errorf("put x in place: %w", s3store.ErrLocalFile), KindPackage},
+		{fmt.Errorf("upload x: %w", s3store.ErrChanged), KindPackage},
+		{fmt.Errorf("open x: %w", os.ErrNotExist), KindPackage},
+		{fmt.Errorf("get x: %w", s3store.ErrAccessDenied), KindS3},
+		{fmt.Errorf("get x: %w", s3store.ErrUnreachable), KindS3},
+	} {
+		if got := KindOf(fileKind(c.err)); got != c.want {
+			t.Errorf("%v: kind %d, want %d", c.err, got, c.want)
 		}
 	}
 }

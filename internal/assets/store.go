@@ -26,15 +26,16 @@ var _ Store = (*s3store.Store)(nil)
 func (r *Runner) store() Store { return storeKinds{r.Store} }
 
 // storeKinds attributes every error of the store where it arises: a local
-// file that cannot be read or changed while it was sent is the package
-// directory's; everything else is S3's.
+// file that cannot be read or changed while it was sent, or a download's
+// file that cannot be written or put in place, is the package directory's;
+// everything else is S3's.
 type storeKinds struct{ Store }
 
 func storeKind(err error) error { return fail(KindS3, err) }
 
 // fileKind is storeKind for a request that reads or writes a local file.
 func fileKind(err error) error {
-	if errors.Is(err, s3store.ErrChanged) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+	if errors.Is(err, s3store.ErrChanged) || errors.Is(err, s3store.ErrLocalFile) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
 		return fail(KindPackage, err)
 	}
 	return fail(KindS3, err)

@@ -102,7 +102,7 @@ func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, 
 	start := time.Now()
 	f, err := createPartial(req.Path, req.Mode)
 	if err != nil {
-		return Downloaded{}, err
+		return Downloaded{}, localFile{err}
 	}
 	renamed := false
 	defer func() {
@@ -124,10 +124,10 @@ func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, 
 		return Downloaded{}, err
 	}
 	if err := f.Close(); err != nil {
-		return Downloaded{}, fmt.Errorf("write %s: %w", f.Name(), err)
+		return Downloaded{}, localFile{fmt.Errorf("write %s: %w", f.Name(), err)}
 	}
 	if err := os.Rename(f.Name(), req.Path); err != nil {
-		return Downloaded{}, err
+		return Downloaded{}, localFile{fmt.Errorf("put %s in place: %w", req.Path, err)}
 	}
 	renamed = true
 	out := Downloaded{Size: req.Size, Refetched: refetched, Duration: time.Since(start)}
@@ -733,7 +733,7 @@ func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (in
 		k, err := body.Read(b)
 		if k > 0 {
 			if werr := sk.landed(got+read, k); werr != nil {
-				return read, fmt.Errorf("write %s: %w", d.f.Name(), werr)
+				return read, localFile{fmt.Errorf("write %s: %w", d.f.Name(), werr)}
 			}
 			read += int64(k)
 		}

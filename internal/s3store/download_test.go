@@ -1049,3 +1049,32 @@ func TestRateTallySwitch(t *testing.T) {
 		}
 	}
 }
+
+// A download's own file that cannot be made or put in place is
+// ErrLocalFile (the directory's problem, not S3's), and leaves nothing.
+func TestDownloadLocalFileFails(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		st := newStore(t, srv, bucket, Options{})
+		o := putStored(t, srv, bucket, "a.zip", []byte("one"))
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "a.zip", "inner"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for what, path := range map[string]string{
+			"a directory at its name": filepath.Join(dir, "a.zip"),
+			"no directory":            filepath.Join(dir, "missing", "a.zip"),
+		} {
+			req := o.request(dir, "")
+			req.Path = path
+			_, err := st.Download(context.Background(), req)
+			if !errors.Is(err, ErrLocalFile) || !strings.Contains(err.Error(), path) {
+				t.Errorf("%s: %v, want ErrLocalFile naming %s", what, err, path)
+			}
+		}
+		if names := dirNames(t, dir); !slices.Equal(names, []string{"a.zip"}) {
+			t.Errorf("left %v", names)
+		}
+	})
+}

@@ -46,6 +46,10 @@ var (
 	// ErrConfig: the AWS configuration (variables, config files) is wrong or
 	// incomplete; found before any request is sent.
 	ErrConfig = errors.New("AWS configuration")
+	// ErrLocalFile: a download's own file could not be created, written or
+	// put in place (a full disk, a directory at its name): the local
+	// directory's problem, not S3's.
+	ErrLocalFile = errors.New("local file")
 	// ErrCertificate: the endpoint's TLS certificate is not trusted (unknown
 	// authority, another host's, expired). Not retried: it will not change.
 	ErrCertificate = errors.New("the endpoint's TLS certificate is not trusted")
@@ -200,6 +204,13 @@ func apiCause(err error) error {
 	}
 	return shownAs{msg, err}
 }
+
+// localFile is err, a local file's failure, as ErrLocalFile too; its
+// message unchanged.
+type localFile struct{ err error }
+
+func (l localFile) Error() string   { return l.err.Error() }
+func (l localFile) Unwrap() []error { return []error{l.err, ErrLocalFile} }
 
 // shownAs is err with another message.
 type shownAs struct {
