@@ -244,7 +244,7 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 			err = gh.SummarizePrune(pruneSummary(cfg, out.prune))
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("write job summary: %w", err))
+			errs = append(errs, outputsFailure(fmt.Errorf("write job summary: %w", err)))
 		}
 	}
 	if cfg.DotenvFile != "" {

@@ -58,6 +58,7 @@ func TestOutputsNotWritten(t *testing.T) {
 		}{
 			{"RESULT_DOTENV_FILE", map[string]string{"RESULT_DOTENV_FILE": "/dev/full"}},
 			{"GITHUB_OUTPUT", map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": "/dev/full"}},
+			{"GITHUB_STEP_SUMMARY", map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": "/dev/full"}},
 		} {
 			e := map[string]string{}
 			for k, v := range env {

@@ -130,7 +130,7 @@ func (o Outputs) list() []output {
 // character. Both files are line based; such a value is not written.
 var ErrUnsafeValue = errors.New("holds a line break or another control character")
 
-// ErrWrite: a file of outputs (GITHUB_OUTPUT, the dotenv file) could not be
+// ErrWrite: a file of outputs (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, the dotenv file) could not be
 // written (a missing directory, permissions, a full disk): the file
 // system's problem, not a value's.
 var ErrWrite = errors.New("cannot write")
@@ -355,7 +355,10 @@ func (r *Reporter) summary(md func() string) error {
 	if !r.enabled || !r.hasSummary {
 		return nil
 	}
-	return r.do(func() { r.action.AddStepSummary(md()) })
+	if err := r.do(func() { r.action.AddStepSummary(md()) }); err != nil {
+		return fmt.Errorf("%w GITHUB_STEP_SUMMARY: %w", ErrWrite, err)
+	}
+	return nil
 }
 
 // do turns go-githubactions' panics (an unwritable file or stdout) into an
