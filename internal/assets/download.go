@@ -183,7 +183,7 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 		f := files[i]
 		sum, err := hex.DecodeString(f.SHA256)
 		if err != nil {
-			return fail(KindS3, fmt.Errorf("%s: sha256 %q: %w", f.Name, f.SHA256, err))
+			return fail(KindS3, fmt.Errorf("%s: sha256 %s: %w", words.Printable(f.Name), words.Quote(f.SHA256), err))
 		}
 		req := s3store.DownloadRequest{Key: prefix + f.Name, Path: filePath(dir, f.Name), Size: f.Size, SHA256: sum, ETag: f.ETag, Mode: 0o644}
 		if err := r.workspace().mkdir(filepath.Dir(req.Path)); err != nil {
@@ -217,7 +217,7 @@ func (r *Runner) downloadFiles(ctx context.Context, prefix string, files []manif
 		case got.Refetched > 1:
 			how += fmt.Sprintf(", fetched again %d times (damaged on the way)", got.Refetched)
 		}
-		r.logf("  %s  %s in %s (%s, %s, SHA-256 verified)", f.Name, progress.Size(got.Size), got.Duration.Round(time.Millisecond), humanRate(got.Size, got.Duration), how)
+		r.logf("  %s  %s in %s (%s, %s, SHA-256 verified)", words.Printable(f.Name), progress.Size(got.Size), got.Duration.Round(time.Millisecond), humanRate(got.Size, got.Duration), how)
 		return nil
 	})
 	stop()

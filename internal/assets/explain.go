@@ -305,7 +305,7 @@ func (r *Runner) readList(ctx context.Context, codeHash string) (*codehash.List,
 		return nil, fmt.Errorf("%s: %w", r.Store.URL(key), err)
 	}
 	if l.CodeHash != codeHash {
-		return nil, fmt.Errorf("%s: %w: it names code hash %s", r.Store.URL(key), codehash.ErrBadList, codehash.Printable(short(l.CodeHash)))
+		return nil, fmt.Errorf("%s: %w: it names code hash %s", r.Store.URL(key), codehash.ErrBadList, words.Printable(short(l.CodeHash)))
 	}
 	return l, nil
 }

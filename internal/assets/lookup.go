@@ -346,13 +346,13 @@ func compareListing(files []manifest.File, prefix string, objs []s3store.Object)
 		o, ok := stored[f.Name]
 		switch {
 		case !ok:
-			return fmt.Sprintf("%s was deleted", f.Name)
+			return fmt.Sprintf("%s was deleted", words.Printable(f.Name))
 		case o.Size != f.Size:
-			return fmt.Sprintf("%s was replaced (%d bytes, recorded %d)", f.Name, o.Size, f.Size)
+			return fmt.Sprintf("%s was replaced (%d bytes, recorded %d)", words.Printable(f.Name), o.Size, f.Size)
 		case f.ETag != "" && o.ETag != s3store.NormalizeETag(f.ETag):
-			// %q: both come from the bucket (the record was validated, but
-			// a log line is no place to rely on that).
-			return fmt.Sprintf("%s was replaced (ETag %q, recorded %q)", f.Name, o.ETag, s3store.NormalizeETag(f.ETag))
+			// Quoted: both come from the bucket (the record was validated,
+			// but a log line is no place to rely on that).
+			return fmt.Sprintf("%s was replaced (ETag %s, recorded %s)", words.Printable(f.Name), words.Quote(o.ETag), words.Quote(s3store.NormalizeETag(f.ETag)))
 		}
 	}
 	return ""

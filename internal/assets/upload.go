@@ -311,7 +311,7 @@ func (r *Runner) uploadAll(ctx context.Context, prefix string, files []packageFi
 		if up.Check != "" {
 			how += ", checked by " + up.Check
 		}
-		r.logf("  %s  %s in %s (%s, %s)", name, progress.Size(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
+		r.logf("  %s  %s in %s (%s, %s)", words.Printable(name), progress.Size(up.Size), up.Duration.Round(time.Millisecond), humanRate(up.Size, up.Duration), how)
 		stored[i] = manifest.File{Name: name, Size: up.Size, SHA256: hex.EncodeToString(up.SHA256), ContentType: ct, ETag: up.ETag}
 		return nil
 	})

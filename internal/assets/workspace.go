@@ -570,17 +570,17 @@ func (w *workspace) files(dir string) ([]packageFile, error) {
 		fi, err := os.Stat(path) // follows symlinks
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) && e.Type()&os.ModeSymlink != 0 {
-				return nil, fail(KindPackage, fmt.Errorf("%s is a symlink to nothing", path))
+				return nil, fail(KindPackage, fmt.Errorf("%s is a symlink to nothing", words.Printable(path)))
 			}
 			return nil, fail(KindPackage, err)
 		}
 		switch {
 		case fi.IsDir():
-			w.logf("  skipping sub-directory %s/ (only files directly in the package directory are uploaded)", name)
+			w.logf("  skipping sub-directory %s (only files directly in the package directory are uploaded)", words.Printable(name+"/"))
 		case fi.Mode().IsRegular():
 			files = append(files, packageFile{path: path, size: fi.Size()})
 		default:
-			return nil, fail(KindPackage, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type()))
+			return nil, fail(KindPackage, fmt.Errorf("%s is not a regular file (%s)", words.Printable(path), fi.Mode().Type()))
 		}
 	}
 	if len(files) == 0 {

@@ -25,6 +25,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 	"github.com/nsmithuk/s3-asset-manager/internal/version"
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Exit codes. Documented in the README; scripts may branch on them.
@@ -41,10 +42,28 @@ const (
 
 const name = "s3-asset-manager"
 
+// noCommands writes the log with each line the GitHub runner could read as
+// a workflow command Go-quoted (words.SafeLines). Names are made printable
+// where they are formatted; this catches what no caller could vouch for (a
+// store's or the system's message quoting a path), so only the tool's own
+// workflow commands, written to stdout by ghaction, reach the runner. The
+// log package writes each message in one call, so lines are never split.
+type noCommands struct{ w io.Writer }
+
+func (n noCommands) Write(p []byte) (int, error) {
+	if s := words.SafeLines(string(p)); s != string(p) {
+		if _, err := io.WriteString(n.w, s); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return n.w.Write(p)
+}
+
 // Run is the whole program. args[0] selects the command when the binary is
 // invoked as "check", "upload" or "download" (Concourse's run: path: check).
 func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stderr io.Writer) int {
-	logger := log.New(stderr, "", 0)
+	logger := log.New(noCommands{stderr}, "", 0)
 	if path, ok := lookup("S3AM_CPUPROFILE"); ok && path != "" {
 		// For profiling whole runs (see docs/benchmarks.md); not a user setting.
 		if f, err := os.Create(path); err == nil {

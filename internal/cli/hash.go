@@ -16,6 +16,7 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/ghaction"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // checkout adapts a git checkout to what the orchestrator needs: HEAD, and
@@ -223,7 +224,7 @@ func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, r
 			if !strings.ContainsAny(ref, "~^@:") {
 				hint = ", nor a code hash (64 hex digits)"
 			}
-			return usageError(fmt.Errorf("--diff %s: %v%s", codehash.Printable(ref), err, hint))
+			return usageError(fmt.Errorf("--diff %s: %v%s", words.Printable(ref), err, hint))
 		}
 	}
 	store, err := openStore(ctx, cfg, lookup, ghaction.New(lookup, io.Discard))
@@ -236,7 +237,7 @@ func diffStored(ctx context.Context, cfg *config.Config, lookup config.Lookup, r
 		return err
 	}
 	for _, l := range e.Text(time.Now()) {
-		fmt.Fprintln(stdout, l)
+		fmt.Fprintln(stdout, words.SafeLines(l)) // its names are printable already; what it quotes from a store may not be
 	}
 	return nil
 }

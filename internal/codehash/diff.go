@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -150,7 +147,7 @@ func (d Diff) Headline() string {
 
 // Lines describes the difference one item a line, at most max lines (max <=
 // 0: all), the last then counting the rest: "… and 12 more". Every name is
-// made printable (see Printable): a list read from a bucket must not be able
+// made printable (see words.Printable): a list read from a bucket must not be able
 // to write terminal escapes or lines of its own into a log. The salt is never
 // shown, only whether it changed.
 func (d Diff) Lines(max int) []string {
@@ -195,7 +192,7 @@ func (d Diff) Short(max int) string {
 
 func (c Change) String() string {
 	modes := func() string { return fmt.Sprintf("%06o → %06o", uint32(c.OldMode), uint32(c.NewMode)) }
-	p := Printable(c.Path)
+	p := words.Printable(c.Path)
 	switch c.Kind {
 	case Modified:
 		if c.OldMode != c.NewMode {
@@ -205,7 +202,7 @@ func (c Change) String() string {
 	case ModeChanged:
 		return "mode changed " + p + " (" + modes() + ")"
 	case Renamed:
-		s := "renamed " + Printable(c.From) + " → " + p
+		s := "renamed " + words.Printable(c.From) + " → " + p
 		if c.OldMode != c.NewMode {
 			s += " (mode " + modes() + ")"
 		}
@@ -221,19 +218,7 @@ func patternText(ps []string) string {
 	}
 	q := make([]string, len(ps))
 	for i, p := range ps {
-		q[i] = Printable(p)
+		q[i] = words.Printable(p)
 	}
 	return words.Truncate(strings.Join(q, " "), 200)
-}
-
-// Printable returns s as it may be printed in a log line: unchanged when it
-// holds only graphic characters (letters, marks, numbers, punctuation,
-// symbols, spaces) in valid UTF-8, else Go-quoted, so that no control
-// character (ESC, CR, LF, a bidirectional override) reaches the terminal.
-// Very long names are shortened.
-func Printable(s string) string {
-	if !utf8.ValidString(s) || strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) {
-		s = strconv.QuoteToGraphic(s)
-	}
-	return words.Truncate(s, 512)
 }

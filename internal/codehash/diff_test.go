@@ -130,8 +130,9 @@ func TestLinesCapped(t *testing.T) {
 	}
 }
 
-// A list from a bucket may hold any bytes in its names: none may reach the
-// log as a control character, so no escape sequence and no line of its own.
+// A list from a bucket, or the repository, may hold any bytes in its names:
+// none may reach the log as a control character (no escape sequence, no line
+// of its own) or as something the GitHub runner reads as a workflow command.
 func TestLinesArePrintable(t *testing.T) {
 	hostile := []string{
 		"evil\x1b[2J\x1b[31mred",
@@ -142,6 +143,8 @@ func TestLinesArePrintable(t *testing.T) {
 		`"quoted"`,
 		"tab\there",
 		strings.Repeat("long/", 300),
+		"lambdas/fn1/##[warning]forged.py",
+		"  ::warning::forged.py",
 	}
 	var specs []string
 	for i, h := range hostile {
@@ -164,6 +167,9 @@ func TestLinesArePrintable(t *testing.T) {
 		}
 		if len(l) > 600 {
 			t.Errorf("line of %d bytes", len(l))
+		}
+		if strings.Contains(l, "##[") || strings.Contains(l, "::") {
+			t.Errorf("line %q could be read as a workflow command", l)
 		}
 	}
 	checkGolden(t, "diff-hostile.golden", strings.Join(lines, "\n")+"\n")

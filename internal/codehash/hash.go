@@ -17,6 +17,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Scheme tags the hash layout; changing the layout changes the tag.
@@ -188,7 +189,7 @@ func digestWith(header string, files []gitrepo.File) string {
 func (r Result) WriteList(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	for _, f := range r.Files {
-		fmt.Fprintf(bw, "%06o %s %s\n", uint32(f.Mode), f.ID, f.Path)
+		fmt.Fprintf(bw, "%06o %s %s\n", uint32(f.Mode), f.ID, words.Printable(f.Path))
 	}
 	return bw.Flush()
 }

@@ -526,11 +526,12 @@ func filesAndSize(files []File) string {
 	return fmt.Sprintf("%d %s (%s)", len(files), words.Plural(len(files), "file", "files"), progress.Size(total))
 }
 
-// filesTable renders files with their size and package-hash.
+// filesTable renders files with their size and package-hash; a name as the
+// log shows it (words.Printable).
 func filesTable(b *strings.Builder, files []File) {
 	b.WriteString("| File | Size | package-hash |\n|---|--:|---|\n")
 	for _, f := range files {
-		fmt.Fprintf(b, "| %s | %s | %s |\n", code(f.Name), progress.Size(f.Size), code(f.PackageHash))
+		fmt.Fprintf(b, "| %s | %s | %s |\n", code(words.Printable(f.Name)), progress.Size(f.Size), code(f.PackageHash))
 	}
 }
 

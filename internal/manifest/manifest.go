@@ -185,7 +185,7 @@ func (r *Record) TotalSize() int64 {
 func (r *Record) Validate() error {
 	var errs []error
 	if r.Format != Format {
-		errs = append(errs, fmt.Errorf("format %q, want %q", r.Format, Format))
+		errs = append(errs, fmt.Errorf("format %s, want %s", words.Quote(r.Format), words.Quote(Format)))
 	}
 	switch r.Kind {
 	case KindArtifacts:
@@ -197,13 +197,13 @@ func (r *Record) Validate() error {
 			errs = append(errs, errors.New("a cache record names no code hash"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("kind %q, want %q or %q", r.Kind, KindArtifacts, KindCache))
+		errs = append(errs, fmt.Errorf("kind %s, want %s or %s", words.Quote(r.Kind), words.Quote(KindArtifacts), words.Quote(KindCache)))
 	}
 	if r.Commit != "" && !ValidCommit(r.Commit) {
-		errs = append(errs, fmt.Errorf("commit %q is not a 40 or 64 hex commit id", r.Commit))
+		errs = append(errs, fmt.Errorf("commit %s is not a 40 or 64 hex commit id", words.Quote(r.Commit)))
 	}
 	if r.CodeHash != "" && !validCodeHashID(r.CodeHash) {
-		errs = append(errs, fmt.Errorf("code hash %q is malformed", r.CodeHash))
+		errs = append(errs, fmt.Errorf("code hash %s is malformed", words.Quote(r.CodeHash)))
 	}
 	if len(r.Files) == 0 {
 		errs = append(errs, errors.New("lists no files"))
@@ -222,11 +222,11 @@ func (r *Record) Validate() error {
 			errs = append(errs, err)
 		}
 		if comps[c.Name] {
-			errs = append(errs, fmt.Errorf("component %q listed twice", c.Name))
+			errs = append(errs, fmt.Errorf("component %s listed twice", words.Quote(c.Name)))
 		}
 		comps[c.Name] = true
 		if !validCodeHashID(c.CodeHash) {
-			errs = append(errs, fmt.Errorf("component %q: code hash %q is malformed", c.Name, c.CodeHash))
+			errs = append(errs, fmt.Errorf("component %s: code hash %s is malformed", words.Quote(c.Name), words.Quote(c.CodeHash)))
 		}
 	}
 	if len(r.Components) > 0 && r.Kind != KindArtifacts {
@@ -239,7 +239,7 @@ func (r *Record) Validate() error {
 			// A commit's record of components: "<component>/<file>".
 			c, rest, ok := strings.Cut(name, "/")
 			if !ok || !comps[c] {
-				errs = append(errs, fmt.Errorf("file %d: %q is not <component>/<file> of a listed component", i, name))
+				errs = append(errs, fmt.Errorf("file %d: %s is not <component>/<file> of a listed component", i, words.Quote(name)))
 			}
 			name = rest
 		}
@@ -247,21 +247,21 @@ func (r *Record) Validate() error {
 			errs = append(errs, fmt.Errorf("file %d: %w", i, err))
 		}
 		if seen[f.Name] {
-			errs = append(errs, fmt.Errorf("file %q listed twice", f.Name))
+			errs = append(errs, fmt.Errorf("file %s listed twice", words.Quote(f.Name)))
 		}
 		seen[f.Name] = true
 		if f.Size < 0 {
-			errs = append(errs, fmt.Errorf("file %q: negative size", f.Name))
+			errs = append(errs, fmt.Errorf("file %s: negative size", words.Quote(f.Name)))
 		}
 		if !validSHA256(f.SHA256) {
-			errs = append(errs, fmt.Errorf("file %q: sha256 %q is not 64 lower-case hex", f.Name, f.SHA256))
+			errs = append(errs, fmt.Errorf("file %s: sha256 %s is not 64 lower-case hex", words.Quote(f.Name), words.Quote(f.SHA256)))
 		}
 		if f.ETag != "" && !ValidETag(f.ETag) {
-			errs = append(errs, fmt.Errorf("file %q: etag %q is not an ETag (printable ASCII, no space or quote inside)", f.Name, words.Truncate(f.ETag, 80)))
+			errs = append(errs, fmt.Errorf("file %s: etag %s is not an ETag (printable ASCII, no space or quote inside)", words.Quote(f.Name), words.Quote(words.Truncate(f.ETag, 80))))
 		}
 		if f.ContentType != "" {
 			if err := validContentType(f.ContentType); err != nil {
-				errs = append(errs, fmt.Errorf("file %q: contentType %q: %w", f.Name, words.Truncate(f.ContentType, 80), err))
+				errs = append(errs, fmt.Errorf("file %s: contentType %s: %w", words.Quote(f.Name), words.Quote(words.Truncate(f.ContentType, 80)), err))
 			}
 		}
 	}
@@ -340,7 +340,7 @@ func ValidComponent(name string) error {
 	// A component's name is a directory in the package directory, a key
 	// segment and a GitHub matrix value.
 	if !plain(name, 100, componentFirst, componentRest) {
-		return fmt.Errorf("%w: %q is not a plain name (letters, digits, '.', '_', '-'; no leading dot; at most 100)", ErrComponentName, name)
+		return fmt.Errorf("%w: %s is not a plain name (letters, digits, '.', '_', '-'; no leading dot; at most 100)", ErrComponentName, words.Quote(name))
 	}
 	return nil
 }
@@ -357,13 +357,13 @@ func ValidName(name string) error {
 	case name == "":
 		return errors.New("empty file name")
 	case strings.HasPrefix(name, "."):
-		return fmt.Errorf("file name %q is hidden", name)
+		return fmt.Errorf("file name %s is hidden", words.Quote(name))
 	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("file name %q contains '/' or NUL", name)
+		return fmt.Errorf("file name %s contains '/' or NUL", words.Quote(name))
 	case !utf8.ValidString(name):
-		return fmt.Errorf("file name %q is not valid UTF-8", name)
+		return fmt.Errorf("file name %s is not valid UTF-8", words.Quote(name))
 	case strings.ContainsFunc(name, unicode.IsControl):
-		return fmt.Errorf("file name %q contains a control character", name)
+		return fmt.Errorf("file name %s contains a control character", words.Quote(name))
 	}
 	return nil
 }
@@ -403,10 +403,10 @@ func Decode(data []byte, key []byte) (*Record, error) {
 	if probe.Format != Format {
 		if v, ok := strings.CutPrefix(probe.Format, formatFamily); ok {
 			if n, err := strconv.Atoi(v); err == nil && n > 1 {
-				return nil, fmt.Errorf("%w: %q (this version reads %q)", ErrNewerFormat, probe.Format, Format)
+				return nil, fmt.Errorf("%w: %s (this version reads %s)", ErrNewerFormat, words.Quote(probe.Format), words.Quote(Format))
 			}
 		}
-		return nil, fmt.Errorf("%w: format %q, want %q", ErrInvalid, words.Truncate(probe.Format, 80), Format)
+		return nil, fmt.Errorf("%w: format %s, want %s", ErrInvalid, words.Quote(words.Truncate(probe.Format, 80)), words.Quote(Format))
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -414,7 +414,7 @@ func Decode(data []byte, key []byte) (*Record, error) {
 	if err := dec.Decode(&r); err != nil {
 		// encoding/json names an unknown field only in its message.
 		if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-			return nil, fmt.Errorf("%w: %q with a field this version does not know (%s)", ErrNewerFormat, Format, strings.TrimPrefix(msg, "json: "))
+			return nil, fmt.Errorf("%w: %s with a field this version does not know (%s)", ErrNewerFormat, words.Quote(Format), words.Printable(strings.TrimPrefix(msg, "json: ")))
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // CopyRequest is one server-side copy inside the bucket.
@@ -48,7 +50,7 @@ func (s *Store) Copy(ctx context.Context, r CopyRequest) (string, error) {
 	}
 	out, err := s.client.CopyObject(ctx, in)
 	if err != nil {
-		return "", s.copyFailed(ctx, r, "copy "+s.URL(r.Src)+" to", err)
+		return "", s.copyFailed(ctx, r, "copy "+s.shown(r.Src)+" to", err)
 	}
 	if out.CopyObjectResult == nil {
 		return "", nil
@@ -88,7 +90,7 @@ func (s *Store) copyMultipart(ctx context.Context, r CopyRequest) (string, error
 			}
 			out, err := s.client.UploadPartCopy(ctx, in)
 			if err != nil {
-				return types.CompletedPart{}, s.copyFailed(ctx, r, fmt.Sprintf("copy part %d of %s to", num, s.URL(r.Src)), err)
+				return types.CompletedPart{}, s.copyFailed(ctx, r, fmt.Sprintf("copy part %d of %s to", num, s.shown(r.Src)), err)
 			}
 			return types.CompletedPart{ETag: out.CopyPartResult.ETag}, nil
 		})
@@ -103,7 +105,7 @@ func (s *Store) copyFailed(ctx context.Context, r CopyRequest, op string, err er
 	err = s.classify(op, r.Dst, err)
 	if errors.Is(err, ErrExists) {
 		// The copy's only precondition is on its source.
-		return fmt.Errorf("%s %s: %w", op, s.URL(r.Dst), ErrSourceChanged)
+		return fmt.Errorf("%s %s: %w", op, s.shown(r.Dst), ErrSourceChanged)
 	}
 	if r.SrcETag == "" || ctx.Err() != nil {
 		return err
@@ -111,9 +113,9 @@ func (s *Store) copyFailed(ctx context.Context, r CopyRequest, op string, err er
 	info, herr := s.Head(ctx, r.Src)
 	switch {
 	case errors.Is(herr, ErrNotFound):
-		return fmt.Errorf("%s %s: %w (it is gone)", op, s.URL(r.Dst), ErrSourceChanged)
+		return fmt.Errorf("%s %s: %w (it is gone)", op, s.shown(r.Dst), ErrSourceChanged)
 	case herr == nil && info.ETag != r.SrcETag:
-		return fmt.Errorf("%s %s: %w (its ETag is now %s, not %s)", op, s.URL(r.Dst), ErrSourceChanged, info.ETag, r.SrcETag)
+		return fmt.Errorf("%s %s: %w (its ETag is now %s, not %s)", op, s.shown(r.Dst), ErrSourceChanged, words.Printable(info.ETag), words.Printable(r.SrcETag))
 	}
 	return err
 }

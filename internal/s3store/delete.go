@@ -130,7 +130,7 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error
 		}
 		failed[k] = true
 		if len(first) < 3 {
-			first = append(first, fmt.Sprintf("%s (%s: %s)", s.URL(k), aws.ToString(e.Code), aws.ToString(e.Message)))
+			first = append(first, fmt.Sprintf("%s (%s)", s.shown(k), words.Printable(aws.ToString(e.Code)+": "+aws.ToString(e.Message))))
 		}
 	}
 	deleted := keys

@@ -124,10 +124,10 @@ func (s *Store) Download(ctx context.Context, req DownloadRequest) (Downloaded, 
 		return Downloaded{}, err
 	}
 	if err := f.Close(); err != nil {
-		return Downloaded{}, localFile{fmt.Errorf("write %s: %w", f.Name(), err)}
+		return Downloaded{}, localFile{fmt.Errorf("write %s: %w", words.Printable(f.Name()), err)}
 	}
 	if err := os.Rename(f.Name(), req.Path); err != nil {
-		return Downloaded{}, localFile{fmt.Errorf("put %s in place: %w", req.Path, err)}
+		return Downloaded{}, localFile{fmt.Errorf("put %s in place: %w", words.Printable(req.Path), err)}
 	}
 	renamed = true
 	out := Downloaded{Size: req.Size, Refetched: refetched, Duration: time.Since(start)}
@@ -157,7 +157,7 @@ func createPartial(path string, mode os.FileMode) (*os.File, error) {
 			break
 		}
 	}
-	return nil, fmt.Errorf("create a temporary file beside %s: %w", path, err)
+	return nil, fmt.Errorf("create a temporary file beside %s: %w", words.Printable(path), err)
 }
 
 // PartialSuffix marks the hidden temporary files of downloads under way:
@@ -223,7 +223,7 @@ func (d *download) run(ctx context.Context) (int, error) {
 		}
 		if slices.ContainsFunc(sums, func(b []byte) bool { return slices.Equal(b, sum) }) {
 			return refetched, fmt.Errorf("%s: %w: the same bytes came on %s, SHA-256 %x, not the recorded %x (the record was altered, or the object replaced by one of the same size and ETag)",
-				d.s.URL(d.req.Key), ErrRecordDisagrees, words.Count(round, "fetch", "fetches"), sum, d.req.SHA256)
+				d.s.shown(d.req.Key), ErrRecordDisagrees, words.Count(round, "fetch", "fetches"), sum, d.req.SHA256)
 		}
 		sums = append(sums, sum)
 		crcs, err := d.partCRCs(ctx, todo)
@@ -244,7 +244,7 @@ func (d *download) run(ctx context.Context) (int, error) {
 			}
 		}
 		if round == maxRounds {
-			return refetched, fmt.Errorf("%s: %w: damaged on the way on each of %s", d.s.URL(d.req.Key), ErrDamaged, words.Count(round, "fetch", "fetches"))
+			return refetched, fmt.Errorf("%s: %w: damaged on the way on each of %s", d.s.shown(d.req.Key), ErrDamaged, words.Count(round, "fetch", "fetches"))
 		}
 		todo = suspect
 		if len(todo) == 0 {
@@ -264,7 +264,7 @@ func (d *download) partCRCs(ctx context.Context, parts []int) (map[int]uint32, e
 		off, n := d.span(i)
 		c := crc32.New(castagnoli())
 		if err := copyCtx(ctx, c, io.NewSectionReader(d.f, off, n)); err != nil {
-			return nil, fmt.Errorf("read back %s: %w", d.f.Name(), err)
+			return nil, fmt.Errorf("read back %s: %w", words.Printable(d.f.Name()), err)
 		}
 		crcs[i] = c.Sum32()
 	}
@@ -362,7 +362,7 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 						return nil, firstErr
 					}
 				}
-				return nil, fmt.Errorf("read back %s: %w", d.f.Name(), err)
+				return nil, fmt.Errorf("read back %s: %w", words.Printable(d.f.Name()), err)
 			}
 			continue
 		}
@@ -640,7 +640,7 @@ func (d *download) fetchSpan(ctx context.Context, off, n int64, sk sink) error {
 			continue
 		}
 		if attempt >= attempts {
-			return fmt.Errorf("get %s: %w (after %s)", d.s.URL(d.req.Key), err, words.Count(attempt, "attempt", "attempts"))
+			return fmt.Errorf("get %s: %w (after %s)", d.s.shown(d.req.Key), err, words.Count(attempt, "attempt", "attempts"))
 		}
 		if attempt > 1 {
 			wait, _ := backoff.BackoffDelay(attempt-1, err)
@@ -712,11 +712,11 @@ func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (in
 	}
 	if size != d.req.Size {
 		out.Body.Close()
-		return 0, fmt.Errorf("get %s: %w (it holds %d bytes, the record says %d)", d.s.URL(d.req.Key), ErrSourceChanged, size, d.req.Size)
+		return 0, fmt.Errorf("get %s: %w (it holds %d bytes, the record says %d)", d.s.shown(d.req.Key), ErrSourceChanged, size, d.req.Size)
 	}
 	if out.ContentLength != nil && *out.ContentLength != n-got {
 		out.Body.Close()
-		return 0, fmt.Errorf("get %s: %d bytes for a range of %d", d.s.URL(d.req.Key), *out.ContentLength, n-got)
+		return 0, fmt.Errorf("get %s: %d bytes for a range of %d", d.s.shown(d.req.Key), *out.ContentLength, n-got)
 	}
 	body := newWatchedBody(out.Body, d.s.clock, d.s.stallTimeout)
 	defer body.Close()
@@ -733,7 +733,7 @@ func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (in
 		k, err := body.Read(b)
 		if k > 0 {
 			if werr := sk.landed(got+read, k); werr != nil {
-				return read, localFile{fmt.Errorf("write %s: %w", d.f.Name(), werr)}
+				return read, localFile{fmt.Errorf("write %s: %w", words.Printable(d.f.Name()), werr)}
 			}
 			read += int64(k)
 		}
@@ -823,14 +823,14 @@ func (d *download) getFailed(err error) error {
 	if errors.As(err, &respErr) {
 		switch respErr.HTTPStatusCode() {
 		case http.StatusPreconditionFailed:
-			return fmt.Errorf("get %s: %w (its ETag is no longer %s)", d.s.URL(d.req.Key), ErrSourceChanged, d.req.ETag)
+			return fmt.Errorf("get %s: %w (its ETag is no longer %s)", d.s.shown(d.req.Key), ErrSourceChanged, d.req.ETag)
 		case http.StatusRequestedRangeNotSatisfiable:
-			return fmt.Errorf("get %s: %w (it is shorter than the recorded %d bytes)", d.s.URL(d.req.Key), ErrSourceChanged, d.req.Size)
+			return fmt.Errorf("get %s: %w (it is shorter than the recorded %d bytes)", d.s.shown(d.req.Key), ErrSourceChanged, d.req.Size)
 		}
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidRange" {
-		return fmt.Errorf("get %s: %w (it is shorter than the recorded %d bytes)", d.s.URL(d.req.Key), ErrSourceChanged, d.req.Size)
+		return fmt.Errorf("get %s: %w (it is shorter than the recorded %d bytes)", d.s.shown(d.req.Key), ErrSourceChanged, d.req.Size)
 	}
 	return d.s.classify("get", d.req.Key, err)
 }

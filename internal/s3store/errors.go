@@ -61,7 +61,7 @@ func (s *Store) classify(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	where := s.URL(key)
+	where := s.shown(key)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s %s: %w", op, where, err)
 	}
@@ -202,7 +202,8 @@ func apiCause(err error) error {
 	if errors.As(err, &resp) && resp.ServiceRequestID() != "" {
 		msg += " (request id " + resp.ServiceRequestID() + ")"
 	}
-	return shownAs{msg, err}
+	// What the store says may quote a key, so a file name.
+	return shownAs{words.Printable(msg), err}
 }
 
 // localFile is err, a local file's failure, as ErrLocalFile too; its

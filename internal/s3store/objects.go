@@ -26,14 +26,14 @@ func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, e
 	}
 	defer out.Body.Close()
 	if out.ContentLength != nil && *out.ContentLength > max {
-		return nil, fmt.Errorf("get %s: %w: %d bytes, more than the %d expected", s.URL(key), ErrTooLarge, *out.ContentLength, max)
+		return nil, fmt.Errorf("get %s: %w: %d bytes, more than the %d expected", s.shown(key), ErrTooLarge, *out.ContentLength, max)
 	}
 	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
 	if err != nil {
 		return nil, s.classify("read", key, err)
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("get %s: %w: more than the %d bytes expected", s.URL(key), ErrTooLarge, max)
+		return nil, fmt.Errorf("get %s: %w: more than the %d bytes expected", s.shown(key), ErrTooLarge, max)
 	}
 	return b, nil
 }

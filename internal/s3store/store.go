@@ -32,6 +32,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Options configure a Store.
@@ -329,6 +331,10 @@ func hasEnvEndpoint(cfg aws.Config) bool {
 
 // URL names a key for logs.
 func (s *Store) URL(key string) string { return "s3://" + s.bucket + "/" + key }
+
+// shown is URL(key) for a message: the key holds a file name, from the
+// package directory or a record (words.Printable).
+func (s *Store) shown(key string) string { return words.Printable(s.URL(key)) }
 
 // idTokenRetriever adapts a token source to stscreds, which asks again
 // whenever the credentials are refreshed.

@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // Uploaded describes a stored file.
@@ -69,7 +71,7 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 		return Uploaded{}, err
 	}
 	if !before.Mode().IsRegular() {
-		return Uploaded{}, fmt.Errorf("%s: not a regular file", path)
+		return Uploaded{}, fmt.Errorf("%s: not a regular file", words.Printable(path))
 	}
 	size := before.Size()
 	partSize := s.partSizeFor(size)
@@ -101,7 +103,7 @@ func (s *Store) UploadFile(ctx context.Context, req UploadRequest) (Uploaded, er
 		body = &progressReader{r: io.NewSectionReader(f, 0, size), report: req.Progress, file: f, before: before}
 	}
 	if err != nil {
-		return Uploaded{}, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+		return Uploaded{}, fmt.Errorf("read %s: %w", words.Printable(filepath.Base(path)), err)
 	}
 	up := Uploaded{Size: size, SHA256: sha}
 	metadata := req.Metadata(sha)
@@ -150,15 +152,15 @@ func unchanged(f *os.File, path string, before os.FileInfo) error {
 		return err
 	}
 	if after.Size() != before.Size() {
-		return fmt.Errorf("%s: %w (size %d → %d bytes)", path, ErrChanged, before.Size(), after.Size())
+		return fmt.Errorf("%s: %w (size %d → %d bytes)", words.Printable(path), ErrChanged, before.Size(), after.Size())
 	}
 	if !after.ModTime().Equal(before.ModTime()) {
-		return fmt.Errorf("%s: %w (written to: modified %s, then %s)", path, ErrChanged,
+		return fmt.Errorf("%s: %w (written to: modified %s, then %s)", words.Printable(path), ErrChanged,
 			before.ModTime().UTC().Format(time.RFC3339Nano), after.ModTime().UTC().Format(time.RFC3339Nano))
 	}
 	now, err := os.Stat(path)
 	if err != nil || !os.SameFile(now, after) {
-		return fmt.Errorf("%s: %w (removed or replaced)", path, ErrChanged)
+		return fmt.Errorf("%s: %w (removed or replaced)", words.Printable(path), ErrChanged)
 	}
 	return nil
 }
@@ -457,7 +459,7 @@ func (s *Store) verifySize(ctx context.Context, key string, size int64) error {
 		return err
 	}
 	if info.Size != size {
-		return fmt.Errorf("verify %s: stored %d bytes, sent %d", s.URL(key), info.Size, size)
+		return fmt.Errorf("verify %s: stored %d bytes, sent %d", s.shown(key), info.Size, size)
 	}
 	return nil
 }
