@@ -499,7 +499,7 @@ func WritePruneTable(w io.Writer, res PruneResult) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "  kind\tcomponent\tsets\tfiles\tsize\twhy")
 	for _, row := range res.Rows {
-		comp := row.Component
+		comp := words.Printable(row.Component) // from a key or a record
 		if comp == "" {
 			comp = "-"
 		}

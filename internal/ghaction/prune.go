@@ -76,7 +76,7 @@ func PruneMarkdown(s PruneSummary) string {
 	for _, r := range s.Rows {
 		comp := "–"
 		if r.Component != "" {
-			comp = code(r.Component)
+			comp = code(words.Printable(r.Component))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s |\n", r.Kind, comp, r.Sets, r.Files, progress.Size(r.Bytes), escape(r.Why))
 	}

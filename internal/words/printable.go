@@ -49,14 +49,16 @@ func commandLike(s string, line bool) bool {
 	if !strings.ContainsAny(s, ":#") {
 		return false // the usual case, at no cost
 	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) {
-			continue
+	v := s
+	if !isASCII(s) {
+		var b strings.Builder
+		for _, r := range s {
+			if !unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) {
+				b.WriteRune(r)
+			}
 		}
-		b.WriteRune(r)
+		v = b.String()
 	}
-	v := b.String()
 	if strings.Contains(v, "##[") {
 		return true
 	}
@@ -64,6 +66,15 @@ func commandLike(s string, line bool) bool {
 		return strings.HasPrefix(strings.TrimLeftFunc(v, unicode.IsSpace), "::")
 	}
 	return strings.Contains(v, "::")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // SafeLines returns text (one or more lines of a log message) with each line
