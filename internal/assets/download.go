@@ -240,9 +240,9 @@ func (r *Runner) removeUnverified(dir string, names []string, verified []bool, w
 		}
 		path := filePath(dir, name)
 		if removed, err := removeIfExists(path); err != nil {
-			r.logf("could not remove %s: %v", path, err)
+			r.logf("could not remove %s: %v", words.Printable(path), err)
 		} else if removed {
-			r.logf("removed %s: %s", path, why)
+			r.logf("removed %s: %s", words.Printable(path), why)
 		}
 	}
 	r.removePartials(dir, names)
@@ -267,9 +267,9 @@ func (r *Runner) removePartials(dir string, names []string) {
 			if e.Type().IsRegular() && s3store.IsPartial(e.Name()) {
 				path := filepath.Join(d, e.Name())
 				if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-					r.logf("could not remove %s: %v", path, err)
+					r.logf("could not remove %s: %v", words.Printable(path), err)
 				} else if err == nil {
-					r.logf("removed %s: a download's temporary file, left by a run that did not finish", path)
+					r.logf("removed %s: a download's temporary file, left by a run that did not finish", words.Printable(path))
 				}
 			}
 		}
@@ -307,7 +307,7 @@ func checkTargets(dir string, names []string) error {
 	for _, name := range names {
 		path := filePath(dir, name)
 		if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
-			return fmt.Errorf("%s is a directory, where the set's file %s goes: move or remove it", path, name)
+			return fmt.Errorf("%s is a directory, where the set's file %s goes: move or remove it", words.Printable(path), words.Printable(name))
 		}
 		if d := filepath.Dir(path); !checked[d] {
 			if err := checkTargetDir(d); err != nil {

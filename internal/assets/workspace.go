@@ -147,7 +147,7 @@ func (w *workspace) own(path string) error {
 		hand = w.handOver
 	}
 	if err := hand(path); err != nil {
-		return fail(KindPackage, fmt.Errorf("hand %s to the owner of its directory: %w", path, err))
+		return fail(KindPackage, fmt.Errorf("hand %s to the owner of its directory: %w", words.Printable(path), err))
 	}
 	return nil
 }
@@ -345,7 +345,7 @@ func (w *workspace) prepare() error {
 	for _, e := range ents {
 		if e.IsDir() {
 			if _, err := w.setAside(w.path(e.Name(), FoundFile)); err != nil {
-				return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s/%s: %w", e.Name(), FoundFile, err))
+				return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s: %w", words.Printable(e.Name()+"/"+FoundFile), err))
 			}
 		} else if isListLeftover(e.Name()) {
 			if err := w.removeLeftover(e.Name()); err != nil {
@@ -396,7 +396,7 @@ func (w *workspace) readValid(name string, parse func(string) (string, bool), no
 	}
 	p, ok := parse(v)
 	if !ok {
-		return v, fail(KindPackage, fmt.Errorf("%s holds %q, %s", w.path(name), words.Truncate(v, 80), not))
+		return v, fail(KindPackage, fmt.Errorf("%s holds %s, %s", w.path(name), words.Quote(words.Truncate(v, 80)), not))
 	}
 	return p, nil
 }
