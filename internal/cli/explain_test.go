@@ -263,7 +263,7 @@ func TestHostileListIsPrintedSafely(t *testing.T) {
 		t.Fatalf("the list's name reached the log raw:\n%q", r.stderr)
 	}
 	got := explanation(r)
-	if len(got) != 3 || got[2] != `deleted "zz\x1b[2J\n::error::fake"` {
+	if len(got) != 3 || got[2] != `deleted "zz\x1b[2J\n\x3a\x3aerror\x3a\x3afake"` {
 		t.Fatalf("explanation: %q", got)
 	}
 }

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // File names with control characters: a line break forges log lines, an
@@ -27,7 +27,8 @@ var controlNames = map[string]string{
 }
 
 // upload refuses such a package file with exit 5 before it logs or stores
-// anything, naming the file quoted.
+// anything, naming the file quoted (words.Quote: Go-quoted, ':' and '#'
+// escaped).
 func TestControlCharacterInPackageFileName(t *testing.T) {
 	t.Parallel()
 	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
@@ -40,8 +41,8 @@ func TestControlCharacterInPackageFileName(t *testing.T) {
 					t.Fatal(err)
 				}
 				r := run(t, env, "upload")
-				if r.code != ExitPackage || !strings.Contains(r.stderr, strconv.Quote(name)) {
-					t.Fatalf("want exit %d naming %s, got %v", ExitPackage, strconv.Quote(name), r)
+				if r.code != ExitPackage || !strings.Contains(r.stderr, words.Quote(name)) {
+					t.Fatalf("want exit %d naming %s, got %v", ExitPackage, words.Quote(name), r)
 				}
 				if strings.Contains(r.stdout+r.stderr, name) {
 					t.Errorf("the name was printed raw:\n%v", r)
