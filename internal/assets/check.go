@@ -53,16 +53,29 @@ func (r *Runner) Check(ctx context.Context) (CheckResult, error) {
 		r.workspace().rollback()
 		return res, err
 	}
-	// (With components, check has never failed on a miss: a component to
-	// build is the expected outcome of a partial change.)
-	if !res.Found && r.Config.FailOnMiss && !r.Config.ComponentsEnabled() {
-		looked := r.Store.URL(r.prefix(Artifacts(res.Commit)))
-		if res.CodeHash != "" {
-			looked += " nor " + r.Store.URL(r.prefix(Cache(res.CodeHash)))
-		}
-		return res, fail(KindNotFound, fmt.Errorf("%w: no complete set at %s, and PACKAGE_ASSETS_FAIL_ON_MISS is set", ErrSetNotFound, looked))
+	if !res.Found && r.Config.FailOnMiss {
+		return res, fail(KindNotFound, fmt.Errorf("%w: %s, and PACKAGE_ASSETS_FAIL_ON_MISS is set", ErrSetNotFound, r.lookedFor(res)))
 	}
 	return res, nil
+}
+
+// lookedFor says what a check that found nothing looked for: the set and the
+// cache entry, or the components to build.
+func (r *Runner) lookedFor(res CheckResult) string {
+	if r.Config.ComponentsEnabled() {
+		var names []string
+		for _, c := range res.Components {
+			if c.Checked && c.Build {
+				names = append(names, words.Printable(c.Name))
+			}
+		}
+		return fmt.Sprintf("%s to build (%s)", words.Count(len(names), "component", "components"), strings.Join(names, ", "))
+	}
+	looked := r.Store.URL(r.prefix(Artifacts(res.Commit)))
+	if res.CodeHash != "" {
+		looked += " nor " + r.Store.URL(r.prefix(Cache(res.CodeHash)))
+	}
+	return "no complete set at " + looked
 }
 
 // RollBack removes every marker the last Check wrote, for a caller whose

@@ -524,6 +524,42 @@ func TestCheckFailOnMiss(t *testing.T) {
 	})
 }
 
+// With components a miss is a component to build: with
+// PACKAGE_ASSETS_FAIL_ON_MISS, exit 6 naming them (the markers written, as
+// without components); a matrix job's check (PACKAGE_COMPONENT) fails for
+// its own component alone.
+func TestCheckFailOnMissComponents(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoSetup(t, srv, bucket)
+		env["PACKAGE_ASSETS_FAIL_ON_MISS"] = "true"
+		one := maps.Clone(env)
+		one["PACKAGE_COMPONENT"] = "fn2"
+		one["PACKAGE_DIRECTORY"] = filepath.Join(t.TempDir(), "pkg")
+		if r := run(t, one, "check"); r.code != ExitNotFound || !strings.Contains(r.stderr, "1 component to build (fn2)") {
+			t.Errorf("a matrix job's miss: %v", r)
+		}
+		r := run(t, env, "check")
+		if r.code != ExitNotFound || !strings.Contains(r.stderr, "4 components to build (api, fn1, fn2, fn3), and PACKAGE_ASSETS_FAIL_ON_MISS is set") {
+			t.Errorf("miss: %v", r)
+		}
+		if got := toBuild(t, d.pkg); !slices.Equal(got, allComponents) {
+			t.Errorf("to build %q after a miss, want %q", got, allComponents)
+		}
+		build(t, d.pkg, "v1", allComponents...)
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatal(r)
+		}
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Errorf("every component found: %v", r)
+		}
+		if r := run(t, one, "check"); r.code != ExitOK {
+			t.Errorf("the matrix job's component found: %v", r)
+		}
+	})
+}
+
 // With components, download fetches the whole commit (every component's
 // files into <component>/) or, with PACKAGE_COMPONENT, one component's set.
 func TestDownloadComponents(t *testing.T) {

@@ -59,7 +59,7 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_SIGNING_KEY", Input: "signing-key", Secret: true, Doc: "Secret for signing completion records (HMAC-SHA256); unsigned or wrongly signed sets then count as missing."},
 	{Env: "PACKAGE_ASSETS_COMMIT", Input: "commit", Doc: "download: the commit whose artifacts to fetch (full 40 or 64 hex id); else .commit-hash in the package directory, else HEAD of GIT_REPO_PATH."},
 	{Env: "PACKAGE_ASSETS_WAIT", Input: "wait", Default: "0", Doc: "download: how long to wait for the set to be complete (e.g. 10m), polling with backoff; 0 fails at once when it is not there."},
-	{Env: "PACKAGE_ASSETS_FAIL_ON_MISS", Input: "fail-on-miss", Default: "false", Doc: "check: a miss (not found, no cache hit) ends with exit 6 instead of 0, for pipelines that must never build."},
+	{Env: "PACKAGE_ASSETS_FAIL_ON_MISS", Input: "fail-on-miss", Default: "false", Doc: "check: a miss (not found, no cache hit; with components, any component to build) ends with exit 6 instead of 0, for pipelines that must never build."},
 	{Env: "PACKAGE_ASSETS_PRUNE_APPLY", Input: "prune-apply", Default: "false", Doc: "prune: delete what the plan lists; false (the default) prints the plan and deletes nothing."},
 	{Env: "PACKAGE_ASSETS_PRUNE_COMMIT_AGE", Input: "prune-commit-age", Default: "90d", Doc: "prune: a commit's set (with components, each component's) recorded longer ago than this goes, unless among the newest PACKAGE_ASSETS_PRUNE_KEEP_COMMITS; 'off' keeps every one (e.g. 30d, 720h)."},
 	{Env: "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS", Input: "prune-keep-commits", Default: "10", Doc: "prune: the newest this many commit sets (with components, of each component) are kept whatever their age, for a rollback."},
