@@ -294,13 +294,8 @@ func TestComponentsBuildList(t *testing.T) {
 					files[k] = v
 				}
 				commit(t, d.repo, files)
-				e := map[string]string{}
-				for k, v := range env {
-					e[k] = v
-				}
-				for k, v := range tt.env {
-					e[k] = v
-				}
+				e := maps.Clone(env)
+				maps.Copy(e, tt.env)
 				pkg := freshPackages(t, e)
 				r := run(t, e, "check")
 				if r.code != ExitOK {

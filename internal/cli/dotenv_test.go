@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -60,13 +61,8 @@ func TestOutputsNotWritten(t *testing.T) {
 			{"GITHUB_OUTPUT", map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": "/dev/full"}},
 			{"GITHUB_STEP_SUMMARY", map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": "/dev/full"}},
 		} {
-			e := map[string]string{}
-			for k, v := range env {
-				e[k] = v
-			}
-			for k, v := range c.set {
-				e[k] = v
-			}
+			e := maps.Clone(env)
+			maps.Copy(e, c.set)
 			pkg := freshPackages(t, e)
 			r := run(t, e, "check")
 			if r.code != ExitPackage || !strings.Contains(r.stderr, c.name) {

@@ -284,15 +284,7 @@ func noMeta([]byte) map[string]string { return nil }
 // when it was listed is a changed file, not a short or long upload.
 func TestReadSmall(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	_, f := openedFile(t, "f", "0123456789")
 	for _, tc := range []struct {
 		size    int64
 		changed bool
@@ -517,15 +509,7 @@ func TestErrorClassification(t *testing.T) {
 // What changed is said: the size, or (the same size) the modification time.
 func TestUnchangedSaysWhat(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "fn1.zip")
-	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	path, f := openedFile(t, "fn1.zip", "0123456789")
 	before, err := f.Stat()
 	if err != nil {
 		t.Fatal(err)
@@ -546,4 +530,20 @@ func TestUnchangedSaysWhat(t *testing.T) {
 	if err := unchanged(f, path, before); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "size 10 → 5 bytes") {
 		t.Errorf("truncated: %v", err)
 	}
+}
+
+// openedFile writes a file of content named name in a directory of its
+// own and opens it (closed at the test's end).
+func openedFile(t *testing.T, name, content string) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return path, f
 }
