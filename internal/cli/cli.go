@@ -106,7 +106,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		err = withTreeProblems(ctx, err)
 		gh.Error("invalid settings: " + err.Error())
 		// Outputs are never empty: a later `if: found != 'true'` must run the build.
-		if oerr := gh.SetOutputs(ghaction.Outputs{}); oerr != nil {
+		if oerr := gh.SetOutputs(ghaction.For(cmd)); oerr != nil {
 			logger.Printf("error: write step outputs: %v", oerr)
 		}
 		return report(ctx, logger, &assets.Failure{Kind: assets.KindConfig, Err: err})
@@ -217,7 +217,7 @@ type outcome struct {
 // GitHub, a dotenv file where one was asked for. Written on failure too, so
 // that found and cache-hit are never empty.
 func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome, runErr error) error {
-	o := ghaction.Outputs{}
+	o := ghaction.For(cmd)
 	switch cmd {
 	case "check":
 		c := out.check

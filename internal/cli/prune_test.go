@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -678,8 +679,12 @@ func TestPruneOutputs(t *testing.T) {
 		if out["prune-sets"] != "2" || out["prune-files"] != "4" {
 			t.Errorf("apply outputs %v, want 2 sets, 4 files deleted", out)
 		}
+		if len(out) != len(ghaction.PruneOutputNames) {
+			t.Errorf("outputs %v: prune writes %v alone", out, ghaction.PruneOutputNames)
+		}
+		// Only prune's lines: GitLab would export a FOUND=false to later jobs.
 		dotenv, _ := os.ReadFile(env["RESULT_DOTENV_FILE"])
-		if !strings.Contains(string(dotenv), "PRUNE_SETS=2\nPRUNE_FILES=4\nPRUNE_BYTES=") {
+		if !regexp.MustCompile(`^PRUNE_SETS=2\nPRUNE_FILES=4\nPRUNE_BYTES=[1-9][0-9]*\n$`).Match(dotenv) {
 			t.Errorf("dotenv:\n%s", dotenv)
 		}
 		out = outputs(runAt(t, now, env, "prune"))

@@ -65,7 +65,7 @@ var Settings = []Setting{
 	{Env: "PACKAGE_ASSETS_PRUNE_KEEP_COMMITS", Input: "prune-keep-commits", Default: "10", Doc: "prune: the newest this many commit sets (with components, of each component) are kept whatever their age, for a rollback."},
 	{Env: "PACKAGE_ASSETS_PRUNE_CACHE_AGE", Input: "prune-cache-age", Default: "30d", Doc: "prune: a cache entry not used (filled, or copied from by a hit) for longer than this goes; 'off' keeps every one."},
 	{Env: "PACKAGE_ASSETS_PRUNE_GRACE", Input: "prune-grace", Default: "24h", Doc: "prune: nothing written more recently than this is touched (an upload or copy in progress); sets without a record and multipart uploads older than this go (at least 1h)."},
-	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH=, COMPONENTS_TO_BUILD=, COMPONENTS=, PREFIX= lines to this file (GitLab artifacts:reports:dotenv)."},
+	{Env: "RESULT_DOTENV_FILE", Input: "dotenv-file", Doc: "Also write the result as FOUND=, CACHE_HIT=, COMMIT_HASH=, CODE_HASH=, COMPONENTS_TO_BUILD=, COMPONENTS=, PREFIX= lines to this file (GitLab artifacts:reports:dotenv); prune writes PRUNE_SETS=, PRUNE_FILES=, PRUNE_BYTES= alone."},
 }
 
 // Config is the validated settings of one run.

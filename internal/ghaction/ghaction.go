@@ -40,8 +40,19 @@ type Outputs struct {
 	Files []File
 	// Components, sorted by name; empty without PACKAGE_COMPONENTS.
 	Components []Component
-	// Prune, for prune alone: its counts (other commands write none).
+	// Prune: prune's counts. Set, they are the only outputs written (prune
+	// writes none of the others, nor the others prune's); see For.
 	Prune *PruneOutputs
+}
+
+// For is the outputs a command writes, before its results fill them in:
+// prune has its counts alone; check, upload and download the others
+// (OutputNames), found and cache-hit "false" until found.
+func For(cmd string) Outputs {
+	if cmd == "prune" {
+		return Outputs{Prune: &PruneOutputs{}}
+	}
+	return Outputs{}
 }
 
 // Component is one component's state, as the components output, the dotenv
@@ -93,14 +104,15 @@ const (
 	OutputFiles             = "files"
 )
 
-// OutputNames lists every output SetOutputs writes, in that order.
+// OutputNames lists every output SetOutputs writes for check, upload and
+// download, in that order (prune writes PruneOutputNames instead).
 var OutputNames = []string{OutputFound, OutputCacheHit, OutputCommitHash, OutputCodeHash, OutputComponentsToBuild, OutputComponents, OutputPrefix, OutputFiles}
 
 // DotenvNames maps every output to its name in the dotenv file ("" when the
 // file leaves it out), for the test that checks the documentation.
 func DotenvNames() map[string]string {
-	m := make(map[string]string, len(OutputNames))
-	for _, o := range (Outputs{Prune: &PruneOutputs{}}).list() {
+	m := make(map[string]string, len(OutputNames)+len(PruneOutputNames))
+	for _, o := range append(For("check").list(), For("prune").list()...) {
 		m[o.name] = o.env
 	}
 	return m
@@ -111,9 +123,13 @@ type output struct {
 	name, env, value string
 }
 
-// list is every output, in the order of OutputNames.
+// list is every output the command writes: prune's alone (PruneOutputNames),
+// or the others in the order of OutputNames.
 func (o Outputs) list() []output {
-	return append([]output{
+	if o.Prune != nil {
+		return o.Prune.list()
+	}
+	return []output{
 		{OutputFound, "FOUND", fmt.Sprint(o.Found)},
 		{OutputCacheHit, "CACHE_HIT", fmt.Sprint(o.CacheHit)},
 		{OutputCommitHash, "COMMIT_HASH", o.CommitHash},
@@ -123,7 +139,7 @@ func (o Outputs) list() []output {
 		{OutputPrefix, "PREFIX", o.Prefix},
 		// Not in the dotenv file: GitLab limits a dotenv report to a few KiB.
 		{OutputFiles, "", FilesJSON(o.Files)},
-	}, o.Prune.list()...)
+	}
 }
 
 // ErrUnsafeValue: an output value holds a line break or another control

@@ -15,7 +15,7 @@ const (
 	OutputPruneBytes = "prune-bytes"
 )
 
-// PruneOutputNames lists the outputs prune writes besides OutputNames.
+// PruneOutputNames lists the outputs prune writes (it writes no others).
 var PruneOutputNames = []string{OutputPruneSets, OutputPruneFiles, OutputPruneBytes}
 
 // PruneOutputs are prune's counts: what was deleted, or with a dry run what
@@ -26,9 +26,6 @@ type PruneOutputs struct {
 }
 
 func (p *PruneOutputs) list() []output {
-	if p == nil {
-		return nil
-	}
 	return []output{
 		{OutputPruneSets, "PRUNE_SETS", fmt.Sprint(p.Sets)},
 		{OutputPruneFiles, "PRUNE_FILES", fmt.Sprint(p.Files)},

@@ -1,6 +1,8 @@
 package ghaction
 
 import (
+	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -25,5 +27,39 @@ func TestPruneMarkdown(t *testing.T) {
 	}
 	if md := PruneMarkdown(PruneSummary{Bucket: "b", Kept: 1}); !strings.Contains(md, "Nothing to prune in `b`: 1 set kept.") {
 		t.Errorf("empty plan:\n%s", md)
+	}
+}
+
+// Prune writes its counts and nothing else: no found=false or empty
+// commit-hash for GitLab's dotenv report to export to later jobs, in the
+// step outputs and in the dotenv file alike.
+func TestPruneWritesOnlyItsOutputs(t *testing.T) {
+	o := For("prune")
+	o.Prune.Sets, o.Prune.Files, o.Prune.Bytes = 5, 5, 1234
+	r := newRunner(t)
+	if err := r.reporter().SetOutputs(o); err != nil {
+		t.Fatal(err)
+	}
+	got := parseOutputs(t, readFile(t, r.output))
+	want := map[string]string{OutputPruneSets: "5", OutputPruneFiles: "5", OutputPruneBytes: "1234"}
+	if !maps.Equal(got, want) {
+		t.Errorf("step outputs %v, want %v", got, want)
+	}
+	path := filepath.Join(t.TempDir(), "prune.env")
+	if err := WriteDotenv(path, o); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFile(t, path), "PRUNE_SETS=5\nPRUNE_FILES=5\nPRUNE_BYTES=1234\n"; got != want {
+		t.Errorf("dotenv file %q, want %q", got, want)
+	}
+	// The other commands write none of prune's.
+	r = newRunner(t)
+	if err := r.reporter().SetOutputs(For("check")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range PruneOutputNames {
+		if _, ok := parseOutputs(t, readFile(t, r.output))[n]; ok {
+			t.Errorf("check wrote %s", n)
+		}
 	}
 }
