@@ -98,7 +98,19 @@ type pset struct {
 	kind string
 }
 
-func (p *pset) files() int { return len(p.objs) }
+// files counts the set's artifacts: a cache entry's file list (ListName)
+// is no more one than its record is; both count in bytes alone.
+func (p *pset) files() int {
+	n := len(p.objs)
+	if p.ref.Kind == manifest.KindCache {
+		for _, o := range p.objs {
+			if strings.HasSuffix(o.Key, "/"+ListName) {
+				n--
+			}
+		}
+	}
+	return n
+}
 func (p *pset) bytes() int64 {
 	var n int64
 	for _, o := range p.objs {

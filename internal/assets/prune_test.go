@@ -1,6 +1,7 @@
 package assets
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -144,21 +145,27 @@ func TestPruneSummary(t *testing.T) {
 		{ref: Artifacts("c1"), kind: PruneCommit, why: "old", objs: []s3store.Object{{Size: 3}, {Size: 4}}, record: &s3store.Listed{Size: 1}},
 		{ref: Artifacts("c2"), kind: PruneCommit, why: "old", objs: []s3store.Object{{Size: 2}}},
 		{ref: ComponentSet("d1", "api"), kind: PruneComponent, why: "old", objs: []s3store.Object{{Size: 5}}},
-		{ref: Cache("h1"), component: "api", kind: PruneCache, why: "unused", objs: []s3store.Object{{Size: 6}}},
+		// A cache entry's file list is no artifact: it counts in the size
+		// alone, as the record does (an artifact set's file of that name
+		// is one of its files).
+		{ref: Cache("h1"), component: "api", kind: PruneCache, why: "unused",
+			objs: []s3store.Object{{Key: "cache/h1/fn.zip", Size: 6}, {Key: "cache/h1/" + ListName, Size: 2}}},
+		{ref: Artifacts("c3"), kind: PruneUnrecorded, why: "none", objs: []s3store.Object{{Key: "artifacts/c3/" + ListName, Size: 1}}},
 	}
-	res := summarize(plan, []s3store.Upload{{Key: "x"}}, 10)
+	res := summarize(plan, []s3store.Upload{{Key: "x"}}, 11)
 	want := []PruneRow{
 		{Kind: PruneCommit, Why: "old", Sets: 2, Files: 3, Bytes: 10},
 		{Kind: PruneComponent, Component: "api", Why: "old", Sets: 1, Files: 1, Bytes: 5},
-		{Kind: PruneCache, Component: "api", Why: "unused", Sets: 1, Files: 1, Bytes: 6},
+		{Kind: PruneCache, Component: "api", Why: "unused", Sets: 1, Files: 1, Bytes: 8},
+		{Kind: PruneUnrecorded, Why: "none", Sets: 1, Files: 1, Bytes: 1},
 		{Kind: PruneUpload, Why: "multipart upload abandoned", Sets: 1},
 	}
-	if !slices.Equal(res.Rows, want) || res.Sets != 5 || res.Files != 5 || res.Bytes != 21 || res.Kept != 6 {
-		t.Errorf("summary %+v, want rows %+v, 5 sets, 5 files, 21 bytes, 6 kept", res, want)
+	if !slices.Equal(res.Rows, want) || res.Sets != 6 || res.Files != 6 || res.Bytes != 24 || res.Kept != 6 {
+		t.Errorf("summary %+v, want rows %+v, 6 sets, 6 files, 24 bytes, 6 kept", res, want)
 	}
 	var b strings.Builder
 	WritePruneTable(&b, res)
-	if !strings.Contains(b.String(), "component  api") || !strings.Contains(b.String(), "total") {
+	if !regexp.MustCompile(`(?m)^ +component +api +1 +1 `).MatchString(b.String()) || !strings.Contains(b.String(), "total") {
 		t.Errorf("table:\n%s", b.String())
 	}
 }

@@ -645,6 +645,12 @@ func TestPruneOutputs(t *testing.T) {
 			putSet(t, srv, bucket, "artifacts/"+c+"/", map[string]string{"a.zip": "aaaa", "b.zip": "bb"},
 				&manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-time.Duration(100+i) * 24 * time.Hour)}, nil)
 		}
+		// A cache entry of one artifact, and its file list beside its record:
+		// one file (the list counts in the size, as the record does).
+		h := fakeID("outcache", 64)
+		putSet(t, srv, bucket, "cache/"+h+"/", map[string]string{"c.zip": "ccc"},
+			&manifest.Record{Kind: manifest.KindCache, CodeHash: h, Commit: fakeID("out0", 40), Created: now.Add(-100 * 24 * time.Hour)}, nil)
+		putObject(t, srv, bucket, "cache/"+h+"/"+assets.ListName, []byte("list"))
 		dir := t.TempDir()
 		env := srv.Env(bucket)
 		env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "1"
@@ -667,24 +673,25 @@ func TestPruneOutputs(t *testing.T) {
 			return out
 		}
 		out := outputs(runAt(t, now, env, "prune"))
-		if out["prune-sets"] != "2" || out["prune-files"] != "4" || out["prune-bytes"] == "0" {
-			t.Errorf("dry run outputs %v, want 2 sets, 4 files", out)
+		if out["prune-sets"] != "3" || out["prune-files"] != "5" || out["prune-bytes"] == "0" {
+			t.Errorf("dry run outputs %v, want 3 sets, 5 files", out)
 		}
 		summary, _ := os.ReadFile(env["GITHUB_STEP_SUMMARY"])
-		if !strings.Contains(string(summary), "dry run, 2 sets") || !strings.Contains(string(summary), "| commit | – | 2 | 4 |") {
+		if !strings.Contains(string(summary), "dry run, 3 sets") || !strings.Contains(string(summary), "| commit | – | 2 | 4 |") ||
+			!strings.Contains(string(summary), "| cache | – | 1 | 1 |") {
 			t.Errorf("summary:\n%s", summary)
 		}
 		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
 		out = outputs(runAt(t, now, env, "prune"))
-		if out["prune-sets"] != "2" || out["prune-files"] != "4" {
-			t.Errorf("apply outputs %v, want 2 sets, 4 files deleted", out)
+		if out["prune-sets"] != "3" || out["prune-files"] != "5" {
+			t.Errorf("apply outputs %v, want 3 sets, 5 files deleted", out)
 		}
 		if len(out) != len(ghaction.PruneOutputNames) {
 			t.Errorf("outputs %v: prune writes %v alone", out, ghaction.PruneOutputNames)
 		}
 		// Only prune's lines: GitLab would export a FOUND=false to later jobs.
 		dotenv, _ := os.ReadFile(env["RESULT_DOTENV_FILE"])
-		if !regexp.MustCompile(`^PRUNE_SETS=2\nPRUNE_FILES=4\nPRUNE_BYTES=[1-9][0-9]*\n$`).Match(dotenv) {
+		if !regexp.MustCompile(`^PRUNE_SETS=3\nPRUNE_FILES=5\nPRUNE_BYTES=[1-9][0-9]*\n$`).Match(dotenv) {
 			t.Errorf("dotenv:\n%s", dotenv)
 		}
 		out = outputs(runAt(t, now, env, "prune"))
