@@ -149,7 +149,7 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 		return err
 	}()
 	endGroup()
-	if perr := publish(gh, cfg, cmd, out, err); perr != nil && err == nil {
+	if perr := publish(gh, logger, cfg, cmd, out, err); perr != nil && err == nil {
 		// The outputs are part of the result: a check whose outputs were
 		// not written failed, and leaves no marker, as any failed check.
 		err = perr
@@ -216,7 +216,7 @@ type outcome struct {
 // publish tells the CI system the result: step outputs and a job summary on
 // GitHub, a dotenv file where one was asked for. Written on failure too, so
 // that found and cache-hit are never empty.
-func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome, runErr error) error {
+func publish(gh *ghaction.Reporter, logger *log.Logger, cfg *config.Config, cmd string, out outcome, runErr error) error {
 	o := ghaction.For(cmd)
 	switch cmd {
 	case "check":
@@ -267,8 +267,11 @@ func publish(gh *ghaction.Reporter, cfg *config.Config, cmd string, out outcome,
 		}
 	}
 	if cfg.DotenvFile != "" {
-		if err := ghaction.WriteDotenv(cfg.DotenvFile, o); err != nil {
+		size, err := ghaction.WriteDotenv(cfg.DotenvFile, o)
+		if err != nil {
 			errs = append(errs, outputsFailure(fmt.Errorf("RESULT_DOTENV_FILE: %w", err)))
+		} else if w := ghaction.DotenvSizeWarning(cfg.DotenvFile, size); w != "" {
+			logger.Print(w)
 		}
 	}
 	return errors.Join(errs...)

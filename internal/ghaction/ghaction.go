@@ -314,10 +314,10 @@ func (r *Reporter) SetOutputs(o Outputs) error {
 }
 
 // WriteDotenv writes the outputs as KEY=value lines to path (GitLab's
-// artifacts:reports:dotenv), always with explicit true/false. A value with a
-// line break is refused (ErrUnsafeValue): the file holds one line per
-// output, never more.
-func WriteDotenv(path string, o Outputs) error {
+// artifacts:reports:dotenv), always with explicit true/false, and returns
+// the file's size (for DotenvSizeWarning). A value with a line break is
+// refused (ErrUnsafeValue): the file holds one line per output, never more.
+func WriteDotenv(path string, o Outputs) (int, error) {
 	var b strings.Builder
 	var errs []error
 	for _, v := range o.list() {
@@ -337,7 +337,24 @@ func WriteDotenv(path string, o Outputs) error {
 		// directory: the file is the next job's, and its user's.
 		errs = append(errs, fmt.Errorf("%w dotenv file: hand %s to the owner of its directory: %w", ErrWrite, path, err))
 	}
-	return errors.Join(errs...)
+	return b.Len(), errors.Join(errs...)
+}
+
+// GitLabDotenvLimit is the largest dotenv report GitLab accepts by default,
+// in bytes (its dotenv_size limit, 5 KiB; a self-managed instance can
+// change it).
+const GitLabDotenvLimit = 5120
+
+// DotenvSizeWarning is the warning for a dotenv file of size bytes at
+// path, "" when GitLab would accept it. Only a warning: other CI systems
+// read the file without such a limit. Only COMPONENTS= grows that large.
+func DotenvSizeWarning(path string, size int) string {
+	if size <= GitLabDotenvLimit {
+		return ""
+	}
+	return fmt.Sprintf("warning: the dotenv file %s is %d bytes, more than GitLab's limit of %d bytes (5 KiB) for an artifacts:reports:dotenv, "+
+		"which GitLab then refuses; in GitLab, leave RESULT_DOTENV_FILE unset and read the package directory's "+
+		".components-to-build and .components.json instead (see docs/gitlab.md)", words.Printable(path), size, GitLabDotenvLimit)
 }
 
 // appendFile adds text to the end of a file the runner created, in one write.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -427,7 +428,7 @@ func TestDotenvGolden(t *testing.T) {
 			{Name: "fn1", Build: true, CodeHash: codeHash},
 		}}},
 	} {
-		if err := WriteDotenv(path, c.o); err != nil {
+		if _, err := WriteDotenv(path, c.o); err != nil {
 			t.Fatal(err)
 		}
 		checkGolden(t, c.name, readFile(t, path))
@@ -451,7 +452,7 @@ func TestUnsafeValuesRefused(t *testing.T) {
 		}
 
 		path := filepath.Join(t.TempDir(), "result.env")
-		err = WriteDotenv(path, Outputs{CommitHash: v, CodeHash: codeHash})
+		_, err = WriteDotenv(path, Outputs{CommitHash: v, CodeHash: codeHash})
 		if !errors.Is(err, ErrUnsafeValue) || !strings.Contains(err.Error(), "COMMIT_HASH") {
 			t.Errorf("WriteDotenv(commit %q): %v, want ErrUnsafeValue naming COMMIT_HASH", v, err)
 		}
@@ -473,7 +474,7 @@ func TestDotenvFileOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "assets.env")
-	if err := WriteDotenv(path, Outputs{Found: true}); err != nil {
+	if _, err := WriteDotenv(path, Outputs{Found: true}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -482,5 +483,36 @@ func TestDotenvFileOwner(t *testing.T) {
 	}
 	if uid := fileUID(fi); uid != 1001 {
 		t.Errorf("dotenv file belongs to %d, want the directory's owner 1001", uid)
+	}
+}
+
+// A dotenv file over GitLab's 5 KiB is a warning naming its size, the
+// limit and what to do; at the limit or under, nothing. WriteDotenv gives
+// the size it wrote.
+func TestDotenvSizeWarning(t *testing.T) {
+	for _, size := range []int{0, 300, GitLabDotenvLimit - 1, GitLabDotenvLimit} {
+		if w := DotenvSizeWarning("assets.env", size); w != "" {
+			t.Errorf("%d bytes: warning %q, want none", size, w)
+		}
+	}
+	w := DotenvSizeWarning("assets.env", GitLabDotenvLimit+1)
+	for _, want := range []string{"warning: ", "assets.env is 5121 bytes", "limit of 5120 bytes", "leave RESULT_DOTENV_FILE unset", ".components-to-build", ".components.json"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warning %q lacks %q", w, want)
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "big.env")
+	o := Outputs{CommitHash: strings.Repeat("a", 40)}
+	for i := range 40 {
+		o.Components = append(o.Components, Component{Name: fmt.Sprintf("payments-api-%02d", i), Build: true, CodeHash: strings.Repeat("c", 64),
+			Reason: "1 file differs from 94461d2: modified libs/shared.js"})
+	}
+	size, err := WriteDotenv(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != int64(size) || size <= GitLabDotenvLimit {
+		t.Errorf("WriteDotenv gave %d bytes; the file: %v, %v; want its size, over the limit", size, fi, err)
 	}
 }

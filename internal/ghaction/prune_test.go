@@ -46,7 +46,7 @@ func TestPruneWritesOnlyItsOutputs(t *testing.T) {
 		t.Errorf("step outputs %v, want %v", got, want)
 	}
 	path := filepath.Join(t.TempDir(), "prune.env")
-	if err := WriteDotenv(path, o); err != nil {
+	if _, err := WriteDotenv(path, o); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := readFile(t, path), "PRUNE_SETS=5\nPRUNE_FILES=5\nPRUNE_BYTES=1234\n"; got != want {
