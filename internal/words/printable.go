@@ -15,7 +15,7 @@ import (
 // reaches the terminal, and no name makes the GitHub runner act on a line
 // (see CommandLike). Very long values are shortened.
 func Printable(s string) string {
-	if !utf8.ValidString(s) || strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) || commandLike(s, false) {
+	if !utf8.ValidString(s) || strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) || CommandLike(s) {
 		s = Quote(s)
 	}
 	return Truncate(s, 512)
@@ -40,12 +40,12 @@ var quoteReplacer = strings.NewReplacer(":", `\x3a`, "#", `\x23`)
 // legacy one, when "##[" appears anywhere in it. Both compare as .NET
 // strings do by default, which may skip characters that do not show
 // (format characters, combining marks): those are left out before
-// looking, so ":\u00ad:" counts as "::" too.
-func CommandLike(line string) bool { return commandLike(line, true) }
-
-// commandLike: for a line, "::" at its start counts; for a value (which
-// may come to start a line, after any indentation), "::" anywhere.
-func commandLike(s string, line bool) bool {
+// looking, so ":\u00ad:" counts as "::" too. For a value (a name that may
+// start a line, after any indentation, or come after other text) the same
+// holds: a "::" after its first characters cannot start a line (an ARN's
+// "arn:aws:iam::123" is no command), and a line break in it is quoted
+// anyway (not graphic).
+func CommandLike(s string) bool {
 	if !strings.ContainsAny(s, ":#") {
 		return false // the usual case, at no cost
 	}
@@ -59,13 +59,7 @@ func commandLike(s string, line bool) bool {
 		}
 		v = b.String()
 	}
-	if strings.Contains(v, "##[") {
-		return true
-	}
-	if line {
-		return strings.HasPrefix(strings.TrimLeftFunc(v, unicode.IsSpace), "::")
-	}
-	return strings.Contains(v, "::")
+	return strings.Contains(v, "##[") || strings.HasPrefix(strings.TrimLeftFunc(v, unicode.IsSpace), "::")
 }
 
 func isASCII(s string) bool {

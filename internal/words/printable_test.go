@@ -28,7 +28,9 @@ func TestPrintable(t *testing.T) {
 		{"::warning title=forged::x.zip", `"\x3a\x3awarning title=forged\x3a\x3ax.zip"`},
 		{"  ::error::x", `"  \x3a\x3aerror\x3a\x3ax"`},
 		{"\u00a0::error::x", "\"\u00a0\\x3a\\x3aerror\\x3a\\x3ax\""}, // TrimStart takes any white space
-		{"x::y", `"x\x3a\x3ay"`},
+		{"x::y", "x::y"}, // "::" only counts at the start
+		{"arn:aws:iam::123456789012:role/ci", "arn:aws:iam::123456789012:role/ci"},
+		{"man/Foo::Bar.3pm", "man/Foo::Bar.3pm"},
 		{"x ##[error]forged.zip", `"x \x23\x23[error]forged.zip"`},
 		{"lambdas/fn1/##[warning]forged.py", `"lambdas/fn1/\x23\x23[warning]forged.py"`},
 		{"##[stop-commands]t", `"\x23\x23[stop-commands]t"`},
