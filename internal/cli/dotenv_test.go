@@ -11,9 +11,11 @@ import (
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
-// A RESULT_DOTENV_FILE that cannot be written (its directory missing) is a
-// settings problem found before anything is done: exit 2 naming it, no
-// package directory, and no cache copy into the bucket on a hit.
+// A RESULT_DOTENV_FILE that can never be written (a file where one of its
+// directories goes) is a settings problem found before anything is done:
+// exit 2 naming it, no package directory, and no cache copy into the bucket
+// on a hit. One in a directory not made yet (the package directory's, on a
+// fresh clone) is written, its directory made.
 func TestDotenvFileInMissingDirectory(t *testing.T) {
 	t.Parallel()
 	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
@@ -21,7 +23,9 @@ func TestDotenvFileInMissingDirectory(t *testing.T) {
 		env, d, _ := cacheSetup(t, srv, bucket, map[string]string{"fn1.zip": "function one"})
 		commit(t, d.repo, map[string]string{"README.md": "better docs\n"}) // a cache hit
 		pkg := freshPackages(t, env)
-		env["RESULT_DOTENV_FILE"] = filepath.Join(t.TempDir(), "nodir", "x.env")
+		file := filepath.Join(t.TempDir(), "file")
+		writeFiles(t, filepath.Dir(file), map[string]string{"file": "x"})
+		env["RESULT_DOTENV_FILE"] = filepath.Join(file, "x.env")
 		before := listAll(t, srv, bucket)
 		for _, cmd := range []string{"check", "download"} {
 			r := run(t, env, cmd)
@@ -34,6 +38,16 @@ func TestDotenvFileInMissingDirectory(t *testing.T) {
 		}
 		if after := listAll(t, srv, bucket); !reflect.DeepEqual(keysOf(after), keysOf(before)) {
 			t.Errorf("the bucket changed: %v, was %v", keysOf(after), keysOf(before))
+		}
+		env["RESULT_DOTENV_FILE"] = filepath.Join(pkg, "out", ".assets.env")
+		if r := run(t, env, "check"); r.code != ExitOK {
+			t.Fatalf("check with the dotenv file in the package directory: %v", r)
+		}
+		if b, err := os.ReadFile(env["RESULT_DOTENV_FILE"]); err != nil || !strings.Contains(string(b), "CACHE_HIT=true") {
+			t.Errorf("dotenv file %q, %v", b, err)
+		}
+		if r := run(t, env, "hash"); r.code != ExitOK {
+			t.Errorf("hash with a dotenv file it never writes: %v", r)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
@@ -425,21 +426,29 @@ func validBucket(b string) error {
 	return nil
 }
 
-// writablePath reports what stops a file from being written at path: its
-// directory missing or not a directory, or a directory at the path itself.
+// writablePath reports what stops a file from ever being written at path:
+// a file where one of its directories goes, or a directory at the path
+// itself. A directory not made yet is no problem: the file's directories
+// are made when it is written (the package directory, say, on a fresh
+// clone), and hash never writes it.
 func writablePath(p string) error {
-	dir := filepath.Dir(p)
-	if fi, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%q: directory %s does not exist", p, dir)
-	} else if err != nil {
-		return fmt.Errorf("%q: %w", p, err)
-	} else if !fi.IsDir() {
-		return fmt.Errorf("%q: %s is not a directory", p, dir)
-	}
 	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
 		return fmt.Errorf("%q is a directory", p)
 	}
-	return nil
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("%q: %s is not a directory", p, d)
+		case err == nil:
+			return nil
+		case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+			return fmt.Errorf("%q: %w", p, err)
+		}
+		if filepath.Dir(d) == d {
+			return nil
+		}
+	}
 }
 
 // flatten lists the errors inside an errors.Join, so each gets its own line.

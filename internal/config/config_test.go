@@ -277,8 +277,9 @@ func TestDotenvFilePath(t *testing.T) {
 		{filepath.Join(dir, "result.env"), true},
 		{file, true}, // written over
 		{"result.env", true},
-		{filepath.Join(dir, "nodir", "result.env"), false},
+		{filepath.Join(dir, "nodir", "deeper", "result.env"), true}, // made when written
 		{filepath.Join(file, "result.env"), false},
+		{filepath.Join(file, "sub", "result.env"), false},
 		{dir, false},
 	} {
 		_, err := Load(lookupOf(map[string]string{"RESULT_DOTENV_FILE": c.path}), Requirements{})

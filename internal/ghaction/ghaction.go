@@ -330,7 +330,9 @@ func WriteDotenv(path string, o Outputs) (int, error) {
 		}
 		fmt.Fprintf(&b, "%s=%s\n", v.env, v.value)
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := makeParents(path); err != nil {
+		errs = append(errs, fmt.Errorf("%w dotenv file: %w", ErrWrite, err))
+	} else if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		errs = append(errs, fmt.Errorf("%w dotenv file: %w", ErrWrite, err))
 	} else if err := owner.LikeParent(path); err != nil {
 		// A GitLab job container runs as root over the runner's build

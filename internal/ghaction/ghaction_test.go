@@ -463,7 +463,8 @@ func TestUnsafeValuesRefused(t *testing.T) {
 }
 
 // The dotenv file (a GitLab job's report, written by a container running as
-// root over the runner's build directory) belongs to the directory's owner.
+// root over the runner's build directory) belongs to the directory's owner,
+// as do the directories made for it.
 func TestDotenvFileOwner(t *testing.T) {
 	if os.Geteuid() != 0 || runtime.GOOS == "windows" {
 		t.Skip("needs root on a Unix system: only root makes files for another user")
@@ -473,16 +474,19 @@ func TestDotenvFileOwner(t *testing.T) {
 	if err := os.Chown(dir, 1001, 1001); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "assets.env")
+	// In directories not made yet: made, and the user's too.
+	path := filepath.Join(dir, "out", "reports", "assets.env")
 	if _, err := WriteDotenv(path, Outputs{Found: true}); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if uid := fileUID(fi); uid != 1001 {
-		t.Errorf("dotenv file belongs to %d, want the directory's owner 1001", uid)
+	for _, p := range []string{filepath.Join(dir, "out"), filepath.Dir(path), path} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := fileUID(fi); uid != 1001 {
+			t.Errorf("%s belongs to %d, want the directory's owner 1001", p, uid)
+		}
 	}
 }
 
