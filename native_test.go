@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
@@ -108,6 +110,10 @@ runs:
       shell: bash
       env:
         S3AM_BIN: ${{ steps.install.outputs.path }}
+        # The workspace root unless the job or a step names another: a
+        # pinned release older than the tool's own action default for it
+        # would take ./repo.
+        GIT_REPO_PATH: ${{ env.GIT_REPO_PATH || '.' }}
 `)
 	var args []string
 	for i, arg := range a.Runs.Args {
@@ -288,6 +294,8 @@ func runnerArch() string {
 // the runner's variables, the job's env and the step's env, expressions
 // evaluated; a GITHUB_OUTPUT file per step gives steps.<id>.outputs; the
 // action's outputs are evaluated last.
+var envOr = regexp.MustCompile(`^env\.([A-Za-z_][A-Za-z0-9_]*)\s*\|\|\s*'([^']*)'$`)
+
 func (n *nativeRunner) run(t *testing.T, ws string, inputs map[string]string) actionRun {
 	t.Helper()
 	c := loadNativeAction(t)
@@ -308,6 +316,13 @@ func (n *nativeRunner) run(t *testing.T, ws string, inputs map[string]string) ac
 			}
 			if e == "github.token" {
 				return "ghs_test-token"
+			}
+			// env.NAME || 'default': the job's env (n.env), else the literal.
+			if m := envOr.FindStringSubmatch(e); m != nil {
+				if v := n.env[m[1]]; v != "" {
+					return v
+				}
+				return m[2]
 			}
 			if rest, ok := strings.CutPrefix(e, "steps."); ok {
 				id, out, ok := strings.Cut(rest, ".outputs.")
@@ -415,6 +430,30 @@ func TestNativeActionCheckUpload(t *testing.T) {
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil || string(out) != "s3-asset-manager "+releaseTag+"\n" {
 		t.Errorf("cached binary --version: %q, %v; want %s", out, err, releaseTag)
+	}
+}
+
+// A job's GIT_REPO_PATH reaches the tool through the composite step, which
+// otherwise gives the workspace root (for pinned releases older than the
+// tool's own action default): a checkout into a directory of the workspace.
+func TestNativeActionRepoPathFromEnv(t *testing.T) {
+	t.Parallel()
+	rel := newRelease(t, releaseTag)
+	n := newNativeRunner(t, rel)
+	srv := s3test.Get(t, "minio")
+	bucket := srv.NewBucket(t)
+	ws := t.TempDir()
+	repo := filepath.Join(ws, "src")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Git(t, repo, "-c", "init.defaultBranch=main", "init", "-q")
+	gittest.Git(t, repo, "commit", "-q", "--allow-empty", "-m", "first")
+	head := gittest.Git(t, repo, "rev-parse", "HEAD")
+	n.env["GIT_REPO_PATH"] = "src"
+	r := n.run(t, ws, map[string]string{"mode": "check", "bucket": bucket, "endpoint": srv.Endpoint})
+	if r.code != 0 || r.outputs["commit-hash"] != head {
+		t.Errorf("exit %d, commit-hash %q; want 0 and the HEAD of src, %s", r.code, r.outputs["commit-hash"], head)
 	}
 }
 
