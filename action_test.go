@@ -572,20 +572,27 @@ func TestActionRepoPathFromEnv(t *testing.T) {
 	t.Parallel()
 	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
 		bucket := srv.NewBucket(t)
-		ws := t.TempDir()
-		repo := filepath.Join(ws, "src")
-		if err := os.Mkdir(repo, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		gittest.Git(t, repo, "-c", "init.defaultBranch=main", "init", "-q")
-		gittest.Git(t, repo, "commit", "-q", "--allow-empty", "-m", "first")
-		head := gittest.Git(t, repo, "rev-parse", "HEAD")
+		ws, head := workspaceWithRepoIn(t, "src")
 		r := runActionOn(t, runOnHost, ws, map[string]string{"mode": "check", "bucket": bucket, "endpoint": srv.Endpoint},
 			map[string]string{"GIT_REPO_PATH": "src"})
 		if r.code != cli.ExitOK || r.outputs["commit-hash"] != head {
 			t.Errorf("exit %d, commit-hash %q; want 0 and the HEAD of src, %s", r.code, r.outputs["commit-hash"], head)
 		}
 	})
+}
+
+// workspaceWithRepoIn is a workspace that is not a repository, with one
+// (an empty commit) in its directory dir, and that commit.
+func workspaceWithRepoIn(t *testing.T, dir string) (ws, head string) {
+	t.Helper()
+	ws = t.TempDir()
+	repo := filepath.Join(ws, dir)
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Git(t, repo, "-c", "init.defaultBranch=main", "init", "-q")
+	gittest.Git(t, repo, "commit", "-q", "--allow-empty", "-m", "first")
+	return ws, gittest.Git(t, repo, "rev-parse", "HEAD")
 }
 
 func wantSummary(t *testing.T, step, summary string, contains ...string) {

@@ -32,7 +32,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
-	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
 
@@ -442,14 +441,7 @@ func TestNativeActionRepoPathFromEnv(t *testing.T) {
 	n := newNativeRunner(t, rel)
 	srv := s3test.Get(t, "minio")
 	bucket := srv.NewBucket(t)
-	ws := t.TempDir()
-	repo := filepath.Join(ws, "src")
-	if err := os.Mkdir(repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	gittest.Git(t, repo, "-c", "init.defaultBranch=main", "init", "-q")
-	gittest.Git(t, repo, "commit", "-q", "--allow-empty", "-m", "first")
-	head := gittest.Git(t, repo, "rev-parse", "HEAD")
+	ws, head := workspaceWithRepoIn(t, "src")
 	n.env["GIT_REPO_PATH"] = "src"
 	r := n.run(t, ws, map[string]string{"mode": "check", "bucket": bucket, "endpoint": srv.Endpoint})
 	if r.code != 0 || r.outputs["commit-hash"] != head {
