@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -95,6 +96,17 @@ func (s *Store) classify(op, key string, err error) error {
 			return fmt.Errorf("%s %s: %w: %w", op, where, ErrCredentials, apiCause(err))
 		case "PreconditionFailed":
 			return fmt.Errorf("%s %s: %w", op, where, ErrExists)
+		case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
+			if r := bucketRegion(err); r != "" {
+				return wrongRegion(op, where, r, err)
+			}
+		}
+	}
+	// A HEAD's 301 has no body, so no code: the header still says where.
+	if r := bucketRegion(err); r != "" {
+		var respErr *awshttp.ResponseError
+		if errors.As(err, &respErr) && respErr.HTTPStatusCode() == 301 {
+			return wrongRegion(op, where, r, err)
 		}
 	}
 	var respErr *awshttp.ResponseError
@@ -143,6 +155,41 @@ func (s *Store) classify(op, key string, err error) error {
 		return fmt.Errorf("%s %s: %w (%s): %w", op, where, unreachable, endpointHint(err), netCause(err))
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
+}
+
+// wrongRegion: the bucket is in another region than the one the requests
+// were signed for. The original tool's boto3 followed S3's redirect there;
+// the Go SDK does not, so the error says the setting that fixes it.
+func wrongRegion(op, where, region string, err error) error {
+	return fmt.Errorf("%s %s: the bucket is in region %s: set AWS_REGION=%s (requests are not redirected to the bucket's region): %w", op, where, region, region, apiCause(err))
+}
+
+// expectingRegion finds the region in S3's AuthorizationHeaderMalformed
+// message ("the region 'eu-west-2' is wrong; expecting 'us-east-1'").
+var expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]{1,40})'`)
+
+// bucketRegion is the bucket's region as S3 gives it with a wrong-region
+// answer: the x-amz-bucket-region header, or its message; "" if neither.
+func bucketRegion(err error) string {
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) && respErr.Response != nil {
+		if r := respErr.Response.Header.Get("x-amz-bucket-region"); validRegion(r) {
+			return r
+		}
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		if m := expectingRegion.FindStringSubmatch(apiErr.ErrorMessage()); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// validRegion: a region name as AWS and S3-compatible stores spell them,
+// so that a header's value is never printed raw.
+func validRegion(r string) bool {
+	return r != "" && len(r) <= 40 && strings.Trim(r, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }
 
 // failedService is the service of the innermost SDK operation in err's

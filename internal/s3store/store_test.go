@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -546,4 +548,50 @@ func openedFile(t *testing.T, name, content string) (string, *os.File) {
 	}
 	t.Cleanup(func() { f.Close() })
 	return path, f
+}
+
+// A bucket in another region than the requests are signed for: S3 answers
+// 301 PermanentRedirect with x-amz-bucket-region (a HEAD: no body), or 400
+// AuthorizationHeaderMalformed naming it. The original tool's boto3
+// followed the redirect; here the error names the region to set.
+func TestWrongRegion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	redirect := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message></Error>`
+	malformed := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region 'eu-west-2' is wrong; expecting 'ap-south-1'</Message></Error>`
+	for _, tc := range []struct {
+		name   string
+		status int
+		header string
+		body   string
+		op     func(st *Store) error
+		want   string
+	}{
+		{"list, 301", 301, "us-east-1", redirect, func(st *Store) error { _, err := st.List(ctx, "p/"); return err }, "us-east-1"},
+		{"read, 301", 301, "eu-central-1", redirect, func(st *Store) error { _, err := st.ReadSmall(ctx, "k", 10); return err }, "eu-central-1"},
+		{"head, 301 without a body", 301, "us-west-2", "", func(st *Store) error { _, err := st.Head(ctx, "k"); return err }, "us-west-2"},
+		{"list, 400 naming it", 400, "", malformed, func(st *Store) error { _, err := st.List(ctx, "p/"); return err }, "ap-south-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.header != "" {
+					w.Header().Set("x-amz-bucket-region", tc.header)
+				}
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(tc.status)
+				if r.Method != http.MethodHead {
+					io.WriteString(w, tc.body)
+				}
+			}))
+			defer srv.Close()
+			st, err := New(ctx, Options{Bucket: "b", Endpoint: srv.URL, PathStyle: true, Concurrency: 1, MaxAttempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tc.op(st)
+			if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "the bucket is in region "+tc.want+": set AWS_REGION="+tc.want) {
+				t.Errorf("err = %v, want one naming region %s", err, tc.want)
+			}
+		})
+	}
 }
