@@ -32,6 +32,10 @@ type Component struct {
 	Line     int       // its line in PACKAGE_COMPONENTS, from 1 (0: not from a declaration)
 }
 
+// noMatchWhy is what a pattern that matches no source file may be: the
+// files git ignores never count, whatever the filter says.
+const noMatchWhy = "a typo, files since deleted, or only files git ignores (.gitignore) or a ! pattern excludes?"
+
 func (c Component) String() string {
 	if c.DirGlob != "" {
 		return c.DirGlob
@@ -233,14 +237,14 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	var errs []error
 	if len(shared) > 0 {
 		for _, p := range selectsNothing(positivesOf(shared), sharedFiles) {
-			errs = append(errs, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (a typo, or all of it excluded?)", ErrNoMatch, p))
+			errs = append(errs, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (%s)", ErrNoMatch, p, noMatchWhy))
 		}
 	}
 	components := func(err error) error { return fmt.Errorf("PACKAGE_COMPONENTS: %w", err) }
 	for ci, c := range comps {
 		if c.DirGlob != "" {
 			if !globHit[ci] {
-				errs = append(errs, components(c.problem(marked{errors.New("matches no directory holding source files (a typo, or all of it excluded?)"), ErrNoMatch})))
+				errs = append(errs, components(c.problem(marked{errors.New("matches no directory holding source files (" + noMatchWhy + ")"), ErrNoMatch})))
 			}
 			continue
 		}
@@ -250,7 +254,7 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 			ownFiles[k] = files[i]
 		}
 		for _, p := range selectsNothing(positivesOf(c.Patterns), ownFiles) {
-			errs = append(errs, components(c.problem(fmt.Errorf("%w %s (a typo, or all of it excluded?)", ErrNoMatch, p))))
+			errs = append(errs, components(c.problem(fmt.Errorf("%w %s (%s)", ErrNoMatch, p, noMatchWhy))))
 		}
 	}
 	byName := map[string][]string{}

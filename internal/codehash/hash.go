@@ -123,7 +123,7 @@ func selectFiles(ctx context.Context, repo *gitrepo.Repo, pats []Pattern, salt s
 		return nil, err
 	}
 	if unmatched := selectsNothing(positives, files); len(unmatched) > 0 {
-		return nil, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (a typo, or all of it excluded?)", ErrNoMatch, strings.Join(unmatched, ", "))
+		return nil, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (%s)", ErrNoMatch, strings.Join(unmatched, ", "), noMatchWhy)
 	}
 	return files, nil
 }
