@@ -277,7 +277,7 @@ func TestComputeComponentsRefused(t *testing.T) {
 		{name: "a glob matching only files", comps: "lambdas/fn1/*", is: ErrNoMatch, errs: []string{"matches no directory"}},
 		{name: "a component pattern matching nothing", comps: "api: service/api/**", is: ErrNoMatch, errs: []string{`line 1 "api: service/api/**": no source file matches pattern service/api/**`}},
 		{name: "a component pattern all excluded", comps: "api: services/api/*_test.go !**/*_test.go", is: ErrNoMatch, errs: []string{`line 1 "api: services/api/*_test.go !**/*_test.go": no source file matches pattern services/api/*_test.go`}},
-		{name: "a shared pattern matching nothing", shared: "lib/**", comps: "api: services/api/**", is: ErrNoMatch, errs: []string{"CODE_HASH_FIND_FILTER: no source file matches pattern lib/**", "only files git ignores (.gitignore)"}},
+		{name: "a shared pattern matching nothing", shared: "lib/**", comps: "api: services/api/**", is: ErrNoMatch, errs: []string{"CODE_HASH_FIND_FILTER: no source file matches pattern lib/** (a typo, files since deleted, or only files git ignores (.gitignore)"}},
 		{name: "two directories of one name", comps: "lambdas/[!.]*\nservices/*", is: ErrComponentName, errs: []string{`2 components named "fn1": lambdas/fn1 (line 1), services/fn1 (line 2)`}},
 		{name: "a named component and a directory", comps: "lambdas/[!.]*\nfn2: docs/**", is: ErrComponentName, errs: []string{`2 components named "fn2"`}},
 		{name: "a hidden directory", comps: "lambdas/*", is: ErrComponentName, errs: []string{`line 1 "lambdas/*": directory lambdas/.cache: ".cache" is not a plain name`}},
