@@ -581,6 +581,28 @@ func TestActionRepoPathFromEnv(t *testing.T) {
 	})
 }
 
+// The action at @main or a prerelease runs the :v1 image of the last
+// release, whose ENV (before the tool took the workspace root as its own
+// action default) said GIT_REPO_PATH=./repo: the action's runs.env still
+// gives the workspace root.
+func TestActionOlderImageRepoPath(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		ws, head := newWorkspace(t)
+		olderImage := func(t *testing.T, dirs runnerDirs, runnerEnv map[string]string, args []string) (int, string, string) {
+			env := map[string]string{"GIT_REPO_PATH": "./repo"} // the older image's ENV
+			maps.Copy(env, imageEnv)
+			maps.Copy(env, runnerEnv) // docker run -e wins over the image's ENV
+			return runExe(t, toolBin, dirs.workspace, env, args...)
+		}
+		r := runActionOn(t, olderImage, ws, map[string]string{"mode": "check", "bucket": bucket, "endpoint": srv.Endpoint}, nil)
+		if r.code != cli.ExitOK || r.outputs["commit-hash"] != head {
+			t.Errorf("exit %d, commit-hash %q; want 0 and the workspace's HEAD, %s", r.code, r.outputs["commit-hash"], head)
+		}
+	})
+}
+
 // workspaceWithRepoIn is a workspace that is not a repository, with one
 // (an empty commit) in its directory dir, and that commit.
 func workspaceWithRepoIn(t *testing.T, dir string) (ws, head string) {
