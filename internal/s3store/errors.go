@@ -98,7 +98,7 @@ func (s *Store) classify(op, key string, err error) error {
 			return fmt.Errorf("%s %s: %w", op, where, ErrExists)
 		case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
 			if r := bucketRegion(err); r != "" {
-				return wrongRegion(op, where, r, err)
+				return s.wrongRegion(op, where, r, err)
 			}
 		}
 	}
@@ -106,7 +106,7 @@ func (s *Store) classify(op, key string, err error) error {
 	if r := bucketRegion(err); r != "" {
 		var respErr *awshttp.ResponseError
 		if errors.As(err, &respErr) && respErr.HTTPStatusCode() == 301 {
-			return wrongRegion(op, where, r, err)
+			return s.wrongRegion(op, where, r, err)
 		}
 	}
 	var respErr *awshttp.ResponseError
@@ -159,9 +159,16 @@ func (s *Store) classify(op, key string, err error) error {
 
 // wrongRegion: the bucket is in another region than the one the requests
 // were signed for. The original tool's boto3 followed S3's redirect there;
-// the Go SDK does not, so the error says the setting that fixes it.
-func wrongRegion(op, where, region string, err error) error {
-	return fmt.Errorf("%s %s: the bucket is in region %s: set AWS_REGION=%s (requests are not redirected to the bucket's region): %w", op, where, region, region, apiCause(err))
+// the Go SDK does not, so the error says the setting that fixes it. Where
+// the region named is the one signed for already, the endpoint is another
+// region's (a global or regional AWS endpoint left in the settings).
+func (s *Store) wrongRegion(op, where, region string, err error) error {
+	if region == s.region {
+		return fmt.Errorf("%s %s: the endpoint says the bucket is in region %s, the region the requests are signed for:"+
+			" the endpoint is another region's; check PACKAGE_ASSETS_ENDPOINT and AWS_ENDPOINT_URL(_S3) (unset them for AWS): %w", op, where, region, apiCause(err))
+	}
+	return fmt.Errorf("%s %s: the bucket is in region %s (the requests are signed for %s): set AWS_REGION=%s"+
+		" (requests are not redirected to the bucket's region): %w", op, where, region, s.region, region, apiCause(err))
 }
 
 // expectingRegion finds the region in S3's AuthorizationHeaderMalformed

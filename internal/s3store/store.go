@@ -128,6 +128,7 @@ const (
 type Store struct {
 	client   *s3.Client
 	bucket   string
+	region   string // requests are signed for it
 	partSize int64
 	// copyPartThreshold: see Options.CopyPartThreshold.
 	copyPartThreshold int64
@@ -297,6 +298,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		dlBufs <- nil // allocated when first taken
 	}
 	return &Store{
+		region:            cfg.Region,
 		dlPart:            dlPart,
 		dlPerRequest:      dlPerRequest,
 		dlSlowPart:        slowPart,

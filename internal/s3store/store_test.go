@@ -567,7 +567,9 @@ func TestWrongRegion(t *testing.T) {
 		op     func(st *Store) error
 		want   string
 	}{
-		{"list, 301", 301, "us-east-1", redirect, func(st *Store) error { _, err := st.List(ctx, "p/"); return err }, "us-east-1"},
+		{"list, 301", 301, "eu-west-1", redirect, func(st *Store) error { _, err := st.List(ctx, "p/"); return err }, "eu-west-1"},
+		// The region signed for already: the endpoint is another region's.
+		{"list, 301 naming the region signed for", 301, "us-east-1", redirect, func(st *Store) error { _, err := st.List(ctx, "p/"); return err }, ""},
 		{"read, 301", 301, "eu-central-1", redirect, func(st *Store) error { _, err := st.ReadSmall(ctx, "k", 10); return err }, "eu-central-1"},
 		{"head, 301 without a body", 301, "us-west-2", "", func(st *Store) error { _, err := st.Head(ctx, "k"); return err }, "us-west-2"},
 		{"list, 400 naming it", 400, "", malformed, func(st *Store) error { _, err := st.List(ctx, "p/"); return err }, "ap-south-1"},
@@ -588,9 +590,16 @@ func TestWrongRegion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if st.region != "us-east-1" {
+				t.Fatalf("signed for %q: the cases assume us-east-1, an endpoint's default", st.region)
+			}
 			err = tc.op(st)
-			if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "the bucket is in region "+tc.want+": set AWS_REGION="+tc.want) {
-				t.Errorf("err = %v, want one naming region %s", err, tc.want)
+			want := "the bucket is in region " + tc.want + " (the requests are signed for us-east-1): set AWS_REGION=" + tc.want
+			if tc.want == "" {
+				want = "the endpoint says the bucket is in region us-east-1, the region the requests are signed for: the endpoint is another region's; check PACKAGE_ASSETS_ENDPOINT"
+			}
+			if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v, want one saying %q", err, want)
 			}
 		})
 	}
