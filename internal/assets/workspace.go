@@ -102,40 +102,21 @@ func (w *workspace) path(elem ...string) string {
 }
 
 // mkdir creates dir and the parents it needs, each handed to the owner of
-// the directory it was made in. Workers writing files of one directory call
-// it at once: none may go on before the directory is handed over (the owner
-// of a file is looked up from its directory), so making and handing over
-// happen under one lock, under which it is also looked for.
+// the directory it was made in (owner.MkdirAll), remembered for rollback.
+// Workers writing files of one directory call it at once: none may go on
+// before the directory is handed over (the owner of a file is looked up
+// from its directory), so it runs under one lock.
 func (w *workspace) mkdir(dir string) error {
-	dir = filepath.Clean(dir)
 	w.mkMu.Lock()
 	defer w.mkMu.Unlock()
-	return w.mkdirLocked(dir)
-}
-
-func (w *workspace) mkdirLocked(dir string) error {
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return nil
-	}
-	if parent := filepath.Dir(dir); parent != dir {
-		if err := w.mkdirLocked(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		if fi, serr := os.Stat(dir); errors.Is(err, os.ErrExist) && serr == nil && fi.IsDir() {
-			return nil // made meanwhile by another process
-		}
+	err := owner.MkdirAll(dir, w.handOver, func(d string) {
+		w.mu.Lock()
+		w.made = append(w.made, d)
+		w.mu.Unlock()
+	})
+	if err != nil {
 		return fail(KindPackage, err)
 	}
-	if err := w.own(dir); err != nil {
-		// Not left root's for the next file to be written into.
-		os.Remove(dir)
-		return err
-	}
-	w.mu.Lock()
-	w.made = append(w.made, dir)
-	w.mu.Unlock()
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sethvargo/go-githubactions"
@@ -330,7 +331,7 @@ func WriteDotenv(path string, o Outputs) (int, error) {
 		}
 		fmt.Fprintf(&b, "%s=%s\n", v.env, v.value)
 	}
-	if err := makeParents(path); err != nil {
+	if err := owner.MkdirAll(filepath.Dir(path), nil, nil); err != nil {
 		errs = append(errs, fmt.Errorf("%w dotenv file: %w", ErrWrite, err))
 	} else if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		errs = append(errs, fmt.Errorf("%w dotenv file: %w", ErrWrite, err))
