@@ -2,7 +2,6 @@ package s3store
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -277,7 +276,7 @@ func (d *download) partCRCs(ctx context.Context, parts []int) (map[int]uint32, e
 func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 	if d.parts == 1 {
 		// One request, hashed as it streams.
-		sh := sha256.New()
+		sh := newFileHash(d.req.SHA256)
 		bp := streamPool.Get().(*[]byte)
 		defer streamPool.Put(bp)
 		if err := d.fetchSpan(ctx, 0, d.req.Size, &streamSink{d: d, buf: *bp, h: sh}); err != nil {
@@ -348,7 +347,7 @@ func (d *download) fetch(ctx context.Context, todo []int) ([]byte, error) {
 		}
 	})
 
-	sh := sha256.New()
+	sh := newFileHash(d.req.SHA256)
 	for i := range d.parts {
 		p := bufs[i]
 		if p == nil {

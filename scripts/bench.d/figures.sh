@@ -216,6 +216,10 @@ upload_figure() { # NAME DIR AWS_RUNS [--rss]
 				}
 				rm_prefix "tool-$name/"
 				;;
+			unverified)
+				PACKAGE_DIRECTORY=$out PACKAGE_ASSETS_COMMIT=$commit PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ \
+					PACKAGE_ASSETS_ENDPOINT=$EP timed "${name}_unverified" $rss -- "$BENCH_TOOL_UNVERIFIED" download
+				;;
 			s5cmd)
 				timed "${name}_s5cmd" $rss -- "$s5" --endpoint-url "$EP" cp --exclude '.*' "$dir/*" "s3://$B/s5cmd-$name/$i/"
 				rm_prefix "s5cmd-$name/"
@@ -494,7 +498,9 @@ fi
 # the tool and s5cmd swapping places each run, aws last; each after the previous run's files
 # are deleted and written back, and the pause. 18: the 551 MiB in 208 files; 19: one 1 GiB
 # file, with peak RSS. BENCH_DL_RUNS runs each (the spread target wants 10), aws in the
-# first three only (it is no target).
+# first three only (it is no target). Beside them, in the first three runs, the tool built
+# with s3am_unverified: the same download without the SHA-256 of its bytes, which shows
+# what verification costs (no target; never released).
 download_figure() { # NAME DIR [--rss]
 	local name=$1 dir=$2 rss=${3:-} out=$W/dl-out i who commit want_n
 	commit=$(commit_id "$name")
@@ -504,8 +510,8 @@ download_figure() { # NAME DIR [--rss]
 	want_n=$(find "$dir" -type f ! -name '.*' | wc -l)
 	local src="s3://$B/tool-$name/artifacts/$commit/"
 	for i in $(seq "$BENCH_DL_RUNS"); do
-		for who in $(pair_order "$i") aws; do
-			[ "$who" = aws ] && [ "$i" -gt 3 ] && continue
+		for who in $(pair_order "$i") unverified aws; do
+			[ "$who" = aws ] || [ "$who" = unverified ] && [ "$i" -gt 3 ] && continue
 			rm -rf "$out"
 			mkdir -p "$out"
 			settle
@@ -513,6 +519,10 @@ download_figure() { # NAME DIR [--rss]
 			tool)
 				PACKAGE_DIRECTORY=$out PACKAGE_ASSETS_COMMIT=$commit PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ \
 					PACKAGE_ASSETS_ENDPOINT=$EP timed "${name}_tool" $rss -- "$tool" download
+				;;
+			unverified)
+				PACKAGE_DIRECTORY=$out PACKAGE_ASSETS_COMMIT=$commit PACKAGE_ASSETS_KEY_PREFIX=tool-$name/ \
+					PACKAGE_ASSETS_ENDPOINT=$EP timed "${name}_unverified" $rss -- "$BENCH_TOOL_UNVERIFIED" download
 				;;
 			s5cmd)
 				timed "${name}_s5cmd" $rss -- "$s5" --endpoint-url "$EP" cp --exclude '.*' "$src*" "$out/"
