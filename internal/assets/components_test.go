@@ -235,6 +235,7 @@ func TestUploadComponents(t *testing.T) {
 	tests := []struct {
 		name      string
 		component string
+		uploadAs  string             // PACKAGE_COMPONENT at upload: "" check's, "-" none
 		seed      func(f *fakeStore) // before check
 		between   func(f *fakeStore) // between check and upload (another job)
 		built     []string           // directories the build writes
@@ -259,6 +260,12 @@ func TestUploadComponents(t *testing.T) {
 		}, between: func(f *fakeStore) {
 			seedComponent(f, commitA, "fn2", nil)
 		}, built: []string{"fn1"}, uploaded: []string{"fn1"}, commitRec: true},
+		// Check looked up fn1 alone: nothing says whether fn2 is to build,
+		// and "check found it" would be a lie (the found output).
+		{name: "a component check did not look up", component: "fn1", uploadAs: "fn2", seed: func(*fakeStore) {},
+			built: []string{"fn1", "fn2"}, kind: KindConfig},
+		{name: "every component after one job's check", component: "fn1", uploadAs: "-", seed: func(*fakeStore) {},
+			built: []string{"fn1", "fn2"}, uploaded: []string{"fn1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,6 +277,13 @@ func TestUploadComponents(t *testing.T) {
 			}
 			if tt.between != nil {
 				tt.between(f)
+			}
+			switch tt.uploadAs {
+			case "":
+			case "-":
+				r.Config.Component = ""
+			default:
+				r.Config.Component = tt.uploadAs
 			}
 			for _, n := range tt.built {
 				writeFile(t, filepath.Join(r.Config.PackageDir, n, n+".zip"), "built "+n)

@@ -143,6 +143,18 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	if err != nil {
 		return err
 	}
+	// A check of another component says nothing of this one: uploading
+	// nothing, as if check had found it, would leave the build unstored.
+	if s := states[sel[0]]; r.Config.Component != "" && !s.Checked {
+		var checked []string
+		for _, c := range states {
+			if c.Checked {
+				checked = append(checked, c.Name)
+			}
+		}
+		return fail(KindConfig, fmt.Errorf("PACKAGE_COMPONENT %s: the check that wrote %s did not look it up (it checked %s): run check with PACKAGE_COMPONENT=%s, or none, before this upload",
+			s.Name, w.path(ComponentsFile), strings.Join(checked, ", "), s.Name))
+	}
 	// Every directory first: a missing one stops the upload before anything is sent.
 	type job struct {
 		i     int
