@@ -324,7 +324,7 @@ func (w *workspace) prepare() error {
 		return fail(KindPackage, err)
 	}
 	for _, e := range ents {
-		if e.IsDir() {
+		if isDir(w.path(e.Name()), e) {
 			if _, err := w.setAside(w.path(e.Name(), FoundFile)); err != nil {
 				return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s: %w", words.Printable(e.Name()+"/"+FoundFile), err))
 			}
@@ -335,6 +335,17 @@ func (w *workspace) prepare() error {
 		}
 	}
 	return nil
+}
+
+// isDir: the package directory's entry e, at path, is a directory, or a
+// link to one (a build may link a component's directory to where it builds;
+// check writes <name>/.found through the link, so an earlier one is there).
+func isDir(path string, e os.DirEntry) bool {
+	if e.Type()&os.ModeSymlink == 0 {
+		return e.IsDir()
+	}
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // read returns a marker's trimmed content; "" when there is none.

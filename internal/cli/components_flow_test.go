@@ -566,3 +566,50 @@ func TestComponentsFoundInOneRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// A build that links each component's directory to where it builds
+// (packages/fn1 -> ../dist/fn1), in a package directory kept between runs:
+// the .found an earlier check wrote through the link must not survive the
+// next check, or the build of a changed component is skipped and its upload
+// leaves it out.
+func TestComponentDirectoryLinkStaleFound(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := monoBuilt(t, srv, bucket)
+		dist := filepath.Join(t.TempDir(), "dist")
+		pkg := freshPackages(t, env)
+		if err := os.MkdirAll(pkg, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range allComponents {
+			writeFiles(t, dist, map[string]string{n + "/" + n + ".zip": n + " old"})
+			if err := os.Symlink(filepath.Join(dist, n), filepath.Join(pkg, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A docs-only commit: every component found, each <name>/.found
+		// written through its link.
+		commit(t, d.repo, map[string]string{"README.md": "more docs\n"})
+		checkFound(t, env, pkg, "docs-only commit")
+		if !exists(filepath.Join(dist, "fn1", ".found")) {
+			t.Fatal("fn1/.found not written through the link")
+		}
+		// fn1 changes: its .found must go.
+		next := commit(t, d.repo, map[string]string{"lambdas/fn1/index.js": "exports.fn1 = 2\n"})
+		if r := run(t, env, "check"); r.code != ExitOK || !slices.Equal(toBuild(t, pkg), []string{"fn1"}) {
+			t.Fatalf("check after fn1 changed: %v", r)
+		}
+		if exists(filepath.Join(pkg, "fn1", ".found")) {
+			t.Fatal("fn1/.found of the earlier check survived: the build would be skipped")
+		}
+		writeFiles(t, dist, map[string]string{"fn1/fn1.zip": "fn1 v2", "fn1/fn1.txt": "notes of fn1"})
+		if r := run(t, env, "upload"); r.code != ExitOK {
+			t.Fatalf("upload: %v", r)
+		}
+		wantCommitRecord(t, srv, bucket, next)
+		if _, body := srv.Get(t, bucket, "artifacts/"+next+"/fn1/fn1.zip"); string(body) != "fn1 v2" {
+			t.Errorf("fn1 stored %q, want the rebuild", body)
+		}
+	})
+}
