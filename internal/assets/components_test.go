@@ -264,6 +264,9 @@ func TestUploadComponents(t *testing.T) {
 		// and "check found it" would be a lie (the found output).
 		{name: "a component check did not look up", component: "fn1", uploadAs: "fn2", seed: func(*fakeStore) {},
 			built: []string{"fn1", "fn2"}, kind: KindConfig},
+		{name: "a component check did not look up, check's found", component: "fn1", uploadAs: "fn2", seed: func(f *fakeStore) {
+			seedComponent(f, commitA, "fn1", nil)
+		}, built: []string{"fn2"}, kind: KindConfig},
 		{name: "every component after one job's check", component: "fn1", uploadAs: "-", seed: func(*fakeStore) {},
 			built: []string{"fn1", "fn2"}, uploaded: []string{"fn1"}},
 	}
@@ -294,6 +297,9 @@ func TestUploadComponents(t *testing.T) {
 				var fl *Failure
 				if !errors.As(err, &fl) || fl.Kind != tt.kind {
 					t.Fatalf("upload: %v, want a failure of kind %d", err, tt.kind)
+				}
+				if res.Skipped == SkippedFound {
+					t.Errorf("the refused upload says check found the set (the found output)")
 				}
 				if len(f.objs) != before {
 					t.Errorf("the refused upload stored %d objects", len(f.objs)-before)

@@ -75,6 +75,10 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 				return res, err
 			}
 			if ok {
+				if _, err := r.uploadSelection(cs.Components); err != nil {
+					res.Skipped = "" // not found: the found output says false
+					return res, err
+				}
 				res.Components = cs.Components
 				res.CodeHash = r.singleCodeHash(cs.Components)
 			}
@@ -139,21 +143,9 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 func (r *Runner) uploadComponents(ctx context.Context, commit string, cs componentsState, res *UploadResult) error {
 	w := r.workspace()
 	states := cs.Components
-	sel, err := r.selectComponents(states)
+	sel, err := r.uploadSelection(states)
 	if err != nil {
 		return err
-	}
-	// A check of another component says nothing of this one: uploading
-	// nothing, as if check had found it, would leave the build unstored.
-	if s := states[sel[0]]; r.Config.Component != "" && !s.Checked {
-		var checked []string
-		for _, c := range states {
-			if c.Checked {
-				checked = append(checked, c.Name)
-			}
-		}
-		return fail(KindConfig, fmt.Errorf("PACKAGE_COMPONENT %s: the check that wrote %s did not look it up (it checked %s): run check with PACKAGE_COMPONENT=%s, or none, before this upload",
-			s.Name, w.path(ComponentsFile), strings.Join(checked, ", "), s.Name))
 	}
 	// Every directory first: a missing one stops the upload before anything is sent.
 	type job struct {
@@ -244,6 +236,28 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	}
 	res.Components = states
 	return r.completeCommit(ctx, commit, states, sets, commitSet)
+}
+
+// uploadSelection gives the indexes of the components this upload deals
+// with (selectComponents). PACKAGE_COMPONENT must name one the check looked
+// up: a check of another component alone says nothing of this one, and
+// uploading nothing, as if check had found it, would leave the build unstored.
+func (r *Runner) uploadSelection(states []ComponentState) ([]int, error) {
+	sel, err := r.selectComponents(states)
+	if err != nil {
+		return nil, err
+	}
+	if s := states[sel[0]]; r.Config.Component != "" && !s.Checked {
+		var checked []string
+		for _, c := range states {
+			if c.Checked {
+				checked = append(checked, c.Name)
+			}
+		}
+		return nil, fail(KindConfig, fmt.Errorf("PACKAGE_COMPONENT %s: the check that wrote %s did not look it up (it checked %s): run check with PACKAGE_COMPONENT=%s, or none, before this upload",
+			s.Name, r.workspace().path(ComponentsFile), strings.Join(checked, ", "), s.Name))
+	}
+	return sel, nil
 }
 
 // storeUnit uploads a unit's files as its set under the commit, as the write
