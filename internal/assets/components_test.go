@@ -333,6 +333,36 @@ func TestUploadComponents(t *testing.T) {
 	}
 }
 
+// An upload of every component that fails at one (a file changed, S3
+// failing) still fills the cache entries of those it completed: the re-run's
+// check finds them complete under the commit and never fills them, so the
+// next commit would rebuild them unchanged.
+func TestUploadComponentsFailureFillsCompleted(t *testing.T) {
+	f := newFake()
+	r, logs := newMonoRunner(t, f, "", "")
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		writeFile(t, filepath.Join(r.Config.PackageDir, n, n+".zip"), "built "+n)
+	}
+	f.onUpload = func(req s3store.UploadRequest) {
+		if strings.HasSuffix(req.Key, "/fn1/fn1.zip") {
+			os.Remove(req.Path) // its upload fails
+		}
+	}
+	if _, err := r.Upload(context.Background()); err == nil {
+		t.Fatalf("upload succeeded without fn1's file\n%s", logs)
+	}
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		complete := f.record(componentPrefix(commitA, n), nil) != nil
+		cached := f.record("cache/"+codeOf(n)+"/", nil) != nil
+		if complete != cached || complete != (n == "api") { // stored in order: api, then fn1 fails
+			t.Errorf("%s: complete %t, cache entry %t\n%s", n, complete, cached, logs)
+		}
+	}
+}
+
 // Two jobs finishing at once both write the commit's record: the second is
 // refused (If-None-Match), reads the first back, finds it matches, succeeds.
 func TestUploadComponentsRace(t *testing.T) {

@@ -201,11 +201,13 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 
 	sets := make([]Set, len(states))
 	start := time.Now()
+	var storeErr error
 	for _, j := range jobs {
 		s := &states[j.i]
 		stored, skipped, err := r.storeUnit(ctx, commit, j.unit, j.files)
 		if err != nil {
-			return err
+			storeErr = err
+			break
 		}
 		if skipped == SkippedNewer {
 			continue
@@ -223,14 +225,27 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	}
 	res.Duration = time.Since(start)
 	if len(res.Files) > 0 {
-		r.logf("result: uploaded %s, %s in %s (%s)", words.Count(len(res.Files), "file", "files"), progress.Size(res.Bytes),
+		what := "result: uploaded"
+		if storeErr != nil {
+			what = "before the failure, uploaded"
+		}
+		r.logf("%s %s, %s in %s (%s)", what, words.Count(len(res.Files), "file", "files"), progress.Size(res.Bytes),
 			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration))
 	}
 
-	// The cache entries, in parallel, then the commit's record.
+	// The cache entries, in parallel, then the commit's record. Those of
+	// the components stored before one failed too: a re-run finds them
+	// complete under the commit and would never fill them (fillCache skips
+	// a unit whose set is not complete).
 	err = pool.Run(ctx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
 		return r.fillCache(ctx, jobs[k].unit)
 	})
+	if storeErr != nil {
+		if err != nil {
+			r.logf("warning: %v", err)
+		}
+		return storeErr
+	}
 	if err != nil {
 		return err
 	}
