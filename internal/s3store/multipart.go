@@ -2,10 +2,16 @@ package s3store
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/pool"
 )
@@ -71,10 +77,49 @@ func (s *Store) multipart(ctx context.Context, what, key string, size, partSize 
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
+		if etag, ok := s.completedAlready(ctx, key, size, parts, err); ok {
+			return etag, nil
+		}
 		return "", s.classify("complete multipart "+what+" to", key, err)
 	}
 	if err := s.verifySize(ctx, key, size); err != nil {
 		return "", err
 	}
 	return aws.ToString(out.ETag), nil
+}
+
+// completedAlready: a completion answered NoSuchUpload because an earlier
+// attempt of it completed the upload and its answer was lost on the way
+// (MinIO answers a repeated completion so; AWS and versitygw repeat the
+// first answer). The upload is taken as done only when the object stored
+// is the one these parts make: its size, and the multipart ETag S3 gives
+// them (the MD5 of the parts' MD5s, "-" and their count).
+func (s *Store) completedAlready(ctx context.Context, key string, size int64, parts []types.CompletedPart, err error) (string, bool) {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "NoSuchUpload" {
+		return "", false
+	}
+	want := multipartETag(parts)
+	if want == "" {
+		return "", false
+	}
+	info, herr := s.Head(ctx, key)
+	if herr != nil || info.Size != size || strings.Trim(info.ETag, `"`) != want {
+		return "", false
+	}
+	return info.ETag, true
+}
+
+// multipartETag is the ETag S3 gives the object these parts make, or ""
+// when a part's ETag is not an MD5 (32 hex digits) to compute it from.
+func multipartETag(parts []types.CompletedPart) string {
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(aws.ToString(p.ETag), `"`))
+		if err != nil || len(sum) != md5.Size {
+			return ""
+		}
+		h.Write(sum)
+	}
+	return fmt.Sprintf("%x-%d", h.Sum(nil), len(parts))
 }

@@ -604,3 +604,75 @@ func TestWrongRegion(t *testing.T) {
 		})
 	}
 }
+
+// A multipart upload or copy whose completion the store did but whose answer
+// was lost on the way: the SDK completes it again, which MinIO answers with
+// NoSuchUpload. The object stored is the one the parts make, so it is done;
+// another object at the key (replaced in between) is still an error.
+func TestLostCompletion(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var lose atomic.Bool
+		var replace atomic.Pointer[string] // put other bytes at the key once it is completed
+		isCompletion := func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploadId") }
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+			if isCompletion(r) && lose.CompareAndSwap(true, false) {
+				return s3test.LoseResponse
+			}
+			return s3test.Pass
+		}
+		proxy.Observe = func(r *http.Request, status int) {
+			if !isCompletion(r) || status != 200 {
+				return
+			}
+			if key := replace.Swap(nil); key != nil {
+				// The server answered: the key holds the upload's object until this.
+				if _, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: key, Body: strings.NewReader("another writer's")}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 5 << 20, CopyPartThreshold: 6 << 20})
+		body := filler(17<<20 + 5)
+		path := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+
+		lose.Store(true)
+		up, err := st.UploadFile(ctx, UploadRequest{Key: "up", Path: path, Metadata: noMeta})
+		if err != nil || lose.Load() {
+			t.Fatalf("upload whose completion's answer was lost: %v (proxy: %s)", err, proxy.Counts())
+		}
+		if info, err := st.Head(ctx, "up"); err != nil || info.ETag != up.ETag {
+			t.Errorf("upload returned ETag %s, stored %+v (%v)", up.ETag, info, err)
+		}
+		lose.Store(true)
+		etag, err := st.Copy(ctx, CopyRequest{Src: "up", Dst: "copy", Size: int64(len(body)), SrcETag: up.ETag})
+		if err != nil || lose.Load() {
+			t.Fatalf("copy whose completion's answer was lost: %v", err)
+		}
+		for _, key := range []string{"up", "copy"} {
+			if _, b := srv.Get(t, bucket, key); !bytes.Equal(b, body) {
+				t.Errorf("%s: stored bytes differ", key)
+			}
+		}
+		if info, err := st.Head(ctx, "copy"); err != nil || info.ETag != etag {
+			t.Errorf("copy returned ETag %s, stored %+v (%v)", etag, info, err)
+		}
+
+		// Replaced before the completion is repeated: not this upload's object.
+		lose.Store(true)
+		key := "replaced"
+		replace.Store(&key)
+		if _, err := st.UploadFile(ctx, UploadRequest{Key: key, Path: path, Metadata: noMeta}); err == nil || lose.Load() {
+			t.Errorf("upload whose object was replaced before its completion was repeated: %v, want an error", err)
+		}
+		if n := srv.PendingUploads(t, bucket); n != 0 {
+			t.Errorf("%d multipart uploads left behind", n)
+		}
+	})
+}

@@ -37,15 +37,19 @@ const (
 	Conflict      // 409 ConditionalRequestConflict, as AWS answers a conditional write racing another
 	HTMLNotFound  // 404 with an HTML page, as a web server or reverse proxy answers a path it does not serve
 	EmptyNotFound // 404 with no body, as some gateways answer
+	// LoseResponse forwards the request to the server, then closes the
+	// connection without answering: the store did the work, and the client
+	// never hears of it (a connection reset on the way back).
+	LoseResponse
 )
 
 // lastFault is the last of the faults above.
-const lastFault = EmptyNotFound
+const lastFault = LoseResponse
 
 func (f Fault) String() string {
 	return [...]string{"pass", "503 SlowDown", "500 InternalError", "dropped connection", "stall", "501 NotImplemented",
 		"403 AccessDenied", "corrupted body", "flipped byte in a response", "response cut short", "stalled response",
-		"409 ConditionalRequestConflict", "404 HTML page", "404 empty"}[f]
+		"409 ConditionalRequestConflict", "404 HTML page", "404 empty", "lost response"}[f]
 }
 
 // bodyFault marks a request whose response body the proxy is to spoil.
@@ -190,7 +194,7 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 		if f != FlipResponse && f != CutResponse && f != StallResponse {
 			p.count(f) // a response fault is counted once it is known to apply
 		}
-		if p.Hold != nil && (f == Pass || f == Corrupt) {
+		if p.Hold != nil && (f == Pass || f == Corrupt || f == LoseResponse) {
 			p.Hold(r)
 		}
 		switch f {
@@ -217,17 +221,14 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 			fmt.Fprint(w, "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 		case EmptyNotFound:
 			w.WriteHeader(404)
+		case LoseResponse:
+			rp.ServeHTTP(httptest.NewRecorder(), r) // done by the server, answer dropped
+			hangUp(w)
 		case NotImpl:
 			s3Error(w, 501, "NotImplemented", "A header you provided implies functionality that is not implemented.")
 		case Drop:
 			io.CopyN(io.Discard, r.Body, 64<<10)
-			if hj, ok := w.(http.Hijacker); ok {
-				if c, _, err := hj.Hijack(); err == nil {
-					c.Close()
-					return
-				}
-			}
-			panic(http.ErrAbortHandler)
+			hangUp(w)
 		case Stall:
 			// Take the whole body, then say nothing: once the body is read the
 			// server notices the client hanging up, which ends the stall.
@@ -247,6 +248,17 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 	}))
 	t.Cleanup(srv.Close)
 	return p, srv
+}
+
+// hangUp closes the client's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			c.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // SetPlan sets Plan where the requests that read it may come from another
