@@ -184,3 +184,55 @@ func TestContentMD5Setting(t *testing.T) {
 		}
 	})
 }
+
+// Each kind of request the upload sends, carried out by the store but its
+// answer lost on the way (the SDK sends it again): the upload succeeds and
+// the set is found. Only a lost start of a multipart upload leaves one
+// unfinished (for prune), holding no object.
+func TestLostAnswers(t *testing.T) {
+	t.Parallel()
+	kinds := []struct {
+		name  string
+		match func(r *http.Request) bool
+	}{
+		{"put", func(r *http.Request) bool { return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/small.zip") }},
+		{"start", func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploads") }},
+		{"part", func(r *http.Request) bool { return r.Method == http.MethodPut && r.URL.Query().Has("partNumber") }},
+		{"complete", func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploadId") }},
+		{"copy", func(r *http.Request) bool { return r.Header.Get("X-Amz-Copy-Source") != "" }},
+		{"record", func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/.s3-asset-manager.json")
+		}},
+	}
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, k := range kinds {
+			t.Run(k.name, func(t *testing.T) {
+				t.Parallel()
+				bucket := srv.NewBucket(t)
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				var lost atomic.Bool
+				proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+					if k.match(r) && lost.CompareAndSwap(false, true) {
+						return s3test.LoseResponse
+					}
+					return s3test.Pass
+				})
+				env, d := setup(t, srv, bucket)
+				env["CODE_HASH_FIND_FILTER"] = "src/**"
+				if r := run(t, env, "check"); r.code != ExitOK {
+					t.Fatal(r)
+				}
+				writeFiles(t, d.pkg, map[string]string{"small.zip": "small", "big.bin": string(randomBytes(40<<20, 9))})
+				env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+				if r := run(t, env, "upload"); r.code != ExitOK || !lost.Load() {
+					t.Fatalf("upload with a lost answer (lost: %v): %v", lost.Load(), r)
+				}
+				env["PACKAGE_ASSETS_ENDPOINT"] = srv.Endpoint
+				checkFound(t, env, d.pkg, "check after the upload")
+				if n := srv.PendingUploads(t, bucket); k.name != "start" && n != 0 {
+					t.Errorf("%d multipart uploads left unfinished", n)
+				}
+			})
+		}
+	})
+}
