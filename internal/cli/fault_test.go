@@ -195,7 +195,9 @@ func TestLostAnswers(t *testing.T) {
 		name  string
 		match func(r *http.Request) bool
 	}{
-		{"put", func(r *http.Request) bool { return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/small.zip") }},
+		{"put", func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/small.zip")
+		}},
 		{"start", func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploads") }},
 		{"part", func(r *http.Request) bool { return r.Method == http.MethodPut && r.URL.Query().Has("partNumber") }},
 		{"complete", func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploadId") }},
