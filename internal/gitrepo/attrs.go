@@ -112,14 +112,20 @@ func (r *Repo) loadAttributes(entries []*index.Entry, walked []string) (*attribu
 			domain = strings.Split(dir, "/")
 		}
 		// Macros may be defined only at the top level, as in git.
-		a.parse(string(b), domain, domain == nil)
+		a.parse(withoutBOM(b), domain, domain == nil)
 	}
 	if b, err := os.ReadFile(filepath.Join(r.CommonDir, "info", "attributes")); err == nil {
-		a.parse(string(b), nil, true)
+		a.parse(withoutBOM(b), nil, true)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read info/attributes: %w", err)
 	}
 	return a, nil
+}
+
+// withoutBOM is the file's text without the UTF-8 byte order mark a
+// Windows editor may put before its first line, which git skips.
+func withoutBOM(b []byte) string {
+	return strings.TrimPrefix(string(b), "\ufeff")
 }
 
 // parse adds the rules of one attributes file. Lines git would ignore (with

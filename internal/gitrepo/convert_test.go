@@ -132,6 +132,8 @@ func TestSourceFilesChangedLineEndings(t *testing.T) {
 		{name: "text=auto", attrs: "* text=auto\n"},
 		{name: "text", attrs: "*.txt text\n"},
 		{name: "-text", attrs: "*.txt -text\n"},
+		// A byte order mark (Windows editors write one) is skipped, as git does.
+		{name: "-text after a byte order mark", attrs: "\ufeff*.txt -text\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

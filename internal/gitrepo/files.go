@@ -569,7 +569,7 @@ func (w *walker) dir(ctx context.Context, rel string, ignore []gitignore.Pattern
 				return // a nested repository or submodule: not ours to walk
 			}
 		case ".gitignore":
-			if !e.typ.IsDir() {
+			if e.typ.IsRegular() { // git does not follow a symlink here
 				ignore = append(slices.Clip(ignore), readIgnore(filepath.Join(w.root, filepath.FromSlash(rel), ".gitignore"), d.domain)...)
 			}
 		case ".gitattributes":
@@ -631,22 +631,4 @@ func (w *walker) fail(err error) {
 	w.mu.Lock()
 	w.errs = append(w.errs, err)
 	w.mu.Unlock()
-}
-
-// readIgnore parses a gitignore file whose patterns apply under domain; a
-// missing or unreadable file has none.
-func readIgnore(path string, domain []string) []gitignore.Pattern {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var ps []gitignore.Pattern
-	for line := range strings.Lines(string(b)) {
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-			continue
-		}
-		ps = append(ps, gitignore.ParsePattern(line, domain))
-	}
-	return ps
 }

@@ -45,8 +45,12 @@ func gitSource(t *testing.T, dir string) string {
 	t.Helper()
 	git(t, dir, "add", "-A")
 	var b strings.Builder
-	for line := range strings.Lines(git(t, dir, "ls-files", "-s")) {
-		mode, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	// -z: names as they are, not C-quoted (a backslash, a trailing space).
+	for line := range strings.SplitSeq(git(t, dir, "ls-files", "-s", "-z"), "\x00") {
+		if line == "" {
+			continue
+		}
+		mode, rest, _ := strings.Cut(line, " ")
 		id, rest, _ := strings.Cut(rest, " ")
 		_, path, _ := strings.Cut(rest, "\t")
 		fmt.Fprintf(&b, "%s %s\t%s\n", mode, id, path)
