@@ -363,6 +363,34 @@ func TestUploadComponentsFailureFillsCompleted(t *testing.T) {
 	}
 }
 
+// A second upload of components already stored (a re-run of the upload
+// step) says so, as a second upload of a whole set does; and a component
+// stored is no longer one to build, with no reason to be.
+func TestUploadComponentsTwice(t *testing.T) {
+	f := newFake()
+	r, logs := newMonoRunner(t, f, "", "")
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		writeFile(t, filepath.Join(r.Config.PackageDir, n, n+".zip"), "built "+n)
+	}
+	for i, want := range []string{"", SkippedComplete} {
+		res, err := r.Upload(context.Background())
+		if err != nil {
+			t.Fatalf("upload %d: %v\n%s", i+1, err, logs)
+		}
+		if res.Skipped != want || len(res.Files) != 3 { // uploaded, or already stored
+			t.Errorf("upload %d: skipped %q with %d files, want %q", i+1, res.Skipped, len(res.Files), want)
+		}
+		for _, s := range res.Components {
+			if !s.Found || s.Build || s.Reason != "" {
+				t.Errorf("upload %d: %+v, want found with no reason to build", i+1, s)
+			}
+		}
+	}
+}
+
 // Two jobs finishing at once both write the commit's record: the second is
 // refused (If-None-Match), reads the first back, finds it matches, succeeds.
 func TestUploadComponentsRace(t *testing.T) {

@@ -202,6 +202,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	sets := make([]Set, len(states))
 	start := time.Now()
 	var storeErr error
+	var already []manifest.File // of components complete before this upload
 	for _, j := range jobs {
 		s := &states[j.i]
 		stored, skipped, err := r.storeUnit(ctx, commit, j.unit, j.files)
@@ -213,15 +214,20 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 			continue
 		}
 		sets[j.i] = j.unit.set
-		s.Found, s.Build = true, false
-		if skipped != "" {
-			continue
-		}
+		s.Found, s.Build, s.Reason = true, false, ""
 		for _, f := range stored {
 			f.Name = s.Name + "/" + f.Name
+			if skipped != "" {
+				already = append(already, f)
+				continue
+			}
 			res.Files = append(res.Files, f)
 			res.Bytes += f.Size
 		}
+	}
+	// Every one complete already (a second upload): said as for a whole set.
+	if storeErr == nil && len(jobs) > 0 && len(res.Files) == 0 && len(already) > 0 {
+		res.Skipped, res.Files = SkippedComplete, already
 	}
 	res.Duration = time.Since(start)
 	if len(res.Files) > 0 {
