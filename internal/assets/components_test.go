@@ -363,6 +363,33 @@ func TestUploadComponentsFailureFillsCompleted(t *testing.T) {
 	}
 }
 
+// Every component whose build left nothing to upload is named at once,
+// each with what its path holds, before anything is sent.
+func TestUploadComponentsNothingBuilt(t *testing.T) {
+	f := newFake()
+	r, _ := newMonoRunner(t, f, "", "")
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dir := r.Config.PackageDir
+	writeFile(t, filepath.Join(dir, "api", ".hidden"), "not uploaded") // api: nothing to upload
+	writeFile(t, filepath.Join(dir, "fn1"), "a file where fn1's directory goes")
+	before := len(f.objs) // fn2: no directory
+	_, err := r.Upload(context.Background())
+	var fl *Failure
+	if !errors.As(err, &fl) || fl.Kind != KindPackage || !errors.Is(err, ErrNoFiles) {
+		t.Fatalf("upload: %v, want %v, of the package directory", err, ErrNoFiles)
+	}
+	for _, want := range []string{"api (", "fn1 (" + filepath.Join(dir, "fn1") + " is not a directory)", "fn2 ("} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if len(f.objs) != before {
+		t.Errorf("the refused upload stored %d objects", len(f.objs)-before)
+	}
+}
+
 // A second upload of components already stored (a re-run of the upload
 // step) says so, as a second upload of a whole set does; and a component
 // stored is no longer one to build, with no reason to be.

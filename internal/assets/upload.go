@@ -147,17 +147,23 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	if err != nil {
 		return err
 	}
-	// Every directory first: a missing one stops the upload before anything is sent.
+	// Every directory first: one with nothing to upload stops the upload
+	// before anything is sent, every such component named at once.
 	type job struct {
 		i     int
 		unit  *unit
 		files []packageFile
 	}
 	var jobs []*job
-	var missing []string
+	var empty []string // "<name> (what its path holds)"
 	for _, i := range sel {
 		s := states[i]
 		if !s.Build {
+			continue
+		}
+		dir := w.path(s.Name)
+		if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+			empty = append(empty, fmt.Sprintf("%s (%s is not a directory)", s.Name, dir))
 			continue
 		}
 		if found, err := w.found(s.Name); err != nil {
@@ -165,19 +171,22 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 		} else if found {
 			continue // complete: check found it
 		}
-		files, err := w.files(w.path(s.Name))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				missing = append(missing, s.Name)
-				continue
-			}
+		files, err := w.files(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			empty = append(empty, fmt.Sprintf("%s (no directory %s)", s.Name, dir))
+			continue
+		case errors.Is(err, ErrNoFiles):
+			empty = append(empty, fmt.Sprintf("%s (no non-hidden file directly in %s)", s.Name, dir))
+			continue
+		case err != nil:
 			return fmt.Errorf("component %s: %w", s.Name, err)
 		}
 		jobs = append(jobs, &job{i: i, unit: &unit{name: s.Name, hash: s.CodeHash}, files: files})
 	}
-	if len(missing) > 0 {
-		return fail(KindPackage, fmt.Errorf("%w: no directory for component %s in %s (the build writes a component's files to %s)",
-			ErrNoFiles, strings.Join(missing, ", "), r.Config.PackageDir, filepath.Join(r.Config.PackageDir, "<name>")))
+	if len(empty) > 0 {
+		return fail(KindPackage, fmt.Errorf("%w for %s: %s; the build writes a component's files directly in %s",
+			ErrNoFiles, words.Count(len(empty), "component", "components"), strings.Join(empty, ", "), filepath.Join(r.Config.PackageDir, "<name>")))
 	}
 	if len(jobs) == 0 {
 		res.Skipped = SkippedFound
