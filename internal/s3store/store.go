@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/semaphore"
 
@@ -279,7 +281,17 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			// with 409 ConditionalRequestConflict, and documents it as to be
 			// retried: the next attempt meets the winner's object (412).
 			ro.Retryables = append(ro.Retryables, retry.RetryableErrorCode{Codes: digestMismatch},
-				retry.RetryableErrorCode{Codes: map[string]struct{}{"ConditionalRequestConflict": {}}})
+				retry.RetryableErrorCode{Codes: map[string]struct{}{"ConditionalRequestConflict": {}}},
+				// An answer whose body ended early (its connection closed
+				// mid-body) is asked for again, as a reset connection is: the
+				// SDK sees it only as it decodes the body, and would not retry.
+				retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+					var de *smithy.DeserializationError
+					if errors.As(err, &de) && errors.Is(err, io.ErrUnexpectedEOF) {
+						return aws.TrueTernary
+					}
+					return aws.UnknownTernary
+				}))
 			// A throttled request waits as briefly as any other before it
 			// is retried (50 ms, doubling), not the SDK's 1 s, doubling, for
 			// throttles: the limiter already holds the retry until the store

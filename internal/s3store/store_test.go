@@ -676,3 +676,32 @@ func TestLostCompletion(t *testing.T) {
 		}
 	})
 }
+
+// An answer whose body ends early (the connection closed mid-body, as a
+// proxy or load balancer may close it) is asked for again, as a reset
+// connection is: the SDK reports it only while decoding the body.
+func TestAnswerCutShort(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		for i := range 20 {
+			if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(fmt.Sprintf("set/f%02d.zip", i)), Body: strings.NewReader("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var cut atomic.Int32
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+			if r.URL.Query().Has("list-type") && cut.Add(1) == 1 {
+				return s3test.CutResponse
+			}
+			return s3test.Pass
+		}
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{})
+		objs, err := st.List(ctx, "set/")
+		if err != nil || len(objs) != 20 || proxy.Count(s3test.CutResponse) != 1 {
+			t.Fatalf("listing cut short once: %d objects, %v (proxy: %s)", len(objs), err, proxy.Counts())
+		}
+	})
+}
