@@ -101,7 +101,13 @@ func (r *Repo) loadAttributes(entries []*index.Entry, walked []string) (*attribu
 			if files[p].IsZero() {
 				continue
 			}
-			if b, err = r.readBlob(files[p]); err != nil {
+			if b, err = r.readBlob(files[p]); errors.Is(err, plumbing.ErrObjectNotFound) && outsideCheckout(entries, path.Dir(p)) {
+				// A partial clone (actions/checkout with sparse-checkout
+				// fetches no blob outside the cone): every file it
+				// governs counts as the index's id, needing no rule; only
+				// a filter driver among them goes unrefused.
+				continue
+			} else if err != nil {
 				return nil, fmt.Errorf("read %s from the index: %w", p, err)
 			}
 		} else if err != nil {
@@ -120,6 +126,21 @@ func (r *Repo) loadAttributes(entries []*index.Entry, walked []string) (*attribu
 		return nil, fmt.Errorf("read info/attributes: %w", err)
 	}
 	return a, nil
+}
+
+// outsideCheckout reports whether every entry under dir (slash-separated,
+// "." for the root) is outside the sparse checkout (skip-worktree).
+func outsideCheckout(entries []*index.Entry, dir string) bool {
+	prefix := dir + "/"
+	if dir == "." {
+		prefix = ""
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name, prefix) && !e.SkipWorktree {
+			return false
+		}
+	}
+	return true
 }
 
 // withoutBOM is the file's text without the UTF-8 byte order mark a

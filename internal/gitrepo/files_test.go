@@ -361,6 +361,25 @@ func TestSourceFilesSparse(t *testing.T) {
 			}
 		}
 	})
+	t.Run("partial clone (actions/checkout with sparse-checkout)", func(t *testing.T) {
+		// actions/checkout fetches with --filter=blob:none when given
+		// sparse-checkout: the blobs outside the cone, a .gitattributes
+		// among them, are not in the clone.
+		withAttrs := maps(files)
+		withAttrs["other/.gitattributes"] = "*.txt -text\n"
+		src := initRepo(t, withAttrs)
+		want := lsFiles(sourceFiles(t, src, nil, nil))
+		git(t, src, "config", "uploadpack.allowFilter", "true")
+		dir := filepath.Join(t.TempDir(), "clone")
+		git(t, src, "clone", "-q", "--filter=blob:none", "--sparse", "file://"+src, dir)
+		git(t, dir, "sparse-checkout", "set", "--cone", "app")
+		if missing := git(t, dir, "rev-list", "--objects", "--missing=print", "HEAD"); !strings.Contains(missing, "?") {
+			t.Fatalf("fixture: no blob is missing from the partial clone:\n%s", missing)
+		}
+		if got := lsFiles(sourceFiles(t, dir, nil, nil)); got != want {
+			t.Errorf("partial clone:\n%s\nwant\n%s", got, want)
+		}
+	})
 	t.Run("sparse index", func(t *testing.T) {
 		dir := initRepo(t, files)
 		git(t, dir, "sparse-checkout", "set", "--cone", "--sparse-index", "app")
