@@ -74,6 +74,8 @@ type PruneResult struct {
 	DeletedSets  int
 	DeletedFiles int
 	DeletedBytes int64
+	// Aborted counts the multipart uploads aborted (among DeletedSets).
+	Aborted int
 }
 
 // pset is one set as prune sees it: its objects from the listing, and what
@@ -156,10 +158,16 @@ func (r *Runner) Prune(ctx context.Context) (PruneResult, error) {
 		return res, nil
 	}
 	res.Applied = true
-	if err := r.pruneApply(ctx, st, plan, ups, pointers, &res); err != nil {
+	err = r.pruneApply(ctx, st, plan, ups, pointers, &res)
+	what := "result: deleted"
+	if err != nil {
+		what = "before the failure, deleted"
+	}
+	r.logf("%s %s (%s, %s); %s aborted", what, words.Count(res.DeletedSets-res.Aborted, "set", "sets"), words.Count(res.DeletedFiles, "file", "files"),
+		progress.Size(res.DeletedBytes), words.Count(res.Aborted, "multipart upload", "multipart uploads"))
+	if err != nil {
 		return res, fail(KindS3, err)
 	}
-	r.logf("result: deleted %s, %s; %s aborted", words.Count(res.DeletedSets, "set", "sets"), progress.Size(res.DeletedBytes), words.Count(len(ups), "multipart upload", "multipart uploads"))
 	return res, nil
 }
 
@@ -539,7 +547,7 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 		return err
 	}
 
-	var keys, first, second []string
+	var keys, first []string
 	sizes := map[string]int64{}
 	for _, p := range plan {
 		for _, o := range p.objs {
@@ -551,8 +559,6 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 		sizes[p.record.Key] = p.record.Size
 		if len(p.comps) > 0 {
 			first = append(first, p.record.Key)
-		} else {
-			second = append(second, p.record.Key)
 		}
 	}
 	total := int64(0)
@@ -570,13 +576,35 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 		}
 	}
 	deleted := map[string]bool{}
-	for _, step := range [][]string{first, second} {
-		got, err := st.Delete(ctx, step, done)
-		for _, k := range got {
-			deleted[k] = true
+	got, firstErr := st.Delete(ctx, first, done)
+	for _, k := range got {
+		deleted[k] = true
+	}
+	// A refused key fails its own set alone: the other sets go on, their
+	// objects included. A record the store keeps refusing (a bucket policy
+	// protecting it) would otherwise leave the plan's other sets without a
+	// record at every prune, and their objects never deleted. A component's
+	// record waits for its commit's record of components.
+	held := map[string]bool{}
+	var second []string
+	for _, p := range plan {
+		if len(p.comps) > 0 && !deleted[p.record.Key] {
+			held[p.ref.ID] = true
 		}
+	}
+	for _, p := range plan {
+		if p.record != nil && len(p.comps) == 0 && !(p.ref.Component != "" && held[p.ref.ID]) {
+			second = append(second, p.record.Key)
+		}
+	}
+	got, secondErr := st.Delete(ctx, second, done)
+	for _, k := range got {
+		deleted[k] = true
+	}
+	var recordsErr error
+	for _, err := range []error{firstErr, secondErr} {
 		if err != nil {
-			return fmt.Errorf("delete records: %w", err)
+			recordsErr = errors.Join(recordsErr, fmt.Errorf("delete records: %w", err))
 		}
 	}
 	for _, p := range plan {
@@ -605,13 +633,17 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("delete objects: %w", err)
+		return errors.Join(recordsErr, fmt.Errorf("delete objects: %w", err))
+	}
+	if recordsErr != nil {
+		return recordsErr
 	}
 	for _, u := range ups {
 		if err := st.Abort(ctx, u); err != nil {
 			return err
 		}
 		res.DeletedSets++
+		res.Aborted++
 	}
 	return nil
 }

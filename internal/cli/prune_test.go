@@ -337,6 +337,79 @@ func TestPruneStoppedHalfWay(t *testing.T) {
 	})
 }
 
+// A store that refuses to delete some keys (per-key AccessDenied inside a
+// 200 answer, as S3 answers keys a bucket policy protects): a set whose
+// record is refused stays complete, and the other sets go whole, their
+// objects included: the refusal of one record, which every later prune
+// meets again, must not leave the others without a record for good. A set
+// whose object is refused is left without a record, for the next prune; a
+// commit's record of components refused keeps its components' records.
+// Exit 4, and the outputs count what went.
+func TestPruneRefusedKeys(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		now := time.Now().UTC()
+		prefix := map[string]string{}
+		for _, name := range []string{"protected", "objrefused", "b", "c"} {
+			c := fakeID(name, 40)
+			prefix[name] = "artifacts/" + c + "/"
+			putSet(t, srv, bucket, prefix[name], map[string]string{"a.zip": "a" + name, "b.zip": "b" + name},
+				&manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-200 * 24 * time.Hour)}, nil)
+		}
+		// Two commits of components: the record of components of one is
+		// refused, so its components' records stay too (they go after it).
+		var protectedComps []string
+		for _, name := range []string{"compsprotected", "comps"} {
+			c := fakeID(name, 40)
+			prefix[name] = "artifacts/" + c + "/"
+			var all []manifest.File
+			for _, comp := range []string{"api", "web"} {
+				rec := &manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Component: comp, Created: now.Add(-200 * 24 * time.Hour)}
+				putSet(t, srv, bucket, prefix[name]+comp+"/", map[string]string{comp + ".zip": comp + name}, rec, nil)
+				for _, f := range rec.Files {
+					f.Name = comp + "/" + f.Name
+					all = append(all, f)
+				}
+				if name == "compsprotected" {
+					protectedComps = append(protectedComps, prefix[name]+comp+"/"+manifest.Name, prefix[name]+comp+"/"+comp+".zip")
+				}
+			}
+			body, err := manifest.Encode(manifest.Record{Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-200 * 24 * time.Hour), Files: all,
+				Components: []manifest.ComponentRef{{Name: "api", CodeHash: fakeID("api"+name, 64)}, {Name: "web", CodeHash: fakeID("web"+name, 64)}}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			putObject(t, srv, bucket, prefix[name]+manifest.Name, body)
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.RefuseDelete = func(key string) bool {
+			return key == prefix["protected"]+manifest.Name || key == prefix["objrefused"]+"b.zip" || key == prefix["compsprotected"]+manifest.Name
+		}
+		dir := t.TempDir()
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+		env["RESULT_DOTENV_FILE"] = filepath.Join(dir, "prune.env")
+		r := runAt(t, now, env, "prune")
+		if r.code != ExitS3 || !strings.Contains(r.stderr, "AccessDenied") {
+			t.Fatalf("prune through a store refusing two keys: %v, want exit %d naming the refusal", r, ExitS3)
+		}
+		left := keysOf(listAll(t, srv, bucket))
+		want := append([]string{prefix["protected"] + manifest.Name, prefix["protected"] + "a.zip", prefix["protected"] + "b.zip", prefix["objrefused"] + "b.zip",
+			prefix["compsprotected"] + manifest.Name}, protectedComps...)
+		slices.Sort(want)
+		if !slices.Equal(left, want) {
+			t.Errorf("left %v,\nwant %v: the protected sets whole and the refused object alone", left, want)
+		}
+		dotenv, _ := os.ReadFile(env["RESULT_DOTENV_FILE"])
+		if !strings.HasPrefix(string(dotenv), "PRUNE_SETS=5\nPRUNE_FILES=6\n") {
+			t.Errorf("dotenv:\n%s\nwant the five sets deleted whole (two of files, a commit's two components and its record of them)", dotenv)
+		}
+	})
+}
+
 // mergeEnv is base with over's settings on top.
 func mergeEnv(base, over map[string]string) map[string]string {
 	for k, v := range over {

@@ -3,6 +3,7 @@ package s3test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Fault is what the proxy does to one request.
@@ -75,6 +80,11 @@ type Proxy struct {
 	// Throttle, if set, sees every request first and may answer 503
 	// SlowDown; it also counts the requests in flight.
 	Throttle *Throttle
+	// RefuseDelete, when set, names keys the store refuses to delete, as S3
+	// refuses a key a bucket policy protects: in a DeleteObjects, a per-key
+	// AccessDenied inside a 200 answer (the other keys are deleted); a
+	// DELETE of one, 403.
+	RefuseDelete func(key string) bool
 
 	// FlipSameWay makes FlipResponse spoil every body at the same byte in
 	// the same way (a middlebox that always damages alike); otherwise each
@@ -197,6 +207,9 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 		if p.Hold != nil && (f == Pass || f == Corrupt || f == LoseResponse) {
 			p.Hold(r)
 		}
+		if f == Pass && p.RefuseDelete != nil && refuseDelete(w, r, u, p.RefuseDelete) {
+			return
+		}
 		switch f {
 		case Pass:
 			rp.ServeHTTP(w, r)
@@ -316,6 +329,63 @@ func AtMost(n int64, f Fault, plan func(int64, *http.Request) Fault) func(int64,
 		}
 		return got
 	}
+}
+
+// refuseDelete answers a delete request in which refuse names a key, as a
+// store refusing those keys does, and reports whether it answered. The keys
+// not refused are deleted with the server's own credentials (the client's
+// request is signed over its body, which names the refused ones too).
+func refuseDelete(w http.ResponseWriter, r *http.Request, target *url.URL, refuse func(string) bool) bool {
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	switch {
+	case r.Method == http.MethodDelete && key != "" && r.URL.Query().Get("uploadId") == "":
+		if !refuse(key) {
+			return false
+		}
+		s3Error(w, 403, "AccessDenied", "Access Denied")
+		return true
+	case r.Method != http.MethodPost || !r.URL.Query().Has("delete"):
+		return false
+	}
+	var req struct {
+		Objects []struct{ Key string } `xml:"Object"`
+	}
+	if err := xml.NewDecoder(r.Body).Decode(&req); err != nil {
+		s3Error(w, 400, "MalformedXML", err.Error())
+		return true
+	}
+	type keyError struct {
+		Key     string
+		Code    string
+		Message string
+	}
+	var result struct {
+		XMLName xml.Name   `xml:"http://s3.amazonaws.com/doc/2006-03-01/ DeleteResult"`
+		Errors  []keyError `xml:"Error"`
+	}
+	var allowed []types.ObjectIdentifier
+	for _, o := range req.Objects {
+		if refuse(o.Key) {
+			result.Errors = append(result.Errors, keyError{o.Key, "AccessDenied", "Access Denied"})
+		} else {
+			allowed = append(allowed, types.ObjectIdentifier{Key: aws.String(o.Key)})
+		}
+	}
+	if len(allowed) > 0 {
+		out, err := (&Server{Endpoint: target.String()}).Client().DeleteObjects(r.Context(), &s3.DeleteObjectsInput{
+			Bucket: &bucket, Delete: &types.Delete{Objects: allowed, Quiet: aws.Bool(true)}})
+		if err != nil {
+			s3Error(w, 500, "InternalError", err.Error())
+			return true
+		}
+		for _, e := range out.Errors {
+			result.Errors = append(result.Errors, keyError{aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)})
+		}
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	body, _ := xml.Marshal(result)
+	w.Write(append([]byte(xml.Header), body...))
+	return true
 }
 
 func carriesChecksum(r *http.Request) bool {
