@@ -63,9 +63,14 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 			return nil
 		}
 		if have, want := componentNames(commitSet.Record.Components), componentNames(rec.Components); !slices.Equal(have, want) {
-			r.logf("warning: %s: the commit's record is complete with other components (%s), not this configuration's (%s): left as it is."+
+			// A whole set: stored before PACKAGE_COMPONENTS was set.
+			other := "with other components (" + strings.Join(have, ", ") + "), not this configuration's"
+			if len(have) == 0 {
+				other = "without components (" + words.Count(len(commitSet.Record.Files), "file", "files") + "), not with this configuration's"
+			}
+			r.logf("warning: %s: the commit's record is complete %s (%s): left as it is."+
 				" A download of the whole commit gets those; PACKAGE_COMPONENT=<name> downloads one of this configuration's, each complete under its own prefix",
-				where, strings.Join(have, ", "), strings.Join(want, ", "))
+				where, other, strings.Join(want, ", "))
 			return nil
 		}
 		// The same components, other builds under them (a component replaced and rebuilt since).

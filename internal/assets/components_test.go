@@ -593,6 +593,7 @@ func TestCommitRecordOfOtherComponents(t *testing.T) {
 		seed   func(f *fakeStore)
 		kept   bool // the record seeded is left as it is
 		warned bool
+		says   string // in the warning
 	}{
 		{name: "fewer components", seed: func(f *fakeStore) { commitRecord(f, "api", "fn1") }, kept: true, warned: true},
 		{name: "more components", seed: func(f *fakeStore) {
@@ -603,6 +604,11 @@ func TestCommitRecordOfOtherComponents(t *testing.T) {
 			f.del("artifacts/" + commitA + "/web/web.zip") // the other configuration's component, deleted since
 		}},
 		{name: "none yet", seed: func(*fakeStore) {}},
+		// Stored before PACKAGE_COMPONENTS was set, for the same commit.
+		{name: "a whole set, without components", seed: func(f *fakeStore) {
+			f.seed("artifacts/"+commitA+"/", manifest.Record{Kind: manifest.KindArtifacts, Commit: commitA},
+				map[string]string{"app.zip": "app"}, nil, nil)
+		}, kept: true, warned: true, says: "complete without components (1 file), not with this configuration's (api, fn1, fn2)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -621,8 +627,11 @@ func TestCommitRecordOfOtherComponents(t *testing.T) {
 			if kept := bytes.Equal(before.body, after.body); kept != tt.kept {
 				t.Errorf("record left as it was: %t, want %t\n%s", kept, tt.kept, logs)
 			}
-			if warned := strings.Contains(logs.String(), "warning: s3://fake/artifacts/"+commitA+"/: the commit's record is complete with other components"); warned != tt.warned {
+			if warned := strings.Contains(logs.String(), "warning: s3://fake/artifacts/"+commitA+"/: the commit's record is complete "); warned != tt.warned {
 				t.Errorf("warned %t, want %t\n%s", warned, tt.warned, logs)
+			}
+			if !strings.Contains(logs.String(), tt.says) {
+				t.Errorf("the warning does not say %q:\n%s", tt.says, logs)
 			}
 			set, err := r.LookupSet(context.Background(), Artifacts(commitA))
 			if err != nil || set.State != SetComplete {
