@@ -288,8 +288,9 @@ func (r trackedRange) find(path string) (int, bool) {
 }
 
 type coreConfig struct {
-	fileMode bool // core.fileMode: trust the executable bit
-	symlinks bool // core.symlinks: symlinks are checked out as links
+	fileMode bool  // core.fileMode: trust the executable bit
+	symlinks bool  // core.symlinks: symlinks are checked out as links
+	refsErr  error // refs in a format that cannot be read (reftable)
 }
 
 func gitBool(v string, def bool) bool {

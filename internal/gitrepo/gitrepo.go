@@ -92,6 +92,9 @@ func Open(path string) (*Repo, error) {
 
 // Head returns the full id of the commit HEAD points at.
 func (r *Repo) Head() (string, error) {
+	if r.core.refsErr != nil {
+		return "", fmt.Errorf("resolve HEAD in %s: %w", r.Root, r.core.refsErr)
+	}
 	ref, err := storer.ResolveReference(r.storage, plumbing.HEAD)
 	if err != nil {
 		if errors.Is(err, plumbing.ErrReferenceNotFound) {
@@ -224,14 +227,23 @@ func readConfig(storage *filesystem.Storage) (coreConfig, error) {
 		return coreConfig{}, fmt.Errorf("read git config: %w", err)
 	}
 	// Raw is always set; a missing section or key reads as "".
-	if f := strings.ToLower(cfg.Raw.Section("extensions").Options.Get("objectformat")); f != "" && f != "sha1" {
+	ext := cfg.Raw.Section("extensions").Options
+	if f := strings.ToLower(ext.Get("objectformat")); f != "" && f != "sha1" {
 		return coreConfig{}, fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, f)
 	}
 	core := cfg.Raw.Section("core").Options
-	return coreConfig{
+	c := coreConfig{
 		fileMode: gitBool(core.Get("filemode"), true),
 		symlinks: gitBool(core.Get("symlinks"), true),
-	}, nil
+	}
+	if f := strings.ToLower(ext.Get("refstorage")); f != "" && f != "files" {
+		// go-git reads refs as files alone: in a reftable repository HEAD
+		// names refs/heads/.invalid, which would read as no commits. The
+		// index and objects are as usual, so only reading refs fails.
+		c.refsErr = fmt.Errorf("%w: refs in the %s format (extensions.refStorage); "+
+			"only the files format can be read: `git refs migrate --ref-format=files` converts them", ErrUnsupported, f)
+	}
+	return c, nil
 }
 
 // Resolve returns the full id of the commit a revision names, in git's
@@ -243,6 +255,9 @@ func readConfig(storage *filesystem.Storage) (coreConfig, error) {
 func (r *Repo) Resolve(rev string) (string, error) {
 	if len(rev) == 40 && isHex(rev) {
 		return strings.ToLower(rev), nil
+	}
+	if r.core.refsErr != nil {
+		return "", fmt.Errorf("resolve %s in %s: %w", rev, r.Root, r.core.refsErr)
 	}
 	h, err := (&gogit.Repository{Storer: r.storage}).ResolveRevision(plumbing.Revision(rev))
 	if err == nil {

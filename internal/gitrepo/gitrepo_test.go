@@ -161,6 +161,41 @@ func TestOpenErrors(t *testing.T) {
 			},
 			openErr: ErrUnsupported,
 		},
+		{
+			// What git 2.45+ makes with --ref-format=reftable (git's
+			// default from 3.0): HEAD names an invalid branch, the refs are
+			// in .git/reftable. The git here may be older: written by hand.
+			name: "reftable refs",
+			setup: func(t *testing.T) string {
+				d := gittest.TempRepo(t, map[string]string{"a": "1"})
+				gd := filepath.Join(d, ".git")
+				if err := os.RemoveAll(filepath.Join(gd, "refs", "heads")); err != nil {
+					t.Fatal(err)
+				}
+				for p, c := range map[string]string{
+					"HEAD":                 "ref: refs/heads/.invalid\n",
+					"refs/heads":           "this repository uses the reftable format\n",
+					"reftable/tables.list": "",
+				} {
+					if err := os.MkdirAll(filepath.Dir(filepath.Join(gd, p)), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(gd, p), []byte(c), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f, err := os.OpenFile(filepath.Join(gd, "config"), os.O_APPEND|os.O_WRONLY, 0)
+				if err == nil {
+					_, err = f.WriteString("[extensions]\n\trefStorage = reftable\n")
+					err = errors.Join(err, f.Close())
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			},
+			headErr: ErrUnsupported,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
