@@ -21,6 +21,9 @@ type fakeSTS struct {
 	URL   string
 	mu    sync.Mutex
 	calls []map[string]string
+	// lifetimes[n] is how long the credentials of the nth answer last (the
+	// last one for every later answer); an hour when empty.
+	lifetimes []time.Duration
 }
 
 func newFakeSTS(t *testing.T) *fakeSTS {
@@ -37,6 +40,10 @@ func newFakeSTS(t *testing.T) *fakeSTS {
 		}
 		f.mu.Lock()
 		f.calls = append(f.calls, call)
+		lifetime := time.Hour
+		if n := len(f.lifetimes); n > 0 {
+			lifetime = f.lifetimes[min(len(f.calls), n)-1]
+		}
 		f.mu.Unlock()
 		action := r.Form.Get("Action")
 		w.Header().Set("Content-Type", "text/xml")
@@ -44,7 +51,7 @@ func newFakeSTS(t *testing.T) *fakeSTS {
 <Credentials><AccessKeyId>%[2]s</AccessKeyId><SecretAccessKey>%[3]s</SecretAccessKey><SessionToken></SessionToken><Expiration>%[4]s</Expiration></Credentials>
 <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/ci/s3-asset-manager</Arn><AssumedRoleId>AROA:s3-asset-manager</AssumedRoleId></AssumedRoleUser>
 </%[1]sResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></%[1]sResponse>`,
-			action, s3test.AccessKey, s3test.SecretKey, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+			action, s3test.AccessKey, s3test.SecretKey, time.Now().Add(lifetime).UTC().Format(time.RFC3339))
 	}))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -147,6 +154,46 @@ func TestActionsIDToken(t *testing.T) {
 		calls := sts.Calls()
 		if len(calls) == 0 || calls[0]["Action"] != "AssumeRoleWithWebIdentity" || calls[0]["WebIdentityToken"] != "gha.oidc.token" || calls[0]["RoleSessionName"] != "s3-asset-manager" {
 			t.Errorf("STS calls = %v", calls)
+		}
+	})
+}
+
+// Credentials from a role are replaced a while before they expire, not at
+// the instant: a request signed in their last moments (with many in
+// flight, one often is) reaches S3 expired and fails (ExpiredToken). The
+// stand-in STS first gives credentials that expire within that while: the
+// next request after the first lookup's must get new ones, whichever way
+// the role is assumed.
+func TestCredentialsRefreshedBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		for _, how := range []string{"AWS_ROLE", "web identity"} {
+			t.Run(how, func(t *testing.T) {
+				sts := newFakeSTS(t)
+				sts.lifetimes = []time.Duration{time.Minute, time.Hour}
+				env, _ := setup(t, srv, srv.NewBucket(t))
+				env["AWS_ENDPOINT_URL_STS"] = sts.URL
+				env["CODE_HASH_FIND_FILTER"] = "src/**" // a cache lookup after the commit's
+				switch how {
+				case "AWS_ROLE":
+					env["AWS_ROLE"] = "arn:aws:iam::123456789012:role/ci"
+				case "web identity":
+					token := filepath.Join(t.TempDir(), "token")
+					if err := os.WriteFile(token, []byte("header.payload.signature"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					delete(env, "AWS_ACCESS_KEY_ID")
+					delete(env, "AWS_SECRET_ACCESS_KEY")
+					env["AWS_ROLE_ARN"] = "arn:aws:iam::123456789012:role/gha"
+					env["AWS_WEB_IDENTITY_TOKEN_FILE"] = token
+				}
+				if r := run(t, env, "check"); r.code != ExitOK {
+					t.Fatal(r)
+				}
+				if n := len(sts.Calls()); n != 2 {
+					t.Errorf("STS asked %d times, want 2: credentials that expire in a minute were used, not replaced first", n)
+				}
+			})
 		}
 	})
 }

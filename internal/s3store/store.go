@@ -200,6 +200,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// Cloudflare R2 and older MinIO refuse the default CRC32 trailers.
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithCredentialsCacheOptions(refreshEarly),
 	)...)
 	if err != nil {
 		// Nothing is asked of the network here (credentials are fetched on
@@ -235,21 +236,21 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		}
 		provider := stscreds.NewWebIdentityRoleProvider(newSTS(), arn, stscreds.IdentityTokenFile(file),
 			func(wo *stscreds.WebIdentityRoleOptions) { wo.RoleSessionName = env.get("AWS_ROLE_SESSION_NAME") })
-		cfg.Credentials = aws.NewCredentialsCache(provider)
+		cfg.Credentials = aws.NewCredentialsCache(provider, refreshEarly)
 	}
 	if o.WebIdentityRole != "" && o.IDToken != nil {
 		provider := stscreds.NewWebIdentityRoleProvider(newSTS(), o.WebIdentityRole,
 			idTokenRetriever{ctx: ctx, get: o.IDToken}, func(wo *stscreds.WebIdentityRoleOptions) {
 				wo.RoleSessionName = "s3-asset-manager"
 			})
-		cfg.Credentials = aws.NewCredentialsCache(provider)
+		cfg.Credentials = aws.NewCredentialsCache(provider, refreshEarly)
 	}
 	if o.Role != "" {
 		provider := stscreds.NewAssumeRoleProvider(newSTS(), o.Role, func(ao *stscreds.AssumeRoleOptions) {
 			ao.RoleSessionName = "s3-asset-manager"
 		})
 		// The cache refreshes the role's credentials before they expire.
-		cfg.Credentials = aws.NewCredentialsCache(provider)
+		cfg.Credentials = aws.NewCredentialsCache(provider, refreshEarly)
 	}
 	limit := newLimiter(o.Concurrency)
 	// In this order: each attempt waits for a slot (withLimiter), then its
@@ -330,6 +331,14 @@ func New(ctx context.Context, o Options) (*Store, error) {
 
 // digestMismatch are the codes of a body that does not match its digest.
 var digestMismatch = map[string]struct{}{"BadDigest": {}, "XAmzContentSHA256Mismatch": {}, "XAmzContentChecksumMismatch": {}}
+
+// refreshEarly replaces credentials that expire (a role's, a web identity's)
+// 5 minutes before they do. The SDK's default is at the instant: a request
+// signed in their last moments (with many in flight, one often is) reaches
+// S3 expired (ExpiredToken), and an upload or download that outlives a
+// session (AWS_ROLE's last 15 minutes) fails. 5 minutes also covers a
+// client clock that far behind STS's.
+func refreshEarly(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 5 * time.Minute }
 
 // Whether the store checks CRC32C part checksums: unknown until the first
 // multipart upload shows it (crcOn) or not (crcOff, for the rest of the run).
