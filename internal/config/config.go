@@ -313,7 +313,8 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		d   time.Duration
 	}{{"PACKAGE_ASSETS_PRUNE_COMMIT_AGE", c.Prune.CommitAge}, {"PACKAGE_ASSETS_PRUNE_CACHE_AGE", c.Prune.CacheAge}} {
 		if a.d > 0 && c.Prune.Grace > 0 && a.d < c.Prune.Grace {
-			bad(a.env, "%s is shorter than PACKAGE_ASSETS_PRUNE_GRACE (%s)", a.d, c.Prune.Grace)
+			// As written (a default too: "90d", not 2160h0m0s).
+			bad(a.env, "%q is shorter than PACKAGE_ASSETS_PRUNE_GRACE (%q)", vals[a.env], vals["PACKAGE_ASSETS_PRUNE_GRACE"])
 		}
 	}
 	if n, err := strconv.Atoi(vals["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"]); err != nil || n < 0 || n > 1000000 {

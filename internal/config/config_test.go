@@ -257,8 +257,15 @@ func TestPruneSettings(t *testing.T) {
 		}
 	}
 	_, err = Load(lookupOf(map[string]string{"PACKAGE_ASSETS_PRUNE_CACHE_AGE": "2d", "PACKAGE_ASSETS_PRUNE_GRACE": "3d"}), Requirements{})
-	if err == nil || !strings.Contains(err.Error(), "PACKAGE_ASSETS_PRUNE_CACHE_AGE: 48h0m0s is shorter than PACKAGE_ASSETS_PRUNE_GRACE") {
+	if err == nil || !strings.Contains(err.Error(), `PACKAGE_ASSETS_PRUNE_CACHE_AGE: "2d" is shorter than PACKAGE_ASSETS_PRUNE_GRACE ("3d")`) {
 		t.Errorf("cache age below the grace: %v", err)
+	}
+	// The ages as written, the defaults too (a grace of 100d alone is
+	// longer than both: not 2160h0m0s, which the user never wrote).
+	_, err = Load(lookupOf(map[string]string{"PACKAGE_ASSETS_PRUNE_GRACE": "100d"}), Requirements{})
+	if err == nil || !strings.Contains(err.Error(), `PACKAGE_ASSETS_PRUNE_COMMIT_AGE: "90d" is shorter than PACKAGE_ASSETS_PRUNE_GRACE ("100d")`) ||
+		!strings.Contains(err.Error(), `PACKAGE_ASSETS_PRUNE_CACHE_AGE: "30d" is shorter`) {
+		t.Errorf("a grace longer than the default ages: %v", err)
 	}
 }
 
