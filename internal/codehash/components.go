@@ -237,7 +237,7 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	var errs []error
 	if len(shared) > 0 {
 		for _, p := range selectsNothing(positivesOf(shared), sharedFiles) {
-			errs = append(errs, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (%s)", ErrNoMatch, p, noMatchWhy))
+			errs = append(errs, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s", ErrNoMatch, whyNoMatch(repo, []Pattern{p})))
 		}
 	}
 	components := func(err error) error { return fmt.Errorf("PACKAGE_COMPONENTS: %w", err) }
@@ -254,7 +254,7 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 			ownFiles[k] = files[i]
 		}
 		for _, p := range selectsNothing(positivesOf(c.Patterns), ownFiles) {
-			errs = append(errs, components(c.problem(fmt.Errorf("%w %s (%s)", ErrNoMatch, p, noMatchWhy))))
+			errs = append(errs, components(c.problem(fmt.Errorf("%w %s", ErrNoMatch, whyNoMatch(repo, []Pattern{p})))))
 		}
 	}
 	byName := map[string][]string{}

@@ -123,7 +123,7 @@ func selectFiles(ctx context.Context, repo *gitrepo.Repo, pats []Pattern, salt s
 		return nil, err
 	}
 	if unmatched := selectsNothing(positives, files); len(unmatched) > 0 {
-		return nil, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s (%s)", ErrNoMatch, strings.Join(unmatched, ", "), noMatchWhy)
+		return nil, fmt.Errorf("CODE_HASH_FIND_FILTER: %w %s", ErrNoMatch, whyNoMatch(repo, unmatched))
 	}
 	return files, nil
 }
@@ -131,8 +131,8 @@ func selectFiles(ctx context.Context, repo *gitrepo.Repo, pats []Pattern, salt s
 // selectsNothing lists the positive patterns that match none of the selected
 // files: those that matched only ignored files, or whose every match a later
 // '!' pattern excluded, are as much a mistake as a typo.
-func selectsNothing(positives []Pattern, files []gitrepo.File) []string {
-	var none []string
+func selectsNothing(positives []Pattern, files []gitrepo.File) []Pattern {
+	var none []Pattern
 next:
 	for _, p := range positives {
 		for _, f := range files {
@@ -140,9 +140,52 @@ next:
 				continue next
 			}
 		}
-		none = append(none, "pattern "+p.String())
+		none = append(none, p)
 	}
 	return none
+}
+
+// whyNoMatch names the patterns that select nothing, with what each may
+// be: one whose literal start lies inside a submodule reaches for files
+// that never count (the submodule counts as its commit), the others are
+// noMatchWhy's guesses, said once after them.
+func whyNoMatch(repo *gitrepo.Repo, unmatched []Pattern) string {
+	subs, _ := repo.Submodules() // best effort: the index was read already
+	var parts, plain []string
+	flush := func() {
+		if len(plain) > 0 {
+			parts = append(parts, strings.Join(plain, ", ")+" ("+noMatchWhy+")")
+			plain = nil
+		}
+	}
+	for _, p := range unmatched {
+		if sub := submoduleOf(subs, p.Glob); sub != "" {
+			flush()
+			parts = append(parts, fmt.Sprintf("pattern %s (inside submodule %s, whose files never count: "+
+				"a submodule counts as the commit checked out in it; select it with %s)", p, words.Printable(sub), words.Printable(sub)))
+			continue
+		}
+		plain = append(plain, "pattern "+p.String())
+	}
+	flush()
+	return strings.Join(parts, ", ")
+}
+
+// submoduleOf gives the submodule whose directory the literal start of
+// glob (its names before any glob syntax) reaches into, or "".
+func submoduleOf(subs []string, glob string) string {
+	segs := strings.Split(glob, "/")
+	n := 0
+	for n < len(segs)-1 && !strings.ContainsAny(segs[n], `*?[]{}\`) {
+		n++
+	}
+	lit := strings.Join(segs[:n], "/") + "/" // the directories named before the last name or a glob
+	for _, s := range subs {
+		if strings.HasPrefix(lit, s+"/") {
+			return s
+		}
+	}
+	return ""
 }
 
 // digest is the layout documented on Compute; files must be sorted by path.

@@ -329,7 +329,11 @@ func TestComputeNoMatch(t *testing.T) {
 		mention []string
 		clean   []string // must not be named
 	}{
-		{filter: "lamdbas/**", mention: []string{"lamdbas/**"}},
+		{filter: "lamdbas/**", mention: []string{"lamdbas/**"}, clean: []string{"submodule"}},
+		// A submodule's files never count: the error says so, not "a typo".
+		{filter: "lambdas/vendor/*.py", mention: []string{"pattern lambdas/vendor/*.py (inside submodule lambdas/vendor"}, clean: []string{"typo"}},
+		{filter: "lambdas/vendor/** lambdas/vendor/src/** lamdbas/**", mention: []string{
+			"pattern lambdas/vendor/src/** (inside submodule lambdas/vendor", "pattern lamdbas/** (a typo"}},
 		{filter: "lambdas/** lamdbas/** sahred/**", mention: []string{"lamdbas/**", "sahred/**"}, clean: []string{"pattern lambdas/**"}},
 		{filter: "lambdas/** !lambdas/**", mention: []string{"lambdas/**"}},
 		{filter: "lambdas/**/*.log", mention: []string{"lambdas/**/*.log"}}, // matches only ignored files

@@ -235,3 +235,20 @@ func (r *Repo) TrackedPaths() ([]string, error) {
 	}
 	return paths, nil
 }
+
+// Submodules lists the paths of the submodules the index records (in index
+// order): what explains a pattern that reaches into one, whose files are
+// never source.
+func (r *Repo) Submodules() ([]string, error) {
+	idx, err := r.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	var subs []string
+	for _, e := range idx.Entries {
+		if e.Mode == filemode.Submodule {
+			subs = append(subs, e.Name)
+		}
+	}
+	return subs, nil
+}
