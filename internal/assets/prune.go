@@ -211,7 +211,7 @@ func (r *Runner) pruneList(ctx context.Context, st PruneStore) (map[string]*pset
 			defer mu.Unlock()
 			for _, o := range objs {
 				if strings.HasPrefix(o.Key, latest) {
-					if strings.HasSuffix(o.Key, ".json") {
+					if r.isPointer(o.Key) {
 						pointers = append(pointers, o.Key)
 					}
 					continue
@@ -222,6 +222,19 @@ func (r *Runner) pruneList(ctx context.Context, st PruneStore) (map[string]*pset
 		})
 	})
 	return sets, pointers, err
+}
+
+// isPointer reports whether key is a pointer this tool writes (latestKey's:
+// the whole filter's, or a component's). Another object beside them (a
+// copy kept by hand, a name no component can have) is not prune's to
+// rewrite, nor to print.
+func (r *Runner) isPointer(key string) bool {
+	name, ok := strings.CutPrefix(key, r.Config.KeyPrefix+"cache/"+LatestDir)
+	if !ok {
+		return key == r.latestKey("")
+	}
+	name, ok = strings.CutSuffix(name, ".json")
+	return ok && manifest.ValidComponent(name) == nil
 }
 
 // addListed puts one listed object into its set.

@@ -410,6 +410,49 @@ func TestPruneRefusedKeys(t *testing.T) {
 	})
 }
 
+// Prune rewrites the pointers it writes (the whole filter's, a
+// component's) without the cache entries that go, and no other object
+// beside them: a copy kept by hand, a name no component can have (never
+// printed raw), a deeper path.
+func TestPrunePointersOnlyTheTools(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		now := time.Now().UTC()
+		h1, h2 := fakeID("h1", 64), fakeID("h2", 64)
+		putSet(t, srv, bucket, "cache/"+h1+"/", map[string]string{"a.zip": "a"},
+			&manifest.Record{Kind: manifest.KindCache, CodeHash: h1, Commit: fakeID("c1", 40), Created: now.Add(-100 * 24 * time.Hour)}, nil)
+		latest, _ := json.Marshal(assets.Latest{Format: assets.LatestFormat, Entries: []assets.LatestEntry{
+			{CodeHash: h2, Commit: fakeID("c2", 40), Created: now.Add(-time.Hour)},
+			{CodeHash: h1, Commit: fakeID("c1", 40), Created: now.Add(-100 * 24 * time.Hour)},
+		}})
+		ours := []string{"cache/" + assets.LatestName, "cache/" + assets.LatestDir + "api.json"}
+		foreign := []string{"cache/.s3-asset-manager-latest-copy.json", "cache/" + assets.LatestDir + "a\x1b[2Kb.json", "cache/" + assets.LatestDir + "old/api.json"}
+		for _, k := range append(slices.Clone(ours), foreign...) {
+			putObject(t, srv, bucket, k, latest)
+		}
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		r := runAt(t, now, env, "prune")
+		if r.code != ExitOK {
+			t.Fatal(r)
+		}
+		for _, k := range ours {
+			if _, b := srv.Get(t, bucket, k); strings.Contains(string(b), h1) || !strings.Contains(string(b), h2) {
+				t.Errorf("%s after prune: %s, want h2 alone", k, b)
+			}
+		}
+		for _, k := range foreign {
+			if _, b := srv.Get(t, bucket, k); !bytes.Equal(b, latest) {
+				t.Errorf("%q rewritten by prune: %s", k, b)
+			}
+		}
+		if strings.Contains(r.stdout+r.stderr, "\x1b") {
+			t.Errorf("a key printed raw:\n%v", r)
+		}
+	})
+}
+
 // mergeEnv is base with over's settings on top.
 func mergeEnv(base, over map[string]string) map[string]string {
 	for k, v := range over {
