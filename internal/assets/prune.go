@@ -471,7 +471,7 @@ func unrecordedWhy(s SetState) string {
 	case SetNewer:
 		return "its record is of a newer format"
 	}
-	return "no completion record (an interrupted upload or copy)"
+	return "no completion record (an interrupted upload or copy, or the original tool's)"
 }
 
 // summarize groups the plan into the table's rows.
