@@ -9,17 +9,47 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // ReadSmall returns the bytes of a small object (at most max bytes), or an
 // error wrapping ErrNotFound when the key does not exist, ErrTooLarge when
 // the object is larger. It uses GET, not
 // HEAD: a HEAD's 404 cannot tell a missing key from a missing bucket.
+//
+// A body cut short, or stalled until the request's timeout, is read again
+// whole (at once, then after a backoff), up to the retryer's attempts: the
+// SDK has returned by the time the body is read, and retries nothing then.
 func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, error) {
+	attempts := s.client.Options().Retryer.MaxAttempts()
+	backoff := retry.NewExponentialJitterBackoff(5 * time.Second)
+	for attempt := 1; ; attempt++ {
+		b, err := s.getSmall(ctx, key, max)
+		var cut *cutError
+		if err == nil || !errors.As(err, &cut) || ctx.Err() != nil {
+			return b, err
+		}
+		if attempt >= attempts {
+			return nil, fmt.Errorf("%w (after %s)", err, words.Count(attempt, "attempt", "attempts"))
+		}
+		if attempt > 1 {
+			wait, _ := backoff.BackoffDelay(attempt-1, err)
+			if err := sleepCtx(ctx, s.clock, wait); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// getSmall is one GET of ReadSmall; a failed read of the body is a cutError.
+func (s *Store) getSmall(ctx context.Context, key string, max int64) ([]byte, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
 		return nil, s.classify("get", key, err)
@@ -30,7 +60,10 @@ func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, e
 	}
 	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
 	if err != nil {
-		return nil, s.classify("read", key, err)
+		if ctx.Err() != nil {
+			return nil, s.classify("read", key, err)
+		}
+		return nil, fmt.Errorf("read %s: %w", s.shown(key), &cutError{err})
 	}
 	if int64(len(b)) > max {
 		return nil, fmt.Errorf("get %s: %w: more than the %d bytes expected", s.shown(key), ErrTooLarge, max)

@@ -705,3 +705,38 @@ func TestAnswerCutShort(t *testing.T) {
 		}
 	})
 }
+
+// A small object read whole (a completion record, a file list, a pointer)
+// whose body ends early is read again: the SDK has returned by then, and
+// does not retry a body.
+func TestReadSmallCutShort(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		body := filler(3000)
+		if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("record"), Body: bytes.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var cuts atomic.Int32
+		proxy.Plan = func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodGet && cuts.Add(1) == 1 {
+				return s3test.CutResponse
+			}
+			return s3test.Pass
+		}
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{})
+		got, err := st.ReadSmall(ctx, "record", 1<<20)
+		if err != nil || !bytes.Equal(got, body) || proxy.Count(s3test.CutResponse) != 1 {
+			t.Fatalf("read cut short once: %d bytes, %v (proxy: %s)", len(got), err, proxy.Counts())
+		}
+
+		// Cut on every attempt: an error after the attempts, naming the read.
+		proxy.Plan = func(int64, *http.Request) s3test.Fault { return s3test.CutResponse }
+		st = newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{MaxAttempts: 2})
+		if _, err := st.ReadSmall(ctx, "record", 1<<20); err == nil || !strings.Contains(err.Error(), "2 attempts") {
+			t.Errorf("read cut short on every attempt: %v", err)
+		}
+	})
+}
