@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitattributes"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 )
 
@@ -163,6 +164,9 @@ func (a *attributes) parse(text string, domain []string, allowMacro bool) {
 		} else if strings.HasSuffix(m.Name, "/") {
 			continue
 		} else {
+			// Matched as a gitignore pattern is, by git's wildmatch: go-git's
+			// own reads "[!a]" as a literal "!" and knows no [:digit:].
+			m.Pattern = attrPattern{domain: domain, glob: strings.TrimPrefix(m.Name, "/"), basename: !strings.Contains(m.Name, "/")}
 			a.rules = append(a.rules, m)
 		}
 		for _, at := range m.Attributes {
@@ -176,6 +180,14 @@ func (a *attributes) parse(text string, domain []string, allowMacro bool) {
 			}
 		}
 	}
+}
+
+// attrPattern is an attribute line's pattern (gitattributes.Pattern):
+// what a gitignore pattern is without "!" or a trailing "/".
+type attrPattern ignorePattern
+
+func (p attrPattern) Match(path []string) bool {
+	return (*ignorePattern)(&p).Match(path, false) != gitignore.NoMatch
 }
 
 // lookup gives the attributes of the file at p (slash-separated), resolved

@@ -28,7 +28,10 @@ func TestAttributesLookup(t *testing.T) {
 		"old.c crlf\n"+
 		"old.h -crlf\n"+
 		"build/ -text\n"+ // a directory pattern: matches no file, and must not panic
-		"!neg.txt -text\n", // negative patterns are ignored
+		"!neg.txt -text\n"+ // negative patterns are ignored
+		"[!a]*.cls -text\n"+ // classes as git's wildmatch reads them
+		"[[:digit:]]*.num text\n"+
+		"gen/**/*.out -text\n",
 		nil, true)
 	a.parse("*.png text\n"+ // deeper files win
 		"[attr]nested -text\n", // macros are not allowed below the top
@@ -61,6 +64,12 @@ func TestAttributesLookup(t *testing.T) {
 		{"build/x", fileAttrs{text: textAuto}},
 		{"neg.txt", fileAttrs{text: textText}},
 		{"docs/readme.md", fileAttrs{text: textBinary}},
+		{"b.cls", fileAttrs{text: textBinary}},
+		{"a.cls", fileAttrs{text: textAuto}},
+		{"1.num", fileAttrs{text: textText}},
+		{"x.num", fileAttrs{text: textAuto}},
+		{"gen/a/b/x.out", fileAttrs{text: textBinary}},
+		{"x/gen/x.out", fileAttrs{text: textAuto}},
 	}
 	for _, tt := range tests {
 		if got := a.lookup(tt.path); got != tt.want {
