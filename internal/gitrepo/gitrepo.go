@@ -57,11 +57,13 @@ func Open(path string) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(abs); err != nil {
+	if fi, err := os.Stat(abs); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w (the directory does not exist)", path, ErrNotRepository)
 		}
 		return nil, err
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: %w (a file, not a directory)", path, ErrNotRepository)
 	}
 	root, gitDir, err := findGitDir(abs)
 	if err != nil {

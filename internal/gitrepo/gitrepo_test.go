@@ -153,6 +153,13 @@ func TestOpenErrors(t *testing.T) {
 			openErr: ErrNotRepository,
 		},
 		{
+			name: "a file, not a directory",
+			setup: func(t *testing.T) string {
+				return filepath.Join(gittest.TempRepo(t, map[string]string{"a.txt": "1"}), "a.txt")
+			},
+			openErr: ErrNotRepository,
+		},
+		{
 			name: "SHA-256 repository",
 			setup: func(t *testing.T) string {
 				d := t.TempDir()
