@@ -2,6 +2,7 @@ package assets
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -80,7 +81,14 @@ func (r *Runner) completeCommit(ctx context.Context, commit string, states []Com
 		r.logf("warning: %s: the commit's record not written: %s", where, commitSet.Reason)
 		return nil
 	}
-	return r.writeRecord(ctx, Artifacts(commit), rec, how)
+	err = r.writeRecord(ctx, Artifacts(commit), rec, how)
+	if errors.Is(err, manifest.ErrTooLarge) {
+		// Each component is complete and found all the same; only a
+		// download of the whole commit is not possible.
+		r.logf("warning: %s: the commit's record not written: %v; each component is complete under its own prefix (PACKAGE_COMPONENT=<name> downloads one)", where, err)
+		return nil
+	}
+	return err
 }
 
 // componentNames lists a record's component names, sorted.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log"
 	"os"
 	"path/filepath"
@@ -387,6 +388,34 @@ func TestUploadComponentsNothingBuilt(t *testing.T) {
 	}
 	if len(f.objs) != before {
 		t.Errorf("the refused upload stored %d objects", len(f.objs)-before)
+	}
+}
+
+// Components each complete, whose files together are more than the
+// commit's record holds: the check finds every one, with a warning that the
+// commit's record is not written, rather than failing (exit 5) every time.
+func TestCommitRecordTooLarge(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	for _, n := range []string{"api", "fn1"} {
+		files := map[string]string{}
+		for i := range 40_000 { // a record of some 9 MiB each
+			files[fmt.Sprintf("%045d.zip", i)] = ""
+		}
+		rec := manifest.Record{Kind: manifest.KindArtifacts, Commit: commitA, Component: n, CodeHash: codeOf(n)}
+		f.seed(componentPrefix(commitA, n), rec, files, nil, nil)
+	}
+	seedComponent(f, commitA, "fn2", nil)
+	r, logs := newMonoRunner(t, f, "", "")
+	res, err := r.Check(context.Background())
+	if err != nil || !res.Found {
+		t.Fatalf("check: found %t, %v", res.Found, err)
+	}
+	if _, ok := f.get("artifacts/" + commitA + "/" + manifest.Name); ok {
+		t.Error("a commit record was written")
+	}
+	if !strings.Contains(logs.String(), "warning: ") {
+		t.Errorf("no warning:\n%s", logs)
 	}
 }
 

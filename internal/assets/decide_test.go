@@ -673,3 +673,30 @@ func TestCheckHashOnlyOnMiss(t *testing.T) {
 		})
 	}
 }
+
+// More files than a completion record holds: refused before anything is
+// sent (a record no reader takes would leave the set a miss for ever).
+func TestUploadTooManyFiles(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	r, logs := newRunner(t, f, "", false, false)
+	// Some 60,000 files of names of 50 bytes fill a record (manifest.MaxSize).
+	var files []packageFile
+	for i := range 70_000 {
+		files = append(files, packageFile{path: filepath.Join(r.Config.PackageDir, fmt.Sprintf("%045d.zip", i)), size: 1})
+	}
+	u := &unit{}
+	set, err := r.LookupSet(context.Background(), u.ref(commitA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.set = set
+	_, _, err = r.storeUnit(context.Background(), commitA, u, files)
+	var fl *Failure
+	if !errors.As(err, &fl) || fl.Kind != KindPackage || !errors.Is(err, manifest.ErrTooLarge) {
+		t.Fatalf("upload: %v, want %v, of the package directory\n%s", err, manifest.ErrTooLarge, logs)
+	}
+	if len(f.objs) != 0 {
+		t.Errorf("the refused upload stored %d objects", len(f.objs))
+	}
+}

@@ -308,6 +308,9 @@ func (r *Runner) storeUnit(ctx context.Context, commit string, u *unit, files []
 	case WriteReplace:
 		logf("replacing the set: %s", set.Reason)
 	}
+	if err := r.recordFits(commit, u, files); err != nil {
+		return nil, "", err
+	}
 	what := "commit " + commit
 	if u.name != "" {
 		what = "component " + u.name
@@ -323,6 +326,23 @@ func (r *Runner) storeUnit(ctx context.Context, commit string, u *unit, files []
 	}
 	u.set.State, u.set.Record = SetComplete, &rec
 	return stored, "", nil
+}
+
+// recordFits refuses, before anything is sent, files more than a completion
+// record holds (a record no reader takes would leave the set a miss for
+// ever). It encodes the record the files will make, with the shortest ETag a
+// store gives (a quoted MD5): if that is too large, the real one is.
+func (r *Runner) recordFits(commit string, u *unit, files []packageFile) error {
+	probe := make([]manifest.File, len(files))
+	for i, f := range files {
+		name := filepath.Base(f.path)
+		probe[i] = manifest.File{Name: name, Size: f.size, SHA256: strings.Repeat("0", 64), ContentType: ContentType(name), ETag: `"` + strings.Repeat("0", 32) + `"`}
+	}
+	rec := r.newRecord(manifest.KindArtifacts, commit, u.name, u.hash, "", probe)
+	if _, err := manifest.Encode(rec, r.Config.SigningKey); errors.Is(err, manifest.ErrTooLarge) {
+		return fail(KindPackage, fmt.Errorf("%s: %w: upload them as an archive, or fewer at a time", filepath.Dir(files[0].path), err))
+	}
+	return nil // anything else, as the record written after the upload says
 }
 
 // uploadAll sends the files in parallel; the store bounds requests in flight.

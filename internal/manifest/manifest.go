@@ -56,6 +56,9 @@ var (
 	// field is a format change). Readers treat it as a miss, not an error,
 	// so that two versions can share a bucket.
 	ErrNewerFormat = errors.New("completion record of a newer format")
+	// ErrTooLarge marks a record larger than a reader takes (MaxSize):
+	// more files than a record holds.
+	ErrTooLarge = errors.New("more files than a completion record holds")
 )
 
 // The identifiers a record holds are plain runs of ASCII, checked byte by
@@ -384,7 +387,11 @@ func Encode(r Record, key []byte) ([]byte, error) {
 		}
 		r.Signature = sign(body, key)
 	}
-	return marshal(r)
+	body, err := marshal(r)
+	if err == nil && len(body) > MaxSize {
+		return nil, fmt.Errorf("%w: %s make a record of %d bytes, more than a reader takes (%d)", ErrTooLarge, words.Count(len(r.Files), "file", "files"), len(body), MaxSize)
+	}
+	return body, err
 }
 
 // Decode parses and validates a record. With a non-empty key the record must

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +254,23 @@ func TestComponentRecords(t *testing.T) {
 				t.Errorf("error %v, want ErrInvalid naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A record no reader would take (larger than MaxSize) is never written: the
+// set would be a miss for ever, rebuilt and rewritten by every pipeline.
+func TestEncodeTooLarge(t *testing.T) {
+	r := sample()
+	r.Files = nil
+	for i := range 80_000 {
+		r.Files = append(r.Files, File{Name: fmt.Sprintf("%06d-%s.zip", i, strings.Repeat("x", 40)), Size: 1, SHA256: strings.Repeat("a", 64), ContentType: "application/zip", ETag: `"` + strings.Repeat("e", 32) + `"`})
+	}
+	data, err := Encode(r, nil)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("encoded %d files into %d bytes (a reader takes %d): %v", len(r.Files), len(data), MaxSize, err)
+	}
+	r.Files = r.Files[:1000]
+	if _, err := Encode(r, nil); err != nil {
+		t.Fatalf("1,000 files: %v", err)
 	}
 }
