@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -313,6 +314,7 @@ type scan struct {
 	descend  func(string) bool
 	workers  int
 	excludes []gitignore.Pattern // info/exclude
+	linkDirs sync.Map            // directory → it or one above it is a symlink (underSymlink)
 }
 
 // trackedFile gives the file for an index entry, trusting the index where
@@ -349,6 +351,9 @@ func (s *scan) trackedFile(e *index.Entry, info fs.FileInfo, buf []byte) (f File
 		if !s.include(e.Name) {
 			return f, false, nil
 		}
+		if s.underSymlink(path.Dir(e.Name)) {
+			return f, false, nil // git reads nothing through a link: the tracked file is gone
+		}
 		if info, err = os.Lstat(abs()); err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
 				return f, false, nil // deleted in the working tree
@@ -375,6 +380,26 @@ func (s *scan) trackedFile(e *index.Entry, info fs.FileInfo, buf []byte) (f File
 		return f, false, fmt.Errorf("hash %s: %w", e.Name, err)
 	}
 	return f, true, nil
+}
+
+// underSymlink reports whether dir (slash-separated, "." for the root) or
+// a directory above it is a symlink in the working tree. Only a tracked file
+// the walk did not see asks (the walk never follows a link), so the answers
+// are kept a directory each, for the files of an ignored directory.
+func (s *scan) underSymlink(dir string) bool {
+	if dir == "." {
+		return false
+	}
+	if v, ok := s.linkDirs.Load(dir); ok {
+		return v.(bool)
+	}
+	link := s.underSymlink(path.Dir(dir))
+	if !link {
+		fi, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(dir)))
+		link = err == nil && fi.Mode()&fs.ModeSymlink != 0
+	}
+	s.linkDirs.Store(dir, link)
+	return link
 }
 
 func (s *scan) untrackedFile(w walkFile, buf []byte) (File, bool, error) {

@@ -586,3 +586,20 @@ func TestSourceFilesCoreSymlinksFalse(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestSourceFilesDirectoryBecameSymlink: a tracked directory replaced by a
+// symlink (to another directory of the checkout) is what `git add -A`
+// makes of it: the link, and none of the files git tracked under the
+// directory, which git never reads through a link.
+func TestSourceFilesDirectoryBecameSymlink(t *testing.T) {
+	t.Parallel()
+	dir := initRepo(t, map[string]string{"lib/x.py": "lib x\n", "lib/y.py": "lib y\n", "common/x.py": "common x\n"})
+	if err := os.RemoveAll(filepath.Join(dir, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, "common", filepath.Join(dir, "lib"))
+	got := lsFiles(sourceFiles(t, dir, nil, nil))
+	if want := gitSource(t, dir); got != want {
+		t.Errorf("got\n%s\nwant (git add -A)\n%s", got, want)
+	}
+}
