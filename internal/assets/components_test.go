@@ -419,6 +419,28 @@ func TestCommitRecordTooLarge(t *testing.T) {
 	}
 }
 
+// A regular file where a found component's directory goes (a whole set's
+// artifact of the same name, left in a reused package directory): check
+// fails naming the component and the path, and leaves no marker.
+func TestCheckComponentPathIsAFile(t *testing.T) {
+	f := newFake()
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		seedComponent(f, commitA, n, nil)
+	}
+	r, _ := newMonoRunner(t, f, "", "")
+	dir := r.Config.PackageDir
+	writeFile(t, filepath.Join(dir, "fn1"), "an artifact of an earlier build")
+	_, err := r.Check(context.Background())
+	var fl *Failure
+	if !errors.As(err, &fl) || fl.Kind != KindPackage || !strings.Contains(err.Error(), "component fn1: "+filepath.Join(dir, "fn1")+" is not a directory") {
+		t.Fatalf("check: %v, want a failure of the package directory naming fn1", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("the failed check left %d entries in the package directory, want the file alone", len(ents))
+	}
+}
+
 // A second upload of components already stored (a re-run of the upload
 // step) says so, as a second upload of a whole set does; and a component
 // stored is no longer one to build, with no reason to be.

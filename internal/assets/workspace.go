@@ -395,7 +395,15 @@ func (w *workspace) readValid(name string, parse func(string) (string, bool), no
 
 // writeFound marks the build as not needed: the whole set, or component's.
 func (w *workspace) writeFound(component string) error {
-	return w.write(w.path(component, FoundFile), nil)
+	err := w.write(w.path(component, FoundFile), nil)
+	if err != nil && component != "" {
+		// A file at the component's path: say so, not "mkdir: file exists".
+		if fi, serr := os.Stat(w.path(component)); serr == nil && !fi.IsDir() {
+			return fail(KindPackage, fmt.Errorf("component %s: %s is not a directory (the component's %s goes in it): remove it, or move it out of the package directory",
+				component, w.path(component), FoundFile))
+		}
+	}
+	return err
 }
 
 // found reports whether check marked the set (or component) complete.
