@@ -256,7 +256,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 		return r.fillCache(ctx, jobs[k].unit)
 	})
 	if storeErr != nil {
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			r.logf("warning: %v", err)
 		}
 		return storeErr
