@@ -135,7 +135,11 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 		if len(d.files) == 0 {
 			return nil
 		}
-		in := todo.dir(d.files[0].path[:len(d.files[0].path)-len(d.files[0].info.Name())])
+		prefix := d.files[0].path[:len(d.files[0].path)-len(d.files[0].info.Name())]
+		if todo.inSubmodule(prefix) {
+			return nil // a submodule not checked out: its directory is not ours
+		}
+		in := todo.dir(prefix)
 		for _, f := range d.files {
 			if i, ok := in.find(f.path); ok {
 				infos[i] = f.info
@@ -188,8 +192,20 @@ type tracked struct {
 	// names are the entries' paths, side by side: what the searches compare
 	// (through entries, each comparison read an entry of its own, from
 	// anywhere in memory).
-	names  []string
-	byPath map[string]int // for an index out of path order; nil when sorted
+	names      []string
+	byPath     map[string]int // for an index out of path order; nil when sorted
+	submodules []string       // the gitlinks' paths
+}
+
+// inSubmodule reports whether the directory prefix ("dir/") lies in a
+// submodule's directory.
+func (t tracked) inSubmodule(prefix string) bool {
+	for _, s := range t.submodules {
+		if strings.HasPrefix(prefix, s+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // trackedEntries keeps one entry a path: an unmerged path (several stages)
@@ -201,9 +217,12 @@ type tracked struct {
 func trackedEntries(entries []*index.Entry) (tracked, error) {
 	t := tracked{entries: make([]*index.Entry, 0, len(entries))}
 	for _, e := range entries {
-		if e.Mode == filemode.Dir {
+		switch e.Mode {
+		case filemode.Dir:
 			return tracked{}, fmt.Errorf("%w: sparse index (directory entry %s/); "+
 				"run `git sparse-checkout init --no-sparse-index`", ErrUnsupported, e.Name)
+		case filemode.Submodule:
+			t.submodules = append(t.submodules, e.Name)
 		}
 	}
 	t.names = make([]string, 0, len(entries))
@@ -213,7 +232,9 @@ func trackedEntries(entries []*index.Entry) (tracked, error) {
 				t.entries[n-1] = &index.Entry{Name: e.Name, Stage: e.Stage}
 				continue
 			} else if e.Name < prev {
-				return trackedUnsorted(entries), nil
+				u := trackedUnsorted(entries)
+				u.submodules = t.submodules
+				return u, nil
 			}
 		}
 		t.entries = append(t.entries, e)

@@ -603,3 +603,23 @@ func TestSourceFilesDirectoryBecameSymlink(t *testing.T) {
 		t.Errorf("got\n%s\nwant (git add -A)\n%s", got, want)
 	}
 }
+
+// TestSourceFilesInSubmoduleNotCheckedOut: the directory of a submodule
+// that is not checked out (no .git in it) belongs to the submodule: files a
+// step wrote there, or a copy of its content, are not the superproject's
+// untracked files, which is what `git add -A` says too. The submodule
+// counts as the commit the index records.
+func TestSourceFilesInSubmoduleNotCheckedOut(t *testing.T) {
+	t.Parallel()
+	sub := initRepo(t, map[string]string{"lib.txt": "lib"})
+	src := initRepo(t, map[string]string{"a.txt": "a"})
+	git(t, src, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "file://"+sub, "vendor/lib")
+	git(t, src, "commit", "-q", "-m", "submodule")
+	dir := filepath.Join(t.TempDir(), "clone")
+	git(t, src, "clone", "-q", "file://"+src, dir) // not recursive: vendor/lib is an empty directory
+	writeFiles(t, dir, map[string]string{"vendor/lib/generated.txt": "a step wrote this", "vendor/lib/deep/x.txt": "x"})
+	got := lsFiles(sourceFiles(t, dir, nil, nil))
+	if want := gitSource(t, dir); got != want {
+		t.Errorf("got\n%s\nwant (git add -A)\n%s", got, want)
+	}
+}
