@@ -383,8 +383,11 @@ func TestPruneRefusedKeys(t *testing.T) {
 			putObject(t, srv, bucket, prefix[name]+manifest.Name, body)
 		}
 		proxy := s3test.NewProxy(t, srv.Endpoint)
-		proxy.RefuseDelete = func(key string) bool {
-			return key == prefix["protected"]+manifest.Name || key == prefix["objrefused"]+"b.zip" || key == prefix["compsprotected"]+manifest.Name
+		proxy.DeleteKeyError = func(key string) string {
+			if key == prefix["protected"]+manifest.Name || key == prefix["objrefused"]+"b.zip" || key == prefix["compsprotected"]+manifest.Name {
+				return "AccessDenied"
+			}
+			return ""
 		}
 		dir := t.TempDir()
 		env := srv.Env(bucket)

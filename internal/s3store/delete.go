@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -98,14 +99,68 @@ func (s *Store) Delete(ctx context.Context, keys []string, done func(keys []stri
 }
 
 // deleteBatch deletes at most DeleteBatch keys in one request (Quiet: the
-// store answers only the keys it failed to delete).
+// store answers only the keys it failed to delete). Keys answered with an
+// error S3 says to try again (InternalError, SlowDown: S3 gives them now
+// and then in a large delete) are asked again after a backoff, as the SDK
+// retries a request, which it does not do for the keys of a 200 answer;
+// the others are refused, and reported.
 func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error) {
+	attempts := s.client.Options().Retryer.MaxAttempts()
+	backoff := retry.NewExponentialJitterBackoff(10 * time.Second)
+	total := len(keys)
+	var deleted []string
+	var refused []types.Error
+	for attempt := 1; ; attempt++ {
+		got, failed, err := s.deleteOnce(ctx, keys)
+		deleted = append(deleted, got...)
+		if err != nil {
+			return deleted, err
+		}
+		keys = nil
+		for _, e := range failed {
+			if attempt < attempts && transientKeyError(aws.ToString(e.Code)) {
+				keys = append(keys, aws.ToString(e.Key))
+			} else {
+				refused = append(refused, e)
+			}
+		}
+		if len(keys) == 0 {
+			break
+		}
+		wait, _ := backoff.BackoffDelay(attempt, nil)
+		if err := sleepCtx(ctx, s.clock, wait); err != nil {
+			return deleted, err
+		}
+	}
+	if len(refused) == 0 {
+		return deleted, nil
+	}
+	var first []string
+	for _, e := range refused[:min(3, len(refused))] {
+		first = append(first, fmt.Sprintf("%s (%s)", s.shown(aws.ToString(e.Key)), words.Printable(aws.ToString(e.Code)+": "+aws.ToString(e.Message))))
+	}
+	return deleted, fmt.Errorf("delete: %d of %s %w: %s", len(refused), words.Count(total, "key", "keys"), ErrNotDeleted, strings.Join(first, "; "))
+}
+
+// transientKeyError reports a per-key error of a DeleteObjects answer that
+// is worth asking again: the codes the SDK retries a request for, and S3's
+// 500 and 503 ones.
+func transientKeyError(code string) bool {
+	_, retryable := retry.DefaultRetryableErrorCodes[code]
+	_, throttled := retry.DefaultThrottleErrorCodes[code]
+	return retryable || throttled || code == "InternalError" || code == "ServiceUnavailable"
+}
+
+// deleteOnce sends one DeleteObjects of keys and returns the keys deleted
+// and the per-key errors (a key already gone counts as deleted).
+func (s *Store) deleteOnce(ctx context.Context, keys []string) ([]string, []types.Error, error) {
+	if s.singleDeletes.Load() {
+		deleted, err := s.deleteEach(ctx, keys)
+		return deleted, nil, err
+	}
 	objs := make([]types.ObjectIdentifier, len(keys))
 	for i := range keys {
 		objs[i] = types.ObjectIdentifier{Key: &keys[i]}
-	}
-	if s.singleDeletes.Load() {
-		return s.deleteEach(ctx, keys)
 	}
 	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &s.bucket,
@@ -116,34 +171,31 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) ([]string, error
 		// Google Cloud Storage's XML API, and some gateways, have no
 		// multi-object delete: one request a key, for the rest of the run.
 		s.singleDeletes.Store(true)
-		return s.deleteEach(ctx, keys)
+		deleted, err := s.deleteEach(ctx, keys)
+		return deleted, nil, err
 	}
 	if err != nil {
-		return nil, s.classify("delete", keys[0]+fmt.Sprintf(" and %d more keys", len(keys)-1), err)
+		return nil, nil, s.classify("delete", keys[0]+fmt.Sprintf(" and %d more keys", len(keys)-1), err)
 	}
-	failed := make(map[string]bool, len(out.Errors))
-	var first []string
+	isFailed := make(map[string]bool, len(out.Errors))
+	var failed []types.Error
 	for _, e := range out.Errors {
-		k := aws.ToString(e.Key)
 		if aws.ToString(e.Code) == "NoSuchKey" {
 			continue // gone already: what was asked
 		}
-		failed[k] = true
-		if len(first) < 3 {
-			first = append(first, fmt.Sprintf("%s (%s)", s.shown(k), words.Printable(aws.ToString(e.Code)+": "+aws.ToString(e.Message))))
+		isFailed[aws.ToString(e.Key)] = true
+		failed = append(failed, e)
+	}
+	if len(failed) == 0 {
+		return keys, nil, nil
+	}
+	deleted := make([]string, 0, len(keys)-len(failed))
+	for _, k := range keys {
+		if !isFailed[k] {
+			deleted = append(deleted, k)
 		}
 	}
-	deleted := keys
-	if len(failed) > 0 {
-		deleted = make([]string, 0, len(keys)-len(failed))
-		for _, k := range keys {
-			if !failed[k] {
-				deleted = append(deleted, k)
-			}
-		}
-		return deleted, fmt.Errorf("delete: %d of %s %w: %s", len(failed), words.Count(len(keys), "key", "keys"), ErrNotDeleted, strings.Join(first, "; "))
-	}
-	return deleted, nil
+	return deleted, failed, nil
 }
 
 // deleteEach deletes keys one request each, in parallel (the store's bound

@@ -5,9 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
@@ -139,6 +145,87 @@ func TestDeleteWithoutMultiDelete(t *testing.T) {
 		st.Walk(ctx, "d/", func(objs []Listed) error { left += len(objs); return nil })
 		if left != 0 {
 			t.Errorf("%d objects left", left)
+		}
+	})
+}
+
+// A key a DeleteObjects answers with a per-key error that S3 says to try
+// again (InternalError: "Please try again", SlowDown) is deleted again
+// after a backoff (on the store's clock): the SDK retries requests, not the
+// keys of a 200 answer. A key refused for good (AccessDenied) is reported,
+// once, and not tried again.
+func TestDeleteRetriesKeyErrors(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var mu sync.Mutex
+		tries := map[string]int{}
+		proxy.DeleteKeyError = func(key string) string {
+			mu.Lock()
+			defer mu.Unlock()
+			tries[key]++
+			switch {
+			case key == "d/05" && tries[key] <= 2:
+				return "InternalError"
+			case key == "d/06" && tries[key] <= 1:
+				return "SlowDown"
+			case key == "d/07":
+				return "AccessDenied"
+			}
+			return ""
+		}
+		clock := clockwork.NewFakeClock()
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{Concurrency: 4, RequestTimeout: 100000 * time.Hour, Clock: clock})
+		var keys []string
+		for i := range 10 {
+			k := fmt.Sprintf("d/%02d", i)
+			keys = append(keys, k)
+			if err := st.WriteRecord(ctx, k, []byte("x"), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type result struct {
+			deleted []string
+			err     error
+		}
+		done := make(chan result, 1)
+		running, finished := context.WithCancel(ctx)
+		go func() {
+			deleted, err := st.Delete(ctx, keys, nil)
+			done <- result{deleted, err}
+			finished()
+		}()
+		// The backoffs pass on the fake clock: whenever anything waits on
+		// it (a backoff, or a request's timeout, which is years away), it
+		// moves on 10 s.
+		for running.Err() == nil {
+			if clock.BlockUntilContext(running, 1) == nil {
+				clock.Advance(10 * time.Second)
+			}
+			runtime.Gosched()
+		}
+		r := <-done
+		slices.Sort(r.deleted)
+		if want := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "d/07" }); !slices.Equal(r.deleted, want) {
+			t.Errorf("deleted %v, want %v", r.deleted, want)
+		}
+		if !errors.Is(r.err, ErrNotDeleted) || !strings.Contains(r.err.Error(), "d/07 (AccessDenied") || strings.Contains(r.err.Error(), "d/05") {
+			t.Errorf("error %v: want d/07 refused, alone", r.err)
+		}
+		if tries["d/07"] != 1 {
+			t.Errorf("d/07, refused for good, tried %d times, want 1", tries["d/07"])
+		}
+		var left []string
+		st.Walk(ctx, "d/", func(objs []Listed) error {
+			for _, o := range objs {
+				left = append(left, o.Key)
+			}
+			return nil
+		})
+		if !slices.Equal(left, []string{"d/07"}) {
+			t.Errorf("left %v, want d/07 alone", left)
 		}
 	})
 }

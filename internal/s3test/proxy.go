@@ -80,11 +80,12 @@ type Proxy struct {
 	// Throttle, if set, sees every request first and may answer 503
 	// SlowDown; it also counts the requests in flight.
 	Throttle *Throttle
-	// RefuseDelete, when set, names keys the store refuses to delete, as S3
-	// refuses a key a bucket policy protects: in a DeleteObjects, a per-key
-	// AccessDenied inside a 200 answer (the other keys are deleted); a
-	// DELETE of one, 403.
-	RefuseDelete func(key string) bool
+	// DeleteKeyError, when set, gives the error code with which the store
+	// refuses to delete a key ("" deletes it): in a DeleteObjects, a per-key
+	// error inside a 200 answer (the other keys are deleted), as S3 answers
+	// AccessDenied for a key a bucket policy protects, or now and then
+	// InternalError; a DELETE of one, 403 or 500.
+	DeleteKeyError func(key string) string
 
 	// FlipSameWay makes FlipResponse spoil every body at the same byte in
 	// the same way (a middlebox that always damages alike); otherwise each
@@ -207,7 +208,7 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 		if p.Hold != nil && (f == Pass || f == Corrupt || f == LoseResponse) {
 			p.Hold(r)
 		}
-		if f == Pass && p.RefuseDelete != nil && refuseDelete(w, r, u, p.RefuseDelete) {
+		if f == Pass && p.DeleteKeyError != nil && refuseDelete(w, r, u, p.DeleteKeyError) {
 			return
 		}
 		switch f {
@@ -331,18 +332,23 @@ func AtMost(n int64, f Fault, plan func(int64, *http.Request) Fault) func(int64,
 	}
 }
 
-// refuseDelete answers a delete request in which refuse names a key, as a
-// store refusing those keys does, and reports whether it answered. The keys
-// not refused are deleted with the server's own credentials (the client's
+// refuseDelete answers a delete request, refusing the keys for which
+// refuse gives an error code, and reports whether it answered. The keys not
+// refused are deleted with the server's own credentials (the client's
 // request is signed over its body, which names the refused ones too).
-func refuseDelete(w http.ResponseWriter, r *http.Request, target *url.URL, refuse func(string) bool) bool {
+func refuseDelete(w http.ResponseWriter, r *http.Request, target *url.URL, refuse func(string) string) bool {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case r.Method == http.MethodDelete && key != "" && r.URL.Query().Get("uploadId") == "":
-		if !refuse(key) {
+		code := refuse(key)
+		switch code {
+		case "":
 			return false
+		case "AccessDenied":
+			s3Error(w, 403, code, "Access Denied")
+		default:
+			s3Error(w, 500, code, "Refused by the test proxy")
 		}
-		s3Error(w, 403, "AccessDenied", "Access Denied")
 		return true
 	case r.Method != http.MethodPost || !r.URL.Query().Has("delete"):
 		return false
@@ -365,8 +371,8 @@ func refuseDelete(w http.ResponseWriter, r *http.Request, target *url.URL, refus
 	}
 	var allowed []types.ObjectIdentifier
 	for _, o := range req.Objects {
-		if refuse(o.Key) {
-			result.Errors = append(result.Errors, keyError{o.Key, "AccessDenied", "Access Denied"})
+		if code := refuse(o.Key); code != "" {
+			result.Errors = append(result.Errors, keyError{o.Key, code, "Refused by the test proxy"})
 		} else {
 			allowed = append(allowed, types.ObjectIdentifier{Key: aws.String(o.Key)})
 		}
