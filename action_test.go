@@ -674,12 +674,7 @@ func TestActionCacheHit(t *testing.T) {
 // runExe runs exe in dir with exactly env as its environment.
 func runExe(t *testing.T, exe, dir string, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(exe, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{} // not nil: nil would inherit this process's environment
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd := exeCmd(exe, dir, env, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -691,6 +686,17 @@ func runExe(t *testing.T, exe, dir string, env map[string]string, args ...string
 		t.Fatalf("run %s: %v", exe, err)
 	}
 	return 0, stdout.String(), stderr.String()
+}
+
+// exeCmd is exe run in dir with env as its whole environment.
+func exeCmd(exe, dir string, env map[string]string, args ...string) *exec.Cmd {
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{} // not nil: nil would inherit this process's environment
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
 }
 
 // packageHash is a file's package-hash: base64 of its SHA-256.

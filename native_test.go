@@ -122,7 +122,9 @@ runs:
 	for _, name := range names {
 		fmt.Fprintf(&w, "        %s: ${{ inputs.%s }}\n", config.InputEnv(name), name)
 	}
-	fmt.Fprintf(&w, "      run: '\"$S3AM_BIN\" %s'\n", strings.Join(args, " "))
+	w.WriteString("      # exec: a cancelled job's runner signals this step's bash, which\n" +
+		"      # would not pass the signal on to the tool it waits for.\n")
+	fmt.Fprintf(&w, "      run: 'exec \"$S3AM_BIN\" %s'\n", strings.Join(args, " "))
 	return w.String()
 }
 
@@ -267,6 +269,9 @@ type nativeRunner struct {
 	toolCache string
 	temp      string
 	env       map[string]string // the job's env
+	// runStep, when set, runs the run step's bash command (the tool's
+	// step) in place of running it to its end: a test cancels it.
+	runStep func(t *testing.T, cmd *exec.Cmd) int
 }
 
 func newNativeRunner(t *testing.T, rel *release) *nativeRunner {
@@ -376,7 +381,18 @@ func (n *nativeRunner) run(t *testing.T, ws string, inputs map[string]string) ac
 		for k, v := range step.Env {
 			env[k] = eval(v)
 		}
-		code, out, errOut := runExe(t, "bash", ws, env, "--noprofile", "--norc", "-eo", "pipefail", script)
+		args := []string{"--noprofile", "--norc", "-eo", "pipefail", script}
+		var code int
+		var out, errOut string
+		if step.ID == "run" && n.runStep != nil {
+			cmd := exeCmd("bash", ws, env, args...)
+			var so, se bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &so, &se
+			code = n.runStep(t, cmd)
+			out, errOut = so.String(), se.String()
+		} else {
+			code, out, errOut = runExe(t, "bash", ws, env, args...)
+		}
 		stdout.WriteString(out)
 		stderr.WriteString(errOut)
 		text, err := os.ReadFile(outFile)
