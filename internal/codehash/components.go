@@ -77,6 +77,12 @@ func ParseComponents(text string) ([]Component, error) {
 		bad := func(format string, args ...any) {
 			errs = append(errs, lineError(n+1, line, fmt.Errorf(format, args...)))
 		}
+		// YAML's habit, "lambdas/*  # every lambda": said as it is, not as
+		// patterns "#", "every" and "lambda" that match nothing.
+		if slices.ContainsFunc(strings.Fields(line)[1:], func(w string) bool { return strings.HasPrefix(w, "#") }) {
+			bad("'#' starts a comment only at the start of a line: put the comment on a line of its own")
+			continue
+		}
 		if name, rest, ok := strings.Cut(line, ":"); ok && !strings.ContainsAny(name, " \t") {
 			if err := ValidName(name); err != nil {
 				bad("%w", err)

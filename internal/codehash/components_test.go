@@ -40,6 +40,9 @@ func TestParseComponents(t *testing.T) {
 		{name: "bad glob", text: "lambdas/[a", errs: []string{"malformed glob"}},
 		{name: "bad pattern in a component", text: "api: /abs/**", errs: []string{`line 1 "api: /abs/**": pattern "/abs/**": absolute path`}},
 		{name: "only exclusions", text: "api: !a/**", errs: []string{"only exclusions"}},
+		// As YAML writes them: one problem each, not each word a pattern.
+		{name: "a comment after a glob", text: "lambdas/*   # every lambda", errs: []string{`line 1 "lambdas/*   # every lambda": '#' starts a comment only at the start of a line`}},
+		{name: "a comment after patterns", text: "api: services/api/** # the api", errs: []string{`'#' starts a comment only at the start of a line`}},
 		{
 			name: "all problems together, with line numbers",
 			text: "ok: a/**\n.bad: x/**\nlambdas/[a\n\napi:\nok: b/**\nx/*\nx/*",
