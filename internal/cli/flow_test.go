@@ -305,6 +305,11 @@ func TestBadInput(t *testing.T) {
 				"check", ExitGit, "does not exist"},
 			{"not a repository", func(t *testing.T, env map[string]string, d dirs) { env["GIT_REPO_PATH"] = t.TempDir() },
 				"check", ExitGit, "not a git repository"},
+			// The error names the setting, whose default (./repo) a run
+			// in the checkout's root does not find.
+			{"not a repository, named as the setting", func(t *testing.T, env map[string]string, d dirs) {
+				env["GIT_REPO_PATH"] = "./no-such-checkout"
+			}, "check", ExitGit, "GIT_REPO_PATH ./no-such-checkout: not a git repository"},
 			{"malformed pattern", func(t *testing.T, env map[string]string, d dirs) { env["CODE_HASH_FIND_FILTER"] = "src/[x" },
 				"check", ExitUsage, "CODE_HASH_FIND_FILTER"},
 			{"filter matches no file", func(t *testing.T, env map[string]string, d dirs) { env["CODE_HASH_FIND_FILTER"] = "srcc/**" },

@@ -37,6 +37,11 @@ type checkout struct {
 // workspace) are never source.
 func openCheckout(path string, cfg *config.Config) (*checkout, error) {
 	r, err := gitrepo.Open(path)
+	if errors.Is(err, gitrepo.ErrNotRepository) {
+		// Its error starts with the path: name the setting it came from,
+		// whose default (./repo) a run in the checkout's root does not find.
+		return nil, fmt.Errorf("GIT_REPO_PATH %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}
