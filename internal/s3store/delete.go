@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 
@@ -165,7 +167,7 @@ func (s *Store) deleteOnce(ctx context.Context, keys []string) ([]string, []type
 	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &s.bucket,
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
-	})
+	}, withContentMD5)
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NotImplemented" {
 		// Google Cloud Storage's XML API, and some gateways, have no
@@ -196,6 +198,18 @@ func (s *Store) deleteOnce(ctx context.Context, keys []string) ([]string, []type
 		}
 	}
 	return deleted, failed, nil
+}
+
+// withContentMD5 makes a DeleteObjects carry Content-MD5 in place of the
+// SDK's CRC32 checksum: S3 documents Content-MD5 as required for it, and
+// stores that hold to that (MinIO before 2025, Oracle's) refuse the CRC32
+// alone with 400 MissingContentMD5, as others refuse any x-amz-checksum
+// header. AWS takes Content-MD5, and every store understands it.
+func withContentMD5(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		st.Finalize.Remove("AWSChecksum:ComputeInputPayloadChecksum") // absent is as good
+		return smithyhttp.AddContentChecksumMiddleware(st)
+	})
 }
 
 // deleteEach deletes keys one request each, in parallel (the store's bound

@@ -229,3 +229,50 @@ func TestDeleteRetriesKeyErrors(t *testing.T) {
 		}
 	})
 }
+
+// DeleteObjects carries Content-MD5, which S3 documents as required for it,
+// not the SDK's CRC32: a store holding to that (MinIO before 2025, Oracle's)
+// refused every delete with 400 MissingContentMD5, and one refusing the
+// SDK's checksum headers (501) cost a DELETE a key.
+func TestDeleteObjectsContentMD5(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		for _, tc := range []struct {
+			name  string
+			proxy func(*s3test.Proxy)
+		}{
+			{"needs Content-MD5", func(p *s3test.Proxy) { p.RequireContentMD5 = true }},
+			{"refuses checksum headers", func(p *s3test.Proxy) { p.RefuseChecksums = true }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				bucket := srv.NewBucket(t)
+				proxy := s3test.NewProxy(t, srv.Endpoint)
+				tc.proxy(proxy)
+				var multi, single atomic.Int64
+				proxy.Observe = func(r *http.Request, status int) {
+					switch {
+					case r.Method == http.MethodPost && r.URL.Query().Has("delete") && status == http.StatusOK:
+						multi.Add(1)
+					case r.Method == http.MethodDelete:
+						single.Add(1)
+					}
+				}
+				st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{Concurrency: 4})
+				keys := []string{"e/1", "e/2", "e/3"}
+				for _, k := range keys {
+					if err := st.WriteRecord(ctx, k, []byte("x"), false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				deleted, err := st.Delete(ctx, keys, nil)
+				if err != nil || len(deleted) != len(keys) {
+					t.Fatalf("deleted %v: %v", deleted, err)
+				}
+				if multi.Load() != 1 || single.Load() != 0 {
+					t.Errorf("%d DeleteObjects and %d DELETEs, want one DeleteObjects", multi.Load(), single.Load())
+				}
+			})
+		}
+	})
+}

@@ -68,6 +68,10 @@ type Proxy struct {
 	// RefuseChecksums answers 501 to requests carrying flexible-checksum
 	// headers or aws-chunked bodies, as Cloudflare R2, Ceph RGW and others have.
 	RefuseChecksums bool
+	// RequireContentMD5 answers a DeleteObjects without Content-MD5 with 400
+	// MissingContentMD5, as stores that hold to S3's documented requirement
+	// do (MinIO before 2025, Oracle's), whatever other checksum it carries.
+	RequireContentMD5 bool
 	// HideChecksums drops x-amz-checksum-* headers from responses, as a
 	// store that takes checksum headers without checking them answers.
 	HideChecksums bool
@@ -188,6 +192,10 @@ func newProxy(t testing.TB, target string) (*Proxy, *httptest.Server) {
 		p.mu.Lock()
 		plan := p.Plan
 		p.mu.Unlock()
+		if p.RequireContentMD5 && r.Method == http.MethodPost && r.URL.Query().Has("delete") && r.Header.Get("Content-Md5") == "" {
+			s3Error(w, 400, "MissingContentMD5", "Missing required header for this request: Content-Md5.")
+			return
+		}
 		if p.RefuseChecksums && carriesChecksum(r) {
 			f = NotImpl
 		} else if plan != nil {
