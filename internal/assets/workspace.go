@@ -57,6 +57,10 @@ type workspace struct {
 	dir  string
 	logf func(string, ...any)
 
+	// With components check writes <name>/.found, through a link too, so an
+	// entry that links to a directory may hold an earlier one (prepare).
+	followDirLinks bool
+
 	mkMu     sync.Mutex              // held while a directory is looked for, made and handed over
 	handOver func(path string) error // nil: owner.LikeParent (Runner.handOver)
 
@@ -88,6 +92,7 @@ func (r *Runner) workspace() *workspace {
 	if r.work == nil || r.work.dir != r.Config.PackageDir {
 		r.work = newWorkspace(r.Config.PackageDir, r.logf)
 		r.work.handOver = r.handOver
+		r.work.followDirLinks = r.Config.ComponentsEnabled()
 	}
 	return r.work
 }
@@ -324,7 +329,7 @@ func (w *workspace) prepare() error {
 		return fail(KindPackage, err)
 	}
 	for _, e := range ents {
-		if isDir(w.path(e.Name()), e) {
+		if e.IsDir() || w.followDirLinks && linksToDir(w.path(e.Name()), e) {
 			if _, err := w.setAside(w.path(e.Name(), FoundFile)); err != nil {
 				return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s: %w", words.Printable(e.Name()+"/"+FoundFile), err))
 			}
@@ -337,12 +342,11 @@ func (w *workspace) prepare() error {
 	return nil
 }
 
-// isDir: the package directory's entry e, at path, is a directory, or a
-// link to one (a build may link a component's directory to where it builds;
-// check writes <name>/.found through the link, so an earlier one is there).
-func isDir(path string, e os.DirEntry) bool {
+// linksToDir: the package directory's entry e, at path, is a link to a
+// directory (a build may link a component's directory to where it builds).
+func linksToDir(path string, e os.DirEntry) bool {
 	if e.Type()&os.ModeSymlink == 0 {
-		return e.IsDir()
+		return false
 	}
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()

@@ -288,3 +288,23 @@ func TestCommitMarkerParsed(t *testing.T) {
 		}
 	}
 }
+
+// Without components, check never writes <name>/.found, so a link in the
+// package directory to a directory elsewhere is not followed: a .found
+// there is another tool's (or another job's), not an earlier check's.
+func TestCheckLeavesLinkedDirectoriesWithoutComponents(t *testing.T) {
+	f := newFake()
+	r, logs := newRunner(t, f, "", false, false)
+	elsewhere := t.TempDir()
+	writeFile(t, filepath.Join(elsewhere, FoundFile), "")
+	writeFile(t, filepath.Join(r.Config.PackageDir, "placeholder"), "")
+	if err := os.Symlink(elsewhere, filepath.Join(r.Config.PackageDir, "other")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("check: %v\n%s", err, logs)
+	}
+	if !exists(filepath.Join(elsewhere, FoundFile)) {
+		t.Errorf("check removed %s through a link, without components\n%s", filepath.Join(elsewhere, FoundFile), logs)
+	}
+}
