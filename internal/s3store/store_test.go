@@ -740,3 +740,52 @@ func TestReadSmallCutShort(t *testing.T) {
 		}
 	})
 }
+
+// A record's bytes damaged on the way are read again: WriteRecord stores
+// their SHA-256 with them (package-hash, as an artifact's), and ReadSmall
+// compares. Bytes that come the same twice without matching it are what is
+// stored (another writer's metadata), taken as they are, as before.
+func TestReadSmallDamaged(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var flips atomic.Int32
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodGet && flips.Add(-1) >= 0 {
+				return s3test.FlipResponse
+			}
+			return s3test.Pass
+		})
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{})
+		body := []byte(`{"format":"s3-asset-manager/completion/v1","files":[{"sha256":"` + strings.Repeat("0123456789abcdef", 4) + `"}]}`)
+		if err := st.WriteRecord(ctx, "record", body, true); err != nil {
+			t.Fatal(err)
+		}
+		flips.Store(1)
+		if got, err := st.ReadSmall(ctx, "record", 1<<20); err != nil || !bytes.Equal(got, body) {
+			t.Errorf("a record damaged on the way once: %v\n%s", err, got)
+		}
+
+		// Metadata that does not describe the bytes: they are read twice, and taken.
+		other := []byte(`{"format":"another writer's"}`)
+		if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("planted"), Body: bytes.NewReader(other),
+			Metadata: map[string]string{"package-hash": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, attempts := range []int{0, 1} {
+			st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{MaxAttempts: attempts})
+			if got, err := st.ReadSmall(ctx, "planted", 1<<20); err != nil || !bytes.Equal(got, other) {
+				t.Errorf("a record whose package-hash is another's (%d attempts): %v\n%s", attempts, err, got)
+			}
+		}
+
+		// Damaged differently on every attempt: an error, not the damaged bytes.
+		flips.Store(1000)
+		st = newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{MaxAttempts: 2})
+		if got, err := st.ReadSmall(ctx, "record", 1<<20); err == nil {
+			t.Errorf("a record damaged on every attempt was taken:\n%s", got)
+		}
+	})
+}
