@@ -143,6 +143,12 @@ func (r *Runner) Prune(ctx context.Context) (PruneResult, error) {
 		return res, fail(KindS3, err)
 	}
 	r.logf("listed %s in %s", words.Count(len(sets), "set", "sets"), time.Since(start).Round(time.Millisecond))
+	if len(sets) == 0 && len(pointers) == 0 {
+		// A first run's likely mistake: another bucket or key prefix than
+		// the pipelines'. Not an error: a new bucket is empty too.
+		r.logf("no sets under %s nor %s: is this the bucket, and PACKAGE_ASSETS_KEY_PREFIX the prefix, that the pipelines use?",
+			r.Store.URL(r.Config.KeyPrefix+manifest.KindArtifacts+"/"), r.Store.URL(r.Config.KeyPrefix+manifest.KindCache+"/"))
+	}
 	if err := r.pruneReadRecords(ctx, sets); err != nil {
 		return res, fail(KindS3, err)
 	}
