@@ -134,8 +134,16 @@ func (r *Runner) Prune(ctx context.Context) (PruneResult, error) {
 		return res, fail(KindConfig, errors.New("this store cannot prune"))
 	}
 	cfg := r.Config.Prune
-	r.logf("pruning s3://%s/%s: commit sets older than %s except the newest %d (per component), cache entries unused for %s, anything without a record or abandoned for %s",
-		r.Config.Bucket, r.Config.KeyPrefix, ageText(cfg.CommitAge), cfg.KeepCommits, ageText(cfg.CacheAge), ageText(cfg.Grace))
+	commits := fmt.Sprintf("commit sets older than %s except the newest %d (per component)", ageText(cfg.CommitAge), cfg.KeepCommits)
+	if cfg.CommitAge == 0 {
+		commits = "no commit set by age (PACKAGE_ASSETS_PRUNE_COMMIT_AGE=off)"
+	}
+	caches := "cache entries unused for " + ageText(cfg.CacheAge)
+	if cfg.CacheAge == 0 {
+		caches = "no cache entry by age (PACKAGE_ASSETS_PRUNE_CACHE_AGE=off)"
+	}
+	r.logf("pruning s3://%s/%s: %s, %s, anything without a record or abandoned for %s",
+		r.Config.Bucket, r.Config.KeyPrefix, commits, caches, ageText(cfg.Grace))
 
 	start := time.Now()
 	sets, pointers, err := r.pruneList(ctx, st)
