@@ -701,7 +701,7 @@ func (r *Runner) prunePointers(ctx context.Context, pointers []string, gone map[
 		if err := r.Store.WriteRecord(ctx, key, body, false); err != nil {
 			return err
 		}
-		r.logf("%s: dropped %d pruned cache entries", r.Store.URL(key), len(l.Entries)-len(kept))
+		r.logf("%s: dropped %s", r.Store.URL(key), words.Count(len(l.Entries)-len(kept), "pruned cache entry", "pruned cache entries"))
 	}
 	return nil
 }
