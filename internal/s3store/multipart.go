@@ -41,7 +41,7 @@ func (s *Store) multipart(ctx context.Context, what, key string, size, partSize 
 	}
 	defer func() {
 		if err != nil {
-			s.abort(key, created.UploadId)
+			s.abort(ctx, key, created.UploadId)
 		}
 	}()
 	n := partCount(size, partSize)

@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -786,6 +788,68 @@ func TestReadSmallDamaged(t *testing.T) {
 		st = newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{MaxAttempts: 2})
 		if got, err := st.ReadSmall(ctx, "record", 1<<20); err == nil {
 			t.Errorf("a record damaged on every attempt was taken:\n%s", got)
+		}
+	})
+}
+
+// A cancelled upload gives its aborts 5 s, not 30: a CI system kills a job
+// 10 s after it signals it (GitHub Actions, docker stop), and a store that
+// answers nothing would otherwise hold the exit, and its code, until then.
+// The abort's time runs on the store's clock.
+func TestCancelledAbortIsBrief(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		partHeld, abortHeld := make(chan struct{}), make(chan struct{})
+		var partOnce, abortOnce sync.Once
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			switch {
+			case r.Method == http.MethodPut && r.URL.Query().Has("partNumber"):
+				partOnce.Do(func() { close(partHeld) })
+				return s3test.Stall
+			case r.Method == http.MethodDelete:
+				abortOnce.Do(func() { close(abortHeld) })
+				return s3test.Stall
+			}
+			return s3test.Pass
+		})
+		clock := clockwork.NewFakeClock()
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{PartSize: 5 << 20, Clock: clock, RequestTimeout: time.Hour, MaxAttempts: 1})
+		path := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(path, filler(17<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := st.UploadFile(ctx, UploadRequest{Key: "k", Path: path, Metadata: noMeta})
+			done <- err
+		}()
+		// Guards on a hang, shorter than the 30 s an abort had before.
+		guard, stop := context.WithTimeout(context.Background(), 20*time.Second)
+		defer stop()
+		for _, held := range []chan struct{}{partHeld, abortHeld} {
+			select {
+			case <-held:
+			case <-guard.Done():
+				t.Fatal("the upload never got that far")
+			}
+			cancel()
+		}
+		// The abort's attempt and its 5 s.
+		if err := clock.BlockUntilContext(guard, 2); err != nil {
+			t.Fatal("the abort waits on no timer of the store's clock")
+		}
+		clock.Advance(5 * time.Second)
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled upload: %v", err)
+			}
+		case <-guard.Done():
+			t.Fatal("the cancelled upload still waits for its abort")
 		}
 	})
 }

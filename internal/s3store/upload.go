@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
@@ -465,9 +466,16 @@ func (s *Store) verifySize(ctx context.Context, key string, size int64) error {
 }
 
 // abort cleans up a failed multipart upload, even when ctx was cancelled
-// (a cancelled CI job should not leave parts billed in the bucket).
-func (s *Store) abort(key string, uploadID *string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// (a cancelled CI job should not leave parts billed in the bucket). A
+// cancelled run gives it 5 s, not 30: a CI system kills a job 10 s after it
+// signals it (GitHub Actions, docker stop), and a store that answers nothing
+// would hold the exit, and its code, until then.
+func (s *Store) abort(ctx context.Context, key string, uploadID *string) {
+	budget := 30 * time.Second
+	if ctx.Err() != nil {
+		budget = 5 * time.Second
+	}
+	ctx, cancel := clockwork.WithTimeout(context.Background(), s.clock, budget)
 	defer cancel()
 	_, _ = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, UploadId: uploadID,
