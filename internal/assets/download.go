@@ -125,9 +125,10 @@ func (r *Runner) downloadCommit() (commit, from string, err error) {
 // decision as check's: LookupSet's SetComplete, and nothing else), looking
 // again with backoff while PACKAGE_ASSETS_WAIT lasts; a set still not
 // there is ErrSetNotFound, naming what was looked up and why it does not
-// count, with the last lookup's set. Every other state is waited on: an upload may be under way
-// (unrecorded objects), or the next trusted upload may replace an untrusted
-// record or objects that differ from theirs.
+// count, with the last lookup's set. Every other state but a later
+// version's record is waited on: an upload may be under way (unrecorded
+// objects), or the next trusted upload may replace an untrusted record or
+// objects that differ from theirs.
 func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (Set, error) {
 	clock := r.clock()
 	start := clock.Now()
@@ -148,9 +149,11 @@ func (r *Runner) awaitSet(ctx context.Context, ref SetRef) (Set, error) {
 		}
 		now := clock.Now()
 		left := deadline.Sub(now)
-		if left <= 0 {
+		// A later version's set is complete for it, and no upload of this
+		// version replaces it: waiting changes nothing.
+		if left <= 0 || set.State.Write() == WriteLeave {
 			waited := ""
-			if r.Config.Wait > 0 {
+			if r.Config.Wait > 0 && (left <= 0 || looks > 1) {
 				waited = fmt.Sprintf(", still after waiting %s (%s; PACKAGE_ASSETS_WAIT)", now.Sub(start).Round(time.Second), words.Count(looks, "lookup", "lookups"))
 			}
 			return set, fail(KindNotFound, fmt.Errorf("%w: %s%s", ErrSetNotFound, why, waited))
