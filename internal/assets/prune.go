@@ -665,14 +665,20 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 	if recordsErr != nil {
 		return recordsErr
 	}
+	// One upload refused fails alone, as a refused key does.
+	var abortErr error
 	for _, u := range ups {
 		if err := st.Abort(ctx, u); err != nil {
-			return err
+			abortErr = errors.Join(abortErr, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
 		}
 		res.DeletedSets++
 		res.Aborted++
 	}
-	return nil
+	return abortErr
 }
 
 // prunePointers rewrites each pointer the explanation reads without the

@@ -456,6 +456,46 @@ func TestPrunePointersOnlyTheTools(t *testing.T) {
 	})
 }
 
+// An abandoned multipart upload the store refuses to abort (403) fails
+// alone: the others are still aborted, and prune exits 4 naming it.
+func TestPruneRefusedAbort(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		refused := "artifacts/" + fakeID("m1", 40) + "/big.zip"
+		for _, k := range []string{refused, "artifacts/" + fakeID("m2", 40) + "/big.zip", "cache/" + fakeID("m3", 64) + "/big.zip"} {
+			if _, err := srv.Client().CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &k}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.SetPlan(func(n int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodDelete && r.URL.Query().Has("uploadId") && strings.HasSuffix(r.URL.Path, "/"+refused) {
+				return s3test.Forbidden
+			}
+			return s3test.Pass
+		})
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		r := runAt(t, time.Now().Add(25*time.Hour), env, "prune")
+		if r.code != ExitS3 || !strings.Contains(r.stderr, fakeID("m1", 40)) {
+			t.Fatalf("prune through a store refusing one abort: %v, want exit %d naming it", r, ExitS3)
+		}
+		out, err := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Uploads) != 1 || aws.ToString(out.Uploads[0].Key) != refused {
+			var left []string
+			for _, u := range out.Uploads {
+				left = append(left, aws.ToString(u.Key))
+			}
+			t.Errorf("uploads left %v, want the refused one alone", left)
+		}
+	})
+}
+
 // mergeEnv is base with over's settings on top.
 func mergeEnv(base, over map[string]string) map[string]string {
 	for k, v := range over {
