@@ -32,6 +32,24 @@ type Component struct {
 	Line     int       // its line in PACKAGE_COMPONENTS, from 1 (0: not from a declaration)
 }
 
+// globNoMatchWhy says what a directory glob that matches no directory of
+// source files may be: one matching only submodules, whose directories hold
+// no source files of this repository, or noMatchWhy's guesses.
+func globNoMatchWhy(repo *gitrepo.Repo, glob string) string {
+	subs, _ := repo.Submodules() // best effort: the index was read already
+	var hit []string
+	for _, s := range subs {
+		if doublestar.MatchUnvalidated(glob, s) {
+			hit = append(hit, words.Printable(s))
+		}
+	}
+	if len(hit) == 0 {
+		return noMatchWhy
+	}
+	return fmt.Sprintf("it matches only submodules, %s, whose files never count: name one as a component, as in \"%s: %s\"",
+		strings.Join(hit, ", "), path.Base(hit[0]), hit[0])
+}
+
 // noMatchWhy is what a pattern that matches no source file may be: the
 // files git ignores never count, whatever the filter says.
 const noMatchWhy = "a typo, files since deleted, or only files git ignores (.gitignore) or a ! pattern excludes?"
@@ -250,7 +268,7 @@ func ComputeComponents(ctx context.Context, repo *gitrepo.Repo, shared []Pattern
 	for ci, c := range comps {
 		if c.DirGlob != "" {
 			if !globHit[ci] {
-				errs = append(errs, components(c.problem(marked{errors.New("matches no directory holding source files (" + noMatchWhy + ")"), ErrNoMatch})))
+				errs = append(errs, components(c.problem(marked{errors.New("matches no directory holding source files (" + globNoMatchWhy(repo, c.DirGlob) + ")"), ErrNoMatch})))
 			}
 			continue
 		}

@@ -271,11 +271,15 @@ func TestComputeComponentsIndependent(t *testing.T) {
 func TestComputeComponentsRefused(t *testing.T) {
 	dir := monorepo(t)
 	gitMkdir(t, dir, "services/fn1/main.go", "lambdas/.cache/x.js")
+	sub := initRepo(t, map[string]string{"lib.js": "lib\n"})
+	git(t, dir, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "file://"+sub, "vendor/lib")
 	tests := []struct {
 		name, shared, comps string
 		is                  error
 		errs                []string
 	}{
+		{name: "a glob matching only submodules", comps: "vendor/*", is: ErrNoMatch, errs: []string{
+			`line 1 "vendor/*": matches no directory holding source files (it matches only submodules, vendor/lib, whose files never count: name one as a component, as in "lib: vendor/lib")`}},
 		{name: "a glob matching no directory", comps: "lambda/*", is: ErrNoMatch, errs: []string{`line 1 "lambda/*": matches no directory`}},
 		{name: "a glob matching only files", comps: "lambdas/fn1/*", is: ErrNoMatch, errs: []string{"matches no directory"}},
 		{name: "a component pattern matching nothing", comps: "api: service/api/**", is: ErrNoMatch, errs: []string{`line 1 "api: service/api/**": no source file matches pattern service/api/**`}},
