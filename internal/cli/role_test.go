@@ -167,7 +167,7 @@ func TestActionsIDToken(t *testing.T) {
 func TestCredentialsRefreshedBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
-		for _, how := range []string{"AWS_ROLE", "web identity"} {
+		for _, how := range []string{"AWS_ROLE", "web identity", "profile"} {
 			t.Run(how, func(t *testing.T) {
 				sts := newFakeSTS(t)
 				sts.lifetimes = []time.Duration{time.Minute, time.Hour}
@@ -186,6 +186,18 @@ func TestCredentialsRefreshedBeforeExpiry(t *testing.T) {
 					delete(env, "AWS_SECRET_ACCESS_KEY")
 					env["AWS_ROLE_ARN"] = "arn:aws:iam::123456789012:role/gha"
 					env["AWS_WEB_IDENTITY_TOKEN_FILE"] = token
+				case "profile": // the SDK's own chain: a profile that assumes a role
+					cfg := filepath.Join(t.TempDir(), "config")
+					text := fmt.Sprintf("[profile ci]\nrole_arn = arn:aws:iam::123456789012:role/ci\nsource_profile = base\nservices = local\n"+
+						"[profile base]\naws_access_key_id = %s\naws_secret_access_key = %s\nservices = local\n"+
+						"[services local]\nsts =\n  endpoint_url = %s\n", s3test.AccessKey, s3test.SecretKey, sts.URL)
+					if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					delete(env, "AWS_ACCESS_KEY_ID")
+					delete(env, "AWS_SECRET_ACCESS_KEY")
+					env["AWS_CONFIG_FILE"] = cfg
+					env["AWS_PROFILE"] = "ci"
 				}
 				if r := run(t, env, "check"); r.code != ExitOK {
 					t.Fatal(r)
