@@ -95,12 +95,6 @@ func ParseComponents(text string) ([]Component, error) {
 		bad := func(format string, args ...any) {
 			errs = append(errs, lineError(n+1, line, fmt.Errorf(format, args...)))
 		}
-		// YAML's habit, "lambdas/*  # every lambda": said as it is, not as
-		// patterns "#", "every" and "lambda" that match nothing.
-		if slices.ContainsFunc(strings.Fields(line)[1:], func(w string) bool { return strings.HasPrefix(w, "#") }) {
-			bad("'#' starts a comment only at the start of a line: put the comment on a line of its own")
-			continue
-		}
 		if name, rest, ok := strings.Cut(line, ":"); ok && !strings.ContainsAny(name, " \t") {
 			if err := ValidName(name); err != nil {
 				bad("%w", err)
@@ -115,7 +109,7 @@ func ParseComponents(text string) ([]Component, error) {
 				bad("component %q lists no source patterns", name)
 				continue
 			}
-			pats, err := ParsePatterns(rest)
+			pats, err := parsePatterns(rest, true)
 			if err != nil {
 				for _, e := range unjoin(err) {
 					bad("%w", e)
@@ -126,7 +120,10 @@ func ParseComponents(text string) ([]Component, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		switch {
+		switch err := inlineComment(f, 1); {
+		case err != nil:
+			bad("%w", err)
+			continue
 		case len(f) > 1:
 			bad("a directory glob is one pattern; to list patterns write \"name: pattern ...\"")
 			continue

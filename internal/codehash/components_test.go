@@ -41,8 +41,11 @@ func TestParseComponents(t *testing.T) {
 		{name: "bad pattern in a component", text: "api: /abs/**", errs: []string{`line 1 "api: /abs/**": pattern "/abs/**": absolute path`}},
 		{name: "only exclusions", text: "api: !a/**", errs: []string{"only exclusions"}},
 		// As YAML writes them: one problem each, not each word a pattern.
-		{name: "a comment after a glob", text: "lambdas/*   # every lambda", errs: []string{`line 1 "lambdas/*   # every lambda": '#' starts a comment only at the start of a line`}},
-		{name: "a comment after patterns", text: "api: services/api/** # the api", errs: []string{`'#' starts a comment only at the start of a line`}},
+		{name: "a comment after a glob", text: "lambdas/*   # every lambda", errs: []string{`line 1 "lambdas/*   # every lambda": "# every lambda": '#' starts a comment only at the start of a line`}},
+		{name: "a comment after patterns", text: "api: services/api/** # the api", errs: []string{`line 1 "api: services/api/** # the api": "# the api": '#' starts a comment only at the start of a line`}},
+		{name: "a comment after the name", text: "api: # the api", errs: []string{`"# the api": '#' starts a comment only`}},
+		{name: "a comment word after the name", text: "api:#x", errs: []string{`"#x": '#' starts a comment only`}},
+		{name: "a pattern that begins with '#'", text: "gen: [#]gen/**", want: []string{"gen: [#]gen/**"}},
 		{
 			name: "all problems together, with line numbers",
 			text: "ok: a/**\n.bad: x/**\nlambdas/[a\n\napi:\nok: b/**\nx/*\nx/*",

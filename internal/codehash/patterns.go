@@ -25,25 +25,74 @@ func (p Pattern) String() string {
 // ParsePatterns splits a filter on white space (spaces, as the original tool
 // did, or newlines, as YAML block scalars give) and validates every pattern,
 // reporting all problems at once. A space inside a pattern is written [ ].
+// A line whose first word begins with '#' is a comment, as in
+// PACKAGE_COMPONENTS; a '#' word later on a line is refused (see
+// inlineComment), and a pattern that begins with '#' is written [#]...
 func ParsePatterns(filter string) ([]Pattern, error) {
-	var (
-		pats []Pattern
-		errs []error
-	)
-	for _, f := range strings.Fields(filter) {
-		p := Pattern{Glob: f}
-		if strings.HasPrefix(f, "!") {
-			p = Pattern{Glob: f[1:], Negate: true}
+	return parsePatterns(filter, false)
+}
+
+// errInlineComment: YAML's habit, "lambdas/**  # the lambdas", in a setting
+// that is not YAML (an environment variable, a block scalar's text).
+var errInlineComment = errors.New("'#' starts a comment only at the start of a line: put the comment on a line of its own (a pattern that begins with '#' is written [#]...)")
+
+// inlineComment refuses a word of a line's words, from the from'th on, that
+// begins with '#': said as the comment it is, not as patterns "#", "the"
+// and "lambdas" that match nothing. ParsePatterns and the directory-glob
+// form of PACKAGE_COMPONENTS both decide here.
+func inlineComment(words []string, from int) error {
+	for i := from; i < len(words); i++ {
+		if strings.HasPrefix(words[i], "#") {
+			return fmt.Errorf("%q: %w", strings.Join(words[i:], " "), errInlineComment)
 		}
-		if err := validGlob(p.Glob); err != nil {
-			errs = append(errs, fmt.Errorf("pattern %q: %w", f, err))
+	}
+	return nil
+}
+
+// parsePatterns is ParsePatterns; with midLine, text continues a line (a
+// component's patterns after "name:"), so its first word begins no line.
+func parsePatterns(text string, midLine bool) ([]Pattern, error) {
+	var (
+		pats     []Pattern
+		errs     []error
+		comments bool
+	)
+	for n, line := range strings.Split(text, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
 			continue
 		}
-		// "./src/**" means "src/**": paths are matched relative to the root.
-		p.Glob = strings.TrimPrefix(p.Glob, "./")
-		pats = append(pats, p)
+		from := 1
+		if midLine && n == 0 {
+			from = 0
+		} else if strings.HasPrefix(fields[0], "#") {
+			comments = true
+			continue
+		}
+		if err := inlineComment(fields, from); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, f := range fields {
+			p := Pattern{Glob: f}
+			if strings.HasPrefix(f, "!") {
+				p = Pattern{Glob: f[1:], Negate: true}
+			}
+			if err := validGlob(p.Glob); err != nil {
+				errs = append(errs, fmt.Errorf("pattern %q: %w", f, err))
+				continue
+			}
+			// "./src/**" means "src/**": paths are matched relative to the root.
+			p.Glob = strings.TrimPrefix(p.Glob, "./")
+			pats = append(pats, p)
+		}
 	}
-	if len(errs) == 0 && len(pats) > 0 && !hasPositive(pats) {
+	switch {
+	case len(errs) > 0:
+	case len(pats) == 0 && comments:
+		// Not "no filter": that would turn the cache off unsaid.
+		errs = append(errs, errors.New("only comments: name the files to include"))
+	case len(pats) > 0 && !hasPositive(pats):
 		errs = append(errs, errors.New("only exclusions ('!...'): name the files to include first"))
 	}
 	if len(errs) > 0 {

@@ -32,6 +32,14 @@ func TestParsePatterns(t *testing.T) {
 		{name: "backslash", filter: `a\b`, errs: []string{`contains '\'`}},
 		{name: "bare !", filter: "src/** !", errs: []string{"empty pattern after '!'"}},
 		{name: "only negations", filter: "!a/** !b/**", errs: []string{"only exclusions"}},
+		// '#' as PACKAGE_COMPONENTS reads it: a comment line, or refused
+		// after a pattern (YAML's habit), not patterns "#", "the", "lambdas".
+		{name: "a comment after a pattern", filter: "lambdas/**   # the lambdas", errs: []string{`"# the lambdas": '#' starts a comment only at the start of a line`}},
+		{name: "a comment word after a pattern", filter: "src/** #gen", errs: []string{`"#gen": '#' starts a comment only`}},
+		{name: "a comment line", filter: "# the lambdas\nlambdas/**", want: []Pattern{{Glob: "lambdas/**"}}},
+		{name: "comment lines in a block scalar", filter: "  lambdas/**\n  # generated code stays out\n  !lambdas/gen/**\n", want: []Pattern{{Glob: "lambdas/**"}, {Glob: "lambdas/gen/**", Negate: true}}},
+		{name: "a pattern that begins with '#'", filter: "[#]gen/**", want: []Pattern{{Glob: "[#]gen/**"}}},
+		{name: "only comments", filter: "# lambdas/**\n#shared/**", errs: []string{"only comments"}},
 		{
 			name:   "all problems reported together",
 			filter: "a/[b /abs ../x ok/** a/../b",
@@ -84,6 +92,8 @@ func TestMatch(t *testing.T) {
 		{"!src/test/** src/**", "src/test/a.py", true}, // an exclusion before the inclusion has no effect
 		{"src/** !**/*.md", "src/README.md", false},
 		{"src/** !**/*.md", "src/a.py", true},
+		{"[#]gen/**", "#gen/a.txt", true}, // as docs/code-hash.md writes one
+		{"[#]gen/**", "gen/a.txt", false},
 	}
 	for _, tt := range tests {
 		pats, err := ParsePatterns(tt.filter)
