@@ -308,7 +308,8 @@ func posixClass(name string, c byte) (in, ok bool) {
 	case "punct":
 		return 32 < c && c < 127 && !lower && !upper && !digit, true
 	case "space":
-		return c == ' ' || '\t' <= c && c <= '\r', true
+		// git's sane_ctype, not C's isspace: no '\v', no '\f'.
+		return c == ' ' || c == '\t' || c == '\n' || c == '\r', true
 	case "upper":
 		return upper, true
 	case "xdigit":

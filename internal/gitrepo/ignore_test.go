@@ -2,7 +2,9 @@ package gitrepo
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -108,4 +110,80 @@ func linesUnder(ls, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// TestIgnoreClassesMatchGit holds bracket expressions with POSIX classes to
+// what git ignores, over names "x<c>" for every ASCII byte c a file name can
+// hold: the classes are git's sane_ctype, not C's (its space is ' ', '\t',
+// '\n', '\r', not '\v' or '\f'). Every class alone and negated, then
+// seeded random expressions, so a run is repeatable and quick (one git).
+func TestIgnoreClassesMatchGit(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("control characters cannot be in a Windows file name")
+	}
+	t.Parallel()
+	classes := []string{"alnum", "alpha", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space", "upper", "xdigit"}
+	var patterns []string
+	for _, c := range classes {
+		patterns = append(patterns, "x[[:"+c+":]]", "x[![:"+c+":]]")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	items := func() string {
+		var b strings.Builder
+		for range 1 + rng.IntN(3) {
+			switch rng.IntN(3) {
+			case 0, 1:
+				b.WriteString("[:" + classes[rng.IntN(len(classes))] + ":]")
+			default:
+				b.WriteString([]string{"a-f", "0", "_", " ", "-", "Z", "\t-\r"}[rng.IntN(7)])
+			}
+		}
+		return b.String()
+	}
+	for range 24 {
+		neg := []string{"", "!", "^"}[rng.IntN(3)]
+		p := "x[" + neg + items() + "]"
+		if rng.IntN(4) == 0 {
+			p += "*"
+		}
+		patterns = append(patterns, p)
+	}
+	var names []string
+	for c := byte(1); c < 128; c++ {
+		if c != '/' {
+			names = append(names, "x"+string(c))
+		}
+	}
+	names = append(names, "xab")
+	files := map[string]string{}
+	for i, p := range patterns {
+		dir := fmt.Sprintf("p%02d/", i)
+		files[dir+".gitignore"] = p + "\n"
+		for _, n := range names {
+			files[dir+n] = "n"
+		}
+	}
+	dir := t.TempDir()
+	git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
+	writeFiles(t, dir, files)
+	kept := func(ls string) map[string][]string { // pattern directory → names kept
+		m := map[string][]string{}
+		for line := range strings.Lines(ls) {
+			_, p, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "\t")
+			d, n, _ := strings.Cut(p, "/")
+			m[d] = append(m[d], n)
+		}
+		return m
+	}
+	// Names hold '\n': compare whole listings, then name what differs.
+	got := lsFiles(sourceFiles(t, dir, nil, nil))
+	if want := gitSource(t, dir); got != want {
+		g, w := kept(got), kept(want)
+		for i, p := range patterns {
+			d := fmt.Sprintf("p%02d", i)
+			if !slices.Equal(g[d], w[d]) {
+				t.Errorf("pattern %q: the files kept differ from git's:\n got %q\nwant %q", p, g[d], w[d])
+			}
+		}
+	}
 }
