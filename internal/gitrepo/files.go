@@ -153,7 +153,10 @@ func (r *Repo) SourceFiles(ctx context.Context, include func(path string) bool, 
 		return nil, err
 	}
 	for k, d := range dirs {
-		if d.attributes {
+		// git reads no .gitattributes in a submodule's directory that is
+		// not checked out, as it adds none of its files: nor here (one
+		// unreadable failed the hash, and its rules cost every lookup).
+		if d.attributes && (d.domain == nil || !todo.inSubmodule(strings.Join(d.domain, "/")+"/")) {
 			attrFiles = append(attrFiles, strings.Join(append(slices.Clip(d.domain), ".gitattributes"), "/"))
 		}
 		untracked = append(untracked, strays[k]...)

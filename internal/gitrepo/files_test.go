@@ -623,3 +623,44 @@ func TestSourceFilesInSubmoduleNotCheckedOut(t *testing.T) {
 		t.Errorf("got\n%s\nwant (git add -A)\n%s", got, want)
 	}
 }
+
+// TestSourceFilesAttributesInSubmoduleNotCheckedOut: a .gitattributes in
+// the directory of a submodule that is not checked out is not read, as git
+// reads none there: one that cannot be read fails nothing. (Unreadable for
+// root too: descend, called once the walk has listed vendor/lib, puts a
+// directory in the file's place, so reading it fails with EISDIR.)
+func TestSourceFilesAttributesInSubmoduleNotCheckedOut(t *testing.T) {
+	t.Parallel()
+	sub := initRepo(t, map[string]string{"lib.txt": "lib"})
+	src := initRepo(t, map[string]string{"a.txt": "a"})
+	git(t, src, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "file://"+sub, "vendor/lib")
+	git(t, src, "commit", "-q", "-m", "submodule")
+	dir := filepath.Join(t.TempDir(), "clone")
+	git(t, src, "clone", "-q", "file://"+src, dir) // not recursive: vendor/lib is an empty directory
+	writeFiles(t, dir, map[string]string{"vendor/lib/.gitattributes": "* filter=git-crypt\n", "vendor/lib/deep/x.txt": "x"})
+	attrs := filepath.Join(dir, "vendor", "lib", ".gitattributes")
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := r.SourceFiles(context.Background(), nil, func(d string) bool {
+		if d == "vendor/lib/deep" {
+			if err := os.Remove(attrs); err != nil {
+				t.Error(err)
+			}
+			if err := os.Mkdir(attrs, 0o755); err != nil {
+				t.Error(err)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("SourceFiles: %v", err)
+	}
+	if err := os.Remove(attrs); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lsFiles(files), gitSource(t, dir); got != want {
+		t.Errorf("got\n%s\nwant (git add -A)\n%s", got, want)
+	}
+}
