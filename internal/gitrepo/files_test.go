@@ -664,3 +664,25 @@ func TestSourceFilesAttributesInSubmoduleNotCheckedOut(t *testing.T) {
 		t.Errorf("got\n%s\nwant (git add -A)\n%s", got, want)
 	}
 }
+
+// TestSourceFilesReftableSubmodule: a checked-out submodule whose refs are
+// in the reftable format has a HEAD go-git cannot read, and a submodule
+// counts as the commit checked out in it: the hash is refused
+// (ErrUnsupported, exit 3), naming the submodule, not computed from the
+// commit the index records.
+func TestSourceFilesReftableSubmodule(t *testing.T) {
+	t.Parallel()
+	sub := initRepo(t, map[string]string{"lib.txt": "lib"})
+	dir := initRepo(t, map[string]string{"a.txt": "a"})
+	git(t, dir, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "file://"+sub, "vendor/lib")
+	git(t, dir, "commit", "-q", "-m", "submodule")
+	reftable(t, filepath.Join(dir, ".git", "modules", "vendor", "lib"), "reftable")
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.SourceFiles(context.Background(), nil, nil)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "submodule vendor/lib:") {
+		t.Fatalf("SourceFiles error = %v, want ErrUnsupported naming submodule vendor/lib", err)
+	}
+}

@@ -23,6 +23,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+
+	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 var (
@@ -230,20 +232,22 @@ func readConfig(storage *filesystem.Storage) (coreConfig, error) {
 	}
 	// Raw is always set; a missing section or key reads as "".
 	ext := cfg.Raw.Section("extensions").Options
-	if f := strings.ToLower(ext.Get("objectformat")); f != "" && f != "sha1" {
-		return coreConfig{}, fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, f)
+	// The values are printed as words.Printable gives them: a config file
+	// is anyone's text, and a control character in it reaches the log.
+	if f := ext.Get("objectformat"); f != "" && !strings.EqualFold(f, "sha1") {
+		return coreConfig{}, fmt.Errorf("%w: object format %s (only SHA-1 repositories are supported)", ErrUnsupported, words.Printable(f))
 	}
 	core := cfg.Raw.Section("core").Options
 	c := coreConfig{
 		fileMode: gitBool(core.Get("filemode"), true),
 		symlinks: gitBool(core.Get("symlinks"), true),
 	}
-	if f := strings.ToLower(ext.Get("refstorage")); f != "" && f != "files" {
+	if f := ext.Get("refstorage"); f != "" && !strings.EqualFold(f, "files") {
 		// go-git reads refs as files alone: in a reftable repository HEAD
 		// names refs/heads/.invalid, which would read as no commits. The
 		// index and objects are as usual, so only reading refs fails.
 		c.refsErr = fmt.Errorf("%w: refs in the %s format (extensions.refStorage); "+
-			"only the files format can be read: `git refs migrate --ref-format=files` converts them", ErrUnsupported, f)
+			"only the files format can be read: `git refs migrate --ref-format=files` converts them", ErrUnsupported, words.Printable(f))
 	}
 	return c, nil
 }

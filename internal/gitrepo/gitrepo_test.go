@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"errors"
+	"fmt"
 	"github.com/nsmithuk/s3-asset-manager/internal/gittest"
 	"os"
 	"path/filepath"
@@ -132,6 +133,7 @@ func TestOpenErrors(t *testing.T) {
 		setup   func(t *testing.T) string
 		openErr error // from Open
 		headErr error // from Head, when Open succeeds
+		msg     string
 	}{
 		{
 			name: "no commits",
@@ -175,49 +177,49 @@ func TestOpenErrors(t *testing.T) {
 			name: "reftable refs",
 			setup: func(t *testing.T) string {
 				d := gittest.TempRepo(t, map[string]string{"a": "1"})
-				gd := filepath.Join(d, ".git")
-				if err := os.RemoveAll(filepath.Join(gd, "refs", "heads")); err != nil {
-					t.Fatal(err)
-				}
-				for p, c := range map[string]string{
-					"HEAD":                 "ref: refs/heads/.invalid\n",
-					"refs/heads":           "this repository uses the reftable format\n",
-					"reftable/tables.list": "",
-				} {
-					if err := os.MkdirAll(filepath.Dir(filepath.Join(gd, p)), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(filepath.Join(gd, p), []byte(c), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				f, err := os.OpenFile(filepath.Join(gd, "config"), os.O_APPEND|os.O_WRONLY, 0)
-				if err == nil {
-					_, err = f.WriteString("[extensions]\n\trefStorage = reftable\n")
-					err = errors.Join(err, f.Close())
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				reftable(t, filepath.Join(d, ".git"), "reftable")
 				return d
 			},
 			headErr: ErrUnsupported,
+			msg:     "refs in the reftable format",
+		},
+		{
+			// A config file is anyone's text: its values reach the log
+			// quoted when they hold a control character.
+			name: "an odd refStorage",
+			setup: func(t *testing.T) string {
+				d := gittest.TempRepo(t, map[string]string{"a": "1"})
+				reftable(t, filepath.Join(d, ".git"), "x\x1b[2Jy")
+				return d
+			},
+			headErr: ErrUnsupported,
+			msg:     `refs in the "x\x1b[2Jy" format`,
+		},
+		{
+			name: "an odd objectFormat",
+			setup: func(t *testing.T) string {
+				d := gittest.TempRepo(t, map[string]string{"a": "1"})
+				appendFile(t, filepath.Join(d, ".git", "config"), "[extensions]\n\tobjectFormat = sha\x1b[2J\n")
+				return d
+			},
+			openErr: ErrUnsupported,
+			msg:     `object format "sha\x1b[2J"`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := Open(tt.setup(t))
 			if tt.openErr != nil {
-				if !errors.Is(err, tt.openErr) {
-					t.Fatalf("Open error = %v, want %v", err, tt.openErr)
+				if !errors.Is(err, tt.openErr) || !strings.Contains(fmt.Sprint(err), tt.msg) {
+					t.Fatalf("Open error = %v, want %v, saying %s", err, tt.openErr, tt.msg)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
-			if _, err := r.Head(); !errors.Is(err, tt.headErr) {
-				t.Fatalf("Head error = %v, want %v", err, tt.headErr)
+			if _, err := r.Head(); !errors.Is(err, tt.headErr) || !strings.Contains(fmt.Sprint(err), tt.msg) {
+				t.Fatalf("Head error = %v, want %v, saying %s", err, tt.headErr, tt.msg)
 			}
 		})
 	}
@@ -275,5 +277,41 @@ func TestResolve(t *testing.T) {
 	}
 	if got, err := sr.Resolve("HEAD~1"); !errors.Is(err, ErrUnknownRevision) || !strings.Contains(err.Error(), "shallow") {
 		t.Errorf("Resolve(HEAD~1) in a shallow clone = %q, %v; want ErrUnknownRevision naming a shallow clone", got, err)
+	}
+}
+
+// reftable makes the repository at gitDir look as git 2.45+ makes one with
+// --ref-format=reftable (git's default from 3.0): HEAD names an invalid
+// branch, the refs are in gitDir/reftable. The git here may be older:
+// written by hand, refStorage = format.
+func reftable(t *testing.T, gitDir, format string) {
+	t.Helper()
+	if err := os.RemoveAll(filepath.Join(gitDir, "refs", "heads")); err != nil {
+		t.Fatal(err)
+	}
+	for p, c := range map[string]string{
+		"HEAD":                 "ref: refs/heads/.invalid\n",
+		"refs/heads":           "this repository uses the reftable format\n",
+		"reftable/tables.list": "",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(gitDir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(gitDir, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendFile(t, filepath.Join(gitDir, "config"), "[extensions]\n\trefStorage = "+format+"\n")
+}
+
+func appendFile(t *testing.T, name, text string) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString(text)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
