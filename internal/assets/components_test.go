@@ -364,6 +364,51 @@ func TestUploadComponentsFailureFillsCompleted(t *testing.T) {
 	}
 }
 
+// An upload of every component cancelled (SIGINT, SIGTERM: exit 130) while
+// one uploads still fills the cache entries of those it completed before,
+// as a failure does: the re-run's check finds them complete under the
+// commit and its upload skips them, so they would never be filled.
+func TestUploadComponentsCancelledFillsCompleted(t *testing.T) {
+	f := newFake()
+	r, logs := newMonoRunner(t, f, "", "")
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		writeFile(t, filepath.Join(r.Config.PackageDir, n, n+".zip"), "built "+n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.onUpload = func(req s3store.UploadRequest) {
+		if strings.HasSuffix(req.Key, "/fn1/fn1.zip") {
+			cancel() // interrupted while fn1 uploads
+		}
+	}
+	if _, err := r.Upload(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("upload: %v, want cancelled\n%s", err, logs)
+	}
+	f.onUpload = nil
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		complete := f.record(componentPrefix(commitA, n), nil) != nil
+		cached := f.record("cache/"+codeOf(n)+"/", nil) != nil
+		if complete != cached || complete != (n == "api") {
+			t.Errorf("after the cancelled upload, %s: complete %t, cache entry %t\n%s", n, complete, cached, logs)
+		}
+	}
+	// The re-run stores the rest: every component complete, and cached.
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Upload(context.Background()); err != nil {
+		t.Fatalf("re-run's upload: %v\n%s", err, logs)
+	}
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		if f.record(componentPrefix(commitA, n), nil) == nil || f.record("cache/"+codeOf(n)+"/", nil) == nil {
+			t.Errorf("after the re-run, %s is not both complete and cached\n%s", n, logs)
+		}
+	}
+}
+
 // Every component whose build left nothing to upload is named at once,
 // each with what its path holds, before anything is sent.
 func TestUploadComponentsNothingBuilt(t *testing.T) {

@@ -509,6 +509,25 @@ func TestFillCacheSourceChanged(t *testing.T) {
 	}
 }
 
+// A whole set's upload cancelled (SIGINT, SIGTERM: exit 130) once its record
+// is written still fills its cache entry: the re-run's check finds the set
+// and nothing would fill it, so the next commit would rebuild it unchanged.
+func TestUploadCancelledFillsCache(t *testing.T) {
+	f := newFake()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.beforeRecord = func(*fakeStore, string) { cancel() } // the record is written, then the run is cancelled
+	r, logs := newRunner(t, f, "", true, false)
+	writePackage(t, r.Config.PackageDir, commitA, hashX, built)
+	_, _ = r.Upload(ctx)
+	if set, err := r.LookupSet(context.Background(), Artifacts(commitA)); err != nil || set.State != SetComplete {
+		t.Fatalf("the set is %v, %v: want complete\n%s", set.State, err, logs)
+	}
+	if entry, err := r.LookupSet(context.Background(), Cache(hashX)); err != nil || entry.State != SetComplete {
+		t.Errorf("cache entry %v, %v: want complete\n%s", entry.State, err, logs)
+	}
+}
+
 // Item 9: check removes the previous run's markers before anything can
 // fail, so an upload after a failed check has no commit to store under.
 func TestFailedCheckLeavesNoMarkers(t *testing.T) {

@@ -121,9 +121,12 @@ func (f *fakeStore) ReadSmall(_ context.Context, key string, max int64) ([]byte,
 	return bytes.Clone(o.body), nil
 }
 
-func (f *fakeStore) UploadFile(_ context.Context, req s3store.UploadRequest) (s3store.Uploaded, error) {
+func (f *fakeStore) UploadFile(ctx context.Context, req s3store.UploadRequest) (s3store.Uploaded, error) {
 	if f.onUpload != nil {
 		f.onUpload(req)
+	}
+	if err := ctx.Err(); err != nil { // cancelled (onUpload may cancel it)
+		return s3store.Uploaded{}, err
 	}
 	b, err := os.ReadFile(req.Path)
 	if err != nil {
@@ -134,7 +137,10 @@ func (f *fakeStore) UploadFile(_ context.Context, req s3store.UploadRequest) (s3
 	return s3store.Uploaded{Size: int64(len(b)), SHA256: sum[:], ETag: etag, Check: "SHA-256"}, nil
 }
 
-func (f *fakeStore) WriteRecord(_ context.Context, key string, body []byte, exclusive bool) error {
+func (f *fakeStore) WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	hook := f.beforeRecord
 	if exclusive {
@@ -154,7 +160,10 @@ func (f *fakeStore) WriteRecord(_ context.Context, key string, body []byte, excl
 	return nil
 }
 
-func (f *fakeStore) Copy(_ context.Context, r s3store.CopyRequest) (string, error) {
+func (f *fakeStore) Copy(ctx context.Context, r s3store.CopyRequest) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	if f.beforeCopy != nil {
 		f.beforeCopy(f, r)
 	}

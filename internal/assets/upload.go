@@ -132,7 +132,24 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 		r.logf("result: uploaded %s, %s in %s (%s) to %s", words.Count(len(stored), "file", "files"), progress.Size(res.Bytes),
 			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), res.Where)
 	}
+	ctx, stop := afterCancel(ctx)
+	defer stop()
 	return res, r.fillCache(ctx, u)
+}
+
+// fillGrace is how long the cache fills of sets already stored go on after
+// the run is cancelled: as the multipart aborts (s3store), well inside the
+// 10 s a CI system waits before it kills the job.
+const fillGrace = 5 * time.Second
+
+// afterCancel is ctx for the cache fills of sets stored already: cancelled
+// (SIGINT, SIGTERM), it lasts fillGrace longer. A set complete under the
+// commit with no cache entry stays so: the re-run's check finds it and its
+// upload skips it, and the next commit rebuilds it unchanged.
+func afterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(fillGrace, cancel) })
+	return out, func() { stop(); cancel() }
 }
 
 // uploadComponents is upload with the state check left for components: the
@@ -249,14 +266,16 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	}
 
 	// The cache entries, in parallel, then the commit's record. Those of
-	// the components stored before one failed too: a re-run finds them
-	// complete under the commit and would never fill them (fillCache skips
-	// a unit whose set is not complete).
-	err = pool.Run(ctx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
+	// the components stored before one failed, or the run was cancelled,
+	// too: a re-run finds them complete under the commit and would never
+	// fill them (fillCache skips a unit whose set is not complete).
+	fillCtx, stop := afterCancel(ctx)
+	defer stop()
+	err = pool.Run(fillCtx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
 		return r.fillCache(ctx, jobs[k].unit)
 	})
 	if storeErr != nil {
-		if err != nil && ctx.Err() == nil {
+		if err != nil && fillCtx.Err() == nil {
 			r.logf("warning: %v", err)
 		}
 		return storeErr
