@@ -499,12 +499,18 @@ func TestUploadComponentsTwice(t *testing.T) {
 		writeFile(t, filepath.Join(r.Config.PackageDir, n, n+".zip"), "built "+n)
 	}
 	for i, want := range []string{"", SkippedComplete} {
+		logs.Reset()
 		res, err := r.Upload(context.Background())
 		if err != nil {
 			t.Fatalf("upload %d: %v\n%s", i+1, err, logs)
 		}
 		if res.Skipped != want || len(res.Files) != 3 { // uploaded, or already stored
 			t.Errorf("upload %d: skipped %q with %d files, want %q", i+1, res.Skipped, len(res.Files), want)
+		}
+		// Only what was sent is said to be uploaded (a whole set's second
+		// upload says nothing of the kind either).
+		if sent := strings.Contains(logs.String(), "result: uploaded 3 files"); sent != (want == "") {
+			t.Errorf("upload %d: says it uploaded the files: %t, want %t\n%s", i+1, sent, want == "", logs)
 		}
 		for _, s := range res.Components {
 			if !s.Found || s.Build || s.Reason != "" {

@@ -251,18 +251,18 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 			res.Bytes += f.Size
 		}
 	}
-	// Every one complete already (a second upload): said as for a whole set.
-	if storeErr == nil && len(jobs) > 0 && len(res.Files) == 0 && len(already) > 0 {
-		res.Skipped, res.Files = SkippedComplete, already
-	}
 	res.Duration = time.Since(start)
-	if len(res.Files) > 0 {
+	if len(res.Files) > 0 { // what was sent: those complete already said so
 		what := "result: uploaded"
 		if storeErr != nil {
 			what = "before the failure, uploaded"
 		}
 		r.logf("%s %s, %s in %s (%s)", what, words.Count(len(res.Files), "file", "files"), progress.Size(res.Bytes),
 			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration))
+	}
+	// Every one complete already (a second upload): said as for a whole set.
+	if storeErr == nil && len(jobs) > 0 && len(res.Files) == 0 && len(already) > 0 {
+		res.Skipped, res.Files = SkippedComplete, already
 	}
 
 	// The cache entries, in parallel, then the commit's record. Those of
