@@ -23,6 +23,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/words"
@@ -616,38 +617,70 @@ func (s *Store) getPartBuf(ctx context.Context) ([]byte, error) {
 func (s *Store) putPartBuf(b []byte) { s.dlBufs <- b }
 
 // fetchSpan fetches the n bytes from off into sink. A body cut short or
-// stalled is resumed from the byte where it ended: at once after an attempt
-// that brought bytes, after a backoff after one that brought none; the
-// attempts in a row without a byte are bounded by the retryer's maximum
-// (the SDK has already retried the request itself).
+// stalled is resumed from the byte where it ended (see readAgain): at once
+// after an attempt that brought bytes, without using the attempts.
 func (d *download) fetchSpan(ctx context.Context, off, n int64, sk sink) error {
-	attempts := d.s.client.Options().Retryer.MaxAttempts()
-	backoff := retry.NewExponentialJitterBackoff(5 * time.Second)
 	var got int64
-	for attempt := 1; ; attempt++ {
-		k, err := d.getRange(ctx, off, n, got, sk)
+	err := d.s.readAgain(ctx, func(ctx context.Context, opt func(*s3.Options)) (int, bool, error) {
+		k, requests, err := d.getRange(ctx, off, n, got, sk, opt)
 		got += k
+		return requests, k > 0, err
+	})
+	if err != nil && ctx.Err() == nil && errors.As(err, new(*cutError)) {
+		return fmt.Errorf("get %s: %w", d.s.shown(d.req.Key), err)
+	}
+	return err
+}
+
+// readAgain calls get (one GET and the read of its body) again while the
+// body fails to come whole: a *cutError (cut short, stalled for
+// StallTimeout, out of its attempt's time; the SDK has returned by the time
+// a body is read, and retries nothing then) or errDamaged. The first is
+// made again at once, later ones after a backoff.
+//
+// One budget, the retryer's attempts, bounds the requests in a row that
+// bring nothing, the SDK's own retries inside get (of errors before the
+// body) included: each GetObject is given what is left of it (opt), and get
+// returns how many requests it made. So a read makes at most attempts
+// requests, each bounded by PACKAGE_ASSETS_REQUEST_TIMEOUT, not attempts ×
+// attempts. A call that brought bytes (moved: a download resumes from
+// them) starts the budget again: a slow, busy link that is still moving
+// must not fail the read.
+func (s *Store) readAgain(ctx context.Context, get func(ctx context.Context, opt func(*s3.Options)) (requests int, moved bool, err error)) error {
+	attempts := s.client.Options().Retryer.MaxAttempts()
+	backoff := retry.NewExponentialJitterBackoff(5 * time.Second)
+	used := 0
+	for again := 0; ; again++ {
+		left := max(attempts-used, 1)
+		n, moved, err := get(ctx, func(o *s3.Options) { o.RetryMaxAttempts = left })
+		used += n
 		var cut *cutError
-		if err == nil || !errors.As(err, &cut) || ctx.Err() != nil {
+		if err == nil || !(errors.As(err, &cut) || errors.Is(err, errDamaged)) || ctx.Err() != nil {
 			return err
 		}
-		if k > 0 {
-			// It was moving: a slow, busy link cuts or stalls now and then,
-			// and only attempts in a row that bring nothing use the budget
-			// (and lengthen the backoff).
-			attempt = 0
+		if moved {
+			used, again = 0, -1
 			continue
 		}
-		if attempt >= attempts {
-			return fmt.Errorf("get %s: %w (after %s)", d.s.shown(d.req.Key), err, words.Count(attempt, "attempt", "attempts"))
+		if used >= attempts {
+			return fmt.Errorf("%w (after %s)", err, words.Count(used, "attempt", "attempts"))
 		}
-		if attempt > 1 {
-			wait, _ := backoff.BackoffDelay(attempt-1, err)
-			if err := sleepCtx(ctx, d.s.clock, wait); err != nil {
+		if again > 0 {
+			wait, _ := backoff.BackoffDelay(again, err)
+			if err := sleepCtx(ctx, s.clock, wait); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// requestsMade is how many requests (attempts) the SDK made for an
+// operation that returned metadata md.
+func requestsMade(md middleware.Metadata) int {
+	if r, ok := retry.GetAttemptResults(md); ok && len(r.Results) > 0 {
+		return len(r.Results)
+	}
+	return 1
 }
 
 // sleepCtx waits d on clock, or until ctx is done.
@@ -672,16 +705,17 @@ func (e *cutError) Unwrap() error { return e.err }
 // errStalled: no byte of a body arrived for StallTimeout.
 var errStalled = errors.New("no byte received")
 
-// getRange makes one GET for bytes off+got to off+n of the object and gives
-// them to sk; it returns how many it gave.
-func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (int64, error) {
+// getRange makes one GET (opt its options) for bytes off+got to off+n of
+// the object and gives them to sk; it returns how many it gave, and how many
+// requests the SDK made.
+func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink, opt func(*s3.Options)) (read int64, requests int, err error) {
 	// A single request takes a share of the bytes in flight while its body
 	// streams, as an upload's does: a large body must not starve the small
 	// files. Parts are bounded by the pool of buffers instead.
 	if d.parts == 1 {
 		release, err := d.s.sending(ctx, n-got)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer release()
 	}
@@ -697,10 +731,11 @@ func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (in
 		d.s.dlRanged.Add(1)
 		defer d.s.dlRanged.Add(-1)
 	}
-	out, err := d.s.client.GetObject(ctx, in)
+	out, err := d.s.client.GetObject(ctx, in, opt)
 	if err != nil {
-		return 0, d.getFailed(err)
+		return 0, 0, d.getFailed(err)
 	}
+	requests = requestsMade(out.ResultMetadata)
 	// The object's size, from Content-Range for a range: a replaced object
 	// of another size is refused here, whatever its ETag.
 	size := d.req.Size
@@ -711,28 +746,27 @@ func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (in
 	}
 	if size != d.req.Size {
 		out.Body.Close()
-		return 0, fmt.Errorf("get %s: %w (it holds %d bytes, the record says %d)", d.s.shown(d.req.Key), ErrSourceChanged, size, d.req.Size)
+		return 0, requests, fmt.Errorf("get %s: %w (it holds %d bytes, the record says %d)", d.s.shown(d.req.Key), ErrSourceChanged, size, d.req.Size)
 	}
 	if out.ContentLength != nil && *out.ContentLength != n-got {
 		out.Body.Close()
-		return 0, fmt.Errorf("get %s: %d bytes for a range of %d", d.s.shown(d.req.Key), *out.ContentLength, n-got)
+		return 0, requests, fmt.Errorf("get %s: %d bytes for a range of %d", d.s.shown(d.req.Key), *out.ContentLength, n-got)
 	}
 	body := newWatchedBody(out.Body, d.s.clock, d.s.stallTimeout)
 	defer body.Close()
 
-	var read int64
 	for got+read < n {
 		// Waiting for a buffer is not a stall of the body.
 		body.idle.Store(true)
 		b, err := sk.space(ctx, got+read)
 		body.idle.Store(false)
 		if err != nil {
-			return read, err
+			return read, requests, err
 		}
 		k, err := body.Read(b)
 		if k > 0 {
 			if werr := sk.landed(got+read, k); werr != nil {
-				return read, localFile{fmt.Errorf("write %s: %w", words.Printable(d.f.Name()), werr)}
+				return read, requests, localFile{fmt.Errorf("write %s: %w", words.Printable(d.f.Name()), werr)}
 			}
 			read += int64(k)
 		}
@@ -740,16 +774,13 @@ func (d *download) getRange(ctx context.Context, off, n, got int64, sk sink) (in
 			break
 		}
 		if err != nil {
-			if body.stalled() {
-				err = fmt.Errorf("%w for %s", errStalled, d.s.stallTimeout)
-			}
-			return read, &cutError{err}
+			return read, requests, body.cut(err)
 		}
 	}
 	if got+read != n {
-		return read, &cutError{fmt.Errorf("%d of %d bytes", got+read, n)}
+		return read, requests, &cutError{fmt.Errorf("%d of %d bytes", got+read, n)}
 	}
-	return read, nil
+	return read, requests, nil
 }
 
 // progress reports part i's bytes received so far (counted once, however
@@ -770,6 +801,7 @@ func (d *download) progress(i int, got int64) {
 type watchedBody struct {
 	io.ReadCloser
 	timer clockwork.Timer
+	after time.Duration // stallTimeout
 	every time.Duration
 	reads atomic.Int64 // reads that returned bytes
 	idle  atomic.Bool  // not reading: waiting for room for the bytes
@@ -784,7 +816,7 @@ type watchedBody struct {
 const stallChecks = 4
 
 func newWatchedBody(body io.ReadCloser, clock clockwork.Clock, after time.Duration) *watchedBody {
-	w := &watchedBody{ReadCloser: body, every: after / stallChecks}
+	w := &watchedBody{ReadCloser: body, after: after, every: after / stallChecks}
 	w.timer = clock.AfterFunc(w.every, w.check)
 	return w
 }
@@ -809,6 +841,15 @@ func (w *watchedBody) Read(b []byte) (int, error) {
 }
 
 func (w *watchedBody) stalled() bool { return w.fired.Load() }
+
+// cut is the *cutError of a read of the body that failed with err, naming
+// the stall when the watch ended it.
+func (w *watchedBody) cut(err error) error {
+	if w.stalled() {
+		err = fmt.Errorf("%w for %s", errStalled, w.after)
+	}
+	return &cutError{err}
+}
 
 func (w *watchedBody) Close() error {
 	w.timer.Stop()

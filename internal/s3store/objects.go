@@ -10,14 +10,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-
-	"github.com/nsmithuk/s3-asset-manager/internal/words"
 )
 
 // ReadSmall returns the bytes of a small object (at most max bytes), or an
@@ -25,65 +21,68 @@ import (
 // the object is larger. It uses GET, not
 // HEAD: a HEAD's 404 cannot tell a missing key from a missing bucket.
 //
-// A body cut short, or stalled until the request's timeout, is read again
-// whole (at once, then after a backoff), up to the retryer's attempts: the
-// SDK has returned by the time the body is read, and retries nothing then.
-// So is one that does not match the SHA-256 WriteRecord stored with it
-// (damaged on the way), unless the same bytes come twice: those are what is
-// stored, under metadata another writer set, and the caller judges them.
+// A body cut short, stalled (no byte for StallTimeout) or out of its
+// attempt's time is read again whole, as a download's is resumed
+// (readAgain: the same watch, the same budget of attempts). So is one that
+// does not match the SHA-256 WriteRecord stored with it (damaged on the
+// way), unless the same bytes come twice: those are what is stored, under
+// metadata another writer set, and the caller judges them.
 func (s *Store) ReadSmall(ctx context.Context, key string, max int64) ([]byte, error) {
-	attempts := s.client.Options().Retryer.MaxAttempts()
-	backoff := retry.NewExponentialJitterBackoff(5 * time.Second)
-	var damaged []byte // the last body that did not match its SHA-256
-	for attempt := 1; ; attempt++ {
-		b, err := s.getSmall(ctx, key, max)
-		var cut *cutError
-		if errors.Is(err, errDamaged) {
-			if damaged != nil && bytes.Equal(b, damaged) {
-				return b, nil
-			}
-			damaged = b
-		} else if err == nil || !errors.As(err, &cut) || ctx.Err() != nil {
-			return b, err
+	var b, damaged []byte // damaged: the last body that did not match its SHA-256
+	err := s.readAgain(ctx, func(ctx context.Context, opt func(*s3.Options)) (int, bool, error) {
+		var requests int
+		var err error
+		b, requests, err = s.getSmall(ctx, key, max, opt)
+		if !errors.Is(err, errDamaged) {
+			// A body cut short is read again whole: its bytes are not
+			// kept, and do not start the budget again.
+			return requests, false, err
 		}
-		// A body that does not match is always read twice: what is stored
-		// is taken, whatever the attempts (AWS_MAX_ATTEMPTS=1).
-		if attempt >= attempts && (damaged == nil || attempt > 1) {
-			return nil, fmt.Errorf("%w (after %s)", err, words.Count(attempt, "attempt", "attempts"))
+		if damaged != nil && bytes.Equal(b, damaged) {
+			return requests, false, nil
 		}
-		if attempt > 1 {
-			wait, _ := backoff.BackoffDelay(attempt-1, err)
-			if err := sleepCtx(ctx, s.clock, wait); err != nil {
-				return nil, err
-			}
+		// A body that does not match is always read again (the first does
+		// not count), so what is stored is taken whatever the attempts
+		// (AWS_MAX_ATTEMPTS=1).
+		if damaged == nil {
+			requests--
 		}
-	}
-}
-
-// getSmall is one GET of ReadSmall; a failed read of the body is a cutError.
-func (s *Store) getSmall(ctx context.Context, key string, max int64) ([]byte, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+		damaged = b
+		return requests, false, err
+	})
 	if err != nil {
-		return nil, s.classify("get", key, err)
-	}
-	defer out.Body.Close()
-	if out.ContentLength != nil && *out.ContentLength > max {
-		return nil, fmt.Errorf("get %s: %w: %d bytes, more than the %d expected", s.shown(key), ErrTooLarge, *out.ContentLength, max)
-	}
-	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, s.classify("read", key, err)
-		}
-		return nil, fmt.Errorf("read %s: %w", s.shown(key), &cutError{err})
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("get %s: %w: more than the %d bytes expected", s.shown(key), ErrTooLarge, max)
-	}
-	if want, ok := out.Metadata[recordHashMeta]; ok && want != smallHash(b) {
-		return b, fmt.Errorf("read %s: %w", s.shown(key), errDamaged)
+		return nil, err
 	}
 	return b, nil
+}
+
+// getSmall is one GET of ReadSmall (opt its options); a failed read of the
+// body is a cutError. It returns the requests the SDK made too.
+func (s *Store) getSmall(ctx context.Context, key string, max int64, opt func(*s3.Options)) ([]byte, int, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}, opt)
+	if err != nil {
+		return nil, 0, s.classify("get", key, err)
+	}
+	requests := requestsMade(out.ResultMetadata)
+	body := newWatchedBody(out.Body, s.clock, s.stallTimeout)
+	defer body.Close()
+	if out.ContentLength != nil && *out.ContentLength > max {
+		return nil, requests, fmt.Errorf("get %s: %w: %d bytes, more than the %d expected", s.shown(key), ErrTooLarge, *out.ContentLength, max)
+	}
+	b, err := io.ReadAll(io.LimitReader(body, max+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, requests, s.classify("read", key, err)
+		}
+		return nil, requests, fmt.Errorf("read %s: %w", s.shown(key), body.cut(err))
+	}
+	if int64(len(b)) > max {
+		return nil, requests, fmt.Errorf("get %s: %w: more than the %d bytes expected", s.shown(key), ErrTooLarge, max)
+	}
+	if want, ok := out.Metadata[recordHashMeta]; ok && want != smallHash(b) {
+		return b, requests, fmt.Errorf("read %s: %w", s.shown(key), errDamaged)
+	}
+	return b, requests, nil
 }
 
 // recordHashMeta is the user metadata WriteRecord stores a body's SHA-256

@@ -853,3 +853,113 @@ func TestCancelledAbortIsBrief(t *testing.T) {
 		}
 	})
 }
+
+// A small object read whole whose body stops mid-way with its connection
+// open (the proxy sends half, then nothing) is given up after StallTimeout
+// without a byte, on the store's clock, and read again: the read does not
+// wait for the attempt's timeout (an hour here), as a download does not.
+// The clock is moved on only while the body's stall watch is on it (beside
+// the attempt's timeout), so no time passes before the body is read.
+func TestReadSmallStallReadAgain(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		body := filler(3000)
+		if _, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("record"), Body: bytes.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var gets atomic.Int32
+		again := make(chan struct{})
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method != http.MethodGet {
+				return s3test.Pass
+			}
+			switch gets.Add(1) {
+			case 1:
+				return s3test.StallResponse
+			case 2:
+				close(again)
+			}
+			return s3test.Pass
+		})
+		clock := clockwork.NewFakeClock()
+		const stall, timeout = 10 * time.Second, time.Hour
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{StallTimeout: stall, RequestTimeout: timeout, Clock: clock})
+		// A guard, not a measure: without the watch no second timer comes.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		type result struct {
+			b   []byte
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			b, err := st.ReadSmall(ctx, "record", 1<<20)
+			done <- result{b, err}
+		}()
+		var moved time.Duration
+	advance:
+		for {
+			wait, stop := context.WithCancel(ctx)
+			watched := make(chan error, 1)
+			go func() { watched <- clock.BlockUntilContext(wait, 2) }()
+			select {
+			case <-again:
+				stop()
+				break advance
+			case err := <-watched:
+				stop()
+				if err != nil {
+					t.Fatalf("no stall watch on the store's clock beside the attempt's timeout, and not read again: %v (proxy: %s)", err, proxy.Counts())
+				}
+			}
+			if moved >= timeout-stall {
+				t.Fatalf("not read again after %s on the store's clock (stall timeout %s)", moved, stall)
+			}
+			clock.Advance(stall / 4)
+			moved += stall / 4
+		}
+		res := <-done
+		if res.err != nil || !bytes.Equal(res.b, body) {
+			t.Fatalf("read stalled once: %d bytes, %v (proxy: %s)", len(res.b), res.err, proxy.Counts())
+		}
+		if proxy.Count(s3test.StallResponse) != 1 || gets.Load() != 2 {
+			t.Errorf("%d GETs, want the stalled one and one more (proxy: %s)", gets.Load(), proxy.Counts())
+		}
+	})
+}
+
+// The requests a small read makes in all are bounded by the attempts, the
+// SDK's own retries (of errors before the body) included: they do not
+// multiply with the reads again of a body cut short. Here every other
+// request is answered 500 and the others cut short mid-body.
+func TestReadSmallAttemptsDoNotMultiply(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		if _, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("record"), Body: bytes.NewReader(filler(3000))}); err != nil {
+			t.Fatal(err)
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var gets atomic.Int32
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method != http.MethodGet {
+				return s3test.Pass
+			}
+			if gets.Add(1)%2 == 1 {
+				return s3test.Internal
+			}
+			return s3test.CutResponse
+		})
+		const attempts = 3
+		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{MaxAttempts: attempts})
+		_, err := st.ReadSmall(context.Background(), "record", 1<<20)
+		if err == nil {
+			t.Fatalf("read with every request failing: no error (proxy: %s)", proxy.Counts())
+		}
+		if gets.Load() != attempts {
+			t.Errorf("%d GETs for %d attempts: %v (proxy: %s)", gets.Load(), attempts, err, proxy.Counts())
+		}
+	})
+}
