@@ -179,8 +179,8 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 			continue
 		}
 		dir := w.path(s.Name)
-		if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-			empty = append(empty, fmt.Sprintf("%s (%s is not a directory)", s.Name, dir))
+		if err := w.notComponentDir(s.Name); err != nil {
+			empty = append(empty, fmt.Sprintf("%s (%v)", s.Name, err))
 			continue
 		}
 		if found, err := w.found(s.Name); err != nil {

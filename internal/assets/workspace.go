@@ -402,12 +402,25 @@ func (w *workspace) writeFound(component string) error {
 	err := w.write(w.path(component, FoundFile), nil)
 	if err != nil && component != "" {
 		// A file at the component's path: say so, not "mkdir: file exists".
-		if fi, serr := os.Stat(w.path(component)); serr == nil && !fi.IsDir() {
-			return fail(KindPackage, fmt.Errorf("component %s: %s is not a directory (the component's %s goes in it): remove it, or move it out of the package directory",
-				component, w.path(component), FoundFile))
+		if derr := w.notComponentDir(component); derr != nil {
+			return fail(KindPackage, fmt.Errorf("component %s: %w (the component's %s goes in it): remove it, or move it out of the package directory",
+				component, derr, FoundFile))
 		}
 	}
 	return err
+}
+
+// notComponentDir says, when the component's path in the package directory
+// holds something other than a directory (a whole set's artifact of the same
+// name, left in a reused package directory), that it is not one; nil for a
+// directory, or nothing there. The one place this is decided, for check
+// (its .found goes in it) and upload (its files come from it).
+func (w *workspace) notComponentDir(component string) error {
+	dir := w.path(component)
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }
 
 // found reports whether check marked the set (or component) complete.
