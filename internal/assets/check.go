@@ -190,6 +190,9 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 	if err := errors.Join(commitErr, compErr); err != nil {
 		return err
 	}
+	if err := r.workspace().setAsideLinked(names); err != nil {
+		return err
+	}
 	if done, err := r.foundInRecord(commit, names, commitSet, compSet, res); done || err != nil {
 		return err
 	}
@@ -207,6 +210,15 @@ func (r *Runner) checkComponents(ctx context.Context, repo Repo, commit string, 
 		states[i] = ComponentState{Name: c.Name, CodeHash: c.Hash}
 		units[i] = &unit{name: c.Name, hash: c.Hash, list: c.List, pointers: ptrs}
 		files += c.Files
+	}
+	if names == nil { // known only now
+		all := make([]string, len(codes))
+		for i, c := range codes {
+			all[i] = c.Name
+		}
+		if err := r.workspace().setAsideLinked(all); err != nil {
+			return err
+		}
 	}
 	r.logf("code hashes of %s over %s (%s)", words.Count(len(codes), "component", "components"), words.Count(files, "file", "files"), time.Since(start).Round(time.Millisecond))
 	sel, err := r.selectComponents(states)

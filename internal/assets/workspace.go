@@ -57,10 +57,6 @@ type workspace struct {
 	dir  string
 	logf func(string, ...any)
 
-	// With components check writes <name>/.found, through a link too, so an
-	// entry that links to a directory may hold an earlier one (prepare).
-	followDirLinks bool
-
 	mkMu     sync.Mutex              // held while a directory is looked for, made and handed over
 	handOver func(path string) error // nil: owner.LikeParent (Runner.handOver)
 
@@ -92,7 +88,6 @@ func (r *Runner) workspace() *workspace {
 	if r.work == nil || r.work.dir != r.Config.PackageDir {
 		r.work = newWorkspace(r.Config.PackageDir, r.logf)
 		r.work.handOver = r.handOver
-		r.work.followDirLinks = r.Config.ComponentsEnabled()
 	}
 	return r.work
 }
@@ -329,7 +324,7 @@ func (w *workspace) prepare() error {
 		return fail(KindPackage, err)
 	}
 	for _, e := range ents {
-		if e.IsDir() || w.followDirLinks && linksToDir(w.path(e.Name()), e) {
+		if e.IsDir() { // a link to one: setAsideLinked, for a component's name
 			if _, err := w.setAside(w.path(e.Name(), FoundFile)); err != nil {
 				return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s: %w", words.Printable(e.Name()+"/"+FoundFile), err))
 			}
@@ -342,14 +337,29 @@ func (w *workspace) prepare() error {
 	return nil
 }
 
-// linksToDir: the package directory's entry e, at path, is a link to a
-// directory (a build may link a component's directory to where it builds).
-func linksToDir(path string, e os.DirEntry) bool {
-	if e.Type()&os.ModeSymlink == 0 {
-		return false
+// setAsideLinked is prepare for the entries of the package directory named
+// after a component (names) that link to a directory (a build may link a
+// component's directory to where it builds): check writes <name>/.found
+// through the link, so an earlier run's is moved aside. Only those: a link
+// named otherwise (packages/shared -> ../shared) leads to a directory whose
+// .found is not an earlier check's. Called once the names are known, before
+// any component's marker is written.
+func (w *workspace) setAsideLinked(names []string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, name := range names {
+		path := w.path(name)
+		if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			continue // none, or not a link: a directory's is prepare's
+		}
+		if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+			continue
+		}
+		if _, err := w.setAside(w.path(name, FoundFile)); err != nil {
+			return fail(KindPackage, fmt.Errorf("move aside or remove the earlier run's %s: %w", words.Printable(name+"/"+FoundFile), err))
+		}
 	}
-	fi, err := os.Stat(path)
-	return err == nil && fi.IsDir()
+	return nil
 }
 
 // read returns a marker's trimmed content; "" when there is none.

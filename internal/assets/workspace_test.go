@@ -308,3 +308,30 @@ func TestCheckLeavesLinkedDirectoriesWithoutComponents(t *testing.T) {
 		t.Errorf("check removed %s through a link, without components\n%s", filepath.Join(elsewhere, FoundFile), logs)
 	}
 }
+
+// With components, check follows a link in the package directory only when
+// it is named after a component (it writes <name>/.found through it): an
+// earlier run's .found there is moved aside, so the component is built; a
+// link named otherwise (packages/shared -> ../shared) leads to a directory
+// whose .found is not an earlier check's, and is left.
+func TestCheckFollowsOnlyComponentLinks(t *testing.T) {
+	f := newFake()
+	r, logs := newMonoRunner(t, f, "", "")
+	shared, built := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(shared, FoundFile), "")
+	writeFile(t, filepath.Join(built, FoundFile), "") // fn1's, of an earlier run
+	for name, target := range map[string]string{"shared": shared, "fn1": built} {
+		if err := os.Symlink(target, filepath.Join(r.Config.PackageDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatalf("check: %v\n%s", err, logs)
+	}
+	if !exists(filepath.Join(shared, FoundFile)) {
+		t.Errorf("check removed %s through a link not named after a component\n%s", filepath.Join(shared, FoundFile), logs)
+	}
+	if exists(filepath.Join(built, FoundFile)) || exists(filepath.Join(built, FoundFile+spareSuffix)) {
+		t.Errorf("the earlier run's fn1/.found is left behind fn1's link: its build would be skipped\n%s", logs)
+	}
+}
