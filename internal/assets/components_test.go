@@ -409,6 +409,35 @@ func TestUploadComponentsCancelledFillsCompleted(t *testing.T) {
 	}
 }
 
+// Each component's cache entry is filled before its record is written:
+// killed at any point (kill -9), a component complete under the commit has
+// its entry (the re-run's check finds it and its upload skips it: nothing
+// would fill it after).
+func TestUploadComponentsFillCacheBeforeRecord(t *testing.T) {
+	f := newFake()
+	r, logs := newMonoRunner(t, f, "", "")
+	if _, err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"api", "fn1", "fn2"} {
+		writeFile(t, filepath.Join(r.Config.PackageDir, n, n+".zip"), "built "+n)
+	}
+	var written atomic.Int32
+	f.onWriteRecord = func(key string) {
+		for _, n := range []string{"api", "fn1", "fn2"} {
+			if key == componentPrefix(commitA, n)+manifest.Name {
+				written.Add(1)
+				if f.record("cache/"+codeOf(n)+"/", nil) == nil {
+					t.Errorf("%s's record is written before its cache entry: killed now, it is complete and not cached", n)
+				}
+			}
+		}
+	}
+	if _, err := r.Upload(context.Background()); err != nil || written.Load() != 3 {
+		t.Fatalf("upload: %d records written, %v\n%s", written.Load(), err, logs)
+	}
+}
+
 // Every component whose build left nothing to upload is named at once,
 // each with what its path holds, before anything is sent.
 func TestUploadComponentsNothingBuilt(t *testing.T) {

@@ -509,22 +509,26 @@ func TestFillCacheSourceChanged(t *testing.T) {
 	}
 }
 
-// A whole set's upload cancelled (SIGINT, SIGTERM: exit 130) once its record
-// is written still fills its cache entry: the re-run's check finds the set
-// and nothing would fill it, so the next commit would rebuild it unchanged.
-func TestUploadCancelledFillsCache(t *testing.T) {
+// A whole set's upload fills its cache entry before it writes the set's
+// record: killed at any point (kill -9), a set complete under the commit has
+// its entry. Killed between the two, the re-run's check found the set and
+// its upload skipped it, so the entry was never filled and the next commit
+// rebuilt the set unchanged.
+func TestUploadFillsCacheBeforeRecord(t *testing.T) {
 	f := newFake()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.beforeRecord = func(*fakeStore, string) { cancel() } // the record is written, then the run is cancelled
 	r, logs := newRunner(t, f, "", true, false)
-	writePackage(t, r.Config.PackageDir, commitA, hashX, built)
-	_, _ = r.Upload(ctx)
-	if set, err := r.LookupSet(context.Background(), Artifacts(commitA)); err != nil || set.State != SetComplete {
-		t.Fatalf("the set is %v, %v: want complete\n%s", set.State, err, logs)
+	var written bool
+	f.onWriteRecord = func(key string) {
+		if key == "artifacts/"+commitA+"/"+manifest.Name {
+			written = true
+			if f.record("cache/"+hashX+"/", nil) == nil {
+				t.Errorf("the set's record is written before its cache entry: killed now, the set is complete and not cached\n%s", logs)
+			}
+		}
 	}
-	if entry, err := r.LookupSet(context.Background(), Cache(hashX)); err != nil || entry.State != SetComplete {
-		t.Errorf("cache entry %v, %v: want complete\n%s", entry.State, err, logs)
+	writePackage(t, r.Config.PackageDir, commitA, hashX, built)
+	if _, err := r.Upload(context.Background()); err != nil || !written {
+		t.Fatalf("upload: record written %t, %v\n%s", written, err, logs)
 	}
 }
 
@@ -710,7 +714,7 @@ func TestUploadTooManyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.set = set
-	_, _, err = r.storeUnit(context.Background(), commitA, u, files)
+	_, _, _, err = r.sendUnit(context.Background(), commitA, u, files)
 	var fl *Failure
 	if !errors.As(err, &fl) || fl.Kind != KindPackage || !errors.Is(err, manifest.ErrTooLarge) {
 		t.Fatalf("upload: %v, want %v, of the package directory\n%s", err, manifest.ErrTooLarge, logs)

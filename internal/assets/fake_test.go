@@ -56,6 +56,9 @@ type fakeStore struct {
 	beforeDownload func(f *fakeStore, key string)
 	// onUpload, when set, runs at each UploadFile (outside the lock).
 	onUpload func(req s3store.UploadRequest)
+	// onWriteRecord, when set, runs at each WriteRecord, before it is
+	// stored (outside the lock).
+	onWriteRecord func(key string)
 }
 
 type fakeObject struct {
@@ -140,6 +143,9 @@ func (f *fakeStore) UploadFile(ctx context.Context, req s3store.UploadRequest) (
 func (f *fakeStore) WriteRecord(ctx context.Context, key string, body []byte, exclusive bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if f.onWriteRecord != nil {
+		f.onWriteRecord(key)
 	}
 	f.mu.Lock()
 	hook := f.beforeRecord

@@ -1,6 +1,7 @@
 package assets
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/manifest"
@@ -117,38 +119,41 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	}
 	res.Where = r.Store.URL(u.set.Prefix)
 	start := time.Now()
-	stored, skipped, err := r.storeUnit(ctx, commit, u, files)
+	stored, skipped, rec, err := r.sendUnit(ctx, commit, u, files)
 	if err != nil {
 		return res, err
 	}
 	res.Skipped, res.Files, res.Duration = skipped, stored, time.Since(start)
-	switch skipped {
-	case SkippedNewer:
+	if skipped == SkippedNewer {
 		return res, nil
-	case "":
+	}
+	fillErr, err := r.finishUnit(ctx, u, rec)
+	if err != nil {
+		return res, err
+	}
+	if skipped == "" {
 		for _, f := range stored {
 			res.Bytes += f.Size
 		}
 		r.logf("result: uploaded %s, %s in %s (%s) to %s", words.Count(len(stored), "file", "files"), progress.Size(res.Bytes),
 			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), res.Where)
 	}
-	ctx, stop := afterCancel(ctx)
-	defer stop()
-	return res, r.fillCache(ctx, u)
+	return res, fillErr
 }
 
-// fillGrace is how long the cache fills of sets already stored go on after
-// the run is cancelled: as the multipart aborts (s3store), well inside the
-// 10 s a CI system waits before it kills the job.
-const fillGrace = 5 * time.Second
+// finishGrace is how long a component whose files were all sent goes on to
+// its cache entry and record after the run is cancelled: as the multipart
+// aborts (s3store), well inside the 10 s a CI system waits before it kills
+// the job.
+const finishGrace = 5 * time.Second
 
-// afterCancel is ctx for the cache fills of sets stored already: cancelled
-// (SIGINT, SIGTERM), it lasts fillGrace longer. A set complete under the
-// commit with no cache entry stays so: the re-run's check finds it and its
-// upload skips it, and the next commit rebuilds it unchanged.
+// afterCancel is ctx for finishing the components whose files are sent:
+// cancelled (SIGINT, SIGTERM), it lasts finishGrace longer, so that those
+// sent before the signal are complete, as when they were finished one
+// after another.
 func afterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
 	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(fillGrace, cancel) })
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(finishGrace, cancel) })
 	return out, func() { stop(); cancel() }
 }
 
@@ -225,24 +230,39 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 		return err
 	}
 
+	// Each component's files are sent one after another; its cache entry
+	// and record are written meanwhile (finishUnit), up to the concurrency
+	// at once. Those sent before one fails, or the run is cancelled, are
+	// finished all the same.
 	sets := make([]Set, len(states))
 	start := time.Now()
-	var storeErr error
-	var already []manifest.File // of components complete before this upload
+	finishCtx, stop := afterCancel(ctx)
+	defer stop()
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		storeErr error
+		fillErrs []error
+		already  []manifest.File // of components complete before this upload
+	)
+	slots := make(chan struct{}, max(1, r.Config.Concurrency))
+	failed := func() error { mu.Lock(); defer mu.Unlock(); return storeErr }
 	for _, j := range jobs {
-		s := &states[j.i]
-		stored, skipped, err := r.storeUnit(ctx, commit, j.unit, j.files)
+		if failed() != nil {
+			break
+		}
+		stored, skipped, rec, err := r.sendUnit(ctx, commit, j.unit, j.files)
 		if err != nil {
-			storeErr = err
+			mu.Lock()
+			storeErr = cmp.Or(storeErr, err)
+			mu.Unlock()
 			break
 		}
 		if skipped == SkippedNewer {
 			continue
 		}
-		sets[j.i] = j.unit.set
-		s.Found, s.Build, s.Reason = true, false, ""
 		for _, f := range stored {
-			f.Name = s.Name + "/" + f.Name
+			f.Name = j.unit.name + "/" + f.Name
 			if skipped != "" {
 				already = append(already, f)
 				continue
@@ -250,7 +270,25 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 			res.Files = append(res.Files, f)
 			res.Bytes += f.Size
 		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			fillErr, err := r.finishUnit(finishCtx, j.unit, rec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				storeErr = cmp.Or(storeErr, err)
+				return
+			}
+			if fillErr != nil {
+				fillErrs = append(fillErrs, fillErr)
+			}
+			sets[j.i] = j.unit.set
+			s := &states[j.i]
+			s.Found, s.Build, s.Reason = true, false, ""
+		})
 	}
+	wg.Wait()
 	res.Duration = time.Since(start)
 	if len(res.Files) > 0 { // what was sent: those complete already said so
 		what := "result: uploaded"
@@ -264,24 +302,15 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	if storeErr == nil && len(jobs) > 0 && len(res.Files) == 0 && len(already) > 0 {
 		res.Skipped, res.Files = SkippedComplete, already
 	}
-
-	// The cache entries, in parallel, then the commit's record. Those of
-	// the components stored before one failed, or the run was cancelled,
-	// too: a re-run finds them complete under the commit and would never
-	// fill them (fillCache skips a unit whose set is not complete).
-	fillCtx, stop := afterCancel(ctx)
-	defer stop()
-	err = pool.Run(fillCtx, r.Config.Concurrency, len(jobs), func(ctx context.Context, k int) error {
-		return r.fillCache(ctx, jobs[k].unit)
-	})
+	fillErr := errors.Join(fillErrs...)
 	if storeErr != nil {
-		if err != nil && fillCtx.Err() == nil {
-			r.logf("warning: %v", err)
+		if fillErr != nil && finishCtx.Err() == nil {
+			r.logf("warning: %v", fillErr)
 		}
 		return storeErr
 	}
-	if err != nil {
-		return err
+	if fillErr != nil {
+		return fillErr
 	}
 	res.Components = states
 	return r.completeCommit(ctx, commit, states, sets, commitSet)
@@ -309,26 +338,27 @@ func (r *Runner) uploadSelection(states []ComponentState) ([]int, error) {
 	return sel, nil
 }
 
-// storeUnit uploads a unit's files as its set under the commit, as the write
-// decision on its set (u.set, looked up) says, then its record; u.set is
-// then the set as stored. skipped says why nothing was uploaded, if so: the
-// set is complete already (stored is its files), or a later version's.
-func (r *Runner) storeUnit(ctx context.Context, commit string, u *unit, files []packageFile) (stored []manifest.File, skipped string, err error) {
+// sendUnit uploads a unit's files as its set under the commit, as the write
+// decision on its set (u.set, looked up) says, and gives the record to write
+// for them (finishUnit). skipped says why nothing was uploaded, if so: the
+// set is complete already (stored is its files; rec nil), or a later
+// version's.
+func (r *Runner) sendUnit(ctx context.Context, commit string, u *unit, files []packageFile) (stored []manifest.File, skipped string, rec *manifest.Record, err error) {
 	set, logf := u.set, u.logf(r.logf)
 	where := r.Store.URL(set.Prefix)
 	switch set.State.Write() {
 	case WriteSkip:
 		logf("%s is already complete (%s, since %s): nothing uploaded", where, words.Count(len(set.Record.Files), "file", "files"), set.Record.Created.UTC().Format(time.RFC3339))
-		return set.Record.Files, SkippedComplete, nil
+		return set.Record.Files, SkippedComplete, nil, nil
 	case WriteLeave:
 		// Uploading would overwrite the objects the later version recorded.
 		logf("warning: nothing uploaded: %s", set.Reason)
-		return nil, SkippedNewer, nil
+		return nil, SkippedNewer, nil, nil
 	case WriteReplace:
 		logf("replacing the set: %s", set.Reason)
 	}
 	if err := r.recordFits(commit, u, files); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	what := "commit " + commit
 	if u.name != "" {
@@ -337,14 +367,31 @@ func (r *Runner) storeUnit(ctx context.Context, commit string, u *unit, files []
 	r.logf("%s: %s to upload from %s", what, words.Count(len(files), "file", "files"), filepath.Dir(files[0].path))
 	stored, err = r.uploadAll(ctx, set.Prefix, files, commit, u.hash)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	rec := r.newRecord(manifest.KindArtifacts, commit, u.name, u.hash, "", stored)
-	if err := r.writeRecord(ctx, set.Ref, rec, set.State.Write()); err != nil {
-		return nil, "", err
+	out := r.newRecord(manifest.KindArtifacts, commit, u.name, u.hash, "", stored)
+	return stored, "", &out, nil
+}
+
+// finishUnit fills the cache entry of a unit whose files sendUnit stored,
+// then writes its record, rec; u.set is then the set as stored. The cache
+// entry first: a set complete under the commit has its entry however the
+// run ends (killed too), since the re-run's check finds the set and its
+// upload skips it, and nothing would fill it after. A fill that fails
+// (fillErr) leaves the record to write all the same: the set is stored. With
+// rec nil (complete already), it fills the cache entry if missing.
+func (r *Runner) finishUnit(ctx context.Context, u *unit, rec *manifest.Record) (fillErr, err error) {
+	if rec == nil {
+		return r.fillCache(ctx, u), nil
 	}
-	u.set.State, u.set.Record = SetComplete, &rec
-	return stored, "", nil
+	set := u.set
+	u.set.State, u.set.Record = SetComplete, rec // as the record will say: the fill copies what it lists
+	fillErr = r.fillCache(ctx, u)
+	if err := r.writeRecord(ctx, set.Ref, *rec, set.State.Write()); err != nil {
+		u.set = set
+		return fillErr, err
+	}
+	return fillErr, nil
 }
 
 // recordFits refuses, before anything is sent, files more than a completion
