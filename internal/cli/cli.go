@@ -169,6 +169,18 @@ func Run(ctx context.Context, args []string, lookup config.Lookup, stdout, stder
 // no real time and rules of days are tested without waiting days.
 type clockKey struct{}
 
+// storeClockKey carries a test's clock for the store (never set outside
+// tests): its request timeouts, stall watches and backoffs, so that a
+// stalled body is given up without waiting. Apart from clockKey's: a test
+// that moves one need not move the other.
+type storeClockKey struct{}
+
+// storeClock is the clock a test set for the store, or nil (the real one).
+func storeClock(ctx context.Context) clockwork.Clock {
+	c, _ := ctx.Value(storeClockKey{}).(clockwork.Clock)
+	return c
+}
+
 // openStore connects to the bucket the settings name. It sends no request,
 // so its failures are the AWS configuration's: settings, exit 2.
 func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh *ghaction.Reporter) (*s3store.Store, error) {
@@ -194,6 +206,7 @@ func openStore(ctx context.Context, cfg *config.Config, lookup config.Lookup, gh
 		Concurrency:     cfg.Concurrency,
 		RequestTimeout:  cfg.RequestTimeout,
 		ContentMD5:      cfg.ContentMD5,
+		Clock:           storeClock(ctx),
 	})
 	if err != nil {
 		kind := assets.KindS3

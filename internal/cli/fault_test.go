@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
 )
@@ -235,6 +238,101 @@ func TestLostAnswers(t *testing.T) {
 					t.Errorf("%d multipart uploads left unfinished", n)
 				}
 			})
+		}
+	})
+}
+
+// check through a store whose answer to the commit's record stops after
+// half, its connection open: the record is given up after the stall timeout
+// (10 s) on the store's clock, read again, and the check finds the set,
+// before the attempt's timeout (2m) would have ended the read. The listing
+// that goes with the record is held until then, so the store's clock has a
+// known set of timers: the two requests' timeouts, and the body's stall
+// watch; it is moved on only while all three are on it.
+func TestCheckRecordStalls(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		env, d := uploaded(t, srv, bucket, map[string][]byte{"fn1.zip": []byte("one")})
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		// A guard, not a measure: without the watch no third timer comes.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		stalled, held, again := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		var gets atomic.Int32
+		commit := "/" + d.head + "/"
+		proxy.SetPlan(func(_ int64, r *http.Request) s3test.Fault {
+			if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, commit) || !strings.HasSuffix(r.URL.Path, ".json") {
+				return s3test.Pass
+			}
+			switch gets.Add(1) {
+			case 1:
+				close(stalled)
+				return s3test.StallResponse
+			case 2:
+				close(again)
+			}
+			return s3test.Pass
+		})
+		var holdOnce sync.Once
+		proxy.Hold = func(r *http.Request) {
+			if r.URL.Query().Has("list-type") && strings.Contains(r.URL.Query().Get("prefix"), d.head) {
+				holdOnce.Do(func() {
+					close(held)
+					select {
+					case <-again:
+					case <-ctx.Done():
+					}
+				})
+			}
+		}
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		const stall, timeout = 10 * time.Second, 2 * time.Minute
+		clock := clockwork.NewFakeClock()
+		ctx = context.WithValue(ctx, clockKey{}, clockwork.Clock(&jumpClock{now: time.Now()}))
+		ctx = context.WithValue(ctx, storeClockKey{}, clockwork.Clock(clock))
+		done := make(chan result, 1)
+		go func() {
+			var stdout, stderr bytes.Buffer
+			lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+			code := Run(ctx, []string{"s3-asset-manager", "check"}, lookup, &stdout, &stderr)
+			done <- result{code, stdout.String(), stderr.String()}
+		}()
+		for _, c := range []chan struct{}{stalled, held} {
+			select {
+			case <-c:
+			case r := <-done:
+				t.Fatalf("check ended before the record's read stalled with the listing held: %v\nproxy: %s", r, proxy.Counts())
+			}
+		}
+		var moved time.Duration
+	advance:
+		for {
+			wait, stop := context.WithCancel(ctx)
+			watched := make(chan error, 1)
+			go func() { watched <- clock.BlockUntilContext(wait, 3) }()
+			select {
+			case <-again:
+				stop()
+				break advance
+			case err := <-watched:
+				stop()
+				if err != nil {
+					t.Fatalf("no stall watch on the store's clock beside the requests' timeouts, and the record not read again: %v (proxy: %s)", err, proxy.Counts())
+				}
+			}
+			if moved >= timeout-stall {
+				t.Fatalf("the record not read again after %s on the store's clock (stall timeout %s)", moved, stall)
+			}
+			clock.Advance(stall / 4)
+			moved += stall / 4
+		}
+		r := <-done
+		if r.code != ExitOK || !exists(filepath.Join(d.pkg, ".found")) {
+			t.Fatalf("check with the record's answer stalled once: %v\nproxy: %s", r, proxy.Counts())
+		}
+		if proxy.Count(s3test.StallResponse) != 1 {
+			t.Errorf("the proxy stalled %d answers, want 1: %s", proxy.Count(s3test.StallResponse), proxy.Counts())
 		}
 	})
 }
