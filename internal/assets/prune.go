@@ -607,6 +607,9 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 	for _, k := range got {
 		deleted[k] = true
 	}
+	if storeRefused(firstErr) {
+		return fmt.Errorf("delete records: %w", firstErr)
+	}
 	// A refused key fails its own set alone: the other sets go on, their
 	// objects included. A record the store keeps refusing (a bucket policy
 	// protecting it) would otherwise leave the plan's other sets without a
@@ -627,6 +630,9 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 	got, secondErr := st.Delete(ctx, second, done)
 	for _, k := range got {
 		deleted[k] = true
+	}
+	if storeRefused(secondErr) {
+		return errors.Join(firstErr, fmt.Errorf("delete records: %w", secondErr))
 	}
 	var recordsErr error
 	for _, err := range []error{firstErr, secondErr} {
@@ -670,8 +676,8 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 	for _, u := range ups {
 		if err := st.Abort(ctx, u); err != nil {
 			abortErr = errors.Join(abortErr, err)
-			if ctx.Err() != nil {
-				break
+			if !errors.Is(err, s3store.ErrAccessDenied) {
+				break // the store's, not this upload's: the next would fail as well
 			}
 			continue
 		}
@@ -679,6 +685,18 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 		res.Aborted++
 	}
 	return abortErr
+}
+
+// storeRefused: a delete failed as a whole (the store unreachable, the
+// credentials refused, the request denied), not for some of its keys, so
+// the next delete would fail as well. A key refused alone fails its own set
+// (s3store.ErrNotDeleted), and the other sets go on.
+func storeRefused(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		// Delete joins its batches' errors: one failed whole is enough.
+		return slices.ContainsFunc(j.Unwrap(), storeRefused)
+	}
+	return err != nil && !errors.Is(err, s3store.ErrNotDeleted)
 }
 
 // prunePointers rewrites each pointer the explanation reads without the

@@ -1,6 +1,8 @@
 package assets
 
 import (
+	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -167,5 +169,25 @@ func TestPruneSummary(t *testing.T) {
 	WritePruneTable(&b, res)
 	if !regexp.MustCompile(`(?m)^ +component +api +1 +1 `).MatchString(b.String()) || !strings.Contains(b.String(), "total") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+func TestStoreRefused(t *testing.T) {
+	keys := fmt.Errorf("delete: 1 of 3 keys %w: a.zip: AccessDenied", s3store.ErrNotDeleted)
+	whole := fmt.Errorf("delete s3://b/x: %w", s3store.ErrUnreachable)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"none", nil, false},
+		{"keys of a batch refused", keys, false},
+		{"keys of two batches refused", errors.Join(nil, keys, keys), false},
+		{"a request failed whole", whole, true},
+		{"one batch failed whole, another's keys refused", errors.Join(whole, keys), true},
+	} {
+		if got := storeRefused(tc.err); got != tc.want {
+			t.Errorf("%s: storeRefused = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

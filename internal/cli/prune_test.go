@@ -413,6 +413,60 @@ func TestPruneRefusedKeys(t *testing.T) {
 	})
 }
 
+// A delete refused as a whole (a 403 for the request, not a key of its
+// answer) is the store's or the credentials', not a set's: prune stops at
+// once, with nothing of any set deleted, rather than go on to the next
+// batches, each refused again after its retries.
+func TestPruneDeleteRefusedStops(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		now := time.Now().UTC()
+		for _, name := range []string{"a", "b"} {
+			c := fakeID(name, 40)
+			putSet(t, srv, bucket, "artifacts/"+c+"/", map[string]string{"a.zip": name},
+				&manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-200 * 24 * time.Hour)}, nil)
+		}
+		// A commit of components: its record of components goes in the
+		// first batch, the other records in a second.
+		c := fakeID("comps", 40)
+		rec := &manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Component: "api", Created: now.Add(-200 * 24 * time.Hour)}
+		putSet(t, srv, bucket, "artifacts/"+c+"/api/", map[string]string{"api.zip": "api"}, rec, nil)
+		files := slices.Clone(rec.Files)
+		files[0].Name = "api/" + files[0].Name
+		body, err := manifest.Encode(manifest.Record{Format: manifest.Format, Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-200 * 24 * time.Hour), Files: files,
+			Components: []manifest.ComponentRef{{Name: "api", CodeHash: fakeID("api", 64)}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		putObject(t, srv, bucket, "artifacts/"+c+"/"+manifest.Name, body)
+		before := keysOf(listAll(t, srv, bucket))
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var deletes atomic.Int64
+		proxy.SetPlan(func(n int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodPost && r.URL.Query().Has("delete") {
+				deletes.Add(1)
+				return s3test.Forbidden
+			}
+			return s3test.Pass
+		})
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+		r := runAt(t, now, env, "prune")
+		if r.code != ExitS3 {
+			t.Fatalf("prune through a store refusing every delete: %v, want exit %d", r, ExitS3)
+		}
+		if n := deletes.Load(); n != 1 {
+			t.Errorf("%d delete requests, want 1: the first refusal of the whole request stops prune", n)
+		}
+		if after := keysOf(listAll(t, srv, bucket)); !slices.Equal(after, before) {
+			t.Errorf("left %v, want every object %v", after, before)
+		}
+	})
+}
+
 // Prune rewrites the pointers it writes (the whole filter's, a
 // component's) without the cache entries that go, and no other object
 // beside them: a copy kept by hand, a name no component can have (never
