@@ -77,3 +77,26 @@ func TestSTSUnreachable(t *testing.T) {
 		}
 	})
 }
+
+// No credentials anywhere (no keys, no profile, no web identity, IMDS
+// disabled) is the credentials' exit 4, said so, not the SDK's chain of
+// failures alone.
+func TestNoCredentials(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		env, d := setup(t, srv, srv.NewBucket(t))
+		for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} {
+			delete(env, k)
+		}
+		none := filepath.Join(t.TempDir(), "none")
+		env["AWS_CONFIG_FILE"], env["AWS_SHARED_CREDENTIALS_FILE"] = none, none
+		env["AWS_EC2_METADATA_DISABLED"] = "true"
+		r := run(t, env, "check")
+		if r.code != ExitS3 || !strings.Contains(r.stderr, "AWS credentials missing or refused") {
+			t.Errorf("want exit %d saying the credentials are missing, got %v", ExitS3, r)
+		}
+		if exists(filepath.Join(d.pkg, ".found")) {
+			t.Error(".found written")
+		}
+	})
+}

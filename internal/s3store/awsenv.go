@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
 
 // awsEnv is the SDK's documented environment variables read through the
@@ -86,6 +88,10 @@ func (e awsEnv) loadOptions() ([]func(*config.LoadOptions) error, error) {
 		if n > 0 { // 0 leaves the default, as the SDK does
 			opts = append(opts, config.WithRetryMaxAttempts(n))
 		}
+	}
+	if v := e.get("AWS_EC2_METADATA_DISABLED"); strings.EqualFold(v, "true") {
+		// The SDK reads it from the process environment only.
+		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
 	if v := e.get("AWS_CA_BUNDLE"); v != "" {
 		pem, err := os.ReadFile(v)
