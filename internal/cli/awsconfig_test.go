@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"maps"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,13 +93,23 @@ func TestNoCredentials(t *testing.T) {
 		}
 		none := filepath.Join(t.TempDir(), "none")
 		env["AWS_CONFIG_FILE"], env["AWS_SHARED_CREDENTIALS_FILE"] = none, none
-		env["AWS_EC2_METADATA_DISABLED"] = "true"
-		r := run(t, env, "check")
-		if r.code != ExitS3 || !strings.Contains(r.stderr, "AWS credentials missing or refused") {
-			t.Errorf("want exit %d saying the credentials are missing, got %v", ExitS3, r)
-		}
-		if exists(filepath.Join(d.pkg, ".found")) {
-			t.Error(".found written")
+		// Instance metadata with no role: 404 to every request.
+		imds := httptest.NewServer(http.NotFoundHandler())
+		t.Cleanup(imds.Close)
+		for _, c := range []struct{ name, k, v string }{
+			{"instance metadata disabled", "AWS_EC2_METADATA_DISABLED", "true"},
+			{"instance metadata without a role", "AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL},
+		} {
+			env := maps.Clone(env)
+			env["AWS_EC2_METADATA_DISABLED"] = "false" // srv.Env's and the process's say true
+			env[c.k] = c.v
+			r := run(t, env, "check")
+			if r.code != ExitS3 || !strings.Contains(r.stderr, "AWS credentials missing or refused") {
+				t.Errorf("%s: want exit %d saying the credentials are missing, got %v", c.name, ExitS3, r)
+			}
+			if exists(filepath.Join(d.pkg, ".found")) {
+				t.Errorf("%s: .found written", c.name)
+			}
 		}
 	})
 }

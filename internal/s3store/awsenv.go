@@ -89,9 +89,16 @@ func (e awsEnv) loadOptions() ([]func(*config.LoadOptions) error, error) {
 			opts = append(opts, config.WithRetryMaxAttempts(n))
 		}
 	}
-	if v := e.get("AWS_EC2_METADATA_DISABLED"); strings.EqualFold(v, "true") {
-		// The SDK reads it from the process environment only.
-		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	if v := e.get("AWS_EC2_METADATA_DISABLED"); v != "" {
+		// Said either way, so the process environment's does not count.
+		state := imds.ClientEnabled
+		if strings.EqualFold(v, "true") {
+			state = imds.ClientDisabled
+		}
+		opts = append(opts, config.WithEC2IMDSClientEnableState(state))
+	}
+	if v := e.get("AWS_EC2_METADATA_SERVICE_ENDPOINT"); v != "" {
+		opts = append(opts, config.WithEC2IMDSEndpoint(v))
 	}
 	if v := e.get("AWS_CA_BUNDLE"); v != "" {
 		pem, err := os.ReadFile(v)

@@ -134,10 +134,8 @@ func (s *Store) classify(op, key string, err error) error {
 			return fmt.Errorf("%s %s: %w", op, where, ErrExists)
 		}
 	}
-	// The SDK reports a failed credential chain only in its message: where
-	// none is found at all, the last of the chain's failures (no EC2 IMDS
-	// role) as its cache's refresh.
-	if msg := err.Error(); strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "failed to refresh cached credentials") {
+	// The SDK reports a failed credential chain only in its message.
+	if strings.Contains(err.Error(), "failed to retrieve credentials") {
 		return fmt.Errorf("%s %s: %w: %w", op, where, ErrCredentials, err)
 	}
 	var netErr net.Error
@@ -155,6 +153,12 @@ func (s *Store) classify(op, key string, err error) error {
 			unreachable = shownAs{service + " endpoint unreachable", ErrUnreachable}
 		}
 		return fmt.Errorf("%s %s: %w (%s): %w", op, where, unreachable, endpointHint(err), netCause(err))
+	}
+	// No credentials anywhere, the instance metadata's answer (no role, or
+	// disabled) the last of the chain's failures: the SDK says so as its
+	// cache's refresh.
+	if strings.Contains(err.Error(), "failed to refresh cached credentials") {
+		return fmt.Errorf("%s %s: %w: %w", op, where, ErrCredentials, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
 }
