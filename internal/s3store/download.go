@@ -800,6 +800,9 @@ func (d *download) progress(i int, got int64) {
 // would hold the whole download.
 type watchedBody struct {
 	io.ReadCloser
+	// timer is set once AfterFunc has returned, and its first check can
+	// run before that (a fake clock moved meanwhile): mu guards it.
+	mu    sync.Mutex
 	timer clockwork.Timer
 	after time.Duration // stallTimeout
 	every time.Duration
@@ -817,6 +820,8 @@ const stallChecks = 4
 
 func newWatchedBody(body io.ReadCloser, clock clockwork.Clock, after time.Duration) *watchedBody {
 	w := &watchedBody{ReadCloser: body, after: after, every: after / stallChecks}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.timer = clock.AfterFunc(w.every, w.check)
 	return w
 }
@@ -829,6 +834,8 @@ func (w *watchedBody) check() {
 		w.ReadCloser.Close()
 		return
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.timer.Reset(w.every)
 }
 
@@ -852,7 +859,9 @@ func (w *watchedBody) cut(err error) error {
 }
 
 func (w *watchedBody) Close() error {
+	w.mu.Lock()
 	w.timer.Stop()
+	w.mu.Unlock()
 	return w.ReadCloser.Close()
 }
 
