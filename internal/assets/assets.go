@@ -14,12 +14,13 @@ import (
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/config"
+	"github.com/nsmithuk/s3-asset-manager/internal/s3store"
 )
 
 // Metadata keys on every stored object (x-amz-meta-...).
 const (
 	MetaCommit      = "commit-hash"
-	MetaPackageHash = "package-hash"
+	MetaPackageHash = s3store.MetaPackageHash
 	MetaCodeHash    = "code-hash"
 )
 

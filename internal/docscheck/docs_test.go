@@ -127,7 +127,7 @@ var otherVariables = map[string]string{
 	// Read by the AWS SDK, not by the tool's settings table.
 	"AWS_ACCESS_KEY_ID": "sdk", "AWS_SECRET_ACCESS_KEY": "sdk", "AWS_SESSION_TOKEN": "sdk", "AWS_PROFILE": "sdk",
 	"AWS_REGION": "sdk", "AWS_DEFAULT_REGION": "sdk", "AWS_ENDPOINT_URL": "sdk", "AWS_ENDPOINT_URL_S3": "sdk",
-	"AWS_CA_BUNDLE": "sdk", "AWS_EC2_METADATA_DISABLED": "sdk", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "sdk", "AWS_MAX_ATTEMPTS": "sdk", "AWS_ROLE_ARN": "sdk", "AWS_WEB_IDENTITY_TOKEN_FILE": "sdk",
+	"AWS_CA_BUNDLE": "sdk", "AWS_EC2_METADATA_DISABLED": "sdk", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "sdk", "AWS_EC2_METADATA_V1_DISABLED": "sdk", "AWS_MAX_ATTEMPTS": "sdk", "AWS_ROLE_ARN": "sdk", "AWS_WEB_IDENTITY_TOKEN_FILE": "sdk",
 	"AWS_REQUEST_CHECKSUM_CALCULATION": "sdk", "AWS_ROLE_SESSION_NAME": "sdk", "AWS_ENDPOINT_URL_STS": "sdk",
 	"AWS_CONFIG_FILE": "sdk", "AWS_SHARED_CREDENTIALS_FILE": "sdk",
 	// Set by the GitHub runner.

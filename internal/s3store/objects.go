@@ -79,16 +79,17 @@ func (s *Store) getSmall(ctx context.Context, key string, max int64, opt func(*s
 	if int64(len(b)) > max {
 		return nil, requests, fmt.Errorf("get %s: %w: more than the %d bytes expected", s.shown(key), ErrTooLarge, max)
 	}
-	if want, ok := out.Metadata[recordHashMeta]; ok && want != smallHash(b) {
+	if want, ok := out.Metadata[MetaPackageHash]; ok && want != smallHash(b) {
 		return b, requests, fmt.Errorf("read %s: %w", s.shown(key), errDamaged)
 	}
 	return b, requests, nil
 }
 
-// recordHashMeta is the user metadata WriteRecord stores a body's SHA-256
-// in (base64, as an artifact's package-hash), for ReadSmall to check the
-// bytes it receives against.
-const recordHashMeta = "package-hash"
+// MetaPackageHash is the user metadata (x-amz-meta-package-hash) holding
+// the base64 SHA-256 of an object's bytes: the original tool's, on every
+// artifact, and WriteRecord's on a record, for ReadSmall to check the bytes
+// it receives against.
+const MetaPackageHash = "package-hash"
 
 // errDamaged: a body that does not match the SHA-256 stored with it.
 var errDamaged = errors.New("bytes damaged on the way (their SHA-256 is not the one stored with them)")
@@ -112,7 +113,7 @@ func (s *Store) WriteRecord(ctx context.Context, key string, body []byte, exclus
 			ContentLength: aws.Int64(int64(len(body))),
 			ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 			ContentType:   aws.String("application/json"),
-			Metadata:      map[string]string{recordHashMeta: smallHash(body)},
+			Metadata:      map[string]string{MetaPackageHash: smallHash(body)},
 		}
 		if conditional {
 			in.IfNoneMatch = aws.String("*")
