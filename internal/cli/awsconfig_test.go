@@ -96,16 +96,26 @@ func TestNoCredentials(t *testing.T) {
 		// Instance metadata with no role: 404 to every request.
 		imds := httptest.NewServer(http.NotFoundHandler())
 		t.Cleanup(imds.Close)
-		for _, c := range []struct{ name, k, v string }{
-			{"instance metadata disabled", "AWS_EC2_METADATA_DISABLED", "true"},
-			{"instance metadata without a role", "AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL},
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := "http://" + l.Addr().String()
+		l.Close()
+		for _, c := range []struct{ name, k, v, says string }{
+			{"instance metadata disabled", "AWS_EC2_METADATA_DISABLED", "true", "AWS credentials missing or refused"},
+			{"instance metadata without a role", "AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL, "AWS credentials missing or refused"},
+			// Its client takes AWS_MAX_ATTEMPTS too: one, so no backoff is waited out.
+			{"no instance metadata", "AWS_EC2_METADATA_SERVICE_ENDPOINT", closed,
+				"AWS credentials missing or refused: none found (no keys, profile or web identity; instance metadata unreachable, no answer from " + closed + ")"},
 		} {
 			env := maps.Clone(env)
 			env["AWS_EC2_METADATA_DISABLED"] = "false" // srv.Env's and the process's say true
+			env["AWS_MAX_ATTEMPTS"] = "1"
 			env[c.k] = c.v
 			r := run(t, env, "check")
-			if r.code != ExitS3 || !strings.Contains(r.stderr, "AWS credentials missing or refused") {
-				t.Errorf("%s: want exit %d saying the credentials are missing, got %v", c.name, ExitS3, r)
+			if r.code != ExitS3 || !strings.Contains(r.stderr, c.says) {
+				t.Errorf("%s: want exit %d saying %q, got %v", c.name, ExitS3, c.says, r)
 			}
 			if exists(filepath.Join(d.pkg, ".found")) {
 				t.Errorf("%s: .found written", c.name)

@@ -146,7 +146,14 @@ func (s *Store) classify(op, key string, err error) error {
 		// The SDK's message repeats the operation, the URL and empty
 		// request ids around the cause: say the cause, once.
 		var unreachable error = ErrUnreachable
-		if service := failedService(err); service != "" && service != "S3" {
+		service := failedService(err)
+		if service == "ec2imds" {
+			// Instance metadata is the last place the SDK looks for
+			// credentials: none were found before it, and it does not answer.
+			return fmt.Errorf("%s %s: %w: none found (no keys, profile or web identity; instance metadata unreachable, %s): %w",
+				op, where, ErrCredentials, endpointHint(err), netCause(err))
+		}
+		if service != "" && service != "S3" {
 			// The credentials' service (STS, assuming a role), not the
 			// bucket's, gave no answer: say which, or the S3 endpoint is
 			// suspected while the URL shown is another's.
