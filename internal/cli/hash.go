@@ -155,6 +155,12 @@ func runHash(ctx context.Context, opts options, lookup config.Lookup, stdout io.
 		// Its error names the path.
 		return &assets.Failure{Kind: assets.KindGit, Err: fmt.Errorf("open git repository: %w", err)}
 	}
+	if verbose {
+		// A '#gen/**' line of a multi-line filter hashes nothing: say so.
+		for _, c := range cfg.FilterComments {
+			logger.Printf("CODE_HASH_FIND_FILTER: skipped comment line %q (a pattern that begins with '#' is written [#]...)", c)
+		}
+	}
 	setting := "CODE_HASH_FIND_FILTER"
 	if cfg.ComponentsEnabled() {
 		setting = "PACKAGE_COMPONENTS"

@@ -89,7 +89,7 @@ func ParseComponents(text string) ([]Component, error) {
 	)
 	for n, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
+		if line == "" || IsCommentLine(line) {
 			continue
 		}
 		bad := func(format string, args ...any) {
@@ -109,7 +109,7 @@ func ParseComponents(text string) ([]Component, error) {
 				bad("component %q lists no source patterns", name)
 				continue
 			}
-			pats, err := parsePatterns(rest, true)
+			pats, _, err := parsePatterns(rest, true)
 			if err != nil {
 				for _, e := range unjoin(err) {
 					bad("%w", e)

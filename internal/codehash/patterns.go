@@ -3,6 +3,7 @@ package codehash
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -25,16 +26,32 @@ func (p Pattern) String() string {
 // ParsePatterns splits a filter on white space (spaces, as the original tool
 // did, or newlines, as YAML block scalars give) and validates every pattern,
 // reporting all problems at once. A space inside a pattern is written [ ].
-// A line whose first word begins with '#' is a comment, as in
-// PACKAGE_COMPONENTS; a '#' word later on a line is refused (see
-// inlineComment), and a pattern that begins with '#' is written [#]...
+// '#' is as ParseFilter reads it.
 func ParsePatterns(filter string) ([]Pattern, error) {
+	pats, _, err := ParseFilter(filter)
+	return pats, err
+}
+
+// ParseFilter is ParsePatterns, also returning the comment lines it skipped
+// (to log them). Only a filter of more than one line has comment lines: a
+// line whose first word begins with '#', as in PACKAGE_COMPONENTS (a YAML
+// block with comment lines). A filter of one line is the original tool's
+// form, a Python glob where '#' is literal: '#gen/** src/**' is two
+// patterns there, as it was, never a comment that drops src/** unsaid. A
+// '#' word after a pattern in a multi-line filter, or a bare '#' word in a
+// one-line one, is refused (see inlineComment); a pattern that begins with
+// '#' can always be written [#]...
+func ParseFilter(filter string) (pats []Pattern, comments []string, err error) {
 	return parsePatterns(filter, false)
 }
 
 // errInlineComment: YAML's habit, "lambdas/**  # the lambdas", in a setting
 // that is not YAML (an environment variable, a block scalar's text).
 var errInlineComment = errors.New("'#' starts a comment only at the start of a line: put the comment on a line of its own (a pattern that begins with '#' is written [#]...)")
+
+// errBareHash: a '#' word alone in a one-line filter, where '#' is literal
+// (the original's glob): surely a comment, not a file named '#'.
+var errBareHash = errors.New("a '#' alone: a filter of one line has no comments ('#' is literal, as in the original tool); put the comment on a line of its own in a filter of several lines (a file named '#' is written [#])")
 
 // inlineComment refuses a word of a line's words, from the from'th on, that
 // begins with '#': said as the comment it is, not as patterns "#", "the"
@@ -49,28 +66,37 @@ func inlineComment(words []string, from int) error {
 	return nil
 }
 
-// parsePatterns is ParsePatterns; with midLine, text continues a line (a
+// parsePatterns is ParseFilter; with midLine, text continues a line (a
 // component's patterns after "name:"), so its first word begins no line.
-func parsePatterns(text string, midLine bool) ([]Pattern, error) {
+func parsePatterns(text string, midLine bool) ([]Pattern, []string, error) {
 	var (
 		pats     []Pattern
 		errs     []error
-		comments bool
+		comments []string
 	)
-	for n, line := range strings.Split(text, "\n") {
+	lines := strings.Split(text, "\n")
+	// One place decides what a comment line is: only where lines are.
+	multiLine := !midLine && nonBlank(lines) > 1
+	for n, line := range lines {
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
 		}
-		from := 1
-		if midLine && n == 0 {
-			from = 0
-		} else if strings.HasPrefix(fields[0], "#") {
-			comments = true
+		switch {
+		case multiLine && IsCommentLine(line):
+			comments = append(comments, strings.TrimSpace(line))
 			continue
-		}
-		if err := inlineComment(fields, from); err != nil {
-			errs = append(errs, err)
+		case multiLine || midLine && n == 0:
+			from := 1
+			if midLine {
+				from = 0
+			}
+			if err := inlineComment(fields, from); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		case slices.Contains(fields, "#"):
+			errs = append(errs, fmt.Errorf("%q: %w", strings.Join(fields[slices.Index(fields, "#"):], " "), errBareHash))
 			continue
 		}
 		for _, f := range fields {
@@ -89,16 +115,33 @@ func parsePatterns(text string, midLine bool) ([]Pattern, error) {
 	}
 	switch {
 	case len(errs) > 0:
-	case len(pats) == 0 && comments:
+	case len(pats) == 0 && len(comments) > 0:
 		// Not "no filter": that would turn the cache off unsaid.
-		errs = append(errs, errors.New("only comments: name the files to include"))
+		errs = append(errs, fmt.Errorf("every line of the filter begins with '#', so all %d are comments and no pattern is left: name the files to include (a pattern that begins with '#' is written [#]...)", len(comments)))
 	case len(pats) > 0 && !hasPositive(pats):
 		errs = append(errs, errors.New("only exclusions ('!...'): name the files to include first"))
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	return pats, nil
+	return pats, comments, nil
+}
+
+// IsCommentLine reports whether a line of several is a comment: its first
+// word begins with '#'. PACKAGE_COMPONENTS and a multi-line filter both
+// decide here.
+func IsCommentLine(line string) bool {
+	return strings.HasPrefix(strings.TrimSpace(line), "#")
+}
+
+func nonBlank(lines []string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func validGlob(g string) error {

@@ -32,14 +32,23 @@ func TestParsePatterns(t *testing.T) {
 		{name: "backslash", filter: `a\b`, errs: []string{`contains '\'`}},
 		{name: "bare !", filter: "src/** !", errs: []string{"empty pattern after '!'"}},
 		{name: "only negations", filter: "!a/** !b/**", errs: []string{"only exclusions"}},
-		// '#' as PACKAGE_COMPONENTS reads it: a comment line, or refused
-		// after a pattern (YAML's habit), not patterns "#", "the", "lambdas".
-		{name: "a comment after a pattern", filter: "lambdas/**   # the lambdas", errs: []string{`"# the lambdas": '#' starts a comment only at the start of a line`}},
-		{name: "a comment word after a pattern", filter: "src/** #gen", errs: []string{`"#gen": '#' starts a comment only`}},
-		{name: "a comment line", filter: "# the lambdas\nlambdas/**", want: []Pattern{{Glob: "lambdas/**"}}},
-		{name: "comment lines in a block scalar", filter: "  lambdas/**\n  # generated code stays out\n  !lambdas/gen/**\n", want: []Pattern{{Glob: "lambdas/**"}, {Glob: "lambdas/gen/**", Negate: true}}},
-		{name: "a pattern that begins with '#'", filter: "[#]gen/**", want: []Pattern{{Glob: "[#]gen/**"}}},
-		{name: "only comments", filter: "# lambdas/**\n#shared/**", errs: []string{"only comments"}},
+		// '#': literal in a filter of one line, the original's Python glob
+		// (pipelines keep their meaning); in a filter of several lines (a
+		// YAML block) a line beginning with '#' is a comment, as in
+		// PACKAGE_COMPONENTS, and a '#' word after a pattern is refused.
+		{name: "one line: a pattern beginning with '#' then another", filter: "#gen/** src/**", want: []Pattern{{Glob: "#gen/**"}, {Glob: "src/**"}}},
+		{name: "one line: a '#' pattern after another", filter: "src/** #gen/**", want: []Pattern{{Glob: "src/**"}, {Glob: "#gen/**"}}},
+		{name: "one line: only a '#' pattern", filter: "#gen/**", want: []Pattern{{Glob: "#gen/**"}}},
+		{name: "one line of a block scalar", filter: "  #gen/**\n", want: []Pattern{{Glob: "#gen/**"}}},
+		{name: "one line: a bare '#' is refused", filter: "lambdas/**   # the lambdas", errs: []string{`"# the lambdas": a '#' alone: a filter of one line has no comments ('#' is literal, as in the original tool)`}},
+		{name: "several lines: a comment line is skipped", filter: "src/**\n#gen/**", want: []Pattern{{Glob: "src/**"}}},
+		{name: "several lines: a comment line first", filter: "# the lambdas\nlambdas/**", want: []Pattern{{Glob: "lambdas/**"}}},
+		{name: "several lines: comment lines in a block scalar", filter: "  lambdas/**\n  # generated code stays out\n  !lambdas/gen/**\n", want: []Pattern{{Glob: "lambdas/**"}, {Glob: "lambdas/gen/**", Negate: true}}},
+		{name: "several lines: a comment after a pattern", filter: "shared/**\nlambdas/**   # the lambdas", errs: []string{`"# the lambdas": '#' starts a comment only at the start of a line: put the comment on a line of its own (a pattern that begins with '#' is written [#]...)`}},
+		{name: "several lines: a '#' word after a pattern", filter: "shared/**\nsrc/** #gen", errs: []string{`"#gen": '#' starts a comment only`}},
+		{name: "several lines: [#] is a pattern", filter: "src/**\n[#]gen/**", want: []Pattern{{Glob: "src/**"}, {Glob: "[#]gen/**"}}},
+		{name: "a pattern that begins with [#]", filter: "[#]gen/**", want: []Pattern{{Glob: "[#]gen/**"}}},
+		{name: "several lines, all comments", filter: "# lambdas/**\n#shared/**", errs: []string{"every line of the filter begins with '#', so all 2 are comments and no pattern is left: name the files to include (a pattern that begins with '#' is written [#]...)"}},
 		{
 			name:   "all problems reported together",
 			filter: "a/[b /abs ../x ok/** a/../b",
@@ -63,6 +72,21 @@ func TestParsePatterns(t *testing.T) {
 			}
 			wantProblems(t, err, tt.errs)
 		})
+	}
+}
+
+// The comment lines a filter of several lines skips are returned, to be
+// logged; a filter of one line has none.
+func TestParseFilterComments(t *testing.T) {
+	for filter, want := range map[string][]string{
+		"src/**\n  #gen/**  \n": {"#gen/**"},
+		"#gen/** src/**":        nil,
+		"src/**":                nil,
+	} {
+		_, got, err := ParseFilter(filter)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("ParseFilter(%q): comments %q, %v; want %q", filter, got, err, want)
+		}
 	}
 }
 

@@ -75,6 +75,8 @@ type Config struct {
 	RepoPath   string
 	PackageDir string
 	Filter     []codehash.Pattern // empty: cache off (with Components: the shared sources)
+	// FilterComments: the comment lines of a multi-line filter, skipped (logged with -v).
+	FilterComments []string
 	// Components of a monorepo (PACKAGE_COMPONENTS); empty: one set a commit.
 	Components []codehash.Component
 	// Component, when set, is the one component check and upload deal with.
@@ -190,11 +192,11 @@ func Load(lookup Lookup, req Requirements) (*Config, error) {
 		bad("PACKAGE_DIRECTORY", "empty")
 	}
 	if raw := vals["CODE_HASH_FIND_FILTER"]; raw != "" {
-		f, err := codehash.ParsePatterns(raw)
+		f, comments, err := codehash.ParseFilter(raw)
 		for _, e := range flatten(err) {
 			bad("CODE_HASH_FIND_FILTER", "%v", e)
 		}
-		c.Filter = f
+		c.Filter, c.FilterComments = f, comments
 	}
 	componentsOK := true
 	if raw := vals["PACKAGE_COMPONENTS"]; raw != "" {
