@@ -532,6 +532,34 @@ func TestUploadFillsCacheBeforeRecord(t *testing.T) {
 	}
 }
 
+// A whole set's upload cancelled (SIGINT, SIGTERM: exit 130) after every
+// file is sent, while its cache entry is filled, still fills it and writes
+// the set's record, within the grace a component gets: the bytes sent are
+// not wasted, and the re-run's check finds the set, cached.
+func TestUploadCancelledFinishesSet(t *testing.T) {
+	f := newFake()
+	r, logs := newRunner(t, f, "", true, false)
+	writePackage(t, r.Config.PackageDir, commitA, hashX, built)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.beforeCopy = func(*fakeStore, s3store.CopyRequest) { cancel() } // the cache fill: every file sent
+	if _, err := r.Upload(ctx); err != nil {
+		t.Errorf("upload: %v\n%s", err, logs)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the upload filled no cache entry")
+	}
+	f.beforeCopy = nil
+	set, err := r.LookupSet(context.Background(), Artifacts(commitA))
+	if err != nil || set.State != SetComplete {
+		t.Errorf("set %v (%s), %v after the cancel: want complete\n%s", set.State, set.Reason, err, logs)
+	}
+	entry, err := r.LookupSet(context.Background(), Cache(hashX))
+	if err != nil || entry.State != SetComplete {
+		t.Errorf("cache entry %v (%s), %v after the cancel: want complete\n%s", entry.State, entry.Reason, err, logs)
+	}
+}
+
 // Item 9: check removes the previous run's markers before anything can
 // fail, so an upload after a failed check has no commit to store under.
 func TestFailedCheckLeavesNoMarkers(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/codehash"
 	"github.com/nsmithuk/s3-asset-manager/internal/gitrepo"
@@ -59,6 +60,9 @@ type fakeStore struct {
 	// onWriteRecord, when set, runs at each WriteRecord, before it is
 	// stored (outside the lock).
 	onWriteRecord func(key string)
+	// clock is the store's: a cancelled run's grace (AfterCancel) runs on
+	// it, so it ends only when a test moves it.
+	clock *clockwork.FakeClock
 }
 
 type fakeObject struct {
@@ -69,7 +73,7 @@ type fakeObject struct {
 }
 
 func newFake() *fakeStore {
-	return &fakeStore{objs: map[string]fakeObject{}, writes: map[string]int{}}
+	return &fakeStore{objs: map[string]fakeObject{}, writes: map[string]int{}, clock: clockwork.NewFakeClock()}
 }
 
 var _ Store = (*fakeStore)(nil)
@@ -95,6 +99,10 @@ func (f *fakeStore) del(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.objs, key)
+}
+
+func (f *fakeStore) AfterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
+	return s3store.AfterCancel(ctx, f.clock)
 }
 
 func (f *fakeStore) URL(key string) string { return "s3://fake/" + key }
@@ -167,11 +175,11 @@ func (f *fakeStore) WriteRecord(ctx context.Context, key string, body []byte, ex
 }
 
 func (f *fakeStore) Copy(ctx context.Context, r s3store.CopyRequest) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
 	if f.beforeCopy != nil {
 		f.beforeCopy(f, r)
+	}
+	if err := ctx.Err(); err != nil { // cancelled (beforeCopy may cancel it)
+		return "", err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -18,6 +18,9 @@ type Store interface {
 	// List returns the objects under prefix at any depth, every page of them.
 	List(ctx context.Context, prefix string) ([]s3store.Object, error)
 	Download(ctx context.Context, req s3store.DownloadRequest) (s3store.Downloaded, error)
+	// AfterCancel gives a context cancelled s3store.CancelGrace after ctx
+	// is, on the store's clock: for work under way when the run is cancelled.
+	AfterCancel(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 var _ Store = (*s3store.Store)(nil)

@@ -127,7 +127,11 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 	if skipped == SkippedNewer {
 		return res, nil
 	}
-	fillErr, err := r.finishUnit(ctx, u, rec)
+	// Its files all sent, the set is finished (cache entry, record) even
+	// when the run is cancelled now, as a component is (s3store.CancelGrace).
+	finishCtx, stop := r.Store.AfterCancel(ctx)
+	defer stop()
+	fillErr, err := r.finishUnit(finishCtx, u, rec)
 	if err != nil {
 		return res, err
 	}
@@ -139,22 +143,6 @@ func (r *Runner) Upload(ctx context.Context) (UploadResult, error) {
 			res.Duration.Round(time.Millisecond), humanRate(res.Bytes, res.Duration), res.Where)
 	}
 	return res, fillErr
-}
-
-// finishGrace is how long a component whose files were all sent goes on to
-// its cache entry and record after the run is cancelled: as the multipart
-// aborts (s3store), well inside the 10 s a CI system waits before it kills
-// the job.
-const finishGrace = 5 * time.Second
-
-// afterCancel is ctx for finishing the components whose files are sent:
-// cancelled (SIGINT, SIGTERM), it lasts finishGrace longer, so that those
-// sent before the signal are complete, as when they were finished one
-// after another.
-func afterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
-	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(finishGrace, cancel) })
-	return out, func() { stop(); cancel() }
 }
 
 // uploadComponents is upload with the state check left for components: the
@@ -236,7 +224,7 @@ func (r *Runner) uploadComponents(ctx context.Context, commit string, cs compone
 	// finished all the same.
 	sets := make([]Set, len(states))
 	start := time.Now()
-	finishCtx, stop := afterCancel(ctx)
+	finishCtx, stop := r.Store.AfterCancel(ctx) // sent before a cancel: finished within its grace
 	defer stop()
 	var (
 		mu       sync.Mutex

@@ -963,3 +963,37 @@ func TestReadSmallAttemptsDoNotMultiply(t *testing.T) {
 		}
 	})
 }
+
+// AfterCancel's context outlives ctx's cancel by CancelGrace on the clock
+// given (the store's), no less, whether ctx is cancelled before or after.
+func TestAfterCancel(t *testing.T) {
+	t.Parallel()
+	for _, before := range []bool{false, true} {
+		clock := clockwork.NewFakeClock()
+		ctx, cancel := context.WithCancel(context.Background())
+		if before {
+			cancel()
+		}
+		out, stop := AfterCancel(ctx, clock)
+		defer stop()
+		if out.Err() != nil {
+			t.Fatalf("cancelled before %t: cancelled with ctx", before)
+		}
+		cancel()
+		guard, stopGuard := context.WithTimeout(context.Background(), 20*time.Second) // a hang only
+		defer stopGuard()
+		if err := clock.BlockUntilContext(guard, 1); err != nil {
+			t.Fatalf("cancelled before %t: the grace waits on no timer of the clock", before)
+		}
+		clock.Advance(CancelGrace - time.Nanosecond)
+		if out.Err() != nil {
+			t.Errorf("cancelled before %t: ended before CancelGrace", before)
+		}
+		clock.Advance(time.Nanosecond)
+		select {
+		case <-out.Done():
+		case <-guard.Done():
+			t.Fatalf("cancelled before %t: not ended after CancelGrace", before)
+		}
+	}
+}

@@ -465,17 +465,39 @@ func (s *Store) verifySize(ctx context.Context, key string, size int64) error {
 	return nil
 }
 
-// abort cleans up a failed multipart upload, even when ctx was cancelled
-// (a cancelled CI job should not leave parts billed in the bucket). A
-// cancelled run gives it 5 s, not 30: a CI system kills a job 10 s after it
-// signals it (GitHub Actions, docker stop), and a store that answers nothing
-// would hold the exit, and its code, until then.
-func (s *Store) abort(ctx context.Context, key string, uploadID *string) {
-	budget := 30 * time.Second
+// CancelGrace is how long work already under way may go on after a run is
+// cancelled (SIGINT, SIGTERM): a multipart upload's abort, and upload's
+// cache entries and records of sets whose files were all sent. Well inside
+// the 10 s a CI system waits after it signals a job before it kills it
+// (GitHub Actions, docker stop): a store that answers nothing must not hold
+// the exit, and its code, until then.
+const CancelGrace = 5 * time.Second
+
+// AfterCancel gives a context that is not cancelled with ctx but
+// CancelGrace after it, on clock (at once when ctx is cancelled already,
+// the grace starting then).
+func AfterCancel(ctx context.Context, clock clockwork.Clock) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if ctx.Err() != nil {
-		budget = 5 * time.Second
+		t := clock.AfterFunc(CancelGrace, cancel)
+		return out, func() { t.Stop(); cancel() }
 	}
-	ctx, cancel := clockwork.WithTimeout(context.Background(), s.clock, budget)
+	stop := context.AfterFunc(ctx, func() { clock.AfterFunc(CancelGrace, cancel) })
+	return out, func() { stop(); cancel() }
+}
+
+// AfterCancel is AfterCancel on the store's clock.
+func (s *Store) AfterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
+	return AfterCancel(ctx, s.clock)
+}
+
+// abort cleans up a failed multipart upload, even when ctx was cancelled
+// (a cancelled CI job should not leave parts billed in the bucket): 30 s,
+// or CancelGrace once ctx is cancelled.
+func (s *Store) abort(ctx context.Context, key string, uploadID *string) {
+	ctx, stop := s.AfterCancel(ctx)
+	defer stop()
+	ctx, cancel := clockwork.WithTimeout(ctx, s.clock, 30*time.Second)
 	defer cancel()
 	_, _ = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: &s.bucket, Key: &key, UploadId: uploadID,
