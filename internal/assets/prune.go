@@ -607,7 +607,7 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 	for _, k := range got {
 		deleted[k] = true
 	}
-	if storeRefused(firstErr) {
+	if s3store.StoreRefused(firstErr) {
 		return fmt.Errorf("delete records: %w", firstErr)
 	}
 	// A refused key fails its own set alone: the other sets go on, their
@@ -631,7 +631,7 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 	for _, k := range got {
 		deleted[k] = true
 	}
-	if storeRefused(secondErr) {
+	if s3store.StoreRefused(secondErr) {
 		return errors.Join(firstErr, fmt.Errorf("delete records: %w", secondErr))
 	}
 	var recordsErr error
@@ -665,38 +665,46 @@ func (r *Runner) pruneApply(ctx context.Context, st PruneStore, plan []*pset, up
 			res.DeletedBytes += p.bytes()
 		}
 	}
+	var objectsErr error
 	if err != nil {
-		return errors.Join(recordsErr, fmt.Errorf("delete objects: %w", err))
+		objectsErr = fmt.Errorf("delete objects: %w", err)
+		if s3store.StoreRefused(err) {
+			return errors.Join(recordsErr, objectsErr)
+		}
 	}
-	if recordsErr != nil {
-		return recordsErr
-	}
-	// One upload refused fails alone, as a refused key does.
-	var abortErr error
+	// The aborts depend on no set: a key refused for good (a bucket policy,
+	// Object Lock) must not keep every later prune from aborting them.
+	abortErr := r.pruneAborts(ctx, st, ups, res)
+	return errors.Join(recordsErr, objectsErr, abortErr)
+}
+
+// abortsShown is how many refused aborts an error names (a role without
+// s3:AbortMultipartUpload refuses them all).
+const abortsShown = 3
+
+// pruneAborts aborts the abandoned multipart uploads. One the store
+// refuses alone fails alone, as a refused key does; an error of the
+// store's stops the rest.
+func (r *Runner) pruneAborts(ctx context.Context, st PruneStore, ups []s3store.Upload, res *PruneResult) error {
+	var refused []error
+	var whole error
 	for _, u := range ups {
 		if err := st.Abort(ctx, u); err != nil {
-			abortErr = errors.Join(abortErr, err)
-			if !errors.Is(err, s3store.ErrAccessDenied) {
-				break // the store's, not this upload's: the next would fail as well
+			if s3store.StoreRefused(err) {
+				whole = err // the next would fail as well
+				break
 			}
+			refused = append(refused, err)
 			continue
 		}
 		res.DeletedSets++
 		res.Aborted++
 	}
-	return abortErr
-}
-
-// storeRefused: a delete failed as a whole (the store unreachable, the
-// credentials refused, the request denied), not for some of its keys, so
-// the next delete would fail as well. A key refused alone fails its own set
-// (s3store.ErrNotDeleted), and the other sets go on.
-func storeRefused(err error) bool {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		// Delete joins its batches' errors: one failed whole is enough.
-		return slices.ContainsFunc(j.Unwrap(), storeRefused)
+	if len(refused) > abortsShown {
+		more := fmt.Errorf("and %d more multipart uploads refused", len(refused)-abortsShown)
+		refused = append(refused[:abortsShown], more)
 	}
-	return err != nil && !errors.Is(err, s3store.ErrNotDeleted)
+	return errors.Join(append(refused, whole)...)
 }
 
 // prunePointers rewrites each pointer the explanation reads without the

@@ -186,8 +186,8 @@ func TestStoreRefused(t *testing.T) {
 		{"a request failed whole", whole, true},
 		{"one batch failed whole, another's keys refused", errors.Join(whole, keys), true},
 	} {
-		if got := storeRefused(tc.err); got != tc.want {
-			t.Errorf("%s: storeRefused = %v, want %v", tc.name, got, tc.want)
+		if got := s3store.StoreRefused(tc.err); got != tc.want {
+			t.Errorf("%s: StoreRefused = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

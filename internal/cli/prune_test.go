@@ -550,6 +550,138 @@ func TestPruneRefusedAbort(t *testing.T) {
 	})
 }
 
+// A key refused for good (a bucket policy, Object Lock) fails its own set
+// alone, and the abandoned multipart uploads are still aborted: they depend
+// on no set, and the refusal meets every later prune again.
+func TestPruneRefusedKeyStillAborts(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		now := time.Now().UTC().Add(200 * 24 * time.Hour)
+		protected := "artifacts/" + fakeID("protected", 40) + "/"
+		for _, name := range []string{"protected", "b"} {
+			c := fakeID(name, 40)
+			putSet(t, srv, bucket, "artifacts/"+c+"/", map[string]string{"a.zip": name},
+				&manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-200 * 24 * time.Hour)}, nil)
+		}
+		k := "artifacts/" + fakeID("m1", 40) + "/big.zip"
+		if _, err := srv.Client().CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &k}); err != nil {
+			t.Fatal(err)
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.DeleteKeyError = func(key string) string {
+			if key == protected+manifest.Name {
+				return "AccessDenied"
+			}
+			return ""
+		}
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+		r := runAt(t, now, env, "prune")
+		if r.code != ExitS3 || !strings.Contains(r.stderr, "AccessDenied") {
+			t.Fatalf("prune through a store refusing a record: %v, want exit %d naming the refusal", r, ExitS3)
+		}
+		if n := srv.PendingUploads(t, bucket); n != 0 {
+			t.Errorf("%d multipart uploads left, want the abandoned one aborted", n)
+		}
+		want := []string{protected + manifest.Name, protected + "a.zip"}
+		if left := keysOf(listAll(t, srv, bucket)); !slices.Equal(left, want) {
+			t.Errorf("left %v, want the protected set alone %v", left, want)
+		}
+	})
+}
+
+// On a store without DeleteObjects (501, as Google Cloud Storage's XML API
+// answers: one DELETE a key), a key refused (403 for its DELETE) fails its
+// own set alone, as a per-key error of DeleteObjects does: not the whole
+// prune, nor the other DELETEs in flight.
+func TestPruneSingleDeletesRefusedKey(t *testing.T) {
+	t.Parallel()
+	s3test.Each(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		now := time.Now().UTC()
+		protected := "artifacts/" + fakeID("protected", 40) + "/"
+		for _, name := range []string{"protected", "b", "c"} {
+			c := fakeID(name, 40)
+			putSet(t, srv, bucket, "artifacts/"+c+"/", map[string]string{"a.zip": name},
+				&manifest.Record{Kind: manifest.KindArtifacts, Commit: c, Created: now.Add(-200 * 24 * time.Hour)}, nil)
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		proxy.SetPlan(func(n int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodPost && r.URL.Query().Has("delete") {
+				return s3test.NotImpl
+			}
+			return s3test.Pass
+		})
+		proxy.DeleteKeyError = func(key string) string {
+			if key == protected+manifest.Name {
+				return "AccessDenied"
+			}
+			return ""
+		}
+		dir := t.TempDir()
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		env["PACKAGE_ASSETS_PRUNE_KEEP_COMMITS"] = "0"
+		env["RESULT_DOTENV_FILE"] = filepath.Join(dir, "prune.env")
+		r := runAt(t, now, env, "prune")
+		if r.code != ExitS3 || !strings.Contains(r.stderr, "AccessDenied") {
+			t.Fatalf("prune through a store without DeleteObjects refusing a record: %v, want exit %d naming the refusal", r, ExitS3)
+		}
+		want := []string{protected + manifest.Name, protected + "a.zip"}
+		if left := keysOf(listAll(t, srv, bucket)); !slices.Equal(left, want) {
+			t.Errorf("left %v, want the protected set alone %v", left, want)
+		}
+		dotenv, _ := os.ReadFile(env["RESULT_DOTENV_FILE"])
+		if !strings.HasPrefix(string(dotenv), "PRUNE_SETS=2\n") {
+			t.Errorf("dotenv:\n%s\nwant the two other sets deleted", dotenv)
+		}
+	})
+}
+
+// A role without s3:AbortMultipartUpload has every abort refused: the
+// error names the first few and counts the rest, not a line each.
+func TestPruneRefusedAbortsCapped(t *testing.T) {
+	t.Parallel()
+	s3test.One(t, func(t *testing.T, srv *s3test.Server) {
+		bucket := srv.NewBucket(t)
+		for i := range 5 {
+			k := "artifacts/" + fakeID(fmt.Sprint("m", i), 40) + "/big.zip"
+			if _, err := srv.Client().CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &k}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		proxy := s3test.NewProxy(t, srv.Endpoint)
+		var aborts atomic.Int64
+		proxy.SetPlan(func(n int64, r *http.Request) s3test.Fault {
+			if r.Method == http.MethodDelete && r.URL.Query().Has("uploadId") {
+				aborts.Add(1)
+				return s3test.Forbidden
+			}
+			return s3test.Pass
+		})
+		env := srv.Env(bucket)
+		env["PACKAGE_ASSETS_ENDPOINT"] = proxy.URL
+		env["PACKAGE_ASSETS_PRUNE_APPLY"] = "true"
+		r := runAt(t, time.Now().Add(25*time.Hour), env, "prune")
+		if r.code != ExitS3 {
+			t.Fatalf("prune through a store refusing every abort: %v, want exit %d", r, ExitS3)
+		}
+		if n := aborts.Load(); n != 5 {
+			t.Errorf("%d aborts sent, want 5: each upload refused alone", n)
+		}
+		if n := strings.Count(r.stderr, "abort multipart upload of"); n != 3 || !strings.Contains(r.stderr, "2 more") {
+			t.Errorf("stderr names %d refused aborts, want the first 3 and a count of 2 more:\n%s", n, r.stderr)
+		}
+		if n := srv.PendingUploads(t, bucket); n != 5 {
+			t.Errorf("%d multipart uploads left, want 5", n)
+		}
+	})
+}
+
 // mergeEnv is base with over's settings on top.
 func mergeEnv(base, over map[string]string) map[string]string {
 	for k, v := range over {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -62,9 +64,53 @@ const DeleteBatch = 1000
 // thousand deletes for the store, so a few keep it busy.
 const deleteWorkers = 8
 
-// ErrNotDeleted: the store answered a batch but refused some of its keys
-// (its per-key errors, inside a 200 answer).
+// ErrNotDeleted: the store refused some keys, or an upload, alone: a
+// DeleteObjects answer's per-key errors (inside a 200 answer), or an S3
+// error answered to a request about one key or upload (see itemRefused).
+// The others go on.
 var ErrNotDeleted = errors.New("not deleted")
+
+// StoreRefused reports whether err, from Delete or Abort, is the store's as
+// a whole (unreachable, the credentials refused, a batch's request denied),
+// not an item's alone (ErrNotDeleted): the next request would fail as well,
+// so a caller stops. Joined errors (Delete's batches): one is enough.
+func StoreRefused(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return slices.ContainsFunc(j.Unwrap(), StoreRefused)
+	}
+	return err != nil && !errors.Is(err, ErrNotDeleted)
+}
+
+// itemRefused reports whether err, classified, answering a request about
+// one key or one upload, is that item's own refusal: an S3 error with a 4xx
+// status answered for it (403 AccessDenied, as a bucket policy or Object
+// Lock gives, and the like). Not the transport, the credentials, a missing
+// bucket, a wrong region or endpoint, nor the store failing (5xx once the
+// SDK's retries are spent): those the next request meets as well.
+func itemRefused(err error) bool {
+	var apiErr smithy.APIError
+	var respErr *awshttp.ResponseError
+	if err == nil || !errors.As(err, &apiErr) || !errors.As(err, &respErr) {
+		return false
+	}
+	for _, whole := range []error{ErrCredentials, ErrNoBucket, ErrForeign404, ErrCertificate, ErrUnreachable, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, whole) {
+			return false
+		}
+	}
+	if bucketRegion(err) != "" {
+		return false
+	}
+	st := respErr.HTTPStatusCode()
+	return st >= 400 && st < 500
+}
+
+// refusal marks an item's own refusal: it reads as the error it wraps, and
+// is ErrNotDeleted, so that StoreRefused lets the others go on.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error        { return r.error }
+func (r refusal) Is(target error) bool { return target == ErrNotDeleted }
 
 // Delete removes keys, DeleteBatch a request, a few requests at once. A key
 // that is not there counts as deleted (S3 says so itself). It returns the
@@ -84,7 +130,7 @@ func (s *Store) Delete(ctx context.Context, keys []string, done func(keys []stri
 		if done != nil && len(got) > 0 {
 			done(got)
 		}
-		if errors.Is(err, ErrNotDeleted) {
+		if err != nil && !StoreRefused(err) {
 			refusedCh <- err // the other batches go on
 			return nil
 		}
@@ -157,8 +203,7 @@ func transientKeyError(code string) bool {
 // and the per-key errors (a key already gone counts as deleted).
 func (s *Store) deleteOnce(ctx context.Context, keys []string) ([]string, []types.Error, error) {
 	if s.singleDeletes.Load() {
-		deleted, err := s.deleteEach(ctx, keys)
-		return deleted, nil, err
+		return s.deleteEach(ctx, keys)
 	}
 	objs := make([]types.ObjectIdentifier, len(keys))
 	for i := range keys {
@@ -173,8 +218,7 @@ func (s *Store) deleteOnce(ctx context.Context, keys []string) ([]string, []type
 		// Google Cloud Storage's XML API, and some gateways, have no
 		// multi-object delete: one request a key, for the rest of the run.
 		s.singleDeletes.Store(true)
-		deleted, err := s.deleteEach(ctx, keys)
-		return deleted, nil, err
+		return s.deleteEach(ctx, keys)
 	}
 	if err != nil {
 		return nil, nil, s.classify("delete", keys[0]+fmt.Sprintf(" and %d more keys", len(keys)-1), err)
@@ -213,25 +257,39 @@ func withContentMD5(o *s3.Options) {
 }
 
 // deleteEach deletes keys one request each, in parallel (the store's bound
-// on requests in flight applies), and returns those deleted.
-func (s *Store) deleteEach(ctx context.Context, keys []string) ([]string, error) {
+// on requests in flight applies), and returns those deleted and, as a
+// DeleteObjects answer does, the keys the store refused alone (a 403 for
+// one key): the others go on. Only an error the next request would meet as
+// well (transport, credentials) stops the rest.
+func (s *Store) deleteEach(ctx context.Context, keys []string) ([]string, []types.Error, error) {
 	done := make([]bool, len(keys))
+	refused := make([]*types.Error, len(keys))
 	err := pool.Run(ctx, 64, len(keys), func(ctx context.Context, i int) error {
 		k := keys[i]
-		_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
-		if err = s.classify("delete", k, err); err != nil && !errors.Is(err, ErrNotFound) {
+		_, raw := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
+		err := s.classify("delete", k, raw)
+		switch {
+		case err == nil || errors.Is(err, ErrNotFound):
+			done[i] = true
+		case itemRefused(err):
+			var apiErr smithy.APIError
+			errors.As(raw, &apiErr)
+			refused[i] = &types.Error{Key: &keys[i], Code: aws.String(apiErr.ErrorCode()), Message: aws.String(apiErr.ErrorMessage())}
+		default:
 			return err
 		}
-		done[i] = true
 		return nil
 	})
 	var deleted []string
+	var failed []types.Error
 	for i, k := range keys {
 		if done[i] {
 			deleted = append(deleted, k)
+		} else if refused[i] != nil {
+			failed = append(failed, *refused[i])
 		}
 	}
-	return deleted, err
+	return deleted, failed, err
 }
 
 // Upload is a multipart upload never completed nor aborted.
@@ -273,5 +331,9 @@ func (s *Store) Abort(ctx context.Context, u Upload) error {
 	if errors.As(err, &nsu) {
 		return nil
 	}
-	return s.classify("abort multipart upload of", u.Key, err)
+	err = s.classify("abort multipart upload of", u.Key, err)
+	if itemRefused(err) {
+		return refusal{err} // this upload's alone: the others go on
+	}
+	return err
 }

@@ -123,6 +123,12 @@ func TestDeleteWithoutMultiDelete(t *testing.T) {
 			}
 			return s3test.Pass
 		})
+		proxy.DeleteKeyError = func(key string) string {
+			if key == "r/refused" {
+				return "AccessDenied"
+			}
+			return ""
+		}
 		st := newStore(t, &s3test.Server{Endpoint: proxy.URL}, bucket, Options{Concurrency: 16})
 		var keys []string
 		for i := range 30 {
@@ -137,6 +143,22 @@ func TestDeleteWithoutMultiDelete(t *testing.T) {
 			if err != nil || len(deleted) != len(batch) {
 				t.Fatalf("deleted %d of %d: %v", len(deleted), len(batch), err)
 			}
+		}
+		// A key refused (403 for its DELETE) is that key's alone, as a
+		// per-key error of DeleteObjects is: the others are deleted.
+		var others []string
+		for _, k := range []string{"r/a", "r/refused", "r/b", "r/c"} {
+			if err := st.WriteRecord(ctx, k, []byte("x"), false); err != nil {
+				t.Fatal(err)
+			}
+			if k != "r/refused" {
+				others = append(others, k)
+			}
+		}
+		deleted, err := st.Delete(ctx, []string{"r/a", "r/refused", "r/b", "r/c"}, nil)
+		slices.Sort(deleted)
+		if !slices.Equal(deleted, others) || !errors.Is(err, ErrNotDeleted) || StoreRefused(err) || !strings.Contains(err.Error(), "r/refused (AccessDenied") {
+			t.Errorf("a key refused alone: deleted %v, %v; want %v deleted and r/refused refused alone", deleted, err, others)
 		}
 		if n := multi.Load(); n != 1 {
 			t.Errorf("%d DeleteObjects requests, want 1 (then single deletes)", n)
