@@ -68,7 +68,7 @@ func memoryFor(cmd string, lookup func(string) (string, bool)) memorySettings {
 var setsMemory = true
 
 // setMemory applies the settings of cmd.
-func setMemory(cmd string) {
+func setMemory(cmd string) (switched <-chan struct{}) {
 	s := memoryFor(cmd, os.LookupEnv)
 	if s.setPercent {
 		debug.SetGCPercent(s.percent)
@@ -76,12 +76,17 @@ func setMemory(cmd string) {
 	if s.setLimit {
 		debug.SetMemoryLimit(s.limit)
 	}
-	if s.late {
-		afterCollection(func() {
-			debug.SetGCPercent(gcPercent)
-			debug.SetMemoryLimit(memoryLimit)
-		})
+	if !s.late {
+		return nil
 	}
+	// Closed once the usual settings are in place (for a test to wait on).
+	done := make(chan struct{})
+	afterCollection(func() {
+		debug.SetGCPercent(gcPercent)
+		debug.SetMemoryLimit(memoryLimit)
+		close(done)
+	})
+	return done
 }
 
 // afterCollection runs f once the next collection has run: the collector

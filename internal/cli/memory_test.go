@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMemoryFor(t *testing.T) {
@@ -72,21 +74,26 @@ const memoryChildEnv = "S3AM_TEST_SET_MEMORY"
 // prints them, then again after a collection (once they have changed, for
 // a command whose settings change then): "GOGC LIMIT GOGC LIMIT".
 func memoryChild(cmd string) {
-	setMemory(cmd)
+	switched := setMemory(cmd)
 	get := func() (int, int64) {
 		p := debug.SetGCPercent(100)
 		debug.SetGCPercent(p)
 		return p, debug.SetMemoryLimit(-1)
 	}
 	p0, l0 := get()
-	late := memoryFor(cmd, os.LookupEnv).late
 	runtime.GC()
-	p1, l1 := get()
-	// The cleanup runs on a goroutine of its own after the collection.
-	for i := 0; late && p1 == p0 && i < 10000; i++ {
-		runtime.Gosched()
-		p1, l1 = get()
+	// The cleanup runs on a goroutine of its own after the collection, at
+	// the scheduler's pace (a loaded machine's): wait for it to say so.
+	// Were the sentinel not found in that collection, the next ones would.
+	for switched != nil {
+		select {
+		case <-switched:
+			switched = nil
+		default:
+			runtime.GC()
+		}
 	}
+	p1, l1 := get()
 	fmt.Println(p0, l0, p1, l1)
 }
 
@@ -109,7 +116,11 @@ func TestSetMemory(t *testing.T) {
 		{"download", []string{"GOGC=off", "GOMEMLIMIT=off"}, fmt.Sprint(-1, noLimit, -1, noLimit)},
 	}
 	for _, tt := range tests {
-		cmd := exec.Command(os.Args[0])
+		// A guard, not a measure: a child whose switch never comes would
+		// otherwise hold the suite until its timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, os.Args[0])
 		cmd.Env = append([]string{memoryChildEnv + "=" + tt.cmd}, tt.env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
