@@ -966,6 +966,32 @@ func TestReadSmallAttemptsDoNotMultiply(t *testing.T) {
 
 // AfterCancel's context outlives ctx's cancel by CancelGrace on the clock
 // given (the store's), no less, whether ctx is cancelled before or after.
+// A grace given within another ends with it: an abort under a set's
+// finish does not start 5 s of its own when the finish's run out, so the
+// process never outlives the signal by more than CancelGrace.
+func TestAfterCancelNested(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClock()
+	ctx, cancel := context.WithCancel(context.Background())
+	outer, stopOuter := AfterCancel(ctx, clock)
+	defer stopOuter()
+	cancel()
+	guard, stopGuard := context.WithTimeout(context.Background(), 20*time.Second) // a hang only
+	defer stopGuard()
+	if err := clock.BlockUntilContext(guard, 1); err != nil {
+		t.Fatal("the outer grace waits on no timer of the clock")
+	}
+	clock.Advance(CancelGrace / 2)
+	inner, stopInner := AfterCancel(outer, clock)
+	defer stopInner()
+	clock.Advance(CancelGrace / 2)
+	select {
+	case <-inner.Done():
+	case <-guard.Done():
+		t.Fatal("the inner grace outlived the outer one")
+	}
+}
+
 func TestAfterCancel(t *testing.T) {
 	t.Parallel()
 	for _, before := range []bool{false, true} {
@@ -986,8 +1012,10 @@ func TestAfterCancel(t *testing.T) {
 			t.Fatalf("cancelled before %t: the grace waits on no timer of the clock", before)
 		}
 		clock.Advance(CancelGrace - time.Nanosecond)
-		if out.Err() != nil {
-			t.Errorf("cancelled before %t: ended before CancelGrace", before)
+		// Its timer still waits on the clock (a cleanup fired runs on a
+		// goroutine of its own, so out.Err alone could not tell yet).
+		if err := clock.BlockUntilContext(guard, 1); err != nil || out.Err() != nil {
+			t.Fatalf("cancelled before %t: ended before CancelGrace", before)
 		}
 		clock.Advance(time.Nanosecond)
 		select {

@@ -477,7 +477,12 @@ const CancelGrace = 5 * time.Second
 // CancelGrace after it, on clock (at once when ctx is cancelled already,
 // the grace starting then).
 func AfterCancel(ctx context.Context, clock clockwork.Clock) (context.Context, context.CancelFunc) {
-	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if ctx.Value(graceKey{}) != nil {
+		// Within a grace given already (an abort under a set's finish):
+		// that one's end is this one's, so that graces never add up.
+		return context.WithCancel(ctx)
+	}
+	out, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), graceKey{}, true))
 	if ctx.Err() != nil {
 		t := clock.AfterFunc(CancelGrace, cancel)
 		return out, func() { t.Stop(); cancel() }
@@ -485,6 +490,9 @@ func AfterCancel(ctx context.Context, clock clockwork.Clock) (context.Context, c
 	stop := context.AfterFunc(ctx, func() { clock.AfterFunc(CancelGrace, cancel) })
 	return out, func() { stop(); cancel() }
 }
+
+// graceKey marks a context AfterCancel gave.
+type graceKey struct{}
 
 // AfterCancel is AfterCancel on the store's clock.
 func (s *Store) AfterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
