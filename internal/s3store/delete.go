@@ -98,11 +98,21 @@ func itemRefused(err error) bool {
 			return false
 		}
 	}
-	if bucketRegion(err) != "" {
+	if bucketRegion(err) != "" || wholeStoreCodes[apiErr.ErrorCode()] {
 		return false
 	}
 	st := respErr.HTTPStatusCode()
-	return st >= 400 && st < 500
+	// 405: a read-only gateway; 429: throttled past the SDK's retries.
+	return st >= 400 && st < 500 && st != 405 && st != 429
+}
+
+// wholeStoreCodes are 4xx errors S3 gives for every request alike (the
+// account, the clock, the signature), however classify names them: one
+// key's answer with one of these is no reason to go on to the next.
+var wholeStoreCodes = map[string]bool{
+	"AllAccessDisabled": true, "AccountProblem": true, "RequestTimeTooSkewed": true,
+	"AuthorizationHeaderMalformed": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
+	"ExpiredToken": true, "InvalidToken": true, "TokenRefreshRequired": true, "SlowDown": true,
 }
 
 // refusal marks an item's own refusal: it reads as the error it wraps, and

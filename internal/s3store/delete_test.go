@@ -15,7 +15,10 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nsmithuk/s3-asset-manager/internal/s3test"
@@ -297,4 +300,37 @@ func TestDeleteObjectsContentMD5(t *testing.T) {
 			})
 		}
 	})
+}
+
+// One key's refusal lets the others go on; an error every request would
+// meet (the account, the clock, the signature, throttling) does not.
+func TestItemRefused(t *testing.T) {
+	t.Parallel()
+	answer := func(status int, code string) error {
+		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      &smithy.GenericAPIError{Code: code, Message: "m"},
+		}}
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{answer(403, "AccessDenied"), true},
+		{answer(409, "InvalidObjectState"), true},
+		{answer(403, "AllAccessDisabled"), false},
+		{answer(403, "AccountProblem"), false},
+		{answer(403, "RequestTimeTooSkewed"), false},
+		{answer(400, "AuthorizationHeaderMalformed"), false},
+		{answer(403, "InvalidAccessKeyId"), false},
+		{answer(405, "MethodNotAllowed"), false},
+		{answer(429, "TooManyRequests"), false},
+		{answer(503, "SlowDown"), false},
+		{answer(500, "InternalError"), false},
+		{fmt.Errorf("delete k: %w", ErrUnreachable), false},
+	} {
+		if got := itemRefused(tc.err); got != tc.want {
+			t.Errorf("itemRefused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }
