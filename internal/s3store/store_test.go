@@ -898,27 +898,10 @@ func TestReadSmallStallReadAgain(t *testing.T) {
 			b, err := st.ReadSmall(ctx, "record", 1<<20)
 			done <- result{b, err}
 		}()
-		var moved time.Duration
-	advance:
-		for {
-			wait, stop := context.WithCancel(ctx)
-			watched := make(chan error, 1)
-			go func() { watched <- clock.BlockUntilContext(wait, 2) }()
-			select {
-			case <-again:
-				stop()
-				break advance
-			case err := <-watched:
-				stop()
-				if err != nil {
-					t.Fatalf("no stall watch on the store's clock beside the attempt's timeout, and not read again: %v (proxy: %s)", err, proxy.Counts())
-				}
-			}
-			if moved >= timeout-stall {
-				t.Fatalf("not read again after %s on the store's clock (stall timeout %s)", moved, stall)
-			}
-			clock.Advance(stall / 4)
-			moved += stall / 4
+		// The clock moves only while the stall watch waits on it beside the
+		// timeouts, so no time passes before the body is read.
+		if err := s3test.AdvanceUntil(ctx, clock, 2, again, stall/4, timeout-stall); err != nil {
+			t.Fatalf("no stall watch on the store's clock beside the attempt's timeout, or not read again after it (stall timeout %s): %v (proxy: %s)", stall, err, proxy.Counts())
 		}
 		res := <-done
 		if res.err != nil || !bytes.Equal(res.b, body) {
